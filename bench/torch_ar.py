@@ -1,0 +1,185 @@
+"""PyTorch eager reference training benchmark for mechlab's AR-32 model.
+
+Mirrors the associative-recall setup of Arora et al., "Mechanistic evaluation
+of Transformers and state space models" (arXiv 2505.15105), zoology-style
+backbone, exactly as mechlab implements it:
+
+Task (AR-32): vocabulary 8196 (PAD 0, BOS 1, EOS 2, keys 3..4098, values
+4099..8194, id 8195 unused). Each sequence holds n=16 pairs,
+``BOS k1 v1 ... k16 v16 EOS kq vq EOS`` (37 tokens); keys are distinct
+(sampled without replacement from 4096), values are distinct independently
+and paired by index, and the queried pair q is uniform over the 16. Only the
+answer is supervised: cross-entropy of the logits at position 34 (kq)
+predicting the token at position 35 (vq).
+
+Model: tied word embedding and learned absolute position embedding (1024
+positions), both N(0, 0.02); 2 pre-LN blocks
+``r = r + Attn(LN1(r)); r = r + MLP(LN2(r))`` (LayerNorm eps 1e-5);
+MLP = Linear(d, 4d) -> exact GELU -> Linear(4d, d); single-head attention with
+Wqkv = Linear(d, 3d, no bias), causal softmax(q k^T / sqrt(d)) v where masked
+scores get -10000 added (not -inf), and out_proj = Linear(d, d). Final
+LayerNorm; the LM head (embedding weight transposed, no bias) is applied only
+at the query position. Linear weights N(0, 0.02) and biases 0, except out_proj
+and fc2 weights N(0, 0.02 / sqrt(2 * layers)).
+
+Training: AdamW (betas 0.9/0.999, eps 1e-8, weight decay 0), fp32, no
+gradient clipping. Batches are generated up front from a fixed seed, then
+``--warmup`` untimed steps run before ``--steps`` timed steps
+(forward + backward + optimizer). One line of JSON is printed.
+
+Usage: python bench/torch_ar.py --d-model 64 --steps 200 --warmup 20 --batch 32 --threads 2
+"""
+
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+VOCAB = 8196
+BOS, EOS = 1, 2
+KEY_BASE, VALUE_BASE, NUM_KEYS = 3, 4099, 4096
+PAIRS = 16
+SEQ_LEN = 2 * PAIRS + 5  # BOS, pairs, EOS, kq, vq, EOS
+QUERY_POS = 2 * PAIRS + 2  # position of kq
+ANSWER_POS = QUERY_POS + 1  # position of vq
+MAX_POSITIONS = 1024
+LAYERS = 2
+INIT_STD = 0.02
+MASK_VALUE = -10000.0
+EXPECTED_PARAMS = {64: 689_792, 16: 154_016}
+
+
+def make_batches(rng: np.random.Generator, count: int, batch: int) -> torch.Tensor:
+    """Return `count` AR-32 batches as an int64 tensor of shape (count, batch, SEQ_LEN)."""
+    seqs = np.empty((count * batch, SEQ_LEN), dtype=np.int64)
+    for row in seqs:
+        keys = KEY_BASE + rng.choice(NUM_KEYS, PAIRS, replace=False)
+        values = VALUE_BASE + rng.choice(NUM_KEYS, PAIRS, replace=False)
+        q = rng.integers(PAIRS)
+        row[0] = BOS
+        row[1 : 2 * PAIRS + 1 : 2] = keys
+        row[2 : 2 * PAIRS + 1 : 2] = values
+        row[2 * PAIRS + 1] = EOS
+        row[QUERY_POS] = keys[q]
+        row[ANSWER_POS] = values[q]
+        row[SEQ_LEN - 1] = EOS
+    return torch.from_numpy(seqs).view(count, batch, SEQ_LEN)
+
+
+class Attention(nn.Module):
+    """Single-head causal self-attention with an additive -10000 mask."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.Wqkv = nn.Linear(d, 3 * d, bias=False)
+        self.out_proj = nn.Linear(d, d)
+        self.scale = 1.0 / math.sqrt(d)
+        mask = torch.triu(torch.full((SEQ_LEN, SEQ_LEN), MASK_VALUE), diagonal=1)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.Wqkv(x).chunk(3, dim=-1)
+        scores = q @ k.transpose(-1, -2) * self.scale + self.mask
+        return self.out_proj(scores.softmax(dim=-1) @ v)
+
+
+class Block(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d, eps=1e-5)
+        self.attn = Attention(d)
+        self.ln2 = nn.LayerNorm(d, eps=1e-5)
+        self.fc1 = nn.Linear(d, 4 * d)
+        self.fc2 = nn.Linear(4 * d, d)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        r = r + self.attn(self.ln1(r))
+        return r + self.fc2(F.gelu(self.fc1(self.ln2(r))))
+
+
+class Model(nn.Module):
+    def __init__(self, d: int):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(VOCAB, d)
+        self.position_embeddings = nn.Embedding(MAX_POSITIONS, d)
+        self.blocks = nn.ModuleList(Block(d) for _ in range(LAYERS))
+        self.ln_f = nn.LayerNorm(d, eps=1e-5)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        residual_std = INIT_STD / math.sqrt(2 * LAYERS)
+        for name, module in self.named_modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                std = residual_std if name.endswith(("out_proj", "fc2")) else INIT_STD
+                nn.init.normal_(module.weight, mean=0.0, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Return logits at the query position only, shape (batch, VOCAB)."""
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        r = self.word_embeddings(tokens) + self.position_embeddings(positions)
+        for block in self.blocks:
+            r = block(r)
+        hidden = self.ln_f(r)[:, QUERY_POS]
+        return hidden @ self.word_embeddings.weight.t()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=200, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed training steps")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    batches = make_batches(np.random.default_rng(args.seed), args.warmup + args.steps, args.batch)
+
+    model = Model(args.d_model)
+    n_params = sum(p.numel() for p in model.parameters())
+    if args.d_model in EXPECTED_PARAMS:
+        assert n_params == EXPECTED_PARAMS[args.d_model], n_params
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0
+    )
+
+    def step(tokens: torch.Tensor) -> None:
+        logits = model(tokens)
+        loss = F.cross_entropy(logits, tokens[:, ANSWER_POS])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for tokens in batches[: args.warmup]:
+        step(tokens)
+    start = time.perf_counter()
+    for tokens in batches[args.warmup :]:
+        step(tokens)
+    seconds = time.perf_counter() - start
+
+    print(json.dumps({
+        "impl": "pytorch-eager",
+        "d_model": args.d_model,
+        "batch": args.batch,
+        "seq_len": SEQ_LEN,
+        "steps": args.steps,
+        "params": n_params,
+        "seconds": round(seconds, 4),
+        "tokens_per_s": round(args.steps * args.batch * SEQ_LEN / seconds, 1),
+        "torch_version": torch.__version__,
+        "threads": args.threads,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+//! The local scheduler: dataset nodes first (cheap, shared), then train nodes, `jobs` at a time.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::ExecError;
+use super::device::DeviceChoice;
+use super::node::{NodeContext, Outcome, execute};
+use super::progress::Progress;
+use crate::plan::{NodeKind, PlannedRun, RunGraph};
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Nodes run at once (each node also uses burn's thread pool).
+    pub jobs: usize,
+    pub device: DeviceChoice,
+    /// No progress bars.
+    pub quiet: bool,
+    /// Only these node ids (e.g. one Slurm task); all when empty.
+    pub only: Vec<String>,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            jobs: 1,
+            device: DeviceChoice::Cpu,
+            quiet: true,
+            only: Vec::new(),
+        }
+    }
+}
+
+/// What happened to each node.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub outcomes: Vec<(String, NodeKind, Outcome)>,
+    pub interrupted: bool,
+}
+
+impl RunReport {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, _, o)| f(o)).count()
+    }
+
+    pub fn failed(&self) -> usize {
+        self.count(|o| matches!(o, Outcome::Failed(_)))
+    }
+}
+
+/// Runs every node of `graph` that is not done. A failed node is recorded and the sweep goes on;
+/// setting `interrupt` stops running nodes at their next step (after a checkpoint).
+pub fn run_graph(
+    graph: &RunGraph,
+    store: &Store,
+    opts: &ExecOptions,
+    interrupt: Arc<AtomicBool>,
+) -> Result<RunReport, ExecError> {
+    opts.device.check_available()?;
+    let selected: Vec<_> = graph
+        .nodes
+        .iter()
+        .filter(|n| opts.only.is_empty() || opts.only.contains(&n.id))
+        .collect();
+    let progress = Progress::new(selected.len(), opts.quiet);
+    let report = Mutex::new(RunReport::default());
+    let first_error: Mutex<Option<ExecError>> = Mutex::new(None);
+    let run_of = |id: &str| -> Option<&PlannedRun> { graph.runs.iter().find(|r| r.train == id || r.dataset == id) };
+
+    for kind in [NodeKind::Dataset, NodeKind::Train] {
+        let queue: Mutex<VecDeque<_>> = Mutex::new(selected.iter().filter(|n| n.kind == kind).copied().collect());
+        std::thread::scope(|scope| {
+            for _ in 0..opts.jobs.max(1) {
+                scope.spawn(|| {
+                    loop {
+                        if interrupt.load(Ordering::Relaxed) || first_error.lock().expect("lock").is_some() {
+                            return;
+                        }
+                        let Some(node) = queue.lock().expect("lock").pop_front() else {
+                            return;
+                        };
+                        let run = run_of(&node.id);
+                        let name = run.map(|r| r.point.name.clone()).unwrap_or_else(|| node.id.clone());
+                        let bar = (node.kind == NodeKind::Train).then(|| progress.node_bar(&name, 0));
+                        let ctx = NodeContext {
+                            store,
+                            device: opts.device,
+                            interrupt: interrupt.clone(),
+                            bar: bar.clone(),
+                        };
+                        let result = execute(node, run, &ctx);
+                        if let Some(bar) = bar {
+                            bar.finish_and_clear();
+                        }
+                        progress.overall.inc(1);
+                        match result {
+                            Ok(outcome) => {
+                                let label = format!("{} {} ({})", node.kind.name(), name, node.id);
+                                match &outcome {
+                                    Outcome::Failed(e) => progress.println(format!("failed: {label}: {e}")),
+                                    Outcome::Busy => progress.println(format!("busy: {label} is running in another process")),
+                                    Outcome::Interrupted { step } => {
+                                        progress.println(format!("stopped: {label} at step {step}; rerun to resume"))
+                                    }
+                                    Outcome::Done if node.kind == NodeKind::Train => progress.println(format!("done: {label}")),
+                                    _ => {}
+                                }
+                                report.lock().expect("lock").outcomes.push((node.id.clone(), node.kind, outcome));
+                            }
+                            Err(e) => {
+                                first_error.lock().expect("lock").get_or_insert(e);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_error.lock().expect("lock").take() {
+            return Err(e);
+        }
+    }
+    progress.overall.finish_and_clear();
+    let mut report = report.into_inner().expect("lock");
+    report.interrupted = interrupt.load(Ordering::Relaxed);
+    Ok(report)
+}

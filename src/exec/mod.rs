@@ -1,0 +1,30 @@
+//! Execution: runs the nodes of a run graph that are not done, locally, `jobs` at a time, with
+//! progress bars, clean Ctrl-C (checkpoint, then stop) and resumption.
+
+pub mod device;
+pub mod local;
+pub mod node;
+pub mod progress;
+
+pub use device::DeviceChoice;
+pub use local::{ExecOptions, RunReport, run_graph};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(
+        "this mechlab was built without CUDA support, so --device {0} is unavailable: rebuild with `cargo build --release --features cuda`"
+    )]
+    NoCuda(String),
+    #[error("unknown device \"{0}\": expected cpu, cuda or cuda:N")]
+    UnknownDevice(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Dataset(#[from] crate::task::DatasetError),
+    #[error(transparent)]
+    Train(#[from] crate::train::TrainError),
+    #[error("node {0} is not in the plan")]
+    UnknownNode(String),
+}

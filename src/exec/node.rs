@@ -1,0 +1,268 @@
+//! Executing one node: lock, status bookkeeping, and the node's work.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::ProgressBar;
+
+use super::ExecError;
+use super::device::DeviceChoice;
+use crate::plan::{Node, NodeKind, PlannedRun};
+use crate::report::collect::RunSummary;
+use crate::report::{metrics_frame, write_parquet};
+use crate::spec::RunPoint;
+use crate::store::status::now;
+use crate::store::{NodeLock, NodeState, Status, Store, write_atomic};
+use crate::task::{Dataset, Split};
+use crate::train::{Checkpoint, Checkpointer, Control, MetricRow, Observer, TrainOutcome};
+
+/// How a node attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// Already done before this run.
+    Skipped,
+    /// Another process holds the node's lock.
+    Busy,
+    /// Stopped by Ctrl-C after checkpointing at `step`.
+    Interrupted { step: usize },
+    Failed(String),
+}
+
+/// Everything a node needs besides itself.
+pub struct NodeContext<'a> {
+    pub store: &'a Store,
+    pub device: DeviceChoice,
+    pub interrupt: Arc<AtomicBool>,
+    pub bar: Option<ProgressBar>,
+}
+
+pub fn data_path(store: &Store, dataset_id: &str, split: Split) -> PathBuf {
+    store.node_dir(dataset_id).join(format!("data-{}.bin", split.name()))
+}
+
+/// Runs `node` unless it is done or busy. Failures of the node's work are recorded in its
+/// status and returned as `Outcome::Failed`; only store errors abort.
+pub fn execute(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<Outcome, ExecError> {
+    let dir = ctx.store.node_dir(&node.id);
+    let Some(_lock) = NodeLock::try_acquire(&dir)? else {
+        return Ok(Outcome::Busy);
+    };
+    let previous = ctx.store.status(&node.id)?;
+    if previous.state == NodeState::Done {
+        return Ok(Outcome::Skipped);
+    }
+    let config = serde_json::to_vec_pretty(&node.config).expect("config serialises");
+    write_atomic(&dir.join("spec.json"), &config)?;
+    let started = Instant::now();
+    let mut status = Status {
+        state: NodeState::Running,
+        kind: node.kind.name().to_string(),
+        started: Some(now()),
+        backend: Some(ctx.device.backend().to_string()),
+        device: Some(ctx.device.device_name()),
+        mechlab_version: Some(crate::VERSION.to_string()),
+        pid: Some(std::process::id()),
+        step: previous.step,
+        ..Status::default()
+    };
+    ctx.store.write_status(&node.id, &status)?;
+
+    let result = match node.kind {
+        NodeKind::Dataset => run_dataset(node, run, ctx).map(|()| None),
+        NodeKind::Train => run_train(node, run, ctx),
+    };
+    status.pid = None;
+    status.wall_s = Some(started.elapsed().as_secs_f64() + previous.wall_s.unwrap_or(0.0));
+    let outcome = match result {
+        Ok(None) => {
+            status.state = NodeState::Done;
+            status.finished = Some(now());
+            Outcome::Done
+        }
+        Ok(Some(step)) => {
+            status.state = NodeState::Pending;
+            status.step = Some(step as u64);
+            Outcome::Interrupted { step }
+        }
+        Err(ExecError::Store(e)) => return Err(ExecError::Store(e)),
+        Err(e) => {
+            status.state = NodeState::Failed;
+            status.finished = Some(now());
+            status.error = Some(e.to_string());
+            Outcome::Failed(e.to_string())
+        }
+    };
+    ctx.store.write_status(&node.id, &status)?;
+    Ok(outcome)
+}
+
+fn run_point<'a>(node: &Node, run: Option<&'a PlannedRun>) -> Result<&'a PlannedRun, ExecError> {
+    run.ok_or_else(|| ExecError::UnknownNode(node.id.clone()))
+}
+
+fn run_dataset(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
+    let point = &run_point(node, run)?.point;
+    let task = point.task.config();
+    for (split, n) in [(Split::Train, point.task.train_size()), (Split::Test, point.task.test_size())] {
+        let data = task.generate(point.seed, split, n);
+        write_atomic(&data_path(ctx.store, &node.id, split), &data.to_bytes())?;
+    }
+    Ok(())
+}
+
+/// Loads a cached split; a corrupt cache is regenerated (generation is deterministic).
+fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, ExecError> {
+    let path = data_path(store, &run.dataset, split);
+    let n = match split {
+        Split::Train => run.point.task.train_size(),
+        Split::Test => run.point.task.test_size(),
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => match Dataset::from_bytes(&bytes, &path.display().to_string()) {
+            Ok(d) if d.len() == n => return Ok(d),
+            _ => {}
+        },
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::store::StoreError::Io { path, source: e }.into());
+        }
+        Err(_) => {}
+    }
+    let data = run.point.task.config().generate(run.point.seed, split, n);
+    write_atomic(&path, &data.to_bytes())?;
+    Ok(data)
+}
+
+/// Checkpoints as one atomic file in the node directory.
+struct FileCheckpoints {
+    path: PathBuf,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl Checkpointer for FileCheckpoints {
+    fn load(&mut self) -> Result<Option<Checkpoint>, BoxError> {
+        match std::fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(Checkpoint::from_bytes(&bytes)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+
+    fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), BoxError> {
+        write_atomic(&self.path, &checkpoint.to_bytes())?;
+        Ok(())
+    }
+}
+
+struct BarObserver<'a> {
+    bar: Option<&'a ProgressBar>,
+    interrupt: &'a AtomicBool,
+}
+
+impl Observer for BarObserver<'_> {
+    fn on_step(&mut self, step: usize, _total: usize, loss: f32) -> Control {
+        if let Some(bar) = self.bar {
+            bar.set_position(step as u64);
+            if step % 10 == 0 {
+                bar.set_message(format!("loss {loss:.3}"));
+            }
+        }
+        if self.interrupt.load(Ordering::Relaxed) {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+
+    fn on_eval(&mut self, rows: &[MetricRow]) {
+        if let (Some(bar), Some(acc)) = (self.bar, rows.iter().find(|r| r.split == "test" && r.metric == "accuracy")) {
+            bar.set_message(format!("test acc {:.1}%", 100.0 * acc.value));
+        }
+    }
+}
+
+/// Trains; `Ok(Some(step))` when interrupted.
+fn run_train(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<Option<usize>, ExecError> {
+    let run = run_point(node, run)?;
+    match ctx.device {
+        DeviceChoice::Cpu => train_on::<super::device::CpuBackend>(run, ctx, &Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(n) => {
+            train_on::<super::device::CudaBackend>(run, ctx, &burn::backend::cuda::CudaDevice::new(n))
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(n) => Err(ExecError::NoCuda(format!("cuda:{n}"))),
+    }
+}
+
+fn train_on<B: AutodiffBackend>(run: &PlannedRun, ctx: &NodeContext, device: &B::Device) -> Result<Option<usize>, ExecError> {
+    let train = load_split(ctx.store, run, Split::Train)?;
+    let test = load_split(ctx.store, run, Split::Test)?;
+    let k = run.point.task.eval_examples();
+    let (train_eval, test_eval) = (train.head(k), test.head(k));
+    let dir = ctx.store.node_dir(&run.train);
+    let checkpoint_path = dir.join("checkpoint.bin");
+    let mut checkpoints = FileCheckpoints {
+        path: checkpoint_path.clone(),
+    };
+    let cfg = run.point.train_config();
+    if let Some(bar) = &ctx.bar {
+        bar.set_length(cfg.steps as u64);
+    }
+    let mut observer = BarObserver {
+        bar: ctx.bar.as_ref(),
+        interrupt: &ctx.interrupt,
+    };
+    let outcome = crate::train::train::<B>(
+        &run.point.model_config(),
+        &cfg,
+        &train,
+        &[("train", &train_eval), ("test", &test_eval)],
+        device,
+        &mut checkpoints,
+        &mut observer,
+    )?;
+    match outcome {
+        TrainOutcome::Stopped { step } => Ok(Some(step)),
+        TrainOutcome::Finished { model, metrics } => {
+            save_final(&dir, &run.point, model, &metrics, cfg.steps as u64)?;
+            // The final weights are in model.bin; the optimizer state is no longer needed.
+            let _ = std::fs::remove_file(&checkpoint_path);
+            Ok(None)
+        }
+    }
+}
+
+fn save_final<B: AutodiffBackend>(
+    dir: &Path,
+    point: &RunPoint,
+    model: crate::model::LanguageModel<B>,
+    metrics: &[MetricRow],
+    steps: u64,
+) -> Result<(), ExecError> {
+    let summary = RunSummary {
+        params: model.num_params(),
+        steps,
+    };
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder
+        .record(model.valid().into_record(), ())
+        .map_err(|e| crate::train::TrainError::Checkpoint(e.to_string()))?;
+    write_atomic(&dir.join("model.bin"), &bytes)?;
+    let meta = [
+        ("mechlab.version", crate::VERSION.to_string()),
+        ("mechlab.run", point.name.clone()),
+    ];
+    write_parquet(&dir.join("metrics.parquet"), &mut metrics_frame(metrics), &meta)?;
+    write_atomic(
+        &dir.join("summary.json"),
+        &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! mechlab: mechanistic evaluation of sequence-model architectures from declarative TOML specs.
+//!
+//! Data flows one way; each stage reads only what the stage before it produced:
+//!
+//! ```text
+//! experiments/*.toml ─► spec ─► plan ─► exec ─► store ─► report
+//!                                        │
+//!                      task · model · train · interp   (the science: burn code)
+//! ```
+//!
+//! - [`spec`]: TOML types (serde, `deny_unknown_fields`), figment layering, sweep expansion, located errors.
+//! - [`plan`]: the content-addressed run graph (dataset → train → evaluate) and its dry-run printing.
+//! - [`exec`]: the local scheduler (jobs, progress, Ctrl-C, locking) and backend selection.
+//! - [`store`]: run directories under `results/store/<id>/`, status records, atomic writes.
+//! - [`report`]: polars collection of per-node shards into tidy Parquet tables.
+//! - [`task`]: synthetic task generators emitting tokens plus named roles (AR).
+//! - [`model`]: the backbone, one file per mixer, named intervention sites.
+//! - [`train`]: the training loop, schedules, checkpoints and evaluation.
+//!
+//! Science modules (`task`, `model`, `train`) never import orchestration modules (`spec`, `plan`,
+//! `exec`, `store`, `report`): they take plain config structs and return plain data.
+
+pub mod bench;
+pub mod exec;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod spec;
+pub mod store;
+pub mod task;
+pub mod train;
+
+/// Salt mixed into every node id: bump it when a change to the code changes what a node produces,
+/// so stale results are not reused.
+pub const CODE_SALT: &str = "mechlab-node-v1";
+
+/// The crate version recorded in status files and Parquet metadata.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,303 @@
+//! The `mechlab` command line: parse, dispatch to one function per subcommand, print errors once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use mechlab::exec::{DeviceChoice, ExecOptions, run_graph};
+use mechlab::plan::{NodeKind, RunGraph, plan};
+use mechlab::spec::{LoadOptions, Resolved, load};
+use mechlab::store::{NodeState, Store};
+
+#[derive(Parser)]
+#[command(name = "mechlab", version, about = "Mechanistic evaluation of sequence models from TOML specs")]
+struct Cli {
+    /// Results root (node store and collected tables).
+    #[arg(long, global = true, env = "MECHLAB_RESULTS", default_value = "results")]
+    results: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a spec: every error with file:line, key and what was expected.
+    Validate(SpecArgs),
+    /// Print the expanded run graph without running anything.
+    Plan(SpecArgs),
+    /// Run what is not done yet; rerunning resumes.
+    Run(RunArgs),
+    /// Show done / running / failed / pending per node.
+    Status(SpecArgs),
+    /// Rebuild results/<experiment>/{runs,metrics}.parquet from the store.
+    Collect(SpecArgs),
+    /// Write (or check) the JSON Schema of the spec format.
+    Schema {
+        /// Fail if the committed schema differs instead of writing it.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value = mechlab::spec::schema::SCHEMA_PATH)]
+        out: PathBuf,
+    },
+    /// Measure training throughput (tokens/s) of AR-32, batch 32, on the CPU backend.
+    Bench {
+        #[arg(long, default_value_t = 64)]
+        d_model: usize,
+        #[arg(long, default_value_t = 32)]
+        batch: usize,
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+    },
+}
+
+#[derive(Args)]
+struct SpecArgs {
+    /// The experiment spec (TOML).
+    spec: PathBuf,
+    /// Merge `[profile.NAME]` over the spec.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Override a key: `--set train.lr=1e-3` (repeatable; TOML values).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Nodes to run at once.
+    #[arg(long, short, default_value_t = 1)]
+    jobs: usize,
+    /// `cpu`, or `cuda[:N]` in a build with `--features cuda`.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Run only this node (as a Slurm task does); repeatable.
+    #[arg(long = "node")]
+    nodes: Vec<String>,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let store = Store::new(&cli.results);
+    match cli.command {
+        Command::Validate(args) => validate(&args),
+        Command::Plan(args) => print_plan(&args, &store),
+        Command::Run(args) => run(&args, &store),
+        Command::Status(args) => status(&args, &store),
+        Command::Collect(args) => {
+            let graph = plan(&resolve(&args)?);
+            let summary = mechlab::report::collect(&graph, &store)?;
+            println!(
+                "collected {} runs ({} done, {} metric rows) into {}",
+                summary.runs,
+                summary.done,
+                summary.metric_rows,
+                summary.dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema { check, out } => schema(check, &out),
+        Command::Bench {
+            d_model,
+            batch,
+            warmup,
+            steps,
+        } => {
+            let r = mechlab::bench::train_throughput(mechlab::model::MixerKind::Attention, d_model, batch, warmup, steps)?;
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn resolve(args: &SpecArgs) -> Result<Resolved> {
+    let resolved = load(
+        &args.spec,
+        &LoadOptions {
+            profile: args.profile.clone(),
+            sets: args.sets.clone(),
+            env: true,
+        },
+    )?;
+    for w in &resolved.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(resolved)
+}
+
+fn validate(args: &SpecArgs) -> Result<ExitCode> {
+    let resolved = resolve(args)?;
+    let graph = plan(&resolved);
+    println!(
+        "{}: ok: experiment \"{}\", {} runs ({} dataset and {} train nodes)",
+        args.spec.display(),
+        resolved.experiment,
+        resolved.runs.len(),
+        graph.count(NodeKind::Dataset),
+        graph.count(NodeKind::Train)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn state_of(store: &Store, id: &str) -> Result<NodeState> {
+    Ok(store.status(id)?.state)
+}
+
+fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
+    let resolved = resolve(args)?;
+    let graph = plan(&resolved);
+    println!("experiment {} (spec hash {})", graph.experiment, graph.spec_hash);
+    if let Some(d) = &resolved.description {
+        println!("{d}");
+    }
+    for kind in [NodeKind::Dataset, NodeKind::Train] {
+        let ids: Vec<_> = graph.nodes.iter().filter(|n| n.kind == kind).collect();
+        let done = ids
+            .iter()
+            .filter(|n| state_of(store, &n.id).is_ok_and(|s| s == NodeState::Done))
+            .count();
+        println!("{:>8} nodes: {:>4} ({} done)", kind.name(), ids.len(), done);
+    }
+    println!();
+    print_runs_table(&graph, store)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One row per run: name, swept values, train node id and state.
+fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
+    let axes: Vec<String> = graph
+        .runs
+        .first()
+        .map(|r| r.point.axes.iter().map(|(k, _)| k.clone()).collect())
+        .unwrap_or_default();
+    let mut rows = vec![{
+        let mut h = vec!["run".to_string()];
+        h.extend(axes.iter().cloned());
+        h.extend(["steps".into(), "train node".into(), "state".into()]);
+        h
+    }];
+    for run in &graph.runs {
+        let mut row = vec![run.point.name.clone()];
+        for key in &axes {
+            let v = run.point.axes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+            row.push(match v {
+                Some(serde_json::Value::String(s)) => s,
+                Some(v) => v.to_string(),
+                None => "-".into(),
+            });
+        }
+        let status = store.status(&run.train)?;
+        let state = match (status.state, status.step) {
+            (NodeState::Pending, Some(step)) => format!("pending (checkpoint at step {step})"),
+            (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
+            (s, _) => s.to_string(),
+        };
+        row.extend([run.point.train.steps.to_string(), run.train.clone(), state]);
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    Ok(())
+}
+
+fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
+    let graph = plan(&resolve(args)?);
+    let mut counts = std::collections::BTreeMap::new();
+    for node in &graph.nodes {
+        *counts.entry(state_of(store, &node.id)?.to_string()).or_insert(0) += 1;
+    }
+    let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("experiment {}: {} nodes: {}", graph.experiment, graph.nodes.len(), summary.join(", "));
+    println!();
+    print_runs_table(&graph, store)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
+    let device: DeviceChoice = args.device.parse()?;
+    device.check_available()?;
+    let resolved = resolve(&args.spec)?;
+    let graph = plan(&resolved);
+    for id in &args.nodes {
+        if graph.node(id).is_none() {
+            bail!("--node {id}: no such node in this spec's plan (see `mechlab plan`)");
+        }
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: the user wants out now; checkpoints already written stay valid.
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupt: checkpointing running nodes, then stopping (Ctrl-C again to quit now)");
+    })
+    .context("installing the Ctrl-C handler")?;
+    let opts = ExecOptions {
+        jobs: args.jobs,
+        device,
+        quiet: args.quiet,
+        only: args.nodes.clone(),
+    };
+    let report = run_graph(&graph, store, &opts, interrupt)?;
+    let summary = mechlab::report::collect(&graph, store)?;
+    let done = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Done));
+    let skipped = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Skipped));
+    println!(
+        "{}: {} nodes ran, {} already done, {} failed; tables in {}",
+        graph.experiment,
+        done,
+        skipped,
+        report.failed(),
+        summary.dir.display()
+    );
+    if report.interrupted {
+        eprintln!("interrupted: rerun the same command to resume");
+        return Ok(ExitCode::from(130));
+    }
+    if report.failed() > 0 {
+        eprintln!("error: {} node(s) failed; see `mechlab status {}`", report.failed(), args.spec.spec.display());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn schema(check: bool, out: &std::path::Path) -> Result<ExitCode> {
+    let text = mechlab::spec::schema::experiment_schema();
+    if check {
+        let committed = std::fs::read_to_string(out).with_context(|| format!("{}: cannot read", out.display()))?;
+        if committed != text {
+            bail!("{} is stale: run `mechlab schema` and commit the result", out.display());
+        }
+        println!("{}: up to date", out.display());
+    } else {
+        mechlab::store::write_atomic(out, text.as_bytes())?;
+        println!("wrote {}", out.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,221 @@
+//! The language model: tied embedding, optional learned absolute positions, blocks, final
+//! LayerNorm, and an LM head computed only where it is needed.
+
+use burn::module::Module;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::module::embedding;
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+use super::block::{Block, LN_EPS};
+use super::init::{INIT_STD, Init};
+use super::mixer::{MixerKind, ModelError};
+use super::sites::Sites;
+
+/// Everything needed to build a model; derived from a resolved spec by the orchestration layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub layers: usize,
+    pub mixer: MixerKind,
+    /// Learned absolute position embedding (paper: on for attention, off elsewhere).
+    pub pos_emb: bool,
+    /// Rows of the position table (reference: 1024).
+    pub max_positions: usize,
+    /// MLP after each mixer (reference: on, except in Mamba blocks).
+    pub mlp: bool,
+}
+
+impl ModelConfig {
+    /// Builds the model with reference initialisation drawn from `seed`.
+    pub fn init<B: Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<LanguageModel<B>, ModelError> {
+        let mut init = Init::<B>::new(seed, device);
+        let word_embeddings = init.embedding(self.vocab_size, self.d_model, INIT_STD);
+        let position_embeddings = self
+            .pos_emb
+            .then(|| init.embedding(self.max_positions, self.d_model, INIT_STD));
+        let layers = (0..self.layers)
+            .map(|l| Block::init(l, self.mixer, self.d_model, self.layers, self.mlp, &mut init))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ln_f = LayerNormConfig::new(self.d_model)
+            .with_epsilon(LN_EPS)
+            .init(device);
+        Ok(LanguageModel {
+            word_embeddings,
+            position_embeddings,
+            layers,
+            ln_f,
+        })
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct LanguageModel<B: Backend> {
+    /// `[vocab, d_model]`, also the LM head (tied).
+    pub word_embeddings: Embedding<B>,
+    /// `[max_positions, d_model]` when learned positions are on.
+    pub position_embeddings: Option<Embedding<B>>,
+    pub layers: Vec<Block<B>>,
+    pub ln_f: LayerNorm<B>,
+}
+
+impl<B: Backend> LanguageModel<B> {
+    /// Residual stream after the last block (before the final norm).
+    ///
+    /// # Shapes
+    /// - `tokens_bs`: `[batch, seq]` → `[batch, seq, d_model]`
+    pub fn residual(&self, tokens_bs: Tensor<B, 2, Int>, sites: &mut dyn Sites<B>) -> Tensor<B, 3> {
+        let [_, s] = tokens_bs.dims();
+        let mut r_bsd = embedding(self.word_embeddings.weight.val(), tokens_bs);
+        if let Some(pos) = &self.position_embeddings {
+            let [_, d] = pos.weight.dims();
+            r_bsd = r_bsd + pos.weight.val().slice([0..s, 0..d]).unsqueeze_dim(0);
+        }
+        for block in &self.layers {
+            r_bsd = block.forward(r_bsd, sites);
+        }
+        r_bsd
+    }
+
+    /// Logits at selected flat positions `b·seq + t` only: the head is 1 of 37 tokens in AR, so
+    /// computing it everywhere would waste most of the largest matmul.
+    ///
+    /// # Shapes
+    /// - `r_bsd`: `[batch, seq, d_model]`, `flat_n`: `[n]` → `[n, vocab]`
+    pub fn logits_at(&self, r_bsd: Tensor<B, 3>, flat_n: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        let [b, s, d] = r_bsd.dims();
+        let r_nd = r_bsd.reshape([b * s, d]).select(0, flat_n);
+        self.head(self.ln_f.forward(r_nd))
+    }
+
+    /// Logits at every position (for tests and analysis).
+    ///
+    /// # Shapes
+    /// - `r_bsd`: `[batch, seq, d_model]` → `[batch, seq, vocab]`
+    pub fn logits_all(&self, r_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, d] = r_bsd.dims();
+        let logits = self.head(self.ln_f.forward(r_bsd.reshape([b * s, d])));
+        let [_, v] = logits.dims();
+        logits.reshape([b, s, v])
+    }
+
+    fn head(&self, h_nd: Tensor<B, 2>) -> Tensor<B, 2> {
+        h_nd.matmul(self.word_embeddings.weight.val().transpose())
+    }
+}
+
+/// Mean cross-entropy of `logits_nv` against `targets_n`.
+pub fn cross_entropy<B: Backend>(logits_nv: Tensor<B, 2>, targets_n: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+    let [n, _] = logits_nv.dims();
+    let picked = log_softmax(logits_nv, 1).gather(1, targets_n.reshape([n, 1]));
+    picked.mean().neg()
+}
+
+/// Builds an `Int` tensor from `u32` data.
+pub fn int_tensor<B: Backend, const D: usize>(
+    values: Vec<i64>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D, Int> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sites::{NoSites, Record, Site};
+    use burn::backend::{Autodiff, Flex};
+
+    fn config(vocab: usize, d: usize, pos: bool) -> ModelConfig {
+        ModelConfig {
+            vocab_size: vocab,
+            d_model: d,
+            layers: 2,
+            mixer: MixerKind::Attention,
+            pos_emb: pos,
+            max_positions: 1024,
+            mlp: true,
+        }
+    }
+
+    #[test]
+    fn parameter_counts_match_reference() {
+        let device = Default::default();
+        // reference/paper-setup.md §2: 2 layers, attention with learned positions.
+        for (vocab, d, expected) in [(8196, 16, 154_016), (8196, 64, 689_792), (26, 16, 23_296), (26, 64, 166_912)] {
+            let model = config(vocab, d, true).init::<Flex>(0, &device).unwrap();
+            assert_eq!(model.num_params(), expected, "vocab {vocab} d {d}");
+        }
+    }
+
+    #[test]
+    fn unimplemented_mixer_is_an_error_not_a_panic() {
+        let mut cfg = config(26, 16, false);
+        cfg.mixer = MixerKind::Hyena;
+        let err = cfg.init::<Flex>(0, &Default::default()).unwrap_err();
+        assert!(err.to_string().contains("not implemented"), "{err}");
+    }
+
+    #[test]
+    fn head_at_supervised_positions_equals_masked_full_sequence_loss() {
+        type B = Autodiff<Flex>;
+        let device = Default::default();
+        let model = config(40, 16, true).init::<B>(1, &device).unwrap();
+        let (b, s) = (3, 7);
+        let tokens: Vec<i64> = (0..b * s).map(|i| ((i * 7 + 3) % 40) as i64).collect();
+        let tokens_bs = int_tensor::<B, 2>(tokens, [b, s], &device);
+        // One supervised position per row, at different places.
+        let positions = [2usize, 5, 6];
+        let targets = [11i64, 29, 4];
+        // Two forward passes: each backward consumes its own graph.
+        let r = model.residual(tokens_bs.clone(), &mut NoSites);
+        let r_full = model.residual(tokens_bs, &mut NoSites);
+
+        let flat: Vec<i64> = positions.iter().enumerate().map(|(i, &p)| (i * s + p) as i64).collect();
+        let head = cross_entropy(
+            model.logits_at(r, int_tensor::<B, 1>(flat, [b], &device)),
+            int_tensor::<B, 1>(targets.to_vec(), [b], &device),
+        );
+
+        // Full-sequence masked cross-entropy: every position scored, then masked.
+        let logp = log_softmax(model.logits_all(r_full), 2);
+        let mut full_targets = vec![0i64; b * s];
+        let mut mask = vec![0f32; b * s];
+        for i in 0..b {
+            full_targets[i * s + positions[i]] = targets[i];
+            mask[i * s + positions[i]] = 1.0;
+        }
+        let picked = logp.gather(2, int_tensor::<B, 3>(full_targets, [b, s, 1], &device));
+        let mask = Tensor::<B, 3>::from_data(TensorData::new(mask, [b, s, 1]), &device);
+        let full = (picked * mask).sum().neg().div_scalar(b as f64);
+
+        let (h, f): (f32, f32) = (head.clone().into_scalar(), full.clone().into_scalar());
+        assert!((h - f).abs() < 1e-6 * f.abs().max(1.0), "{h} vs {f}");
+        // Gradients agree too (the embedding gets both input and head gradients).
+        let gh = head.backward();
+        let gf = full.backward();
+        let w = &model.word_embeddings.weight;
+        let a: Vec<f32> = w.grad(&gh).unwrap().into_data().to_vec().unwrap();
+        let c: Vec<f32> = w.grad(&gf).unwrap().into_data().to_vec().unwrap();
+        for (x, y) in a.iter().zip(&c) {
+            assert!((x - y).abs() < 1e-6, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn every_site_is_visited_once_per_layer_in_block_order() {
+        let device = Default::default();
+        let model = config(26, 16, false).init::<Flex>(0, &device).unwrap();
+        let tokens = int_tensor::<Flex, 2>(vec![1, 5, 6, 2], [1, 4], &device);
+        let mut rec = Record::default();
+        model.residual(tokens, &mut rec);
+        let order: Vec<(usize, Site)> = rec.seen.iter().map(|(l, s, _)| (*l, *s)).collect();
+        let expected: Vec<(usize, Site)> = (0..2).flat_map(|l| Site::ALL.map(|s| (l, s))).collect();
+        assert_eq!(order, expected);
+    }
+}

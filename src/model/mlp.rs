@@ -1,0 +1,35 @@
+//! The block's state mixer: Linear(d, 4d) → exact GELU → Linear(4d, d), with biases.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::activation::gelu;
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::init::{INIT_STD, Init};
+
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub fc1: Linear<B>,
+    pub fc2: Linear<B>,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Reference init: fc1 N(0, 0.02); fc2 N(0, 0.02/√(2·layers)); biases 0.
+    pub fn init(d_model: usize, layers: usize, init: &mut Init<B>) -> Self {
+        Mlp {
+            fc1: init.linear(d_model, 4 * d_model, true, INIT_STD),
+            fc2: init.linear(
+                4 * d_model,
+                d_model,
+                true,
+                INIT_STD / (2.0 * layers as f64).sqrt(),
+            ),
+        }
+    }
+
+    /// # Shapes
+    /// - `x_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.fc2.forward(gelu(self.fc1.forward(x_bsd)))
+    }
+}

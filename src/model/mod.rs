@@ -1,0 +1,17 @@
+//! The model zoo: a shared backbone (tied embedding, optional learned positions, pre-LN blocks,
+//! final LayerNorm) and one file per sequence mixer.
+//!
+//! Every forward pass takes a [`Sites`] visitor, through which each named intervention site
+//! passes exactly once; [`NoSites`] is the zero-cost default.
+
+pub mod attention;
+pub mod block;
+pub mod init;
+pub mod lm;
+pub mod mixer;
+pub mod mlp;
+pub mod sites;
+
+pub use lm::{LanguageModel, ModelConfig};
+pub use mixer::MixerKind;
+pub use sites::{NoSites, Site, Sites};

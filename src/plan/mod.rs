@@ -1,0 +1,8 @@
+//! The run graph: content-addressed nodes (dataset → train; evaluation nodes join with the
+//! interventions work) expanded from a resolved spec.
+
+pub mod graph;
+pub mod id;
+
+pub use graph::{Node, NodeKind, PlannedRun, RunGraph, plan};
+pub use id::node_id;

@@ -1,0 +1,178 @@
+//! Collects per-node shards of one experiment into its tidy tables.
+
+use std::collections::BTreeSet;
+
+use polars::prelude::*;
+use serde_json::{Value, json};
+
+use super::ReportError;
+use super::parquet::{read_parquet, write_parquet};
+use crate::plan::RunGraph;
+use crate::spec::sweep::get_dotted;
+use crate::store::{NodeState, Store};
+
+/// Columns every runs table has, beside the swept ones (same dotted names as the spec).
+const CORE_COLUMNS: [&str; 6] = [
+    "task.kind",
+    "model.mixer",
+    "model.d_model",
+    "model.layers",
+    "train.lr",
+    "train.steps",
+];
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectSummary {
+    pub runs: usize,
+    pub done: usize,
+    pub metric_rows: usize,
+    pub dir: std::path::PathBuf,
+}
+
+/// Per-run facts written by the train node beside its shard.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct RunSummary {
+    pub params: usize,
+    pub steps: u64,
+}
+
+/// Writes `runs.parquet` (one row per run, every run of the plan, done or not) and
+/// `metrics.parquet` (one row per observation of every done run).
+pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, ReportError> {
+    let mut statuses = Vec::new();
+    let mut summaries = Vec::new();
+    let mut metric_frames = Vec::new();
+    let mut backends = BTreeSet::new();
+    let mut devices = BTreeSet::new();
+    for run in &graph.runs {
+        let status = store.status(&run.train)?;
+        let dir = store.node_dir(&run.train);
+        let summary: Option<RunSummary> = std::fs::read(dir.join("summary.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if status.state == NodeState::Done {
+            let shard = dir.join("metrics.parquet");
+            let df = read_parquet(&shard)?;
+            let n = df.height();
+            let id = Column::new_scalar("run_id".into(), Scalar::from(PlSmallStr::from(run.train.as_str())), n);
+            let mut df = df;
+            df.insert_column(0, id).map_err(|e| ReportError::Shard {
+                path: shard.display().to_string(),
+                message: e.to_string(),
+            })?;
+            metric_frames.push(df);
+            backends.extend(status.backend.clone());
+            devices.extend(status.device.clone());
+        }
+        statuses.push(status);
+        summaries.push(summary);
+    }
+
+    // Column order: ids, then core and swept parameters (sorted), then outcome.
+    let mut param_keys: BTreeSet<String> = CORE_COLUMNS.iter().map(|s| s.to_string()).collect();
+    for run in &graph.runs {
+        param_keys.extend(run.point.axes.iter().map(|(k, _)| k.clone()).filter(|k| k != "seed"));
+    }
+    let n = graph.runs.len();
+    let mut columns = vec![
+        Column::new("run_id".into(), graph.runs.iter().map(|r| r.train.as_str()).collect::<Vec<_>>()),
+        Column::new("experiment".into(), vec![graph.experiment.as_str(); n]),
+        Column::new("name".into(), graph.runs.iter().map(|r| r.point.name.as_str()).collect::<Vec<_>>()),
+    ];
+    for key in &param_keys {
+        let values: Vec<Value> = graph
+            .runs
+            .iter()
+            .map(|r| {
+                let resolved = json!({"task": r.point.task, "model": r.point.model, "train": r.point.train});
+                r.point
+                    .axes
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+                    .or_else(|| get_dotted(&resolved, key).cloned())
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
+        columns.push(typed_column(key, &values));
+    }
+    columns.extend([
+        Column::new("seed".into(), graph.runs.iter().map(|r| r.point.seed as i64).collect::<Vec<_>>()),
+        Column::new(
+            "params".into(),
+            summaries.iter().map(|s| s.as_ref().map(|s| s.params as i64)).collect::<Vec<_>>(),
+        ),
+        Column::new("status".into(), statuses.iter().map(|s| s.state.to_string()).collect::<Vec<_>>()),
+        Column::new("wall_s".into(), statuses.iter().map(|s| s.wall_s).collect::<Vec<_>>()),
+        Column::new("backend".into(), statuses.iter().map(|s| s.backend.clone()).collect::<Vec<_>>()),
+        Column::new("device".into(), statuses.iter().map(|s| s.device.clone()).collect::<Vec<_>>()),
+        Column::new("error".into(), statuses.iter().map(|s| s.error.clone()).collect::<Vec<_>>()),
+    ]);
+    let mut runs = DataFrame::new(n, columns).map_err(|e| ReportError::Shard {
+        path: "runs".into(),
+        message: e.to_string(),
+    })?;
+
+    let mut metrics = if metric_frames.is_empty() {
+        let mut empty = super::metrics_frame(&[]);
+        empty
+            .insert_column(0, Column::new("run_id".into(), Vec::<String>::new()))
+            .expect("empty column");
+        empty
+    } else {
+        concat_df(&metric_frames)
+    };
+
+    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+    let metadata = [
+        ("mechlab.spec_hash", graph.spec_hash.clone()),
+        ("mechlab.version", crate::VERSION.to_string()),
+        ("mechlab.experiment", graph.experiment.clone()),
+        ("mechlab.backend", join(&backends)),
+        ("mechlab.device", join(&devices)),
+    ];
+    let dir = store.experiment_dir(&graph.experiment);
+    write_parquet(&dir.join("runs.parquet"), &mut runs, &metadata)?;
+    write_parquet(&dir.join("metrics.parquet"), &mut metrics, &metadata)?;
+    Ok(CollectSummary {
+        runs: n,
+        done: statuses.iter().filter(|s| s.state == NodeState::Done).count(),
+        metric_rows: metrics.height(),
+        dir,
+    })
+}
+
+fn concat_df(frames: &[DataFrame]) -> DataFrame {
+    let mut out = frames[0].clone();
+    for f in &frames[1..] {
+        out.vstack_mut(f).expect("metric shards share one schema");
+    }
+    out.rechunk_mut();
+    out
+}
+
+/// One typed column from JSON values: Boolean, Int64, Float64, else String; nulls kept.
+fn typed_column(name: &str, values: &[Value]) -> Column {
+    let present = values.iter().filter(|v| !v.is_null());
+    let name: PlSmallStr = name.into();
+    if present.clone().all(Value::is_boolean) {
+        Column::new(name, values.iter().map(Value::as_bool).collect::<Vec<_>>())
+    } else if present.clone().all(|v| v.is_i64() || v.is_u64()) {
+        Column::new(name, values.iter().map(Value::as_i64).collect::<Vec<_>>())
+    } else if present.clone().all(Value::is_number) {
+        Column::new(name, values.iter().map(Value::as_f64).collect::<Vec<_>>())
+    } else {
+        Column::new(
+            name,
+            values
+                .iter()
+                .map(|v| match v {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone()),
+                    other => Some(other.to_string()),
+                })
+                .collect::<Vec<_>>(),
+        )
+    }
+}

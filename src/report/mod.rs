@@ -1,0 +1,23 @@
+//! Tidy tables with polars: per-node shards are collected into `results/<experiment>/`
+//! `runs.parquet` and `metrics.parquet`, each carrying key-value metadata (spec hash, mechlab
+//! version, backend, device).
+
+pub mod collect;
+pub mod parquet;
+
+pub use collect::{CollectSummary, collect};
+pub use parquet::{metrics_frame, read_parquet, read_parquet_metadata, write_parquet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Polars {
+        path: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{path}: {message}")]
+    Shard { path: String, message: String },
+}

@@ -1,0 +1,533 @@
+//! Loading a spec: figment layers the sources, serde types them, the sweep expands them, and
+//! every problem found on the way is reported with the place that caused it.
+//!
+//! Layers, lowest first: field defaults < `include`d files (depth first) < the spec file <
+//! `[profile.<name>]` of the merged files < `MECHLAB_<SECTION>__<KEY>` environment variables <
+//! `--set key=value`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::{Issue, Origin, SpecError, suggest};
+use super::locate::locate;
+use super::raw::{ExperimentSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec};
+use super::resolve::{Resolved, RunPoint, label, resolve_model, resolve_train};
+use super::sweep::expand;
+use super::validate::{check_run, warnings};
+
+/// How to layer a spec.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--profile NAME`: merge `[profile.NAME]` over the spec.
+    pub profile: Option<String>,
+    /// `--set key=value` overrides, in order (later wins). Values are TOML (`1e-3`, `"x"`,
+    /// `[1, 2]`); anything that does not parse as TOML is taken as a string.
+    pub sets: Vec<String>,
+    /// Read `MECHLAB_<SECTION>__<KEY>` variables (on for the CLI; tests turn it off).
+    pub env: bool,
+}
+
+const SECTIONS: [&str; 8] = [
+    "include",
+    "experiment",
+    "task",
+    "model",
+    "train",
+    "sweep",
+    "profile",
+    "interventions",
+];
+
+/// Where each layer came from, to point errors at the right place.
+struct Sources {
+    /// Include files then the spec itself (lowest to highest precedence), with their text.
+    files: Vec<(PathBuf, String)>,
+    profile: Option<String>,
+    /// (dotted key, raw `--set` text)
+    sets: Vec<(String, String)>,
+    /// (dotted key, variable name)
+    env: Vec<(String, String)>,
+}
+
+impl Sources {
+    fn spec(&self) -> &Path {
+        &self.files.last().expect("spec file").0
+    }
+
+    /// The place a raw path of the files was written (full match in the highest file first,
+    /// else the deepest partial match in the spec itself).
+    fn in_files(&self, raw: &[String]) -> Origin {
+        let mut best: Option<(usize, Origin)> = None;
+        for (path, text) in self.files.iter().rev() {
+            if let Some(found) = locate(text, raw) {
+                let origin = Origin::File {
+                    path: path.clone(),
+                    line: Some(found.line),
+                    col: Some(found.col),
+                };
+                if found.depth == raw.len() {
+                    return origin;
+                }
+                if best.as_ref().is_none_or(|(d, _)| found.depth > *d) {
+                    best = Some((found.depth, origin));
+                }
+            }
+        }
+        best.map(|(_, o)| o).unwrap_or_else(|| Origin::File {
+            path: self.spec().to_path_buf(),
+            line: None,
+            col: None,
+        })
+    }
+
+    /// Where the effective value of dotted `key` came from.
+    fn origin(&self, key: &str, set_by: Option<&BTreeMap<String, Vec<String>>>) -> Origin {
+        let covers = |k: &str| key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."));
+        if let Some((k, raw)) = self.sets.iter().rev().find(|(k, _)| covers(k)) {
+            return Origin::Set(format!("{k}={raw}"));
+        }
+        if let Some((_, var)) = self.env.iter().rev().find(|(k, _)| covers(k)) {
+            return Origin::Env(var.clone());
+        }
+        if let Some(raw) = set_by.and_then(|s| s.iter().find(|(k, _)| covers(k)).map(|(_, raw)| raw)) {
+            return self.in_files(raw);
+        }
+        let parts: Vec<String> = key.split('.').map(String::from).collect();
+        if let Some(p) = &self.profile {
+            let mut raw = vec!["profile".to_string(), p.clone()];
+            raw.extend(parts.iter().cloned());
+            if self.files.iter().any(|(_, text)| locate(text, &raw).is_some_and(|f| f.depth == raw.len())) {
+                return self.in_files(&raw);
+            }
+        }
+        self.in_files(&parts)
+    }
+
+    fn issue(&self, key: &str, set_by: Option<&BTreeMap<String, Vec<String>>>, message: String, help: Vec<String>) -> Issue {
+        Issue {
+            origin: self.origin(key, set_by),
+            key: key.to_string(),
+            message,
+            help,
+        }
+    }
+}
+
+/// Reads, layers, expands and validates the spec at `path`.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
+    let mut files = Vec::new();
+    let mut issues = Vec::new();
+    collect_files(path, &mut Vec::new(), &mut files, &mut issues)?;
+    if !issues.is_empty() {
+        return Err(SpecError::Invalid(issues));
+    }
+
+    let mut sources = Sources {
+        files,
+        profile: opts.profile.clone(),
+        sets: Vec::new(),
+        env: Vec::new(),
+    };
+    let mut fig = Figment::new();
+    for (_, text) in &sources.files {
+        fig = fig.merge(Toml::string(text));
+    }
+    if let Some(name) = &opts.profile {
+        match fig.find_value(&format!("profile.{name}")) {
+            Ok(section) => fig = fig.merge(Serialized::defaults(section)),
+            Err(_) => {
+                let available: Vec<String> = fig
+                    .find_value("profile")
+                    .ok()
+                    .and_then(|v| v.into_dict())
+                    .map(|d| d.into_keys().collect())
+                    .unwrap_or_default();
+                let mut help = vec![if available.is_empty() {
+                    "this spec defines no profiles; add a [profile.NAME] table".to_string()
+                } else {
+                    format!("profiles defined: {}", available.join(", "))
+                }];
+                if let Some(s) = suggest(name, available.iter().map(String::as_str)) {
+                    help.push(format!("help: did you mean \"{s}\"?"));
+                }
+                return Err(SpecError::Invalid(vec![Issue {
+                    origin: Origin::File {
+                        path: sources.spec().to_path_buf(),
+                        line: None,
+                        col: None,
+                    },
+                    key: format!("profile.{name}"),
+                    message: format!("--profile {name}: no such profile"),
+                    help,
+                }]));
+            }
+        }
+    }
+    if opts.env {
+        for (var, _) in std::env::vars() {
+            if let Some(rest) = var.strip_prefix("MECHLAB_").filter(|r| r.contains("__")) {
+                sources.env.push((rest.to_lowercase().replace("__", "."), var.clone()));
+            }
+        }
+        fig = fig.merge(Env::prefixed("MECHLAB_").filter(|k| k.as_str().contains("__")).split("__"));
+    }
+    for set in &opts.sets {
+        let Some((key, raw)) = set.split_once('=') else {
+            issues.push(Issue {
+                origin: Origin::Set(set.clone()),
+                key: String::new(),
+                message: "expected KEY=VALUE, e.g. --set train.lr=1e-3".into(),
+                help: Vec::new(),
+            });
+            continue;
+        };
+        let key = key.trim().to_string();
+        let value = parse_set_value(raw.trim());
+        sources.sets.push((key.clone(), raw.trim().to_string()));
+        fig = fig.merge(Serialized::default(&key, value));
+    }
+    if !issues.is_empty() {
+        return Err(SpecError::Invalid(issues));
+    }
+
+    let merged: Value = fig.extract().map_err(|e| {
+        SpecError::Invalid(vec![Issue {
+            origin: Origin::File {
+                path: sources.spec().to_path_buf(),
+                line: None,
+                col: None,
+            },
+            key: e.path.join("."),
+            message: e.kind.to_string(),
+            help: Vec::new(),
+        }])
+    })?;
+    let Value::Object(top) = &merged else {
+        unreachable!("figment always yields a dictionary")
+    };
+    for key in top.keys() {
+        if !SECTIONS.contains(&key.as_str()) {
+            let mut help = vec![format!("valid top-level keys: {}", SECTIONS.join(", "))];
+            if let Some(s) = suggest(key, SECTIONS) {
+                help.push(format!("help: did you mean `{s}`?"));
+            }
+            issues.push(sources.issue(key, None, format!("unknown key `{key}`"), help));
+        }
+    }
+
+    let experiment: Option<ExperimentSpec> = section(&merged, "experiment", &sources, None, &mut issues, true);
+    let task: Option<TaskSpec> = section(&merged, "task", &sources, None, &mut issues, true);
+    let _: Option<ModelSpec> = section(&merged, "model", &sources, None, &mut issues, false);
+    let _: Option<TrainSpec> = section(&merged, "train", &sources, None, &mut issues, false);
+    let sweep: Option<SweepSpec> = section(&merged, "sweep", &sources, None, &mut issues, false);
+    if top.get("interventions").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+        issues.push(sources.issue(
+            "interventions",
+            None,
+            "interventions are not implemented yet in this version of mechlab".into(),
+            vec!["remove the [[interventions]] blocks to train and evaluate without them".into()],
+        ));
+    }
+    let (Some(experiment), Some(_task), Some(sweep)) = (experiment, task, sweep) else {
+        return Err(SpecError::Invalid(issues));
+    };
+    if experiment.name.is_empty()
+        || !experiment.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        || experiment.name.starts_with('.')
+    {
+        issues.push(sources.issue(
+            "experiment.name",
+            None,
+            format!("expected letters, digits, `_`, `-` or `.` (it names a directory), found \"{}\"", experiment.name),
+            Vec::new(),
+        ));
+    }
+    if experiment.seeds.is_empty() {
+        issues.push(sources.issue("experiment.seeds", None, "expected at least one seed".into(), Vec::new()));
+    }
+    if !issues.is_empty() {
+        return Err(SpecError::Invalid(issues));
+    }
+
+    let mut base = merged.clone();
+    if let Value::Object(map) = &mut base {
+        for meta in ["sweep", "profile", "include"] {
+            map.remove(meta);
+        }
+    }
+    let pinned: BTreeSet<String> = sources.sets.iter().chain(&sources.env).map(|(k, _)| k.clone()).collect();
+    let (points, mut all_warnings) = expand(&base, &sweep, &pinned).map_err(|problems| {
+        SpecError::Invalid(
+            problems
+                .into_iter()
+                .map(|(raw, message)| Issue {
+                    origin: sources.in_files(&raw),
+                    key: raw.join("."),
+                    message,
+                    help: Vec::new(),
+                })
+                .collect(),
+        )
+    })?;
+
+    let mut runs = Vec::new();
+    for point in &points {
+        let set_by = Some(&point.set_by);
+        let task: Option<TaskSpec> = section(&point.value, "task", &sources, set_by, &mut issues, true);
+        let model: Option<ModelSpec> = section(&point.value, "model", &sources, set_by, &mut issues, false);
+        let train: Option<TrainSpec> = section(&point.value, "train", &sources, set_by, &mut issues, false);
+        let (Some(task), Some(model), Some(train)) = (task, model, train) else {
+            continue;
+        };
+        if train.steps.is_some() && train.epochs.is_some() {
+            issues.push(sources.issue(
+                "train.steps",
+                set_by,
+                "set either train.steps or train.epochs, not both".into(),
+                Vec::new(),
+            ));
+            continue;
+        }
+        for &seed in &experiment.seeds {
+            let mut axes = point.axes.clone();
+            axes.push(("seed".to_string(), Value::from(seed)));
+            let mut name: Vec<String> = point.axes.iter().map(|(k, v)| label(k, v)).collect();
+            name.push(format!("s{seed}"));
+            let run = RunPoint {
+                name: name.join("-"),
+                seed,
+                axes,
+                model: resolve_model(&model),
+                train: resolve_train(&train, task.train_size()),
+                task: task.clone(),
+            };
+            for (key, message, help) in check_run(&run) {
+                issues.push(sources.issue(&key, set_by, message, help));
+            }
+            all_warnings.extend(warnings(&run));
+            runs.push(run);
+        }
+    }
+    dedup(&mut issues);
+    if !issues.is_empty() {
+        return Err(SpecError::Invalid(issues));
+    }
+    // Names must identify runs; `when` overrides can make two points share axis values.
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for run in &runs {
+        *counts.entry(run.name.clone()).or_default() += 1;
+    }
+    for (i, run) in runs.iter_mut().enumerate() {
+        if counts[&run.name] > 1 {
+            run.name = format!("{}-{i}", run.name);
+        }
+    }
+    let canonical = serde_json::to_string(&runs).expect("runs serialise");
+    let mut warnings_dedup = Vec::new();
+    for w in all_warnings {
+        if !warnings_dedup.contains(&w) {
+            warnings_dedup.push(w);
+        }
+    }
+    Ok(Resolved {
+        experiment: experiment.name,
+        description: experiment.description,
+        source: path.to_path_buf(),
+        spec_hash: blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string(),
+        runs,
+        warnings: warnings_dedup,
+    })
+}
+
+/// Reads `path` and, depth first, the files it includes. Syntax errors and include cycles are
+/// issues; an unreadable spec is an error of its own.
+fn collect_files(
+    path: &Path,
+    stack: &mut Vec<PathBuf>,
+    files: &mut Vec<(PathBuf, String)>,
+    issues: &mut Vec<Issue>,
+) -> Result<(), SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if stack.contains(&canonical) {
+        issues.push(Issue {
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line: None,
+                col: None,
+            },
+            key: "include".into(),
+            message: "include cycle: this file includes itself through its includes".into(),
+            help: Vec::new(),
+        });
+        return Ok(());
+    }
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            let (line, col) = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+                })
+                .unzip();
+            issues.push(Issue {
+                origin: Origin::File {
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                },
+                key: String::new(),
+                message: format!("invalid TOML: {}", e.message()),
+                help: Vec::new(),
+            });
+            return Ok(());
+        }
+    };
+    stack.push(canonical);
+    if let Some(includes) = table.get("include") {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        match includes.as_array() {
+            Some(items) => {
+                for item in items {
+                    match item.as_str() {
+                        Some(rel) => {
+                            let inc = dir.join(rel);
+                            if !inc.exists() {
+                                let (line, col) = locate(&text, &["include".into()]).map(|f| (f.line, f.col)).unzip();
+                                issues.push(Issue {
+                                    origin: Origin::File { path: path.to_path_buf(), line, col },
+                                    key: "include".into(),
+                                    message: format!("included file {} does not exist", inc.display()),
+                                    help: Vec::new(),
+                                });
+                                continue;
+                            }
+                            collect_files(&inc, stack, files, issues)?;
+                        }
+                        None => issues.push(Issue {
+                            origin: Origin::File { path: path.to_path_buf(), line: None, col: None },
+                            key: "include".into(),
+                            message: "expected a list of file paths".into(),
+                            help: Vec::new(),
+                        }),
+                    }
+                }
+            }
+            None => issues.push(Issue {
+                origin: Origin::File { path: path.to_path_buf(), line: None, col: None },
+                key: "include".into(),
+                message: "expected a list of file paths, e.g. include = [\"base.toml\"]".into(),
+                help: Vec::new(),
+            }),
+        }
+    }
+    stack.pop();
+    files.push((path.to_path_buf(), text));
+    Ok(())
+}
+
+/// `--set` values are TOML; bare words become strings.
+fn parse_set_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Types one top-level section of `value`, turning serde's complaint into located issues.
+fn section<T: DeserializeOwned>(
+    value: &Value,
+    name: &str,
+    sources: &Sources,
+    set_by: Option<&BTreeMap<String, Vec<String>>>,
+    issues: &mut Vec<Issue>,
+    required: bool,
+) -> Option<T> {
+    let v = match value.get(name) {
+        Some(v) => v.clone(),
+        None if required => {
+            issues.push(Issue {
+                origin: Origin::File {
+                    path: sources.spec().to_path_buf(),
+                    line: None,
+                    col: None,
+                },
+                key: name.to_string(),
+                message: format!("missing required section [{name}]"),
+                help: Vec::new(),
+            });
+            return None;
+        }
+        None => Value::Object(Default::default()),
+    };
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let mut key = vec![name.to_string()];
+            for seg in e.path().iter() {
+                match seg {
+                    serde_path_to_error::Segment::Map { key: k } => key.push(k.clone()),
+                    serde_path_to_error::Segment::Seq { index } => key.push(index.to_string()),
+                    _ => {}
+                }
+            }
+            let (message, help, extra_key) = explain(&e.inner().to_string());
+            if let Some(k) = extra_key.filter(|k| key.last() != Some(k)) {
+                key.push(k);
+            }
+            issues.push(sources.issue(&key.join("."), set_by, message, help));
+            None
+        }
+    }
+}
+
+/// Rewords serde's messages in mechlab's shape: what was found, what is valid, a suggestion.
+/// Returns (message, help, key to append for unknown/missing keys).
+fn explain(msg: &str) -> (String, Vec<String>, Option<String>) {
+    let ticked = |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(String::from).collect() };
+    for (prefix, what) in [("unknown field ", "key"), ("unknown variant ", "value")] {
+        if let Some(rest) = msg.strip_prefix(prefix) {
+            let names = ticked(rest);
+            let Some((found, valid)) = names.split_first() else { break };
+            let mut help = Vec::new();
+            if !valid.is_empty() {
+                help.push(format!("valid: {}", valid.join(", ")));
+            }
+            if let Some(s) = suggest(found, valid.iter().map(String::as_str)) {
+                help.push(format!("help: did you mean \"{s}\"?"));
+            }
+            let key = (what == "key").then(|| found.clone());
+            return (format!("unknown {what} \"{found}\""), help, key);
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("missing field ") {
+        let field = ticked(rest).into_iter().next();
+        return ("missing required key".into(), Vec::new(), field);
+    }
+    if let Some(rest) = msg.strip_prefix("invalid type: ") {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            return (format!("expected {expected}, found {found}"), Vec::new(), None);
+        }
+    }
+    (msg.to_string(), Vec::new(), None)
+}
+
+fn dedup(issues: &mut Vec<Issue>) {
+    let mut out: Vec<Issue> = Vec::new();
+    for issue in issues.drain(..) {
+        if !out.contains(&issue) {
+            out.push(issue);
+        }
+    }
+    *issues = out;
+}

@@ -1,0 +1,276 @@
+//! The spec as written in TOML. Every field is documented here; the JSON Schema
+//! (`schemas/experiment.schema.json`) is generated from these docs.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::model::MixerKind;
+use crate::train::ScheduleKind;
+
+/// A mechlab experiment spec.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    /// Base specs merged underneath this one (paths relative to this file); later entries win.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    pub experiment: ExperimentSpec,
+    pub task: TaskSpec,
+    #[serde(default)]
+    pub model: ModelSpec,
+    #[serde(default)]
+    pub train: TrainSpec,
+    #[serde(default)]
+    pub sweep: SweepSpec,
+    /// Named override sets chosen with `--profile NAME`, e.g. `[profile.quick.train] steps = 100`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profile: BTreeMap<String, serde_json::Value>,
+    /// Intervention sweeps (interchange interventions). Not implemented yet in this version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interventions: Vec<serde_json::Value>,
+}
+
+/// The experiment's identity.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// Name; collected tables go to `results/<name>/`. Letters, digits, `_`, `-`, `.`.
+    pub name: String,
+    /// Free text shown by `mechlab plan`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seeds, an axis of the sweep: each seed draws its own data and initial weights.
+    /// Default: `[42]` (the reference's only seed).
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![42]
+}
+
+/// The synthetic task, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskSpec {
+    /// Associative recall: `BOS k1 v1 … kn vn EOS kq vq EOS`, only `vq` supervised.
+    Ar(ArSpec),
+}
+
+/// Associative recall (reference §1.1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArSpec {
+    /// Size of the key + value vocabulary, split evenly into keys and values. Paper: 8192.
+    #[serde(default = "d_num_kv")]
+    pub num_kv: usize,
+    /// Key-value pairs in context (sequence length 2·pairs + 5). Paper AR-32: 16.
+    #[serde(default = "d_pairs")]
+    pub pairs: usize,
+    /// Training sequences, generated once and consumed in the same order each epoch. Paper: 100032.
+    #[serde(default = "d_train_size")]
+    pub train_size: usize,
+    /// Test sequences generated. Paper: 1024.
+    #[serde(default = "d_test_size")]
+    pub test_size: usize,
+    /// Examples evaluated, from the start of the test set (and of the training set, for the
+    /// `train` split). Paper: 320.
+    #[serde(default = "d_eval_examples")]
+    pub eval_examples: usize,
+}
+
+fn d_num_kv() -> usize {
+    8192
+}
+fn d_pairs() -> usize {
+    16
+}
+fn d_train_size() -> usize {
+    100_032
+}
+fn d_test_size() -> usize {
+    1024
+}
+fn d_eval_examples() -> usize {
+    320
+}
+
+/// The architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Sequence mixer. Default: `attention`.
+    #[serde(default = "d_mixer")]
+    pub mixer: MixerKind,
+    /// Number of blocks. Paper: 2 (1 and 3 in appendices).
+    #[serde(default = "d_layers")]
+    pub layers: usize,
+    /// Residual stream width. Paper sweeps 16, 32, 64, 128, 256.
+    #[serde(default = "d_d_model")]
+    pub d_model: usize,
+    /// Learned absolute position embedding. Default: on for `attention`, off otherwise (paper).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pos_emb: Option<bool>,
+    /// MLP after each mixer. Default: on, except for `mamba` (whose blocks have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mlp: Option<bool>,
+    /// Rows of the position table, the longest sequence the model accepts. Reference: 1024.
+    #[serde(default = "d_max_positions")]
+    pub max_positions: usize,
+}
+
+fn d_mixer() -> MixerKind {
+    MixerKind::Attention
+}
+fn d_layers() -> usize {
+    2
+}
+fn d_d_model() -> usize {
+    64
+}
+fn d_max_positions() -> usize {
+    1024
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            mixer: d_mixer(),
+            layers: d_layers(),
+            d_model: d_d_model(),
+            pos_emb: None,
+            mlp: None,
+            max_positions: d_max_positions(),
+        }
+    }
+}
+
+/// Optimisation and evaluation cadence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    /// Sequences per update. Paper: 32.
+    #[serde(default = "d_batch_size")]
+    pub batch_size: usize,
+    /// Passes over the training set. Paper: 16 (AR), 32 (ATR). Default 16 unless `steps` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<usize>,
+    /// Total updates; an alternative to `epochs` (set one, not both).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    /// Peak learning rate. Paper sweeps 3e-5 … 3e-3.
+    #[serde(default = "d_lr")]
+    pub lr: f64,
+    /// AdamW decoupled weight decay. Paper: 0.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// AdamW β1, β2. Paper: [0.9, 0.999].
+    #[serde(default = "d_betas")]
+    pub betas: [f64; 2],
+    /// AdamW ε. Paper: 1e-8.
+    #[serde(default = "d_eps")]
+    pub eps: f64,
+    #[serde(default)]
+    pub schedule: ScheduleSpec,
+    /// Evaluate every this many updates (also at step 0 and at the end). Paper: 200.
+    #[serde(default = "d_eval_every")]
+    pub eval_every: usize,
+    /// Save a resumable checkpoint every this many updates. Default: 1000.
+    #[serde(default = "d_checkpoint_every")]
+    pub checkpoint_every: usize,
+}
+
+fn d_batch_size() -> usize {
+    32
+}
+fn d_lr() -> f64 {
+    3e-4
+}
+fn d_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+fn d_eps() -> f64 {
+    1e-8
+}
+fn d_eval_every() -> usize {
+    200
+}
+fn d_checkpoint_every() -> usize {
+    1000
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            batch_size: d_batch_size(),
+            epochs: None,
+            steps: None,
+            lr: d_lr(),
+            weight_decay: 0.0,
+            betas: d_betas(),
+            eps: d_eps(),
+            schedule: ScheduleSpec::default(),
+            eval_every: d_eval_every(),
+            checkpoint_every: d_checkpoint_every(),
+        }
+    }
+}
+
+/// Learning-rate schedule: linear warmup, then decay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// `cosine` (paper: AR, ATR), `linear` (paper: generalisation, sibling) or `constant`.
+    #[serde(default = "d_schedule_kind")]
+    pub kind: ScheduleKind,
+    /// Fraction of all updates spent in linear warmup. Paper: 0.1.
+    #[serde(default = "d_warmup")]
+    pub warmup: f64,
+}
+
+fn d_schedule_kind() -> ScheduleKind {
+    ScheduleKind::Cosine
+}
+fn d_warmup() -> f64 {
+    0.1
+}
+
+impl Default for ScheduleSpec {
+    fn default() -> Self {
+        ScheduleSpec {
+            kind: d_schedule_kind(),
+            warmup: d_warmup(),
+        }
+    }
+}
+
+/// Sweeps: a grid (product), zipped axes, conditional overrides and exclusions, expanded in that
+/// order; `experiment.seeds` is the innermost axis.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Cartesian product: dotted key → list of values, e.g. `"train.lr" = [1e-4, 1e-3]`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub grid: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Groups of axes varied together: in each group every list has the same length, and the
+    /// i-th values go together. Groups multiply with the grid and with each other.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zip: Vec<BTreeMap<String, Vec<serde_json::Value>>>,
+    /// Conditional overrides, applied in order to every point.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<WhenSpec>,
+    /// Points to drop: each entry is a condition (dotted key → value, or list of values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<BTreeMap<String, serde_json::Value>>,
+}
+
+/// `if` every listed key has the given value (or one of a list of values), `set` the others.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WhenSpec {
+    #[serde(rename = "if")]
+    pub condition: BTreeMap<String, serde_json::Value>,
+    pub set: BTreeMap<String, serde_json::Value>,
+}

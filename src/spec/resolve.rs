@@ -1,0 +1,215 @@
+//! Resolved run configs: every default filled, ready to hash and to build science configs from.
+
+use serde::{Deserialize, Serialize};
+
+use super::raw::{ArSpec, ModelSpec, TaskSpec, TrainSpec};
+use crate::model::{MixerKind, ModelConfig};
+use crate::task::{ArConfig, TaskConfig};
+use crate::train::{Schedule, ScheduleKind, TrainConfig};
+
+/// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
+pub const DEFAULT_EPOCHS: usize = 16;
+
+/// The task as resolved (today the raw spec is already complete).
+pub type ResolvedTask = TaskSpec;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedModel {
+    pub mixer: MixerKind,
+    pub layers: usize,
+    pub d_model: usize,
+    pub pos_emb: bool,
+    pub mlp: bool,
+    pub max_positions: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedTrain {
+    pub batch_size: usize,
+    pub steps: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    pub schedule: ScheduleKind,
+    pub warmup: f64,
+    pub eval_every: usize,
+    pub checkpoint_every: usize,
+}
+
+/// One run of an experiment: a point of the sweep with one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunPoint {
+    /// Readable name from the swept values, e.g. `attention-d64-lr3e-4-s42`.
+    pub name: String,
+    pub seed: u64,
+    /// Swept parameters of this run (dotted key → value), `seed` last.
+    pub axes: Vec<(String, serde_json::Value)>,
+    pub task: ResolvedTask,
+    pub model: ResolvedModel,
+    pub train: ResolvedTrain,
+}
+
+/// A whole expanded spec.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Resolved {
+    pub experiment: String,
+    pub description: Option<String>,
+    /// The spec file this came from.
+    pub source: std::path::PathBuf,
+    /// blake3 of the canonical JSON of `runs`: changes whenever any run changes.
+    pub spec_hash: String,
+    pub runs: Vec<RunPoint>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl ArSpec {
+    pub fn config(&self) -> ArConfig {
+        ArConfig {
+            num_kv: self.num_kv,
+            pairs: self.pairs,
+        }
+    }
+}
+
+impl TaskSpec {
+    pub fn config(&self) -> TaskConfig {
+        match self {
+            TaskSpec::Ar(a) => TaskConfig::Ar(a.config()),
+        }
+    }
+
+    pub fn train_size(&self) -> usize {
+        match self {
+            TaskSpec::Ar(a) => a.train_size,
+        }
+    }
+
+    pub fn test_size(&self) -> usize {
+        match self {
+            TaskSpec::Ar(a) => a.test_size,
+        }
+    }
+
+    pub fn eval_examples(&self) -> usize {
+        match self {
+            TaskSpec::Ar(a) => a.eval_examples,
+        }
+    }
+
+    pub fn seq_len(&self) -> usize {
+        match self {
+            TaskSpec::Ar(a) => a.config().seq_len(),
+        }
+    }
+}
+
+pub fn resolve_model(m: &ModelSpec) -> ResolvedModel {
+    ResolvedModel {
+        mixer: m.mixer,
+        layers: m.layers,
+        d_model: m.d_model,
+        pos_emb: m.pos_emb.unwrap_or(m.mixer == MixerKind::Attention),
+        mlp: m.mlp.unwrap_or(m.mixer != MixerKind::Mamba),
+        max_positions: m.max_positions,
+    }
+}
+
+pub fn resolve_train(t: &TrainSpec, train_size: usize) -> ResolvedTrain {
+    let steps_per_epoch = train_size / t.batch_size.max(1);
+    ResolvedTrain {
+        batch_size: t.batch_size,
+        steps: t.steps.unwrap_or(t.epochs.unwrap_or(DEFAULT_EPOCHS) * steps_per_epoch),
+        lr: t.lr,
+        weight_decay: t.weight_decay,
+        betas: t.betas,
+        eps: t.eps,
+        schedule: t.schedule.kind,
+        warmup: t.schedule.warmup,
+        eval_every: t.eval_every,
+        checkpoint_every: t.checkpoint_every,
+    }
+}
+
+impl RunPoint {
+    pub fn model_config(&self) -> ModelConfig {
+        ModelConfig {
+            vocab_size: self.task.config().vocab_size(),
+            d_model: self.model.d_model,
+            layers: self.model.layers,
+            mixer: self.model.mixer,
+            pos_emb: self.model.pos_emb,
+            max_positions: self.model.max_positions,
+            mlp: self.model.mlp,
+        }
+    }
+
+    pub fn train_config(&self) -> TrainConfig {
+        let t = &self.train;
+        TrainConfig {
+            batch_size: t.batch_size,
+            steps: t.steps,
+            lr: t.lr,
+            weight_decay: t.weight_decay,
+            beta1: t.betas[0],
+            beta2: t.betas[1],
+            eps: t.eps,
+            schedule: Schedule {
+                kind: t.schedule,
+                warmup: t.warmup,
+            },
+            eval_every: t.eval_every,
+            checkpoint_every: t.checkpoint_every,
+            seed: self.seed,
+        }
+    }
+}
+
+/// Short label of a swept value for run names: `d64`, `lr3e-4`, `L2`, or the bare value for
+/// categorical choices such as the mixer.
+pub fn label(key: &str, value: &serde_json::Value) -> String {
+    let leaf = key.rsplit('.').next().unwrap_or(key);
+    let v = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) if n.is_f64() => fmt_float(n.as_f64().unwrap_or(f64::NAN)),
+        other => other.to_string().replace(['[', ']', '"', ' '], ""),
+    };
+    match leaf {
+        "mixer" | "kind" => v,
+        "d_model" => format!("d{v}"),
+        "layers" => format!("L{v}"),
+        _ if matches!(value, serde_json::Value::Bool(_)) => {
+            if value == &serde_json::Value::Bool(true) {
+                leaf.to_string()
+            } else {
+                format!("no_{leaf}")
+            }
+        }
+        _ => format!("{leaf}{v}"),
+    }
+}
+
+/// `3e-4`, `0.1`, `1e-3`, `2.5`: short and unambiguous.
+pub fn fmt_float(x: f64) -> String {
+    if x != 0.0 && (x.abs() < 1e-2 || x.abs() >= 1e5) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn labels_are_short_and_readable() {
+        assert_eq!(label("model.mixer", &json!("attention")), "attention");
+        assert_eq!(label("model.d_model", &json!(64)), "d64");
+        assert_eq!(label("train.lr", &json!(3e-4)), "lr3e-4");
+        assert_eq!(label("train.lr", &json!(0.1)), "lr0.1");
+        assert_eq!(label("model.pos_emb", &json!(false)), "no_pos_emb");
+    }
+}

@@ -1,0 +1,270 @@
+//! Sweep expansion: grid × zip groups, then `when` overrides and `exclude` filters, in a
+//! deterministic order (axes sorted by key, values in the order written). Seeds are added later,
+//! innermost, by [`super::resolve`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::raw::SweepSpec;
+
+/// One expanded point before typing: the full spec value plus what the sweep set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The spec value (without `sweep`, `profile`, `include`) with this point's values applied.
+    pub value: Value,
+    /// Axis values of this point, in axis order: these name the run and become table columns.
+    pub axes: Vec<(String, Value)>,
+    /// For every key the sweep set (axes and `when` overrides): its raw path in the spec file,
+    /// so errors point at the sweep line that produced the value.
+    pub set_by: BTreeMap<String, Vec<String>>,
+}
+
+/// A structural problem of the sweep section: (raw path, message).
+pub type SweepProblem = (Vec<String>, String);
+
+/// Keys the sweep may not touch: they identify the experiment or are sweep machinery.
+fn forbidden(key: &str) -> bool {
+    key.split('.').next().is_some_and(|top| ["experiment", "sweep", "profile", "include"].contains(&top))
+}
+
+fn path(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Expands `sweep` over `base`. Keys in `pinned` (set by `--set` or the environment) are not
+/// swept; each dropped axis yields a warning.
+pub fn expand(
+    base: &Value,
+    sweep: &SweepSpec,
+    pinned: &BTreeSet<String>,
+) -> Result<(Vec<Point>, Vec<String>), Vec<SweepProblem>> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    // Each group is a list of alternatives; an alternative is a list of (key, value, raw path).
+    type Alt = Vec<(String, Value, Vec<String>)>;
+    let mut groups: Vec<Vec<Alt>> = Vec::new();
+
+    for (key, values) in &sweep.grid {
+        let raw = path(&["sweep", "grid", key]);
+        if forbidden(key) {
+            problems.push((raw, format!("`{key}` cannot be swept (use experiment.seeds for seeds)")));
+            continue;
+        }
+        if values.is_empty() {
+            problems.push((raw, "a sweep axis needs at least one value".into()));
+            continue;
+        }
+        if pinned.contains(key) {
+            warnings.push(format!("sweep axis `{key}` ignored: the key is pinned by --set or the environment"));
+            continue;
+        }
+        groups.push(values.iter().map(|v| vec![(key.clone(), v.clone(), raw.clone())]).collect());
+    }
+    for (g, group) in sweep.zip.iter().enumerate() {
+        let lens: BTreeSet<usize> = group.values().map(Vec::len).collect();
+        let group_path = path(&["sweep", "zip", &g.to_string()]);
+        if lens.len() > 1 {
+            let detail: Vec<String> = group.iter().map(|(k, v)| format!("{k}: {}", v.len())).collect();
+            problems.push((group_path, format!("zipped axes need lists of equal length ({})", detail.join(", "))));
+            continue;
+        }
+        if lens.first() == Some(&0) {
+            problems.push((group_path, "a sweep axis needs at least one value".into()));
+            continue;
+        }
+        let keys: Vec<&String> = group.keys().filter(|k| {
+            if forbidden(k) {
+                problems.push((path(&["sweep", "zip", &g.to_string(), k]), format!("`{k}` cannot be swept")));
+                false
+            } else if pinned.contains(*k) {
+                warnings.push(format!("zipped axis `{k}` ignored: the key is pinned by --set or the environment"));
+                false
+            } else {
+                true
+            }
+        }).collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let n = lens.first().copied().unwrap_or(0);
+        groups.push(
+            (0..n)
+                .map(|i| {
+                    keys.iter()
+                        .map(|k| ((*k).clone(), group[*k][i].clone(), path(&["sweep", "zip", &g.to_string(), k])))
+                        .collect()
+                })
+                .collect(),
+        );
+    }
+    for (w, rule) in sweep.when.iter().enumerate() {
+        for key in rule.condition.keys().chain(rule.set.keys()) {
+            if forbidden(key) {
+                problems.push((path(&["sweep", "when", &w.to_string()]), format!("`{key}` cannot be used in a sweep rule")));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+
+    // Cartesian product over groups, first group outermost.
+    let mut combos: Vec<Alt> = vec![Vec::new()];
+    for group in &groups {
+        combos = combos
+            .into_iter()
+            .flat_map(|prefix| {
+                group.iter().map(move |alt| {
+                    let mut c = prefix.clone();
+                    c.extend(alt.iter().cloned());
+                    c
+                })
+            })
+            .collect();
+    }
+
+    let mut points = Vec::new();
+    'combo: for combo in combos {
+        let mut value = base.clone();
+        let mut set_by = BTreeMap::new();
+        let mut axes = Vec::new();
+        for (key, v, raw) in combo {
+            set_dotted(&mut value, &key, v.clone());
+            set_by.insert(key.clone(), raw);
+            axes.push((key, v));
+        }
+        for (w, rule) in sweep.when.iter().enumerate() {
+            if matches(&value, &rule.condition) {
+                for (key, v) in &rule.set {
+                    if pinned.contains(key) {
+                        continue;
+                    }
+                    set_dotted(&mut value, key, v.clone());
+                    set_by.insert(key.clone(), path(&["sweep", "when", &w.to_string(), "set", key]));
+                }
+            }
+        }
+        for rule in &sweep.exclude {
+            if matches(&value, rule) {
+                continue 'combo;
+            }
+        }
+        points.push(Point { value, axes, set_by });
+    }
+    Ok((points, warnings))
+}
+
+/// Whether every `key = expected` of `condition` holds in `value`; a list means "any of".
+pub fn matches(value: &Value, condition: &BTreeMap<String, Value>) -> bool {
+    condition.iter().all(|(key, expected)| {
+        let actual = get_dotted(value, key);
+        match (actual, expected) {
+            (Some(a), e) if same(a, e) => true,
+            (Some(a), Value::Array(options)) => options.iter().any(|o| same(a, o)),
+            _ => false,
+        }
+    })
+}
+
+/// JSON equality with numbers compared by value (so `64` matches `64.0`).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+pub fn get_dotted<'v>(value: &'v Value, key: &str) -> Option<&'v Value> {
+    key.split('.').try_fold(value, |v, part| v.get(part))
+}
+
+pub fn set_dotted(value: &mut Value, key: &str, new: Value) {
+    let mut cur = value;
+    let parts: Vec<&str> = key.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        if !cur.get(*part).is_some_and(Value::is_object) {
+            if let Value::Object(map) = cur {
+                map.insert(part.to_string(), Value::Object(Default::default()));
+            }
+        }
+        cur = match cur {
+            Value::Object(map) => map.get_mut(*part).expect("just inserted"),
+            _ => return,
+        };
+    }
+    if let Value::Object(map) = cur {
+        map.insert(parts[parts.len() - 1].to_string(), new);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sweep(v: Value) -> SweepSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn grid_times_zip_counts_and_order() {
+        let base = json!({"model": {"mixer": "attention", "d_model": 64}, "train": {"lr": 1.0}});
+        let s = sweep(json!({
+            "grid": {"model.d_model": [16, 32, 64], "train.lr": [1e-3, 1e-4]},
+            "zip": [{"model.layers": [1, 2], "train.batch_size": [8, 16]}]
+        }));
+        let (points, warnings) = expand(&base, &s, &BTreeSet::new()).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(points.len(), 3 * 2 * 2);
+        // First group outermost; zipped values stay paired.
+        assert_eq!(points[0].axes[0], ("model.d_model".into(), json!(16)));
+        assert_eq!(points[1].axes[3], ("train.batch_size".into(), json!(16)));
+        for p in &points {
+            let layers = get_dotted(&p.value, "model.layers").unwrap().as_u64().unwrap();
+            let bs = get_dotted(&p.value, "train.batch_size").unwrap().as_u64().unwrap();
+            assert_eq!(bs, 8 * layers);
+        }
+    }
+
+    #[test]
+    fn when_overrides_and_exclusions_apply() {
+        let base = json!({"model": {"mixer": "attention"}});
+        let s = sweep(json!({
+            "grid": {"model.mixer": ["attention", "mamba", "hyena"], "model.d_model": [16, 32]},
+            "when": [{"if": {"model.mixer": "mamba"}, "set": {"model.mlp": false}}],
+            "exclude": [{"model.mixer": "hyena", "model.d_model": [16, 32.0]}]
+        }));
+        let (points, _) = expand(&base, &s, &BTreeSet::new()).unwrap();
+        assert_eq!(points.len(), 4);
+        for p in &points {
+            let mixer = get_dotted(&p.value, "model.mixer").unwrap();
+            let mlp = get_dotted(&p.value, "model.mlp");
+            assert_eq!(mlp.is_some(), mixer == "mamba");
+            if mixer == "mamba" {
+                assert_eq!(p.set_by["model.mlp"], path(&["sweep", "when", "0", "set", "model.mlp"]));
+            }
+        }
+    }
+
+    #[test]
+    fn structural_problems_are_reported_with_their_paths() {
+        let s = sweep(json!({
+            "grid": {"experiment.name": ["a"], "train.lr": []},
+            "zip": [{"a.b": [1, 2], "c.d": [1]}]
+        }));
+        let problems = expand(&json!({}), &s, &BTreeSet::new()).unwrap_err();
+        assert_eq!(problems.len(), 3);
+        assert_eq!(problems[0].0, path(&["sweep", "grid", "experiment.name"]));
+        assert!(problems[2].1.contains("equal length"), "{}", problems[2].1);
+    }
+
+    #[test]
+    fn pinned_keys_are_not_swept() {
+        let s = sweep(json!({"grid": {"train.lr": [1, 2], "model.d_model": [16, 32]}}));
+        let pinned = BTreeSet::from(["train.lr".to_string()]);
+        let (points, warnings) = expand(&json!({}), &s, &pinned).unwrap();
+        assert_eq!(points.len(), 2);
+        assert_eq!(warnings.len(), 1);
+    }
+}

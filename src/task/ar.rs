@@ -1,0 +1,151 @@
+//! Associative recall (AR), single query, disjoint key and value vocabularies.
+//!
+//! Reference: Arora et al., "Mechanistic evaluation of Transformers and state space models"
+//! (arXiv 2505.15105), §1.1 of `reference/paper-setup.md`.
+//!
+//! ```text
+//! BOS k1 v1 … kn vn EOS kq vq EOS          n pairs ⇒ 2n + 5 tokens
+//!  0  1  2      2n-1 2n 2n+1 2n+2 2n+3 2n+4
+//!                      divider query answer
+//! ```
+//! Token ids: keys `k0..` start at 3, values follow the keys; the vocabulary has one extra,
+//! never-used row (8196 rows for `num_kv = 8192`) as in the reference.
+
+use rand::Rng;
+use rand::seq::index;
+
+use super::dataset::{Dataset, Role, Split, split_rng};
+use super::{BOS, EOS};
+
+/// AR with `num_kv` key+value tokens split evenly, and `pairs` pairs in context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArConfig {
+    /// Size of the key + value vocabulary (even; half keys, half values). Paper: 8192.
+    pub num_kv: usize,
+    /// Key-value pairs in context. Paper AR-32: 16.
+    pub pairs: usize,
+}
+
+impl ArConfig {
+    pub fn num_keys(&self) -> usize {
+        self.num_kv / 2
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        // 3 specials + keys + values + the reference's unused extra row.
+        self.num_kv + 4
+    }
+
+    pub fn seq_len(&self) -> usize {
+        2 * self.pairs + 5
+    }
+
+    pub fn key_token(&self, k: usize) -> u32 {
+        (3 + k) as u32
+    }
+
+    pub fn value_token(&self, v: usize) -> u32 {
+        (3 + self.num_keys() + v) as u32
+    }
+
+    /// Generates `n` sequences; the same `(self, seed, split)` always gives the same data.
+    pub fn generate(&self, seed: u64, split: Split, n: usize) -> Dataset {
+        let mut rng = split_rng(seed, split);
+        let len = self.seq_len();
+        let keys_n = self.num_keys();
+        let mut tokens = Vec::with_capacity(n * len);
+        let mut roles = Vec::with_capacity(n);
+        for _ in 0..n {
+            let keys = index::sample(&mut rng, keys_n, self.pairs);
+            let values = index::sample(&mut rng, keys_n, self.pairs);
+            let q = rng.random_range(0..self.pairs);
+            tokens.push(BOS);
+            for (k, v) in keys.iter().zip(values.iter()) {
+                tokens.push(self.key_token(k));
+                tokens.push(self.value_token(v));
+            }
+            let divider = 2 * self.pairs + 1;
+            tokens.push(EOS);
+            tokens.push(self.key_token(keys.index(q)));
+            tokens.push(self.value_token(values.index(q)));
+            tokens.push(EOS);
+            let mut r = [0u32; Role::COUNT];
+            r[Role::Key as usize] = (2 * q + 1) as u32;
+            r[Role::Value as usize] = (2 * q + 2) as u32;
+            r[Role::Divider as usize] = divider as u32;
+            r[Role::Query as usize] = (divider + 1) as u32;
+            r[Role::Answer as usize] = (divider + 2) as u32;
+            roles.push(r);
+        }
+        Dataset {
+            seq_len: len,
+            vocab_size: self.vocab_size(),
+            tokens,
+            roles,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    fn paper() -> ArConfig {
+        ArConfig {
+            num_kv: 8192,
+            pairs: 16,
+        }
+    }
+
+    #[test]
+    fn ar32_layout_matches_reference() {
+        let cfg = paper();
+        assert_eq!(cfg.vocab_size(), 8196);
+        let data = cfg.generate(42, Split::Train, 200);
+        assert_eq!(data.len(), 200);
+        assert_eq!(data.seq_len, 37);
+        for i in 0..data.len() {
+            let t = data.example(i);
+            let r = data.roles_of(i);
+            assert_eq!(t[0], BOS);
+            assert_eq!((t[33], t[36]), (EOS, EOS));
+            assert_eq!(r[Role::Divider as usize], 33);
+            assert_eq!(r[Role::Query as usize], 34);
+            assert_eq!(r[Role::Answer as usize], 35);
+            let (key_pos, value_pos) = (r[Role::Key as usize] as usize, r[Role::Value as usize] as usize);
+            assert_eq!(key_pos % 2, 1);
+            assert_eq!(value_pos, key_pos + 1);
+            // The query repeats the queried key and the answer is that key's value.
+            assert_eq!(t[34], t[key_pos]);
+            assert_eq!(t[35], t[value_pos]);
+            let keys: HashSet<u32> = (0..16).map(|p| t[2 * p + 1]).collect();
+            let values: HashSet<u32> = (0..16).map(|p| t[2 * p + 2]).collect();
+            assert_eq!(keys.len(), 16, "keys are distinct");
+            assert_eq!(values.len(), 16, "values are distinct");
+            assert!(keys.iter().all(|&k| (3..4099).contains(&k)));
+            assert!(values.iter().all(|&v| (4099..8195).contains(&v)));
+        }
+    }
+
+    #[test]
+    fn generation_is_deterministic_per_seed_and_split() {
+        let cfg = paper();
+        let a = cfg.generate(7, Split::Train, 50);
+        assert_eq!(a, cfg.generate(7, Split::Train, 50));
+        assert_ne!(a.tokens, cfg.generate(8, Split::Train, 50).tokens);
+        assert_ne!(a.tokens, cfg.generate(7, Split::Test, 50).tokens);
+    }
+
+    #[test]
+    fn queried_pair_is_uniform_over_pairs() {
+        let cfg = ArConfig { num_kv: 64, pairs: 4 };
+        let data = cfg.generate(1, Split::Train, 4000);
+        let mut counts = [0usize; 4];
+        for i in 0..data.len() {
+            counts[(data.roles_of(i)[Role::Key as usize] as usize - 1) / 2] += 1;
+        }
+        // Each pair expects 1000; 5 standard deviations is ±137.
+        assert!(counts.iter().all(|&c| (863..=1137).contains(&c)), "{counts:?}");
+    }
+}

@@ -1,0 +1,217 @@
+//! Generated datasets: fixed-length token rows plus role positions, and their on-disk cache.
+//!
+//! Cache format (`data-<split>.bin`, little-endian):
+//! ```text
+//! magic "MLDS" | version u32 | n u64 | seq_len u32 | vocab_size u32 | roles u32
+//! tokens  u32 × n·seq_len
+//! roles   u32 × n·roles          (positions, in `Role` order)
+//! blake3  32 bytes of everything above
+//! ```
+//! A file whose checksum, magic or sizes do not match is reported as corrupt, and callers
+//! regenerate it.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Named token positions of an example. Interventions and the loss address these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// In-context position of the queried key.
+    Key = 0,
+    /// In-context position of the queried key's value.
+    Value = 1,
+    /// The EOS separating context from query.
+    Divider = 2,
+    /// The repeated key, where the prediction is read.
+    Query = 3,
+    /// The supervised answer token.
+    Answer = 4,
+}
+
+impl Role {
+    pub const COUNT: usize = 5;
+    pub const ALL: [Role; Role::COUNT] = [
+        Role::Key,
+        Role::Value,
+        Role::Divider,
+        Role::Query,
+        Role::Answer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Key => "key",
+            Role::Value => "value",
+            Role::Divider => "divider",
+            Role::Query => "query",
+            Role::Answer => "answer",
+        }
+    }
+}
+
+/// Which sample of a task: each split draws from its own RNG stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// The RNG of one split: ChaCha8 seeded by the run seed, one stream per split.
+pub fn split_rng(seed: u64, split: Split) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(match split {
+        Split::Train => 1,
+        Split::Test => 2,
+    });
+    rng
+}
+
+/// `n` examples of `seq_len` tokens each, row-major, with role positions per example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub seq_len: usize,
+    pub vocab_size: usize,
+    pub tokens: Vec<u32>,
+    pub roles: Vec<[u32; Role::COUNT]>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    #[error("{path}: corrupt dataset cache ({reason}); delete it or rerun to regenerate")]
+    Corrupt { path: String, reason: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+const MAGIC: &[u8; 4] = b"MLDS";
+const FORMAT_VERSION: u32 = 1;
+const HEADER: usize = 4 + 4 + 8 + 4 + 4 + 4;
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.roles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.roles.is_empty()
+    }
+
+    pub fn example(&self, i: usize) -> &[u32] {
+        &self.tokens[i * self.seq_len..(i + 1) * self.seq_len]
+    }
+
+    pub fn roles_of(&self, i: usize) -> &[u32; Role::COUNT] {
+        &self.roles[i]
+    }
+
+    pub fn position(&self, i: usize, role: Role) -> usize {
+        self.roles[i][role as usize] as usize
+    }
+
+    /// The first `n` examples (the reference evaluates the first 320 of its test set).
+    pub fn head(&self, n: usize) -> Dataset {
+        let n = n.min(self.len());
+        Dataset {
+            seq_len: self.seq_len,
+            vocab_size: self.vocab_size,
+            tokens: self.tokens[..n * self.seq_len].to_vec(),
+            roles: self.roles[..n].to_vec(),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + 4 * (self.tokens.len() + 5 * self.len()) + 32);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.seq_len as u32).to_le_bytes());
+        out.extend_from_slice(&(self.vocab_size as u32).to_le_bytes());
+        out.extend_from_slice(&(Role::COUNT as u32).to_le_bytes());
+        for t in &self.tokens {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        for r in self.roles.iter().flatten() {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        let hash = blake3::hash(&out);
+        out.extend_from_slice(hash.as_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Dataset, DatasetError> {
+        let corrupt = |reason: &str| DatasetError::Corrupt {
+            path: path.to_string(),
+            reason: reason.to_string(),
+        };
+        if bytes.len() < HEADER + 32 {
+            return Err(corrupt("file too short"));
+        }
+        let (body, hash) = bytes.split_at(bytes.len() - 32);
+        if blake3::hash(body).as_bytes() != hash {
+            return Err(corrupt("checksum mismatch"));
+        }
+        if &body[..4] != MAGIC {
+            return Err(corrupt("not a mechlab dataset"));
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(body[o..o + 4].try_into().expect("4 bytes"));
+        if u32_at(4) != FORMAT_VERSION {
+            return Err(corrupt("unknown format version"));
+        }
+        let n = u64::from_le_bytes(body[8..16].try_into().expect("8 bytes")) as usize;
+        let seq_len = u32_at(16) as usize;
+        let vocab_size = u32_at(20) as usize;
+        if u32_at(24) as usize != Role::COUNT {
+            return Err(corrupt("unexpected role count"));
+        }
+        if body.len() != HEADER + 4 * (n * seq_len + n * Role::COUNT) {
+            return Err(corrupt("size does not match header"));
+        }
+        let words: Vec<u32> = body[HEADER..]
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+            .collect();
+        let (tokens, role_words) = words.split_at(n * seq_len);
+        let roles = role_words
+            .chunks_exact(Role::COUNT)
+            .map(|c| c.try_into().expect("role row"))
+            .collect();
+        Ok(Dataset {
+            seq_len,
+            vocab_size,
+            tokens: tokens.to_vec(),
+            roles,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::ArConfig;
+
+    #[test]
+    fn cache_round_trips_and_detects_corruption() {
+        let data = ArConfig { num_kv: 64, pairs: 4 }.generate(3, Split::Test, 20);
+        let mut bytes = data.to_bytes();
+        assert_eq!(Dataset::from_bytes(&bytes, "x").unwrap(), data);
+        bytes[HEADER + 5] ^= 1;
+        let err = Dataset::from_bytes(&bytes, "x").unwrap_err();
+        assert!(err.to_string().contains("checksum mismatch"), "{err}");
+        assert!(Dataset::from_bytes(&bytes[..10], "x").is_err());
+    }
+}

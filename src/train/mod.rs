@@ -1,0 +1,14 @@
+//! Training: AdamW with warmup + decay, evaluation every N steps, resumable checkpoints.
+//! Knows nothing of files or specs: checkpoints go through the [`Checkpointer`] trait and
+//! progress through [`Observer`].
+
+pub mod batch;
+pub mod checkpoint;
+pub mod eval;
+pub mod schedule;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, Checkpointer, NoCheckpoints};
+pub use eval::{MetricRow, evaluate};
+pub use schedule::{Schedule, ScheduleKind};
+pub use trainer::{Control, Observer, TrainConfig, TrainError, TrainOutcome, train};

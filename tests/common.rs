@@ -1,0 +1,73 @@
+//! Shared helpers for integration tests: each test gets its own temp directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Dir {
+            tmp: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn results(&self) -> PathBuf {
+        self.path().join("results")
+    }
+
+    /// `mechlab` with this directory's results root and no MECHLAB_ spec overrides leaking in.
+    pub fn mechlab(&self) -> Command {
+        let mut cmd = Command::cargo_bin("mechlab").expect("binary");
+        cmd.current_dir(self.path()).env("MECHLAB_RESULTS", self.results());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MECHLAB_") && k != "MECHLAB_RESULTS" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd
+    }
+}
+
+/// A tiny AR spec that trains in about a second.
+pub const TINY: &str = r#"
+[experiment]
+name = "tiny"
+seeds = [1]
+
+[task]
+kind = "ar"
+num_kv = 16
+pairs = 2
+train_size = 256
+test_size = 64
+eval_examples = 32
+
+[model]
+d_model = 16
+
+[train]
+batch_size = 16
+steps = 30
+lr = 3e-3
+eval_every = 10
+checkpoint_every = 10
+
+[sweep.grid]
+"train.lr" = [1e-3, 3e-3]
+"#;

@@ -1,0 +1,122 @@
+//! Training behaviour a user relies on: it learns, it resumes exactly, it reports divergence.
+
+use burn::backend::{Autodiff, Flex};
+use mechlab::model::{MixerKind, ModelConfig};
+use mechlab::task::{ArConfig, Dataset, Split};
+use mechlab::train::{
+    Checkpoint, Checkpointer, Control, MetricRow, NoCheckpoints, Observer, Schedule, ScheduleKind, TrainConfig,
+    TrainError, TrainOutcome, train,
+};
+
+type B = Autodiff<Flex>;
+
+fn task() -> ArConfig {
+    ArConfig { num_kv: 16, pairs: 2 }
+}
+
+fn model() -> ModelConfig {
+    ModelConfig {
+        vocab_size: task().vocab_size(),
+        d_model: 32,
+        layers: 2,
+        mixer: MixerKind::Attention,
+        pos_emb: true,
+        max_positions: 64,
+        mlp: true,
+    }
+}
+
+fn config(steps: usize, lr: f64) -> TrainConfig {
+    TrainConfig {
+        batch_size: 32,
+        steps,
+        lr,
+        weight_decay: 0.0,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        schedule: Schedule {
+            kind: ScheduleKind::Cosine,
+            warmup: 0.1,
+        },
+        eval_every: 50,
+        checkpoint_every: 40,
+        seed: 5,
+    }
+}
+
+struct StopAt(Option<usize>);
+
+impl Observer for StopAt {
+    fn on_step(&mut self, step: usize, _: usize, _: f32) -> Control {
+        if Some(step) == self.0 { Control::Stop } else { Control::Continue }
+    }
+}
+
+#[derive(Default)]
+struct Memory(Option<Checkpoint>);
+
+impl Checkpointer for Memory {
+    fn load(&mut self) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
+        // Through bytes, as on disk.
+        Ok(self.0.as_ref().map(|c| Checkpoint::from_bytes(&c.to_bytes()).unwrap()))
+    }
+    fn save(&mut self, c: &Checkpoint) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0 = Some(c.clone());
+        Ok(())
+    }
+}
+
+fn data() -> (Dataset, Dataset) {
+    (task().generate(1, Split::Train, 4096), task().generate(1, Split::Test, 256))
+}
+
+fn final_metric(rows: &[MetricRow], split: &str, metric: &str) -> f64 {
+    rows.iter().rev().find(|r| r.split == split && r.metric == metric).unwrap().value
+}
+
+fn finished(outcome: TrainOutcome<B>) -> Vec<MetricRow> {
+    match outcome {
+        TrainOutcome::Finished { metrics, .. } => metrics,
+        TrainOutcome::Stopped { step } => panic!("stopped at {step}"),
+    }
+}
+
+#[test]
+fn tiny_model_learns_recall_far_above_chance() {
+    let (train_set, test_set) = data();
+    let metrics = finished(
+        train::<B>(&model(), &config(300, 3e-3), &train_set, &[("test", &test_set)], &Default::default(), &mut NoCheckpoints, &mut StopAt(None))
+            .unwrap(),
+    );
+    let first = metrics.iter().find(|r| r.metric == "loss").unwrap().value;
+    let acc = final_metric(&metrics, "test", "accuracy");
+    let loss = final_metric(&metrics, "test", "loss");
+    // 8 values, 2 in context: chance over the vocabulary is 1/20, the "some in-context value"
+    // plateau 1/2. Learning means well above the plateau and a much lower loss.
+    assert!(acc > 0.6, "test accuracy {acc}");
+    assert!(loss < 0.5 * first, "loss {first} -> {loss}");
+}
+
+#[test]
+fn resumed_run_matches_uninterrupted_run_exactly() {
+    let (train_set, test_set) = data();
+    let evals = [("test", &test_set)];
+    let device = Default::default();
+    let full = finished(train::<B>(&model(), &config(120, 3e-3), &train_set, &evals, &device, &mut NoCheckpoints, &mut StopAt(None)).unwrap());
+
+    let mut store = Memory::default();
+    let stopped = train::<B>(&model(), &config(120, 3e-3), &train_set, &evals, &device, &mut store, &mut StopAt(Some(70))).unwrap();
+    assert!(matches!(stopped, TrainOutcome::Stopped { step: 70 }));
+    let resumed = finished(train::<B>(&model(), &config(120, 3e-3), &train_set, &evals, &device, &mut store, &mut StopAt(None)).unwrap());
+    assert_eq!(full, resumed);
+}
+
+#[test]
+fn nan_loss_is_reported_as_divergence_with_its_step() {
+    let (train_set, test_set) = data();
+    let err = train::<B>(&model(), &config(50, f64::NAN), &train_set, &[("test", &test_set)], &Default::default(), &mut NoCheckpoints, &mut StopAt(None))
+        .err()
+        .expect("diverges");
+    assert!(matches!(err, TrainError::Diverged { step: 1, .. }), "{err}");
+}
