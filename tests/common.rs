@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
+use std::process::Command;
 
 pub struct Dir {
     pub tmp: tempfile::TempDir,
@@ -33,7 +33,7 @@ impl Dir {
 
     /// `mechlab` with this directory's results root and no MECHLAB_ spec overrides leaking in.
     pub fn mechlab(&self) -> Command {
-        let mut cmd = Command::cargo_bin("mechlab").expect("binary");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mechlab"));
         cmd.current_dir(self.path()).env("MECHLAB_RESULTS", self.results());
         for (k, _) in std::env::vars() {
             if k.starts_with("MECHLAB_") && k != "MECHLAB_RESULTS" {
