@@ -55,6 +55,7 @@ pub fn train_throughput(
         pos_emb: mixer == MixerKind::Attention,
         max_positions: 1024,
         mlp: mixer != MixerKind::Mamba,
+        init_std: crate::model::init::REFERENCE_INIT_STD,
     };
     let cfg = TrainConfig {
         batch_size: batch,

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use mechlab::exec::{DeviceChoice, ExecOptions, run_graph};
 use mechlab::plan::{NodeKind, RunGraph, plan};
+use mechlab::report::collect::RunSummary;
 use mechlab::spec::{LoadOptions, Resolved, load};
 use mechlab::store::{NodeState, Store};
 
@@ -193,7 +194,7 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
     let mut rows = vec![{
         let mut h = vec!["run".to_string()];
         h.extend(axes.iter().cloned());
-        h.extend(["steps".into(), "train node".into(), "state".into()]);
+        h.extend(["steps".into(), "test acc".into(), "train node".into(), "state".into()]);
         h
     }];
     for run in &graph.runs {
@@ -212,7 +213,13 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
             (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
             (s, _) => s.to_string(),
         };
-        row.extend([run.point.train.steps.to_string(), run.train.clone(), state]);
+        let summary: Option<RunSummary> = std::fs::read(store.node_dir(&run.train).join("summary.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let acc = summary
+            .and_then(|s| s.last.get("test.accuracy").copied())
+            .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
+        row.extend([run.point.train.steps.to_string(), acc, run.train.clone(), state]);
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())

@@ -246,9 +246,15 @@ fn save_final<B: AutodiffBackend>(
     metrics: &[MetricRow],
     steps: u64,
 ) -> Result<(), ExecError> {
+    let last = metrics
+        .iter()
+        .filter(|r| r.step == steps)
+        .map(|r| (format!("{}.{}", r.split, r.metric), r.value))
+        .collect();
     let summary = RunSummary {
         params: model.num_params(),
         steps,
+        last,
     };
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let bytes = recorder

@@ -17,7 +17,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::init::{INIT_STD, Init};
+use super::init::Init;
 
 /// The reference's additive causal mask value.
 pub const MASK_VALUE: f32 = -10_000.0;
@@ -29,15 +29,15 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// Reference init: Wqkv N(0, 0.02); out_proj N(0, 0.02/√(2·layers)), bias 0.
+    /// Reference init (σ = 0.02): Wqkv N(0, σ); out_proj N(0, σ/√(2·layers)), bias 0.
     pub fn init(d_model: usize, layers: usize, init: &mut Init<B>) -> Self {
         Attention {
-            wqkv: init.linear(d_model, 3 * d_model, false, INIT_STD),
+            wqkv: init.linear(d_model, 3 * d_model, false, init.std()),
             out_proj: init.linear(
                 d_model,
                 d_model,
                 true,
-                INIT_STD / (2.0 * layers as f64).sqrt(),
+                init.std() / (2.0 * layers as f64).sqrt(),
             ),
         }
     }
@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn forward_matches_naive_causal_softmax() {
         let device = Default::default();
-        let mut init = Init::<B>::new(3, &device);
+        let mut init = Init::<B>::new(3, 0.02, &device);
         let mut attn = Attention::init(8, 2, &mut init);
         // Non-zero bias, so the bias path is exercised too.
         attn.out_proj.bias = Some(burn::module::Param::from_tensor(init.normal([8], 0.5)));
@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn output_at_t_ignores_later_positions() {
         let device = Default::default();
-        let mut init = Init::<B>::new(4, &device);
+        let mut init = Init::<B>::new(4, 0.02, &device);
         let attn = Attention::init(8, 2, &mut init);
         let x = init.normal([1, 5, 8], 1.0);
         let mut x2 = x.clone();

@@ -8,20 +8,27 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Reference: linear weights and embeddings N(0, 0.02), biases 0.
-pub const INIT_STD: f64 = 0.02;
+pub const REFERENCE_INIT_STD: f64 = 0.02;
 
 /// Draws parameters in a fixed order from one ChaCha stream.
 pub struct Init<'d, B: Backend> {
     rng: ChaCha8Rng,
     device: &'d B::Device,
+    std: f64,
 }
 
 impl<'d, B: Backend> Init<'d, B> {
-    pub fn new(seed: u64, device: &'d B::Device) -> Self {
+    /// `std` is the base standard deviation of weights and embeddings (reference: 0.02).
+    pub fn new(seed: u64, std: f64, device: &'d B::Device) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        // Stream 0 is left to data generation; weights get their own stream.
+        // Streams 1 and 2 belong to data generation; weights get their own stream.
         rng.set_stream(7);
-        Init { rng, device }
+        Init { rng, device, std }
+    }
+
+    /// Base standard deviation of weights and embeddings.
+    pub fn std(&self) -> f64 {
+        self.std
     }
 
     pub fn device(&self) -> &'d B::Device {
@@ -77,12 +84,12 @@ mod tests {
     #[test]
     fn normal_samples_have_requested_moments_and_are_seeded() {
         let device = Default::default();
-        let a: Vec<f32> = Init::<Flex>::new(1, &device)
+        let a: Vec<f32> = Init::<Flex>::new(1, REFERENCE_INIT_STD, &device)
             .normal([20_000], 0.02)
             .into_data()
             .to_vec()
             .unwrap();
-        let b: Vec<f32> = Init::<Flex>::new(1, &device)
+        let b: Vec<f32> = Init::<Flex>::new(1, REFERENCE_INIT_STD, &device)
             .normal([20_000], 0.02)
             .into_data()
             .to_vec()

@@ -8,7 +8,7 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::block::{Block, LN_EPS};
-use super::init::{INIT_STD, Init};
+use super::init::Init;
 use super::mixer::{MixerKind, ModelError};
 use super::sites::Sites;
 
@@ -25,6 +25,8 @@ pub struct ModelConfig {
     pub max_positions: usize,
     /// MLP after each mixer (reference: on, except in Mamba blocks).
     pub mlp: bool,
+    /// Base σ of weights and embeddings (reference: 0.02; out-projections get σ/√(2·layers)).
+    pub init_std: f64,
 }
 
 impl ModelConfig {
@@ -34,11 +36,11 @@ impl ModelConfig {
         seed: u64,
         device: &B::Device,
     ) -> Result<LanguageModel<B>, ModelError> {
-        let mut init = Init::<B>::new(seed, device);
-        let word_embeddings = init.embedding(self.vocab_size, self.d_model, INIT_STD);
+        let mut init = Init::<B>::new(seed, self.init_std, device);
+        let word_embeddings = init.embedding(self.vocab_size, self.d_model, self.init_std);
         let position_embeddings = self
             .pos_emb
-            .then(|| init.embedding(self.max_positions, self.d_model, INIT_STD));
+            .then(|| init.embedding(self.max_positions, self.d_model, self.init_std));
         let layers = (0..self.layers)
             .map(|l| Block::init(l, self.mixer, self.d_model, self.layers, self.mlp, &mut init))
             .collect::<Result<Vec<_>, _>>()?;
@@ -140,6 +142,7 @@ mod tests {
             pos_emb: pos,
             max_positions: 1024,
             mlp: true,
+            init_std: 0.02,
         }
     }
 

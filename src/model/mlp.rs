@@ -5,7 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::activation::gelu;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::init::{INIT_STD, Init};
+use super::init::Init;
 
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
@@ -14,15 +14,15 @@ pub struct Mlp<B: Backend> {
 }
 
 impl<B: Backend> Mlp<B> {
-    /// Reference init: fc1 N(0, 0.02); fc2 N(0, 0.02/√(2·layers)); biases 0.
+    /// Reference init (σ = 0.02): fc1 N(0, σ); fc2 N(0, σ/√(2·layers)); biases 0.
     pub fn init(d_model: usize, layers: usize, init: &mut Init<B>) -> Self {
         Mlp {
-            fc1: init.linear(d_model, 4 * d_model, true, INIT_STD),
+            fc1: init.linear(d_model, 4 * d_model, true, init.std()),
             fc2: init.linear(
                 4 * d_model,
                 d_model,
                 true,
-                INIT_STD / (2.0 * layers as f64).sqrt(),
+                init.std() / (2.0 * layers as f64).sqrt(),
             ),
         }
     }

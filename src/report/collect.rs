@@ -35,6 +35,9 @@ pub struct CollectSummary {
 pub struct RunSummary {
     pub params: usize,
     pub steps: u64,
+    /// Last evaluation, keyed `split.metric` (e.g. `test.accuracy`).
+    #[serde(default)]
+    pub last: std::collections::BTreeMap<String, f64>,
 }
 
 /// Writes `runs.parquet` (one row per run, every run of the plan, done or not) and

@@ -119,6 +119,10 @@ pub struct ModelSpec {
     /// Rows of the position table, the longest sequence the model accepts. Reference: 1024.
     #[serde(default = "d_max_positions")]
     pub max_positions: usize,
+    /// Base standard deviation σ of weights and embeddings at initialisation; out-projections get
+    /// σ/√(2·layers). Reference: 0.02.
+    #[serde(default = "d_init_std")]
+    pub init_std: f64,
 }
 
 fn d_mixer() -> MixerKind {
@@ -133,6 +137,9 @@ fn d_d_model() -> usize {
 fn d_max_positions() -> usize {
     1024
 }
+fn d_init_std() -> f64 {
+    crate::model::init::REFERENCE_INIT_STD
+}
 
 impl Default for ModelSpec {
     fn default() -> Self {
@@ -143,6 +150,7 @@ impl Default for ModelSpec {
             pos_emb: None,
             mlp: None,
             max_positions: d_max_positions(),
+            init_std: d_init_std(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub struct ResolvedModel {
     pub pos_emb: bool,
     pub mlp: bool,
     pub max_positions: usize,
+    pub init_std: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +114,7 @@ pub fn resolve_model(m: &ModelSpec) -> ResolvedModel {
         pos_emb: m.pos_emb.unwrap_or(m.mixer == MixerKind::Attention),
         mlp: m.mlp.unwrap_or(m.mixer != MixerKind::Mamba),
         max_positions: m.max_positions,
+        init_std: m.init_std,
     }
 }
 
@@ -142,6 +144,7 @@ impl RunPoint {
             pos_emb: self.model.pos_emb,
             max_positions: self.model.max_positions,
             mlp: self.model.mlp,
+            init_std: self.model.init_std,
         }
     }
 

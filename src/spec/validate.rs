@@ -31,6 +31,9 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     if !(1..=16384).contains(&m.d_model) {
         out.push(problem("model.d_model", format!("expected a width from 1 to 16384, found {}", m.d_model)));
     }
+    if !(m.init_std.is_finite() && m.init_std > 0.0 && m.init_std <= 10.0) {
+        out.push(problem("model.init_std", format!("expected a standard deviation in (0, 10], found {}", m.init_std)));
+    }
     match &run.task {
         TaskSpec::Ar(a) => {
             if a.num_kv < 2 || a.num_kv % 2 != 0 {
