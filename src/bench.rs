@@ -44,7 +44,10 @@ pub fn train_throughput(
     warmup: usize,
     steps: usize,
 ) -> Result<BenchResult, crate::train::TrainError> {
-    let task = ArConfig { num_kv: 8192, pairs: 16 };
+    let task = ArConfig {
+        num_kv: 8192,
+        pairs: 16,
+    };
     let total = warmup + steps;
     let data = task.generate(0, Split::Train, batch * total);
     let model = ModelConfig {
@@ -74,7 +77,10 @@ pub fn train_throughput(
         checkpoint_every: usize::MAX,
         seed: 0,
     };
-    let mut timer = Timer { warmup, start: None };
+    let mut timer = Timer {
+        warmup,
+        start: None,
+    };
     crate::train::train::<crate::exec::device::CpuBackend>(
         &model,
         &cfg,
@@ -84,7 +90,10 @@ pub fn train_throughput(
         &mut NoCheckpoints,
         &mut timer,
     )?;
-    let seconds = timer.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(f64::NAN);
+    let seconds = timer
+        .start
+        .map(|s| s.elapsed().as_secs_f64())
+        .unwrap_or(f64::NAN);
     let seq_len = task.seq_len();
     Ok(BenchResult {
         implementation: "mechlab-flex".into(),

@@ -15,10 +15,19 @@ use mechlab::spec::{LoadOptions, Resolved, load};
 use mechlab::store::{NodeState, Store};
 
 #[derive(Parser)]
-#[command(name = "mechlab", version, about = "Mechanistic evaluation of sequence models from TOML specs")]
+#[command(
+    name = "mechlab",
+    version,
+    about = "Mechanistic evaluation of sequence models from TOML specs"
+)]
 struct Cli {
     /// Results root (node store and collected tables).
-    #[arg(long, global = true, env = "MECHLAB_RESULTS", default_value = "results")]
+    #[arg(
+        long,
+        global = true,
+        env = "MECHLAB_RESULTS",
+        default_value = "results"
+    )]
     results: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -124,7 +133,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             warmup,
             steps,
         } => {
-            let r = mechlab::bench::train_throughput(mechlab::model::MixerKind::Attention, d_model, batch, warmup, steps)?;
+            let r = mechlab::bench::train_throughput(
+                mechlab::model::MixerKind::Attention,
+                d_model,
+                batch,
+                warmup,
+                steps,
+            )?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -167,7 +182,10 @@ fn state_of(store: &Store, id: &str) -> Result<NodeState> {
 fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
-    println!("experiment {} (spec hash {})", graph.experiment, graph.spec_hash);
+    println!(
+        "experiment {} (spec hash {})",
+        graph.experiment, graph.spec_hash
+    );
     if let Some(d) = &resolved.description {
         println!("{d}");
     }
@@ -194,13 +212,23 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
     let mut rows = vec![{
         let mut h = vec!["run".to_string()];
         h.extend(axes.iter().cloned());
-        h.extend(["steps".into(), "test acc".into(), "train node".into(), "state".into()]);
+        h.extend([
+            "steps".into(),
+            "test acc".into(),
+            "train node".into(),
+            "state".into(),
+        ]);
         h
     }];
     for run in &graph.runs {
         let mut row = vec![run.point.name.clone()];
         for key in &axes {
-            let v = run.point.axes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+            let v = run
+                .point
+                .axes
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone());
             row.push(match v {
                 Some(serde_json::Value::String(s)) => s,
                 Some(v) => v.to_string(),
@@ -213,20 +241,30 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
             (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
             (s, _) => s.to_string(),
         };
-        let summary: Option<RunSummary> = std::fs::read(store.node_dir(&run.train).join("summary.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let summary: Option<RunSummary> =
+            std::fs::read(store.node_dir(&run.train).join("summary.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
         let acc = summary
             .and_then(|s| s.last.get("test.accuracy").copied())
             .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
-        row.extend([run.point.train.steps.to_string(), acc, run.train.clone(), state]);
+        row.extend([
+            run.point.train.steps.to_string(),
+            acc,
+            run.train.clone(),
+            state,
+        ]);
         rows.push(row);
     }
     let widths: Vec<usize> = (0..rows[0].len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         println!("{}", line.join("  ").trim_end());
     }
     Ok(())
@@ -236,10 +274,17 @@ fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     let graph = plan(&resolve(args)?);
     let mut counts = std::collections::BTreeMap::new();
     for node in &graph.nodes {
-        *counts.entry(state_of(store, &node.id)?.to_string()).or_insert(0) += 1;
+        *counts
+            .entry(state_of(store, &node.id)?.to_string())
+            .or_insert(0) += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!("experiment {}: {} nodes: {}", graph.experiment, graph.nodes.len(), summary.join(", "));
+    println!(
+        "experiment {}: {} nodes: {}",
+        graph.experiment,
+        graph.nodes.len(),
+        summary.join(", ")
+    );
     println!();
     print_runs_table(&graph, store)?;
     Ok(ExitCode::SUCCESS)
@@ -262,7 +307,9 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
             // Second Ctrl-C: the user wants out now; checkpoints already written stay valid.
             std::process::exit(130);
         }
-        eprintln!("\ninterrupt: checkpointing running nodes, then stopping (Ctrl-C again to quit now)");
+        eprintln!(
+            "\ninterrupt: checkpointing running nodes, then stopping (Ctrl-C again to quit now)"
+        );
     })
     .context("installing the Ctrl-C handler")?;
     let opts = ExecOptions {
@@ -288,7 +335,11 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     if report.failed() > 0 {
-        eprintln!("error: {} node(s) failed; see `mechlab status {}`", report.failed(), args.spec.spec.display());
+        eprintln!(
+            "error: {} node(s) failed; see `mechlab status {}`",
+            report.failed(),
+            args.spec.spec.display()
+        );
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -297,9 +348,13 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
 fn schema(check: bool, out: &std::path::Path) -> Result<ExitCode> {
     let text = mechlab::spec::schema::experiment_schema();
     if check {
-        let committed = std::fs::read_to_string(out).with_context(|| format!("{}: cannot read", out.display()))?;
+        let committed = std::fs::read_to_string(out)
+            .with_context(|| format!("{}: cannot read", out.display()))?;
         if committed != text {
-            bail!("{} is stale: run `mechlab schema` and commit the result", out.display());
+            bail!(
+                "{} is stale: run `mechlab schema` and commit the result",
+                out.display()
+            );
         }
         println!("{}: up to date", out.display());
     } else {

@@ -15,8 +15,16 @@ fn validate_and_plan_show_the_expanded_graph() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
     let out = dir.mechlab().arg("validate").arg(&spec).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).contains("2 runs (1 dataset and 2 train nodes)"), "{}", stdout(&out));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("2 runs (1 dataset and 2 train nodes)"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = dir.mechlab().arg("plan").arg(&spec).output().unwrap();
     let text = stdout(&out);
@@ -31,9 +39,22 @@ fn validate_and_plan_show_the_expanded_graph() {
 fn run_writes_tidy_tables_and_rerun_skips_done_nodes() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir.mechlab().args(["run", "--quiet"]).arg(&spec).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).contains("3 nodes ran, 0 already done, 0 failed"), "{}", stdout(&out));
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("3 nodes ran, 0 already done, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
 
     let tables = dir.results().join("tiny");
     let runs = read_parquet(&tables.join("runs.parquet")).unwrap();
@@ -55,26 +76,54 @@ fn run_writes_tidy_tables_and_rerun_skips_done_nodes() {
         assert_eq!(schema.get(name), Some(&dtype), "runs column {name}");
     }
     let status_col = runs.column("status").unwrap().str().unwrap();
-    let status: Vec<_> = (0..runs.height()).map(|i| status_col.get(i).unwrap()).collect();
+    let status: Vec<_> = (0..runs.height())
+        .map(|i| status_col.get(i).unwrap())
+        .collect();
     assert_eq!(status, ["done", "done"]);
     // vocab 20 × 16 + 1024 × 16 positions + 2 blocks + final norm.
-    let params: Vec<_> = runs.column("params").unwrap().i64().unwrap().into_no_null_iter().collect();
+    let params: Vec<_> = runs
+        .column("params")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
     assert_eq!(params, [20 * 16 + 1024 * 16 + 2 * 3232 + 32; 2]);
 
     let metrics = read_parquet(&tables.join("metrics.parquet")).unwrap();
-    let names: Vec<_> = metrics.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<_> = metrics
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(names, ["run_id", "step", "split", "metric", "value"]);
     // Evaluations at steps 0, 10, 20, 30 × 2 splits × 3 metrics × 2 runs.
     assert_eq!(metrics.height(), 4 * 2 * 3 * 2);
     let meta = read_parquet_metadata(&tables.join("metrics.parquet")).unwrap();
-    let get = |k: &str| meta.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    let get = |k: &str| {
+        meta.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
     assert_eq!(get("mechlab.backend").as_deref(), Some("flex"));
-    assert_eq!(get("mechlab.version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        get("mechlab.version").as_deref(),
+        Some(env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(get("mechlab.spec_hash").map(|h| h.len()), Some(16));
 
-    let out = dir.mechlab().args(["run", "--quiet"]).arg(&spec).output().unwrap();
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(stdout(&out).contains("0 nodes ran, 3 already done"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 nodes ran, 3 already done"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = dir.mechlab().arg("status").arg(&spec).output().unwrap();
     assert!(stdout(&out).contains("3 nodes: 3 done"), "{}", stdout(&out));
@@ -85,9 +134,22 @@ fn run_writes_tidy_tables_and_rerun_skips_done_nodes() {
         "wider.toml",
         "include = [\"tiny.toml\"]\n[experiment]\nname = \"wider\"\n[sweep.grid]\n\"train.lr\" = [1e-3, 3e-3, 1e-2]\n",
     );
-    let out = dir.mechlab().args(["run", "--quiet"]).arg(&wider).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout(&out).contains("1 nodes ran, 3 already done"), "{}", stdout(&out));
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&wider)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout(&out).contains("1 nodes ran, 3 already done"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -97,16 +159,27 @@ fn cuda_device_without_the_feature_is_a_clear_error() {
     }
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir.mechlab().args(["run", "--device", "cuda"]).arg(&spec).output().unwrap();
+    let out = dir
+        .mechlab()
+        .args(["run", "--device", "cuda"])
+        .arg(&spec)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("built without CUDA support") && err.contains("--features cuda"), "{err}");
+    assert!(
+        err.contains("built without CUDA support") && err.contains("--features cuda"),
+        "{err}"
+    );
 }
 
 #[test]
 fn committed_schema_is_up_to_date() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/experiment.schema.json"))
-        .expect("schemas/experiment.schema.json exists");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/experiment.schema.json"
+    ))
+    .expect("schemas/experiment.schema.json exists");
     assert_eq!(
         committed,
         mechlab::spec::schema::experiment_schema(),

@@ -23,7 +23,10 @@ fn errors_of(text: &str, extra: &[&str]) -> String {
 fn unknown_key_names_file_line_key_and_suggestion() {
     let text = TINY.replace("d_model = 16", "d_model = 16\nmixr = \"attention\"");
     let err = errors_of(&text, &[]);
-    assert!(err.contains("spec.toml:16:1: model.mixr: unknown key \"mixr\""), "{err}");
+    assert!(
+        err.contains("spec.toml:16:1: model.mixr: unknown key \"mixr\""),
+        "{err}"
+    );
     assert!(err.contains("did you mean \"mixer\"?"), "{err}");
 }
 
@@ -31,8 +34,14 @@ fn unknown_key_names_file_line_key_and_suggestion() {
 fn unknown_mixer_lists_valid_values_and_suggests() {
     let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"mamaba\"");
     let err = errors_of(&text, &[]);
-    assert!(err.contains("spec.toml:16:1: model.mixer: unknown value \"mamaba\""), "{err}");
-    assert!(err.contains("valid: attention, based, base_conv, h3, hyena, mamba"), "{err}");
+    assert!(
+        err.contains("spec.toml:16:1: model.mixer: unknown value \"mamaba\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("valid: attention, based, base_conv, h3, hyena, mamba"),
+        "{err}"
+    );
     assert!(err.contains("did you mean \"mamba\"?"), "{err}");
 }
 
@@ -40,44 +49,73 @@ fn unknown_mixer_lists_valid_values_and_suggests() {
 fn wrong_type_says_expected_and_found() {
     let text = TINY.replace("d_model = 16", "d_model = \"wide\"");
     let err = errors_of(&text, &[]);
-    assert!(err.contains("spec.toml:15:1: model.d_model: expected usize, found string \"wide\""), "{err}");
+    assert!(
+        err.contains("spec.toml:15:1: model.d_model: expected usize, found string \"wide\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn out_of_range_values_are_all_reported_together() {
-    let text = TINY.replace("pairs = 2", "pairs = 9").replace("d_model = 16", "d_model = 0");
+    let text = TINY
+        .replace("pairs = 2", "pairs = 9")
+        .replace("d_model = 16", "d_model = 0");
     let err = errors_of(&text, &[]);
-    assert!(err.contains("spec.toml:9:1: task.pairs: expected 1 to 8 pairs"), "{err}");
-    assert!(err.contains("spec.toml:15:1: model.d_model: expected a width from 1 to 16384, found 0"), "{err}");
+    assert!(
+        err.contains("spec.toml:9:1: task.pairs: expected 1 to 8 pairs"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.toml:15:1: model.d_model: expected a width from 1 to 16384, found 0"),
+        "{err}"
+    );
     assert!(err.contains("(2 errors in this spec)"), "{err}");
 }
 
 #[test]
 fn bad_sweep_axis_points_at_the_sweep_line() {
-    let text = TINY.replace("\"train.lr\" = [1e-3, 3e-3]", "\"train.lrr\" = [1e-3, 3e-3]");
+    let text = TINY.replace(
+        "\"train.lr\" = [1e-3, 3e-3]",
+        "\"train.lrr\" = [1e-3, 3e-3]",
+    );
     let err = errors_of(&text, &[]);
-    assert!(err.contains("spec.toml:25:1: train.lrr: unknown key \"lrr\""), "{err}");
+    assert!(
+        err.contains("spec.toml:25:1: train.lrr: unknown key \"lrr\""),
+        "{err}"
+    );
     assert!(err.contains("did you mean \"lr\"?"), "{err}");
 }
 
 #[test]
 fn bad_value_inside_a_sweep_points_at_the_sweep_line() {
-    let text = TINY.replace("\"train.lr\" = [1e-3, 3e-3]", "\"model.mixer\" = [\"attention\", \"transformer\"]");
+    let text = TINY.replace(
+        "\"train.lr\" = [1e-3, 3e-3]",
+        "\"model.mixer\" = [\"attention\", \"transformer\"]",
+    );
     let err = errors_of(&text, &[]);
-    assert!(err.contains("spec.toml:25:1: model.mixer: unknown value \"transformer\""), "{err}");
+    assert!(
+        err.contains("spec.toml:25:1: model.mixer: unknown value \"transformer\""),
+        "{err}"
+    );
 }
 
 #[test]
 fn unimplemented_mixer_is_rejected_at_validate() {
     let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"hyena\"");
     let err = errors_of(&text, &[]);
-    assert!(err.contains("model.mixer: mixer \"hyena\" is not implemented yet"), "{err}");
+    assert!(
+        err.contains("model.mixer: mixer \"hyena\" is not implemented yet"),
+        "{err}"
+    );
 }
 
 #[test]
 fn set_override_errors_name_the_flag() {
     let err = errors_of(TINY, &["--set", "train.lr=-1"]);
-    assert!(err.contains("--set train.lr=-1: train.lr: expected a learning rate in (0, 10), found -1"), "{err}");
+    assert!(
+        err.contains("--set train.lr=-1: train.lr: expected a learning rate in (0, 10), found -1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -90,7 +128,10 @@ fn toml_syntax_error_has_line_and_column() {
 #[test]
 fn missing_section_and_unknown_profile_are_reported() {
     let err = errors_of("[experiment]\nname = \"x\"\n", &[]);
-    assert!(err.contains("task: missing required section [task]"), "{err}");
+    assert!(
+        err.contains("task: missing required section [task]"),
+        "{err}"
+    );
     let err = errors_of(TINY, &["--profile", "quik"]);
     assert!(err.contains("--profile quik: no such profile"), "{err}");
 }

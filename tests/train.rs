@@ -4,14 +4,17 @@ use burn::backend::{Autodiff, Flex};
 use mechlab::model::{MixerKind, ModelConfig};
 use mechlab::task::{ArConfig, Dataset, Split};
 use mechlab::train::{
-    Checkpoint, Checkpointer, Control, MetricRow, NoCheckpoints, Observer, Schedule, ScheduleKind, TrainConfig,
-    TrainError, TrainOutcome, train,
+    Checkpoint, Checkpointer, Control, MetricRow, NoCheckpoints, Observer, Schedule, ScheduleKind,
+    TrainConfig, TrainError, TrainOutcome, train,
 };
 
 type B = Autodiff<Flex>;
 
 fn task() -> ArConfig {
-    ArConfig { num_kv: 16, pairs: 2 }
+    ArConfig {
+        num_kv: 16,
+        pairs: 2,
+    }
 }
 
 fn model() -> ModelConfig {
@@ -50,7 +53,11 @@ struct StopAt(Option<usize>);
 
 impl Observer for StopAt {
     fn on_step(&mut self, step: usize, _: usize, _: f32) -> Control {
-        if Some(step) == self.0 { Control::Stop } else { Control::Continue }
+        if Some(step) == self.0 {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
     }
 }
 
@@ -60,7 +67,10 @@ struct Memory(Option<Checkpoint>);
 impl Checkpointer for Memory {
     fn load(&mut self) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
         // Through bytes, as on disk.
-        Ok(self.0.as_ref().map(|c| Checkpoint::from_bytes(&c.to_bytes()).unwrap()))
+        Ok(self
+            .0
+            .as_ref()
+            .map(|c| Checkpoint::from_bytes(&c.to_bytes()).unwrap()))
     }
     fn save(&mut self, c: &Checkpoint) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.0 = Some(c.clone());
@@ -69,11 +79,18 @@ impl Checkpointer for Memory {
 }
 
 fn data() -> (Dataset, Dataset) {
-    (task().generate(1, Split::Train, 4096), task().generate(1, Split::Test, 256))
+    (
+        task().generate(1, Split::Train, 4096),
+        task().generate(1, Split::Test, 256),
+    )
 }
 
 fn final_metric(rows: &[MetricRow], split: &str, metric: &str) -> f64 {
-    rows.iter().rev().find(|r| r.split == split && r.metric == metric).unwrap().value
+    rows.iter()
+        .rev()
+        .find(|r| r.split == split && r.metric == metric)
+        .unwrap()
+        .value
 }
 
 fn finished(outcome: TrainOutcome<B>) -> Vec<MetricRow> {
@@ -87,8 +104,16 @@ fn finished(outcome: TrainOutcome<B>) -> Vec<MetricRow> {
 fn tiny_model_learns_recall_far_above_chance() {
     let (train_set, test_set) = data();
     let metrics = finished(
-        train::<B>(&model(), &config(300, 3e-3), &train_set, &[("test", &test_set)], &Default::default(), &mut NoCheckpoints, &mut StopAt(None))
-            .unwrap(),
+        train::<B>(
+            &model(),
+            &config(300, 3e-3),
+            &train_set,
+            &[("test", &test_set)],
+            &Default::default(),
+            &mut NoCheckpoints,
+            &mut StopAt(None),
+        )
+        .unwrap(),
     );
     let first = metrics.iter().find(|r| r.metric == "loss").unwrap().value;
     let acc = final_metric(&metrics, "test", "accuracy");
@@ -105,20 +130,59 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     let (train_set, test_set) = data();
     let evals = [("test", &test_set)];
     let device = Default::default();
-    let full = finished(train::<B>(&model(), &config(120, 3e-3), &train_set, &evals, &device, &mut NoCheckpoints, &mut StopAt(None)).unwrap());
+    let full = finished(
+        train::<B>(
+            &model(),
+            &config(120, 3e-3),
+            &train_set,
+            &evals,
+            &device,
+            &mut NoCheckpoints,
+            &mut StopAt(None),
+        )
+        .unwrap(),
+    );
 
     let mut store = Memory::default();
-    let stopped = train::<B>(&model(), &config(120, 3e-3), &train_set, &evals, &device, &mut store, &mut StopAt(Some(70))).unwrap();
+    let stopped = train::<B>(
+        &model(),
+        &config(120, 3e-3),
+        &train_set,
+        &evals,
+        &device,
+        &mut store,
+        &mut StopAt(Some(70)),
+    )
+    .unwrap();
     assert!(matches!(stopped, TrainOutcome::Stopped { step: 70 }));
-    let resumed = finished(train::<B>(&model(), &config(120, 3e-3), &train_set, &evals, &device, &mut store, &mut StopAt(None)).unwrap());
+    let resumed = finished(
+        train::<B>(
+            &model(),
+            &config(120, 3e-3),
+            &train_set,
+            &evals,
+            &device,
+            &mut store,
+            &mut StopAt(None),
+        )
+        .unwrap(),
+    );
     assert_eq!(full, resumed);
 }
 
 #[test]
 fn nan_loss_is_reported_as_divergence_with_its_step() {
     let (train_set, test_set) = data();
-    let err = train::<B>(&model(), &config(50, f64::NAN), &train_set, &[("test", &test_set)], &Default::default(), &mut NoCheckpoints, &mut StopAt(None))
-        .err()
-        .expect("diverges");
+    let err = train::<B>(
+        &model(),
+        &config(50, f64::NAN),
+        &train_set,
+        &[("test", &test_set)],
+        &Default::default(),
+        &mut NoCheckpoints,
+        &mut StopAt(None),
+    )
+    .err()
+    .expect("diverges");
     assert!(matches!(err, TrainError::Diverged { step: 1, .. }), "{err}");
 }

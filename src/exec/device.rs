@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn parses_devices_and_rejects_cuda_without_the_feature() {
         assert_eq!("cpu".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cpu);
-        assert_eq!("cuda:1".parse::<DeviceChoice>().unwrap(), DeviceChoice::Cuda(1));
+        assert_eq!(
+            "cuda:1".parse::<DeviceChoice>().unwrap(),
+            DeviceChoice::Cuda(1)
+        );
         assert!("tpu".parse::<DeviceChoice>().is_err());
         let cuda = DeviceChoice::Cuda(0).check_available();
         if cfg!(feature = "cuda") {

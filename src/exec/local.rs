@@ -67,23 +67,36 @@ pub fn run_graph(
     let progress = Progress::new(selected.len(), opts.quiet);
     let report = Mutex::new(RunReport::default());
     let first_error: Mutex<Option<ExecError>> = Mutex::new(None);
-    let run_of = |id: &str| -> Option<&PlannedRun> { graph.runs.iter().find(|r| r.train == id || r.dataset == id) };
+    let run_of = |id: &str| -> Option<&PlannedRun> {
+        graph.runs.iter().find(|r| r.train == id || r.dataset == id)
+    };
 
     for kind in [NodeKind::Dataset, NodeKind::Train] {
-        let queue: Mutex<VecDeque<_>> = Mutex::new(selected.iter().filter(|n| n.kind == kind).copied().collect());
+        let queue: Mutex<VecDeque<_>> = Mutex::new(
+            selected
+                .iter()
+                .filter(|n| n.kind == kind)
+                .copied()
+                .collect(),
+        );
         std::thread::scope(|scope| {
             for _ in 0..opts.jobs.max(1) {
                 scope.spawn(|| {
                     loop {
-                        if interrupt.load(Ordering::Relaxed) || first_error.lock().expect("lock").is_some() {
+                        if interrupt.load(Ordering::Relaxed)
+                            || first_error.lock().expect("lock").is_some()
+                        {
                             return;
                         }
                         let Some(node) = queue.lock().expect("lock").pop_front() else {
                             return;
                         };
                         let run = run_of(&node.id);
-                        let name = run.map(|r| r.point.name.clone()).unwrap_or_else(|| node.id.clone());
-                        let bar = (node.kind == NodeKind::Train).then(|| progress.node_bar(&name, 0));
+                        let name = run
+                            .map(|r| r.point.name.clone())
+                            .unwrap_or_else(|| node.id.clone());
+                        let bar =
+                            (node.kind == NodeKind::Train).then(|| progress.node_bar(&name, 0));
                         let ctx = NodeContext {
                             store,
                             device: opts.device,
@@ -99,15 +112,25 @@ pub fn run_graph(
                             Ok(outcome) => {
                                 let label = format!("{} {} ({})", node.kind.name(), name, node.id);
                                 match &outcome {
-                                    Outcome::Failed(e) => progress.println(format!("failed: {label}: {e}")),
-                                    Outcome::Busy => progress.println(format!("busy: {label} is running in another process")),
-                                    Outcome::Interrupted { step } => {
-                                        progress.println(format!("stopped: {label} at step {step}; rerun to resume"))
+                                    Outcome::Failed(e) => {
+                                        progress.println(format!("failed: {label}: {e}"))
                                     }
-                                    Outcome::Done if node.kind == NodeKind::Train => progress.println(format!("done: {label}")),
+                                    Outcome::Busy => progress.println(format!(
+                                        "busy: {label} is running in another process"
+                                    )),
+                                    Outcome::Interrupted { step } => progress.println(format!(
+                                        "stopped: {label} at step {step}; rerun to resume"
+                                    )),
+                                    Outcome::Done if node.kind == NodeKind::Train => {
+                                        progress.println(format!("done: {label}"))
+                                    }
                                     _ => {}
                                 }
-                                report.lock().expect("lock").outcomes.push((node.id.clone(), node.kind, outcome));
+                                report.lock().expect("lock").outcomes.push((
+                                    node.id.clone(),
+                                    node.kind,
+                                    outcome,
+                                ));
                             }
                             Err(e) => {
                                 first_error.lock().expect("lock").get_or_insert(e);

@@ -30,7 +30,9 @@ pub enum Outcome {
     /// Another process holds the node's lock.
     Busy,
     /// Stopped by Ctrl-C after checkpointing at `step`.
-    Interrupted { step: usize },
+    Interrupted {
+        step: usize,
+    },
     Failed(String),
 }
 
@@ -43,12 +45,18 @@ pub struct NodeContext<'a> {
 }
 
 pub fn data_path(store: &Store, dataset_id: &str, split: Split) -> PathBuf {
-    store.node_dir(dataset_id).join(format!("data-{}.bin", split.name()))
+    store
+        .node_dir(dataset_id)
+        .join(format!("data-{}.bin", split.name()))
 }
 
 /// Runs `node` unless it is done or busy. Failures of the node's work are recorded in its
 /// status and returned as `Outcome::Failed`; only store errors abort.
-pub fn execute(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<Outcome, ExecError> {
+pub fn execute(
+    node: &Node,
+    run: Option<&PlannedRun>,
+    ctx: &NodeContext,
+) -> Result<Outcome, ExecError> {
     let dir = ctx.store.node_dir(&node.id);
     let Some(_lock) = NodeLock::try_acquire(&dir)? else {
         return Ok(Outcome::Busy);
@@ -109,7 +117,10 @@ fn run_point<'a>(node: &Node, run: Option<&'a PlannedRun>) -> Result<&'a Planned
 fn run_dataset(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
     let point = &run_point(node, run)?.point;
     let task = point.task.config();
-    for (split, n) in [(Split::Train, point.task.train_size()), (Split::Test, point.task.test_size())] {
+    for (split, n) in [
+        (Split::Train, point.task.train_size()),
+        (Split::Test, point.task.test_size()),
+    ] {
         let data = task.generate(point.seed, split, n);
         write_atomic(&data_path(ctx.store, &node.id, split), &data.to_bytes())?;
     }
@@ -169,7 +180,7 @@ impl Observer for BarObserver<'_> {
     fn on_step(&mut self, step: usize, _total: usize, loss: f32) -> Control {
         if let Some(bar) = self.bar {
             bar.set_position(step as u64);
-            if step % 10 == 0 {
+            if step.is_multiple_of(10) {
                 bar.set_message(format!("loss {loss:.3}"));
             }
         }
@@ -181,27 +192,41 @@ impl Observer for BarObserver<'_> {
     }
 
     fn on_eval(&mut self, rows: &[MetricRow]) {
-        if let (Some(bar), Some(acc)) = (self.bar, rows.iter().find(|r| r.split == "test" && r.metric == "accuracy")) {
+        if let (Some(bar), Some(acc)) = (
+            self.bar,
+            rows.iter()
+                .find(|r| r.split == "test" && r.metric == "accuracy"),
+        ) {
             bar.set_message(format!("test acc {:.1}%", 100.0 * acc.value));
         }
     }
 }
 
 /// Trains; `Ok(Some(step))` when interrupted.
-fn run_train(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<Option<usize>, ExecError> {
+fn run_train(
+    node: &Node,
+    run: Option<&PlannedRun>,
+    ctx: &NodeContext,
+) -> Result<Option<usize>, ExecError> {
     let run = run_point(node, run)?;
     match ctx.device {
         DeviceChoice::Cpu => train_on::<super::device::CpuBackend>(run, ctx, &Default::default()),
         #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(n) => {
-            train_on::<super::device::CudaBackend>(run, ctx, &burn::backend::cuda::CudaDevice::new(n))
-        }
+        DeviceChoice::Cuda(n) => train_on::<super::device::CudaBackend>(
+            run,
+            ctx,
+            &burn::backend::cuda::CudaDevice::new(n),
+        ),
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(n) => Err(ExecError::NoCuda(format!("cuda:{n}"))),
     }
 }
 
-fn train_on<B: AutodiffBackend>(run: &PlannedRun, ctx: &NodeContext, device: &B::Device) -> Result<Option<usize>, ExecError> {
+fn train_on<B: AutodiffBackend>(
+    run: &PlannedRun,
+    ctx: &NodeContext,
+    device: &B::Device,
+) -> Result<Option<usize>, ExecError> {
     let train = load_split(ctx.store, run, Split::Train)?;
     let test = load_split(ctx.store, run, Split::Test)?;
     let k = run.point.task.eval_examples();
@@ -231,7 +256,7 @@ fn train_on<B: AutodiffBackend>(run: &PlannedRun, ctx: &NodeContext, device: &B:
     match outcome {
         TrainOutcome::Stopped { step } => Ok(Some(step)),
         TrainOutcome::Finished { model, metrics } => {
-            save_final(&dir, &run.point, model, &metrics, cfg.steps as u64)?;
+            save_final(&dir, &run.point, *model, &metrics, cfg.steps as u64)?;
             // The final weights are in model.bin; the optimizer state is no longer needed.
             let _ = std::fs::remove_file(&checkpoint_path);
             Ok(None)
@@ -265,7 +290,11 @@ fn save_final<B: AutodiffBackend>(
         ("mechlab.version", crate::VERSION.to_string()),
         ("mechlab.run", point.name.clone()),
     ];
-    write_parquet(&dir.join("metrics.parquet"), &mut metrics_frame(metrics), &meta)?;
+    write_parquet(
+        &dir.join("metrics.parquet"),
+        &mut metrics_frame(metrics),
+        &meta,
+    )?;
     write_atomic(
         &dir.join("summary.json"),
         &serde_json::to_vec_pretty(&summary).expect("summary serialises"),

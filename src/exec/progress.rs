@@ -26,7 +26,9 @@ impl Progress {
 
     /// A bar for one node's training steps.
     pub fn node_bar(&self, name: &str, total: u64) -> ProgressBar {
-        let bar = self.multi.insert_before(&self.overall, ProgressBar::new(total));
+        let bar = self
+            .multi
+            .insert_before(&self.overall, ProgressBar::new(total));
         bar.set_style(
             ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} steps {msg} ({eta})")
                 .expect("template")

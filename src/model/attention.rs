@@ -76,7 +76,12 @@ mod tests {
     type B = Flex;
 
     /// Plain-loop attention on `Vec`s, the oracle for the tensor version.
-    fn attention_naive(x: &[Vec<f32>], wqkv: &[Vec<f32>], wo: &[Vec<f32>], bo: &[f32]) -> Vec<Vec<f32>> {
+    fn attention_naive(
+        x: &[Vec<f32>],
+        wqkv: &[Vec<f32>],
+        wo: &[Vec<f32>],
+        bo: &[f32],
+    ) -> Vec<Vec<f32>> {
         let d = x[0].len();
         let proj = |row: &[f32], w: &[Vec<f32>], off: usize| -> Vec<f32> {
             (0..d)
@@ -89,7 +94,9 @@ mod tests {
         (0..x.len())
             .map(|t| {
                 let scores: Vec<f32> = (0..=t)
-                    .map(|s| q[t].iter().zip(&k[s]).map(|(a, b)| a * b).sum::<f32>() / (d as f32).sqrt())
+                    .map(|s| {
+                        q[t].iter().zip(&k[s]).map(|(a, b)| a * b).sum::<f32>() / (d as f32).sqrt()
+                    })
                     .collect();
                 let max = scores.iter().cloned().fold(f32::MIN, f32::max);
                 let exp: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
@@ -123,7 +130,15 @@ mod tests {
             &rows(x.reshape([6, 8])),
             &rows(attn.wqkv.weight.val()),
             &rows(attn.out_proj.weight.val()),
-            &attn.out_proj.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap(),
+            &attn
+                .out_proj
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
         );
         for (a, b) in rows(y).iter().flatten().zip(expected.iter().flatten()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
@@ -138,8 +153,18 @@ mod tests {
         let x = init.normal([1, 5, 8], 1.0);
         let mut x2 = x.clone();
         x2 = x2.slice_assign([0..1, 4..5, 0..8], init.normal([1, 1, 8], 1.0));
-        let a: Vec<f32> = attn.forward(x).slice([0..1, 0..4, 0..8]).into_data().to_vec().unwrap();
-        let b: Vec<f32> = attn.forward(x2).slice([0..1, 0..4, 0..8]).into_data().to_vec().unwrap();
+        let a: Vec<f32> = attn
+            .forward(x)
+            .slice([0..1, 0..4, 0..8])
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let b: Vec<f32> = attn
+            .forward(x2)
+            .slice([0..1, 0..4, 0..8])
+            .into_data()
+            .to_vec()
+            .unwrap();
         assert_eq!(a, b);
     }
 }

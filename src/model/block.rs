@@ -37,7 +37,11 @@ impl<B: Backend> Block<B> {
         init: &mut Init<B>,
     ) -> Result<Self, ModelError> {
         let device = init.device();
-        let norm = || LayerNormConfig::new(d_model).with_epsilon(LN_EPS).init(device);
+        let norm = || {
+            LayerNormConfig::new(d_model)
+                .with_epsilon(LN_EPS)
+                .init(device)
+        };
         let norm1 = norm();
         let mixer = Mixer::init(kind, d_model, layers, init)?;
         let (norm2, mlp) = if mlp {

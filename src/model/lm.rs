@@ -42,7 +42,16 @@ impl ModelConfig {
             .pos_emb
             .then(|| init.embedding(self.max_positions, self.d_model, self.init_std));
         let layers = (0..self.layers)
-            .map(|l| Block::init(l, self.mixer, self.d_model, self.layers, self.mlp, &mut init))
+            .map(|l| {
+                Block::init(
+                    l,
+                    self.mixer,
+                    self.d_model,
+                    self.layers,
+                    self.mlp,
+                    &mut init,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let ln_f = LayerNormConfig::new(self.d_model)
             .with_epsilon(LN_EPS)
@@ -112,7 +121,10 @@ impl<B: Backend> LanguageModel<B> {
 }
 
 /// Mean cross-entropy of `logits_nv` against `targets_n`.
-pub fn cross_entropy<B: Backend>(logits_nv: Tensor<B, 2>, targets_n: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+pub fn cross_entropy<B: Backend>(
+    logits_nv: Tensor<B, 2>,
+    targets_n: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
     let [n, _] = logits_nv.dims();
     let picked = log_softmax(logits_nv, 1).gather(1, targets_n.reshape([n, 1]));
     picked.mean().neg()
@@ -150,7 +162,12 @@ mod tests {
     fn parameter_counts_match_reference() {
         let device = Default::default();
         // reference/paper-setup.md §2: 2 layers, attention with learned positions.
-        for (vocab, d, expected) in [(8196, 16, 154_016), (8196, 64, 689_792), (26, 16, 23_296), (26, 64, 166_912)] {
+        for (vocab, d, expected) in [
+            (8196, 16, 154_016),
+            (8196, 64, 689_792),
+            (26, 16, 23_296),
+            (26, 64, 166_912),
+        ] {
             let model = config(vocab, d, true).init::<Flex>(0, &device).unwrap();
             assert_eq!(model.num_params(), expected, "vocab {vocab} d {d}");
         }
@@ -179,7 +196,11 @@ mod tests {
         let r = model.residual(tokens_bs.clone(), &mut NoSites);
         let r_full = model.residual(tokens_bs, &mut NoSites);
 
-        let flat: Vec<i64> = positions.iter().enumerate().map(|(i, &p)| (i * s + p) as i64).collect();
+        let flat: Vec<i64> = positions
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (i * s + p) as i64)
+            .collect();
         let head = cross_entropy(
             model.logits_at(r, int_tensor::<B, 1>(flat, [b], &device)),
             int_tensor::<B, 1>(targets.to_vec(), [b], &device),

@@ -9,7 +9,9 @@ use super::init::Init;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("mixer \"{0}\" is not implemented yet in this version of mechlab (available: attention)")]
+    #[error(
+        "mixer \"{0}\" is not implemented yet in this version of mechlab (available: attention)"
+    )]
     NotImplemented(&'static str),
 }
 

@@ -36,7 +36,10 @@ mod tests {
         let id = node_id("train", &a, &deps);
         assert_eq!(id.len(), 16);
         assert_eq!(id, node_id("train", &same_different_order, &deps));
-        assert_ne!(id, node_id("train", &json!({"lr": 0.002, "d_model": 64}), &deps));
+        assert_ne!(
+            id,
+            node_id("train", &json!({"lr": 0.002, "d_model": 64}), &deps)
+        );
         assert_ne!(id, node_id("dataset", &a, &deps));
         assert_ne!(id, node_id("train", &a, &["abd".to_string()]));
     }

@@ -58,7 +58,11 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
             let shard = dir.join("metrics.parquet");
             let df = read_parquet(&shard)?;
             let n = df.height();
-            let id = Column::new_scalar("run_id".into(), Scalar::from(PlSmallStr::from(run.train.as_str())), n);
+            let id = Column::new_scalar(
+                "run_id".into(),
+                Scalar::from(PlSmallStr::from(run.train.as_str())),
+                n,
+            );
             let mut df = df;
             df.insert_column(0, id).map_err(|e| ReportError::Shard {
                 path: shard.display().to_string(),
@@ -75,20 +79,41 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     // Column order: ids, then core and swept parameters (sorted), then outcome.
     let mut param_keys: BTreeSet<String> = CORE_COLUMNS.iter().map(|s| s.to_string()).collect();
     for run in &graph.runs {
-        param_keys.extend(run.point.axes.iter().map(|(k, _)| k.clone()).filter(|k| k != "seed"));
+        param_keys.extend(
+            run.point
+                .axes
+                .iter()
+                .map(|(k, _)| k.clone())
+                .filter(|k| k != "seed"),
+        );
     }
     let n = graph.runs.len();
     let mut columns = vec![
-        Column::new("run_id".into(), graph.runs.iter().map(|r| r.train.as_str()).collect::<Vec<_>>()),
+        Column::new(
+            "run_id".into(),
+            graph
+                .runs
+                .iter()
+                .map(|r| r.train.as_str())
+                .collect::<Vec<_>>(),
+        ),
         Column::new("experiment".into(), vec![graph.experiment.as_str(); n]),
-        Column::new("name".into(), graph.runs.iter().map(|r| r.point.name.as_str()).collect::<Vec<_>>()),
+        Column::new(
+            "name".into(),
+            graph
+                .runs
+                .iter()
+                .map(|r| r.point.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
     ];
     for key in &param_keys {
         let values: Vec<Value> = graph
             .runs
             .iter()
             .map(|r| {
-                let resolved = json!({"task": r.point.task, "model": r.point.model, "train": r.point.train});
+                let resolved =
+                    json!({"task": r.point.task, "model": r.point.model, "train": r.point.train});
                 r.point
                     .axes
                     .iter()
@@ -101,16 +126,50 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         columns.push(typed_column(key, &values));
     }
     columns.extend([
-        Column::new("seed".into(), graph.runs.iter().map(|r| r.point.seed as i64).collect::<Vec<_>>()),
+        Column::new(
+            "seed".into(),
+            graph
+                .runs
+                .iter()
+                .map(|r| r.point.seed as i64)
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "params".into(),
-            summaries.iter().map(|s| s.as_ref().map(|s| s.params as i64)).collect::<Vec<_>>(),
+            summaries
+                .iter()
+                .map(|s| s.as_ref().map(|s| s.params as i64))
+                .collect::<Vec<_>>(),
         ),
-        Column::new("status".into(), statuses.iter().map(|s| s.state.to_string()).collect::<Vec<_>>()),
-        Column::new("wall_s".into(), statuses.iter().map(|s| s.wall_s).collect::<Vec<_>>()),
-        Column::new("backend".into(), statuses.iter().map(|s| s.backend.clone()).collect::<Vec<_>>()),
-        Column::new("device".into(), statuses.iter().map(|s| s.device.clone()).collect::<Vec<_>>()),
-        Column::new("error".into(), statuses.iter().map(|s| s.error.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "status".into(),
+            statuses
+                .iter()
+                .map(|s| s.state.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "wall_s".into(),
+            statuses.iter().map(|s| s.wall_s).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "backend".into(),
+            statuses
+                .iter()
+                .map(|s| s.backend.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "device".into(),
+            statuses
+                .iter()
+                .map(|s| s.device.clone())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "error".into(),
+            statuses.iter().map(|s| s.error.clone()).collect::<Vec<_>>(),
+        ),
     ]);
     let mut runs = DataFrame::new(n, columns).map_err(|e| ReportError::Shard {
         path: "runs".into(),
@@ -140,7 +199,10 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     write_parquet(&dir.join("metrics.parquet"), &mut metrics, &metadata)?;
     Ok(CollectSummary {
         runs: n,
-        done: statuses.iter().filter(|s| s.state == NodeState::Done).count(),
+        done: statuses
+            .iter()
+            .filter(|s| s.state == NodeState::Done)
+            .count(),
         metric_rows: metrics.height(),
         dir,
     })

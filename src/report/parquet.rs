@@ -16,9 +16,16 @@ fn polars_err(path: &Path) -> impl FnOnce(PolarsError) -> ReportError + '_ {
 }
 
 /// Writes `df` with key-value `metadata` to `path` atomically (zstd-compressed).
-pub fn write_parquet(path: &Path, df: &mut DataFrame, metadata: &[(&str, String)]) -> Result<(), ReportError> {
+pub fn write_parquet(
+    path: &Path,
+    df: &mut DataFrame,
+    metadata: &[(&str, String)],
+) -> Result<(), ReportError> {
     let mut bytes = Vec::new();
-    let kv = metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    let kv = metadata
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     ParquetWriter::new(&mut bytes)
         .with_compression(ParquetCompression::Zstd(None))
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
@@ -49,10 +56,22 @@ pub fn read_parquet_metadata(path: &Path) -> Result<Vec<(String, String)>, Repor
 /// `step: i64, split: str, metric: str, value: f64`, one row per observation.
 pub fn metrics_frame(rows: &[MetricRow]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("step".into(), rows.iter().map(|r| r.step as i64).collect::<Vec<_>>()),
-        Column::new("split".into(), rows.iter().map(|r| r.split.as_str()).collect::<Vec<_>>()),
-        Column::new("metric".into(), rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>()),
-        Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
+        Column::new(
+            "step".into(),
+            rows.iter().map(|r| r.step as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "split".into(),
+            rows.iter().map(|r| r.split.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "metric".into(),
+            rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "value".into(),
+            rows.iter().map(|r| r.value).collect::<Vec<_>>(),
+        ),
     ])
     .expect("columns have equal length")
 }

@@ -87,28 +87,42 @@ impl Sources {
 
     /// Where the effective value of dotted `key` came from.
     fn origin(&self, key: &str, set_by: Option<&BTreeMap<String, Vec<String>>>) -> Origin {
-        let covers = |k: &str| key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."));
+        let covers = |k: &str| {
+            key == k || key.starts_with(&format!("{k}.")) || k.starts_with(&format!("{key}."))
+        };
         if let Some((k, raw)) = self.sets.iter().rev().find(|(k, _)| covers(k)) {
             return Origin::Set(format!("{k}={raw}"));
         }
         if let Some((_, var)) = self.env.iter().rev().find(|(k, _)| covers(k)) {
             return Origin::Env(var.clone());
         }
-        if let Some(raw) = set_by.and_then(|s| s.iter().find(|(k, _)| covers(k)).map(|(_, raw)| raw)) {
+        if let Some(raw) =
+            set_by.and_then(|s| s.iter().find(|(k, _)| covers(k)).map(|(_, raw)| raw))
+        {
             return self.in_files(raw);
         }
         let parts: Vec<String> = key.split('.').map(String::from).collect();
         if let Some(p) = &self.profile {
             let mut raw = vec!["profile".to_string(), p.clone()];
             raw.extend(parts.iter().cloned());
-            if self.files.iter().any(|(_, text)| locate(text, &raw).is_some_and(|f| f.depth == raw.len())) {
+            if self
+                .files
+                .iter()
+                .any(|(_, text)| locate(text, &raw).is_some_and(|f| f.depth == raw.len()))
+            {
                 return self.in_files(&raw);
             }
         }
         self.in_files(&parts)
     }
 
-    fn issue(&self, key: &str, set_by: Option<&BTreeMap<String, Vec<String>>>, message: String, help: Vec<String>) -> Issue {
+    fn issue(
+        &self,
+        key: &str,
+        set_by: Option<&BTreeMap<String, Vec<String>>>,
+        message: String,
+        help: Vec<String>,
+    ) -> Issue {
         Issue {
             origin: self.origin(key, set_by),
             key: key.to_string(),
@@ -171,10 +185,16 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     if opts.env {
         for (var, _) in std::env::vars() {
             if let Some(rest) = var.strip_prefix("MECHLAB_").filter(|r| r.contains("__")) {
-                sources.env.push((rest.to_lowercase().replace("__", "."), var.clone()));
+                sources
+                    .env
+                    .push((rest.to_lowercase().replace("__", "."), var.clone()));
             }
         }
-        fig = fig.merge(Env::prefixed("MECHLAB_").filter(|k| k.as_str().contains("__")).split("__"));
+        fig = fig.merge(
+            Env::prefixed("MECHLAB_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
     }
     for set in &opts.sets {
         let Some((key, raw)) = set.split_once('=') else {
@@ -220,12 +240,17 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
         }
     }
 
-    let experiment: Option<ExperimentSpec> = section(&merged, "experiment", &sources, None, &mut issues, true);
+    let experiment: Option<ExperimentSpec> =
+        section(&merged, "experiment", &sources, None, &mut issues, true);
     let task: Option<TaskSpec> = section(&merged, "task", &sources, None, &mut issues, true);
     let _: Option<ModelSpec> = section(&merged, "model", &sources, None, &mut issues, false);
     let _: Option<TrainSpec> = section(&merged, "train", &sources, None, &mut issues, false);
     let sweep: Option<SweepSpec> = section(&merged, "sweep", &sources, None, &mut issues, false);
-    if top.get("interventions").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+    if top
+        .get("interventions")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
         issues.push(sources.issue(
             "interventions",
             None,
@@ -237,18 +262,29 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
         return Err(SpecError::Invalid(issues));
     };
     if experiment.name.is_empty()
-        || !experiment.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+        || !experiment
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
         || experiment.name.starts_with('.')
     {
         issues.push(sources.issue(
             "experiment.name",
             None,
-            format!("expected letters, digits, `_`, `-` or `.` (it names a directory), found \"{}\"", experiment.name),
+            format!(
+                "expected letters, digits, `_`, `-` or `.` (it names a directory), found \"{}\"",
+                experiment.name
+            ),
             Vec::new(),
         ));
     }
     if experiment.seeds.is_empty() {
-        issues.push(sources.issue("experiment.seeds", None, "expected at least one seed".into(), Vec::new()));
+        issues.push(sources.issue(
+            "experiment.seeds",
+            None,
+            "expected at least one seed".into(),
+            Vec::new(),
+        ));
     }
     if !issues.is_empty() {
         return Err(SpecError::Invalid(issues));
@@ -260,7 +296,12 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
             map.remove(meta);
         }
     }
-    let pinned: BTreeSet<String> = sources.sets.iter().chain(&sources.env).map(|(k, _)| k.clone()).collect();
+    let pinned: BTreeSet<String> = sources
+        .sets
+        .iter()
+        .chain(&sources.env)
+        .map(|(k, _)| k.clone())
+        .collect();
     let (points, mut all_warnings) = expand(&base, &sweep, &pinned).map_err(|problems| {
         SpecError::Invalid(
             problems
@@ -278,9 +319,12 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     let mut runs = Vec::new();
     for point in &points {
         let set_by = Some(&point.set_by);
-        let task: Option<TaskSpec> = section(&point.value, "task", &sources, set_by, &mut issues, true);
-        let model: Option<ModelSpec> = section(&point.value, "model", &sources, set_by, &mut issues, false);
-        let train: Option<TrainSpec> = section(&point.value, "train", &sources, set_by, &mut issues, false);
+        let task: Option<TaskSpec> =
+            section(&point.value, "task", &sources, set_by, &mut issues, true);
+        let model: Option<ModelSpec> =
+            section(&point.value, "model", &sources, set_by, &mut issues, false);
+        let train: Option<TrainSpec> =
+            section(&point.value, "train", &sources, set_by, &mut issues, false);
         let (Some(task), Some(model), Some(train)) = (task, model, train) else {
             continue;
         };
@@ -377,7 +421,10 @@ fn collect_files(
                 .span()
                 .map(|s| {
                     let before = &text[..s.start.min(text.len())];
-                    (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+                    (
+                        before.matches('\n').count() + 1,
+                        before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                    )
                 })
                 .unzip();
             issues.push(Issue {
@@ -403,11 +450,20 @@ fn collect_files(
                         Some(rel) => {
                             let inc = dir.join(rel);
                             if !inc.exists() {
-                                let (line, col) = locate(&text, &["include".into()]).map(|f| (f.line, f.col)).unzip();
+                                let (line, col) = locate(&text, &["include".into()])
+                                    .map(|f| (f.line, f.col))
+                                    .unzip();
                                 issues.push(Issue {
-                                    origin: Origin::File { path: path.to_path_buf(), line, col },
+                                    origin: Origin::File {
+                                        path: path.to_path_buf(),
+                                        line,
+                                        col,
+                                    },
                                     key: "include".into(),
-                                    message: format!("included file {} does not exist", inc.display()),
+                                    message: format!(
+                                        "included file {} does not exist",
+                                        inc.display()
+                                    ),
                                     help: Vec::new(),
                                 });
                                 continue;
@@ -415,7 +471,11 @@ fn collect_files(
                             collect_files(&inc, stack, files, issues)?;
                         }
                         None => issues.push(Issue {
-                            origin: Origin::File { path: path.to_path_buf(), line: None, col: None },
+                            origin: Origin::File {
+                                path: path.to_path_buf(),
+                                line: None,
+                                col: None,
+                            },
                             key: "include".into(),
                             message: "expected a list of file paths".into(),
                             help: Vec::new(),
@@ -424,7 +484,11 @@ fn collect_files(
                 }
             }
             None => issues.push(Issue {
-                origin: Origin::File { path: path.to_path_buf(), line: None, col: None },
+                origin: Origin::File {
+                    path: path.to_path_buf(),
+                    line: None,
+                    col: None,
+                },
                 key: "include".into(),
                 message: "expected a list of file paths, e.g. include = [\"base.toml\"]".into(),
                 help: Vec::new(),
@@ -494,11 +558,14 @@ fn section<T: DeserializeOwned>(
 /// Rewords serde's messages in mechlab's shape: what was found, what is valid, a suggestion.
 /// Returns (message, help, key to append for unknown/missing keys).
 fn explain(msg: &str) -> (String, Vec<String>, Option<String>) {
-    let ticked = |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(String::from).collect() };
+    let ticked =
+        |s: &str| -> Vec<String> { s.split('`').skip(1).step_by(2).map(String::from).collect() };
     for (prefix, what) in [("unknown field ", "key"), ("unknown variant ", "value")] {
         if let Some(rest) = msg.strip_prefix(prefix) {
             let names = ticked(rest);
-            let Some((found, valid)) = names.split_first() else { break };
+            let Some((found, valid)) = names.split_first() else {
+                break;
+            };
             let mut help = Vec::new();
             if !valid.is_empty() {
                 help.push(format!("valid: {}", valid.join(", ")));
@@ -514,10 +581,15 @@ fn explain(msg: &str) -> (String, Vec<String>, Option<String>) {
         let field = ticked(rest).into_iter().next();
         return ("missing required key".into(), Vec::new(), field);
     }
-    if let Some(rest) = msg.strip_prefix("invalid type: ") {
-        if let Some((found, expected)) = rest.split_once(", expected ") {
-            return (format!("expected {expected}, found {found}"), Vec::new(), None);
-        }
+    if let Some((found, expected)) = msg
+        .strip_prefix("invalid type: ")
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        return (
+            format!("expected {expected}, found {found}"),
+            Vec::new(),
+            None,
+        );
     }
     (msg.to_string(), Vec::new(), None)
 }

@@ -31,8 +31,10 @@ pub fn locate(text: &str, path: &[String]) -> Option<Found> {
         i += 1;
         let mut value: &DeValue = value.get_ref();
         // Arrays of tables: the next segment is an index.
-        if let (DeValue::Array(items), Some(index)) = (value, path.get(i).and_then(|s| s.parse::<usize>().ok())) {
-            match items.iter().nth(index) {
+        if let (DeValue::Array(items), Some(index)) =
+            (value, path.get(i).and_then(|s| s.parse::<usize>().ok()))
+        {
+            match items.get(index) {
                 Some(item) => {
                     found = Some(item.span().start);
                     value = item.get_ref();
@@ -59,7 +61,10 @@ pub fn locate(text: &str, path: &[String]) -> Option<Found> {
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |nl| before.len() - nl - 1)
+        + 1;
     (line, col)
 }
 

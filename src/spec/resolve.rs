@@ -122,7 +122,9 @@ pub fn resolve_train(t: &TrainSpec, train_size: usize) -> ResolvedTrain {
     let steps_per_epoch = train_size / t.batch_size.max(1);
     ResolvedTrain {
         batch_size: t.batch_size,
-        steps: t.steps.unwrap_or(t.epochs.unwrap_or(DEFAULT_EPOCHS) * steps_per_epoch),
+        steps: t
+            .steps
+            .unwrap_or(t.epochs.unwrap_or(DEFAULT_EPOCHS) * steps_per_epoch),
         lr: t.lr,
         weight_decay: t.weight_decay,
         betas: t.betas,

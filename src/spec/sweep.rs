@@ -25,7 +25,9 @@ pub type SweepProblem = (Vec<String>, String);
 
 /// Keys the sweep may not touch: they identify the experiment or are sweep machinery.
 fn forbidden(key: &str) -> bool {
-    key.split('.').next().is_some_and(|top| ["experiment", "sweep", "profile", "include"].contains(&top))
+    key.split('.')
+        .next()
+        .is_some_and(|top| ["experiment", "sweep", "profile", "include"].contains(&top))
 }
 
 fn path(parts: &[&str]) -> Vec<String> {
@@ -48,7 +50,10 @@ pub fn expand(
     for (key, values) in &sweep.grid {
         let raw = path(&["sweep", "grid", key]);
         if forbidden(key) {
-            problems.push((raw, format!("`{key}` cannot be swept (use experiment.seeds for seeds)")));
+            problems.push((
+                raw,
+                format!("`{key}` cannot be swept (use experiment.seeds for seeds)"),
+            ));
             continue;
         }
         if values.is_empty() {
@@ -56,34 +61,58 @@ pub fn expand(
             continue;
         }
         if pinned.contains(key) {
-            warnings.push(format!("sweep axis `{key}` ignored: the key is pinned by --set or the environment"));
+            warnings.push(format!(
+                "sweep axis `{key}` ignored: the key is pinned by --set or the environment"
+            ));
             continue;
         }
-        groups.push(values.iter().map(|v| vec![(key.clone(), v.clone(), raw.clone())]).collect());
+        groups.push(
+            values
+                .iter()
+                .map(|v| vec![(key.clone(), v.clone(), raw.clone())])
+                .collect(),
+        );
     }
     for (g, group) in sweep.zip.iter().enumerate() {
         let lens: BTreeSet<usize> = group.values().map(Vec::len).collect();
         let group_path = path(&["sweep", "zip", &g.to_string()]);
         if lens.len() > 1 {
-            let detail: Vec<String> = group.iter().map(|(k, v)| format!("{k}: {}", v.len())).collect();
-            problems.push((group_path, format!("zipped axes need lists of equal length ({})", detail.join(", "))));
+            let detail: Vec<String> = group
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.len()))
+                .collect();
+            problems.push((
+                group_path,
+                format!(
+                    "zipped axes need lists of equal length ({})",
+                    detail.join(", ")
+                ),
+            ));
             continue;
         }
         if lens.first() == Some(&0) {
             problems.push((group_path, "a sweep axis needs at least one value".into()));
             continue;
         }
-        let keys: Vec<&String> = group.keys().filter(|k| {
-            if forbidden(k) {
-                problems.push((path(&["sweep", "zip", &g.to_string(), k]), format!("`{k}` cannot be swept")));
-                false
-            } else if pinned.contains(*k) {
-                warnings.push(format!("zipped axis `{k}` ignored: the key is pinned by --set or the environment"));
-                false
-            } else {
-                true
-            }
-        }).collect();
+        let keys: Vec<&String> = group
+            .keys()
+            .filter(|k| {
+                if forbidden(k) {
+                    problems.push((
+                        path(&["sweep", "zip", &g.to_string(), k]),
+                        format!("`{k}` cannot be swept"),
+                    ));
+                    false
+                } else if pinned.contains(*k) {
+                    warnings.push(format!(
+                        "zipped axis `{k}` ignored: the key is pinned by --set or the environment"
+                    ));
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
         if keys.is_empty() {
             continue;
         }
@@ -92,7 +121,13 @@ pub fn expand(
             (0..n)
                 .map(|i| {
                     keys.iter()
-                        .map(|k| ((*k).clone(), group[*k][i].clone(), path(&["sweep", "zip", &g.to_string(), k])))
+                        .map(|k| {
+                            (
+                                (*k).clone(),
+                                group[*k][i].clone(),
+                                path(&["sweep", "zip", &g.to_string(), k]),
+                            )
+                        })
                         .collect()
                 })
                 .collect(),
@@ -101,7 +136,10 @@ pub fn expand(
     for (w, rule) in sweep.when.iter().enumerate() {
         for key in rule.condition.keys().chain(rule.set.keys()) {
             if forbidden(key) {
-                problems.push((path(&["sweep", "when", &w.to_string()]), format!("`{key}` cannot be used in a sweep rule")));
+                problems.push((
+                    path(&["sweep", "when", &w.to_string()]),
+                    format!("`{key}` cannot be used in a sweep rule"),
+                ));
             }
         }
     }
@@ -141,7 +179,10 @@ pub fn expand(
                         continue;
                     }
                     set_dotted(&mut value, key, v.clone());
-                    set_by.insert(key.clone(), path(&["sweep", "when", &w.to_string(), "set", key]));
+                    set_by.insert(
+                        key.clone(),
+                        path(&["sweep", "when", &w.to_string(), "set", key]),
+                    );
                 }
             }
         }
@@ -150,7 +191,11 @@ pub fn expand(
                 continue 'combo;
             }
         }
-        points.push(Point { value, axes, set_by });
+        points.push(Point {
+            value,
+            axes,
+            set_by,
+        });
     }
     Ok((points, warnings))
 }
@@ -183,10 +228,10 @@ pub fn set_dotted(value: &mut Value, key: &str, new: Value) {
     let mut cur = value;
     let parts: Vec<&str> = key.split('.').collect();
     for part in &parts[..parts.len() - 1] {
-        if !cur.get(*part).is_some_and(Value::is_object) {
-            if let Value::Object(map) = cur {
-                map.insert(part.to_string(), Value::Object(Default::default()));
-            }
+        if let Value::Object(map) = cur
+            && !map.get(*part).is_some_and(Value::is_object)
+        {
+            map.insert(part.to_string(), Value::Object(Default::default()));
         }
         cur = match cur {
             Value::Object(map) => map.get_mut(*part).expect("just inserted"),
@@ -221,8 +266,14 @@ mod tests {
         assert_eq!(points[0].axes[0], ("model.d_model".into(), json!(16)));
         assert_eq!(points[1].axes[3], ("train.batch_size".into(), json!(16)));
         for p in &points {
-            let layers = get_dotted(&p.value, "model.layers").unwrap().as_u64().unwrap();
-            let bs = get_dotted(&p.value, "train.batch_size").unwrap().as_u64().unwrap();
+            let layers = get_dotted(&p.value, "model.layers")
+                .unwrap()
+                .as_u64()
+                .unwrap();
+            let bs = get_dotted(&p.value, "train.batch_size")
+                .unwrap()
+                .as_u64()
+                .unwrap();
             assert_eq!(bs, 8 * layers);
         }
     }
@@ -242,7 +293,10 @@ mod tests {
             let mlp = get_dotted(&p.value, "model.mlp");
             assert_eq!(mlp.is_some(), mixer == "mamba");
             if mixer == "mamba" {
-                assert_eq!(p.set_by["model.mlp"], path(&["sweep", "when", "0", "set", "model.mlp"]));
+                assert_eq!(
+                    p.set_by["model.mlp"],
+                    path(&["sweep", "when", "0", "set", "model.mlp"])
+                );
             }
         }
     }

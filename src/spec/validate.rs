@@ -1,8 +1,8 @@
 //! Range and cross-field checks on a resolved run, so a bad value fails at `validate`, never
 //! mid-run. Each check returns the key it blames, so the error can point at the line that set it.
 
-use super::resolve::RunPoint;
 use super::raw::TaskSpec;
+use super::resolve::RunPoint;
 use crate::model::MixerKind;
 
 /// A failed check: (dotted key, message, help lines).
@@ -18,26 +18,51 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     let m = &run.model;
     let t = &run.train;
     if !m.mixer.implemented() {
-        let available: Vec<&str> = MixerKind::ALL.iter().filter(|k| k.implemented()).map(|k| k.name()).collect();
+        let available: Vec<&str> = MixerKind::ALL
+            .iter()
+            .filter(|k| k.implemented())
+            .map(|k| k.name())
+            .collect();
         out.push((
             "model.mixer".to_string(),
-            format!("mixer \"{}\" is not implemented yet in this version of mechlab", m.mixer.name()),
+            format!(
+                "mixer \"{}\" is not implemented yet in this version of mechlab",
+                m.mixer.name()
+            ),
             vec![format!("available now: {}", available.join(", "))],
         ));
     }
     if !(1..=64).contains(&m.layers) {
-        out.push(problem("model.layers", format!("expected 1 to 64 layers, found {}", m.layers)));
+        out.push(problem(
+            "model.layers",
+            format!("expected 1 to 64 layers, found {}", m.layers),
+        ));
     }
     if !(1..=16384).contains(&m.d_model) {
-        out.push(problem("model.d_model", format!("expected a width from 1 to 16384, found {}", m.d_model)));
+        out.push(problem(
+            "model.d_model",
+            format!("expected a width from 1 to 16384, found {}", m.d_model),
+        ));
     }
     if !(m.init_std.is_finite() && m.init_std > 0.0 && m.init_std <= 10.0) {
-        out.push(problem("model.init_std", format!("expected a standard deviation in (0, 10], found {}", m.init_std)));
+        out.push(problem(
+            "model.init_std",
+            format!(
+                "expected a standard deviation in (0, 10], found {}",
+                m.init_std
+            ),
+        ));
     }
     match &run.task {
         TaskSpec::Ar(a) => {
             if a.num_kv < 2 || a.num_kv % 2 != 0 {
-                out.push(problem("task.num_kv", format!("expected an even number ≥ 2 (half keys, half values), found {}", a.num_kv)));
+                out.push(problem(
+                    "task.num_kv",
+                    format!(
+                        "expected an even number ≥ 2 (half keys, half values), found {}",
+                        a.num_kv
+                    ),
+                ));
             } else if a.pairs == 0 || a.pairs > a.num_kv / 2 {
                 out.push(problem(
                     "task.pairs",
@@ -45,16 +70,32 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 ));
             }
             if a.test_size == 0 {
-                out.push(problem("task.test_size", "expected at least 1 test sequence"));
+                out.push(problem(
+                    "task.test_size",
+                    "expected at least 1 test sequence",
+                ));
             }
-            if a.eval_examples == 0 || a.eval_examples > a.test_size || a.eval_examples > a.train_size {
+            if a.eval_examples == 0
+                || a.eval_examples > a.test_size
+                || a.eval_examples > a.train_size
+            {
                 out.push(problem(
                     "task.eval_examples",
-                    format!("expected 1 to min(test_size, train_size) = {}, found {}", a.test_size.min(a.train_size), a.eval_examples),
+                    format!(
+                        "expected 1 to min(test_size, train_size) = {}, found {}",
+                        a.test_size.min(a.train_size),
+                        a.eval_examples
+                    ),
                 ));
             }
             if a.train_size < t.batch_size {
-                out.push(problem("task.train_size", format!("expected at least one batch ({} sequences), found {}", t.batch_size, a.train_size)));
+                out.push(problem(
+                    "task.train_size",
+                    format!(
+                        "expected at least one batch ({} sequences), found {}",
+                        t.batch_size, a.train_size
+                    ),
+                ));
             }
         }
     }
@@ -62,29 +103,50 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     if m.pos_emb && seq_len > m.max_positions {
         out.push(problem(
             "model.max_positions",
-            format!("sequences have {seq_len} tokens but the position table has {} rows", m.max_positions),
+            format!(
+                "sequences have {seq_len} tokens but the position table has {} rows",
+                m.max_positions
+            ),
         ));
     }
     if t.batch_size == 0 {
         out.push(problem("train.batch_size", "expected at least 1"));
     }
     if t.steps == 0 {
-        out.push(problem("train.steps", "expected at least 1 update (check train.epochs / train.steps)"));
+        out.push(problem(
+            "train.steps",
+            "expected at least 1 update (check train.epochs / train.steps)",
+        ));
     }
     if !(t.lr.is_finite() && t.lr > 0.0 && t.lr < 10.0) {
-        out.push(problem("train.lr", format!("expected a learning rate in (0, 10), found {}", t.lr)));
+        out.push(problem(
+            "train.lr",
+            format!("expected a learning rate in (0, 10), found {}", t.lr),
+        ));
     }
     if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-        out.push(problem("train.weight_decay", format!("expected ≥ 0, found {}", t.weight_decay)));
+        out.push(problem(
+            "train.weight_decay",
+            format!("expected ≥ 0, found {}", t.weight_decay),
+        ));
     }
     if t.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
-        out.push(problem("train.betas", format!("expected two values in [0, 1), found {:?}", t.betas)));
+        out.push(problem(
+            "train.betas",
+            format!("expected two values in [0, 1), found {:?}", t.betas),
+        ));
     }
     if !(t.eps > 0.0 && t.eps.is_finite()) {
-        out.push(problem("train.eps", format!("expected > 0, found {}", t.eps)));
+        out.push(problem(
+            "train.eps",
+            format!("expected > 0, found {}", t.eps),
+        ));
     }
     if !(0.0..=1.0).contains(&t.warmup) {
-        out.push(problem("train.schedule.warmup", format!("expected a fraction of steps in [0, 1], found {}", t.warmup)));
+        out.push(problem(
+            "train.schedule.warmup",
+            format!("expected a fraction of steps in [0, 1], found {}", t.warmup),
+        ));
     }
     if t.eval_every == 0 {
         out.push(problem("train.eval_every", "expected at least 1"));

@@ -113,7 +113,10 @@ mod tests {
             assert_eq!(r[Role::Divider as usize], 33);
             assert_eq!(r[Role::Query as usize], 34);
             assert_eq!(r[Role::Answer as usize], 35);
-            let (key_pos, value_pos) = (r[Role::Key as usize] as usize, r[Role::Value as usize] as usize);
+            let (key_pos, value_pos) = (
+                r[Role::Key as usize] as usize,
+                r[Role::Value as usize] as usize,
+            );
             assert_eq!(key_pos % 2, 1);
             assert_eq!(value_pos, key_pos + 1);
             // The query repeats the queried key and the answer is that key's value.
@@ -139,13 +142,19 @@ mod tests {
 
     #[test]
     fn queried_pair_is_uniform_over_pairs() {
-        let cfg = ArConfig { num_kv: 64, pairs: 4 };
+        let cfg = ArConfig {
+            num_kv: 64,
+            pairs: 4,
+        };
         let data = cfg.generate(1, Split::Train, 4000);
         let mut counts = [0usize; 4];
         for i in 0..data.len() {
             counts[(data.roles_of(i)[Role::Key as usize] as usize - 1) / 2] += 1;
         }
         // Each pair expects 1000; 5 standard deviations is ±137.
-        assert!(counts.iter().all(|&c| (863..=1137).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (863..=1137).contains(&c)),
+            "{counts:?}"
+        );
     }
 }

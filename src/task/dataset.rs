@@ -206,7 +206,11 @@ mod tests {
 
     #[test]
     fn cache_round_trips_and_detects_corruption() {
-        let data = ArConfig { num_kv: 64, pairs: 4 }.generate(3, Split::Test, 20);
+        let data = ArConfig {
+            num_kv: 64,
+            pairs: 4,
+        }
+        .generate(3, Split::Test, 20);
         let mut bytes = data.to_bytes();
         assert_eq!(Dataset::from_bytes(&bytes, "x").unwrap(), data);
         bytes[HEADER + 5] ^= 1;

@@ -29,7 +29,8 @@ pub struct CheckpointFormatError(String);
 impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = serde_json::to_vec(&self.header).expect("header serialises");
-        let mut out = Vec::with_capacity(16 + header.len() + self.model.len() + self.optimizer.len());
+        let mut out =
+            Vec::with_capacity(16 + header.len() + self.model.len() + self.optimizer.len());
         out.extend_from_slice(&(header.len() as u64).to_le_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&(self.model.len() as u64).to_le_bytes());
@@ -66,7 +67,10 @@ impl Checkpoint {
 /// Where the trainer keeps its checkpoints (the store implements this with atomic files).
 pub trait Checkpointer {
     fn load(&mut self) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>>;
-    fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    fn save(
+        &mut self,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// Keeps nothing: a run that stops starts over.

@@ -35,14 +35,20 @@ pub fn evaluate<B: Backend>(
         let r = model.residual(batch.tokens_bs, &mut NoSites);
         let logp = log_softmax(model.logits_at(r, batch.flat_n), 1);
         let [rows, vocab] = logp.dims();
-        let logp: Vec<f32> = logp.into_data().convert::<f32>().to_vec().expect("f32 logits");
+        let logp: Vec<f32> = logp
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 logits");
         for (i, &target) in batch.targets.iter().enumerate().take(rows) {
             let row = &logp[i * vocab..(i + 1) * vocab];
             // First maximal index, as torch.argmax.
             let argmax = row
                 .iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |best, (j, &x)| if x > best.1 { (j, x) } else { best })
+                .fold((0, f32::NEG_INFINITY), |best, (j, &x)| {
+                    if x > best.1 { (j, x) } else { best }
+                })
                 .0;
             correct += (argmax as i64 == target) as usize;
             let lp = row[target as usize] as f64;

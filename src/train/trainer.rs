@@ -65,7 +65,7 @@ pub enum TrainError {
 pub enum TrainOutcome<B: AutodiffBackend> {
     /// All steps ran.
     Finished {
-        model: LanguageModel<B>,
+        model: Box<LanguageModel<B>>,
         metrics: Vec<MetricRow>,
     },
     /// The observer asked to stop; a checkpoint at `step` was saved.
@@ -112,19 +112,34 @@ pub fn train<B: AutodiffBackend>(
         metrics = ckpt.header.metrics;
     }
 
-    let save = |model: &LanguageModel<B>, optim: &_, step: usize, metrics: &[MetricRow], checkpoints: &mut dyn Checkpointer| -> Result<(), TrainError> {
+    let save = |model: &LanguageModel<B>,
+                optim: &_,
+                step: usize,
+                metrics: &[MetricRow],
+                checkpoints: &mut dyn Checkpointer|
+     -> Result<(), TrainError> {
         let ckpt = Checkpoint {
             header: CheckpointHeader {
                 step: step as u64,
                 metrics: metrics.to_vec(),
             },
-            model: recorder.record(model.clone().into_record(), ()).map_err(ckpt_err)?,
-            optimizer: Recorder::<B>::record(&recorder, Optimizer::<LanguageModel<B>, B>::to_record(optim), ()).map_err(ckpt_err)?,
+            model: recorder
+                .record(model.clone().into_record(), ())
+                .map_err(ckpt_err)?,
+            optimizer: Recorder::<B>::record(
+                &recorder,
+                Optimizer::<LanguageModel<B>, B>::to_record(optim),
+                (),
+            )
+            .map_err(ckpt_err)?,
         };
         checkpoints.save(&ckpt).map_err(ckpt_err)
     };
 
-    let eval = |model: &LanguageModel<B>, step: usize, metrics: &mut Vec<MetricRow>, observer: &mut dyn Observer| {
+    let eval = |model: &LanguageModel<B>,
+                step: usize,
+                metrics: &mut Vec<MetricRow>,
+                observer: &mut dyn Observer| {
         let valid = model.valid();
         let inner_device = device.clone();
         for (name, data) in eval_sets {
@@ -155,7 +170,7 @@ pub fn train<B: AutodiffBackend>(
         model = optim.step(lr, model, grads);
         step += 1;
 
-        if step % cfg.eval_every == 0 || step == cfg.steps {
+        if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
             eval(&model, step, &mut metrics, observer);
         }
         let control = observer.on_step(step, cfg.steps, loss_value);
@@ -163,9 +178,12 @@ pub fn train<B: AutodiffBackend>(
             save(&model, &optim, step, &metrics, checkpoints)?;
             return Ok(TrainOutcome::Stopped { step });
         }
-        if step % cfg.checkpoint_every == 0 && step < cfg.steps {
+        if step.is_multiple_of(cfg.checkpoint_every) && step < cfg.steps {
             save(&model, &optim, step, &metrics, checkpoints)?;
         }
     }
-    Ok(TrainOutcome::Finished { model, metrics })
+    Ok(TrainOutcome::Finished {
+        model: Box::new(model),
+        metrics,
+    })
 }

@@ -9,6 +9,12 @@ pub struct Dir {
     pub tmp: tempfile::TempDir,
 }
 
+impl Default for Dir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Dir {
     pub fn new() -> Self {
         Dir {
@@ -34,7 +40,8 @@ impl Dir {
     /// `mechlab` with this directory's results root and no MECHLAB_ spec overrides leaking in.
     pub fn mechlab(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mechlab"));
-        cmd.current_dir(self.path()).env("MECHLAB_RESULTS", self.results());
+        cmd.current_dir(self.path())
+            .env("MECHLAB_RESULTS", self.results());
         for (k, _) in std::env::vars() {
             if k.starts_with("MECHLAB_") && k != "MECHLAB_RESULTS" {
                 cmd.env_remove(k);
