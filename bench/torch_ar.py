@@ -74,12 +74,12 @@ def make_batches(rng: np.random.Generator, count: int, batch: int) -> torch.Tens
 class Attention(nn.Module):
     """Single-head causal self-attention with an additive -10000 mask."""
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, seq_len: int = SEQ_LEN):
         super().__init__()
         self.Wqkv = nn.Linear(d, 3 * d, bias=False)
         self.out_proj = nn.Linear(d, d)
         self.scale = 1.0 / math.sqrt(d)
-        mask = torch.triu(torch.full((SEQ_LEN, SEQ_LEN), MASK_VALUE), diagonal=1)
+        mask = torch.triu(torch.full((seq_len, seq_len), MASK_VALUE), diagonal=1)
         self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,30 +89,48 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, d: int):
+    """Pre-LN block; with ``mlp=False`` it is attention only (no LN2/MLP)."""
+
+    def __init__(self, d: int, seq_len: int = SEQ_LEN, mlp: bool = True):
         super().__init__()
         self.ln1 = nn.LayerNorm(d, eps=1e-5)
-        self.attn = Attention(d)
-        self.ln2 = nn.LayerNorm(d, eps=1e-5)
-        self.fc1 = nn.Linear(d, 4 * d)
-        self.fc2 = nn.Linear(4 * d, d)
+        self.attn = Attention(d, seq_len)
+        self.mlp = mlp
+        if mlp:
+            self.ln2 = nn.LayerNorm(d, eps=1e-5)
+            self.fc1 = nn.Linear(d, 4 * d)
+            self.fc2 = nn.Linear(4 * d, d)
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         r = r + self.attn(self.ln1(r))
+        if not self.mlp:
+            return r
         return r + self.fc2(F.gelu(self.fc1(self.ln2(r))))
 
 
 class Model(nn.Module):
-    def __init__(self, d: int):
+    """The AR model; the keyword defaults give the AR-32 benchmark model."""
+
+    def __init__(
+        self,
+        d: int,
+        vocab: int = VOCAB,
+        layers: int = LAYERS,
+        seq_len: int = SEQ_LEN,
+        query_pos: int = QUERY_POS,
+        mlp: bool = True,
+    ):
         super().__init__()
-        self.word_embeddings = nn.Embedding(VOCAB, d)
+        self.layers = layers
+        self.query_pos = query_pos
+        self.word_embeddings = nn.Embedding(vocab, d)
         self.position_embeddings = nn.Embedding(MAX_POSITIONS, d)
-        self.blocks = nn.ModuleList(Block(d) for _ in range(LAYERS))
+        self.blocks = nn.ModuleList(Block(d, seq_len, mlp) for _ in range(layers))
         self.ln_f = nn.LayerNorm(d, eps=1e-5)
         self._init_weights()
 
     def _init_weights(self) -> None:
-        residual_std = INIT_STD / math.sqrt(2 * LAYERS)
+        residual_std = INIT_STD / math.sqrt(2 * self.layers)
         for name, module in self.named_modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 std = residual_std if name.endswith(("out_proj", "fc2")) else INIT_STD
@@ -121,12 +139,12 @@ class Model(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Return logits at the query position only, shape (batch, VOCAB)."""
+        """Return logits at the query position only, shape (batch, vocab)."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         r = self.word_embeddings(tokens) + self.position_embeddings(positions)
         for block in self.blocks:
             r = block(r)
-        hidden = self.ln_f(r)[:, QUERY_POS]
+        hidden = self.ln_f(r)[:, self.query_pos]
         return hidden @ self.word_embeddings.weight.t()
 
 
