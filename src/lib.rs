@@ -16,12 +16,14 @@
 //! - [`task`]: synthetic task generators emitting tokens plus named roles (AR).
 //! - [`model`]: the backbone, one file per mixer, named intervention sites.
 //! - [`train`]: the training loop, schedules, checkpoints and evaluation.
+//! - [`interp`]: interchange interventions (activation patching) on trained models.
 //!
 //! Science modules (`task`, `model`, `train`) never import orchestration modules (`spec`, `plan`,
 //! `exec`, `store`, `report`): they take plain config structs and return plain data.
 
 pub mod bench;
 pub mod exec;
+pub mod interp;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -81,13 +81,37 @@ impl<B: Backend> LanguageModel<B> {
     /// # Shapes
     /// - `tokens_bs`: `[batch, seq]` → `[batch, seq, d_model]`
     pub fn residual(&self, tokens_bs: Tensor<B, 2, Int>, sites: &mut dyn Sites<B>) -> Tensor<B, 3> {
+        self.blocks_from(0, self.embed(tokens_bs), sites)
+    }
+
+    /// Token plus position embeddings: the residual stream entering layer 0.
+    ///
+    /// # Shapes
+    /// - `tokens_bs`: `[batch, seq]` → `[batch, seq, d_model]`
+    pub fn embed(&self, tokens_bs: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [_, s] = tokens_bs.dims();
-        let mut r_bsd = embedding(self.word_embeddings.weight.val(), tokens_bs);
-        if let Some(pos) = &self.position_embeddings {
-            let [_, d] = pos.weight.dims();
-            r_bsd = r_bsd + pos.weight.val().slice([0..s, 0..d]).unsqueeze_dim(0);
+        let r_bsd = embedding(self.word_embeddings.weight.val(), tokens_bs);
+        match &self.position_embeddings {
+            Some(pos) => {
+                let [_, d] = pos.weight.dims();
+                r_bsd + pos.weight.val().slice([0..s, 0..d]).unsqueeze_dim(0)
+            }
+            None => r_bsd,
         }
-        for block in &self.layers {
+    }
+
+    /// Runs blocks `first..` on `r_bsd`, the residual stream entering block `first`. Activation
+    /// patching starts here from a cached stream instead of rerunning the layers below.
+    ///
+    /// # Shapes
+    /// - `r_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn blocks_from(
+        &self,
+        first: usize,
+        mut r_bsd: Tensor<B, 3>,
+        sites: &mut dyn Sites<B>,
+    ) -> Tensor<B, 3> {
+        for block in &self.layers[first..] {
             r_bsd = block.forward(r_bsd, sites);
         }
         r_bsd

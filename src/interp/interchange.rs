@@ -1,0 +1,262 @@
+//! Interchange interventions over a grid of (corrupted role, layer, site, patch role).
+//!
+//! For each example and corrupted role `c`: run the clean input and the input with the token at
+//! `c` corrupted; then, for each layer `l`, site `s` and patch role `p`, rerun the corrupted input
+//! from layer `l` (the layers below are unchanged, so their cached stream is reused) while the
+//! site's activation at `p` is overwritten with the clean one. All patch roles of one (l, s) go
+//! through the model as one stacked batch. Read at `query`:
+//! `p_orig, p_corr, p_rest` (probability of the clean answer), the same as logits, and
+//! `KL(p_corr ‖ p_patched)`. Attribution is a ratio of means,
+//! `(E[p_rest] − E[p_corr]) / (E[p_orig] − E[p_corr])`.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::corrupt::{Corruption, corrupt_token};
+use super::patch::{Capture, Patch};
+use crate::model::lm::int_tensor;
+use crate::model::{LanguageModel, Site};
+use crate::task::{ArConfig, Dataset, Role};
+
+/// One intervention grid, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterchangeConfig {
+    pub layers: Vec<usize>,
+    pub sites: Vec<Site>,
+    pub corrupt: Vec<Role>,
+    pub patch_at: Vec<Role>,
+    /// The first `examples` rows of the data are used.
+    pub examples: usize,
+    pub corruption: Corruption,
+    /// Seed of the corruption draws.
+    pub seed: u64,
+}
+
+/// Means over examples of one grid cell; sums are kept so groups can be re-aggregated
+/// (`attrib` of a group = ratio of its pooled means, from `n`-weighted means).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InterchangeRow {
+    pub layer: usize,
+    pub site: Site,
+    pub corrupted_role: Role,
+    pub patch_role: Role,
+    pub n: usize,
+    pub p_orig: f64,
+    pub p_corr: f64,
+    pub p_rest: f64,
+    pub logit_orig: f64,
+    pub logit_corr: f64,
+    pub logit_rest: f64,
+    pub prob_diff: f64,
+    pub logit_diff: f64,
+    pub kl: f64,
+    pub attrib: f64,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    n: usize,
+    p_orig: f64,
+    p_corr: f64,
+    p_rest: f64,
+    l_orig: f64,
+    l_corr: f64,
+    l_rest: f64,
+    kl: f64,
+}
+
+const BATCH: usize = 32;
+
+/// Log-softmax of each row of `logits` (`rows × vocab`), in f64.
+fn log_softmax_rows(logits: &[f32], vocab: usize) -> Vec<Vec<f64>> {
+    logits
+        .chunks(vocab)
+        .map(|row| {
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let z = row
+                .iter()
+                .map(|&x| (x as f64 - max).exp())
+                .sum::<f64>()
+                .ln()
+                + max;
+            row.iter().map(|&x| x as f64 - z).collect()
+        })
+        .collect()
+}
+
+/// Logits at the query position of each row, on the host: `rows × vocab`.
+fn query_logits<B: Backend>(
+    model: &LanguageModel<B>,
+    r_bsd: Tensor<B, 3>,
+    queries: &[usize],
+    device: &B::Device,
+) -> (Vec<f32>, usize) {
+    let [_, s, _] = r_bsd.dims();
+    let flat: Vec<i64> = queries
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| (i * s + q) as i64)
+        .collect();
+    let logits = model.logits_at(r_bsd, int_tensor(flat, [queries.len()], device));
+    let [_, vocab] = logits.dims();
+    (
+        logits
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 logits"),
+        vocab,
+    )
+}
+
+/// Runs the grid on the first `cfg.examples` rows of `data`.
+pub fn interchange<B: Backend>(
+    model: &LanguageModel<B>,
+    task: &ArConfig,
+    data: &Dataset,
+    cfg: &InterchangeConfig,
+    device: &B::Device,
+) -> Vec<InterchangeRow> {
+    let n = cfg.examples.min(data.len());
+    let s = data.seq_len;
+    let mut sums: BTreeMap<(usize, usize, usize, usize), Sums> = BTreeMap::new();
+    // One RNG per corrupted role, so adding a role does not change another role's draws.
+    let mut rngs: Vec<ChaCha8Rng> = cfg
+        .corrupt
+        .iter()
+        .map(|&role| {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            rng.set_stream(100 + role as u64);
+            rng
+        })
+        .collect();
+
+    let mut start = 0;
+    while start < n {
+        let end = (start + BATCH).min(n);
+        let b = end - start;
+        let rows: Vec<usize> = (start..end).collect();
+        let clean: Vec<u32> = data.tokens[start * s..end * s].to_vec();
+        let queries: Vec<usize> = rows
+            .iter()
+            .map(|&i| data.position(i, Role::Query))
+            .collect();
+        let answers: Vec<usize> = rows
+            .iter()
+            .map(|&i| data.example(i)[data.position(i, Role::Answer)] as usize)
+            .collect();
+        let to_tensor = |tokens: &[u32]| {
+            int_tensor::<B, 2>(tokens.iter().map(|&t| t as i64).collect(), [b, s], device)
+        };
+
+        let mut clean_cap = Capture::default();
+        let r = model.residual(to_tensor(&clean), &mut clean_cap);
+        let (logits, vocab) = query_logits(model, r, &queries, device);
+        let clean_lp = log_softmax_rows(&logits, vocab);
+
+        for (ci, &role) in cfg.corrupt.iter().enumerate() {
+            let mut corrupted = clean.clone();
+            for (i, &row) in rows.iter().enumerate() {
+                let pos = data.position(row, role);
+                corrupted[i * s + pos] = corrupt_token(
+                    task,
+                    role,
+                    corrupted[i * s + pos],
+                    cfg.corruption,
+                    &mut rngs[ci],
+                );
+            }
+            let mut corr_cap = Capture::default();
+            let r = model.residual(to_tensor(&corrupted), &mut corr_cap);
+            let (corr_logits, _) = query_logits(model, r, &queries, device);
+            let corr_lp = log_softmax_rows(&corr_logits, vocab);
+
+            let p = cfg.patch_at.len();
+            let mut mask = vec![0f32; p * b * s];
+            for (j, &patch_role) in cfg.patch_at.iter().enumerate() {
+                for (i, &row) in rows.iter().enumerate() {
+                    mask[(j * b + i) * s + data.position(row, patch_role)] = 1.0;
+                }
+            }
+            let mask_bs1 = Tensor::<B, 3>::from_data(TensorData::new(mask, [p * b, s, 1]), device);
+            let stacked_queries: Vec<usize> =
+                (0..p).flat_map(|_| queries.iter().copied()).collect();
+            let repeat = |t: &Tensor<B, 3>| Tensor::cat(vec![t.clone(); p], 0);
+
+            for &layer in &cfg.layers {
+                let r_in = repeat(&corr_cap.acts[&(layer, Site::BlockInput)]);
+                for &site in &cfg.sites {
+                    let Some(clean_act) = clean_cap.acts.get(&(layer, site)) else {
+                        continue; // validation rejects sites a block does not have
+                    };
+                    let mut patch = Patch {
+                        layer,
+                        site,
+                        mask_bs1: mask_bs1.clone(),
+                        clean_bsd: repeat(clean_act),
+                    };
+                    let r = model.blocks_from(layer, r_in.clone(), &mut patch);
+                    let (patched, _) = query_logits(model, r, &stacked_queries, device);
+                    let patched_lp = log_softmax_rows(&patched, vocab);
+                    for (j, _) in cfg.patch_at.iter().enumerate() {
+                        let cell = sums.entry((ci, layer, site as usize, j)).or_default();
+                        for i in 0..b {
+                            let a = answers[i];
+                            let rest = &patched_lp[j * b + i];
+                            cell.n += 1;
+                            cell.p_orig += clean_lp[i][a].exp();
+                            cell.p_corr += corr_lp[i][a].exp();
+                            cell.p_rest += rest[a].exp();
+                            cell.l_orig += logits[i * vocab + a] as f64;
+                            cell.l_corr += corr_logits[i * vocab + a] as f64;
+                            cell.l_rest += patched[(j * b + i) * vocab + a] as f64;
+                            cell.kl += corr_lp[i]
+                                .iter()
+                                .zip(rest)
+                                .map(|(q, r)| q.exp() * (q - r))
+                                .sum::<f64>();
+                        }
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+
+    let mut out = Vec::new();
+    for (ci, &corrupted_role) in cfg.corrupt.iter().enumerate() {
+        for &layer in &cfg.layers {
+            for &site in &cfg.sites {
+                for (j, &patch_role) in cfg.patch_at.iter().enumerate() {
+                    let Some(c) = sums.get(&(ci, layer, site as usize, j)) else {
+                        continue;
+                    };
+                    let k = c.n.max(1) as f64;
+                    let (p_orig, p_corr, p_rest) = (c.p_orig / k, c.p_corr / k, c.p_rest / k);
+                    out.push(InterchangeRow {
+                        layer,
+                        site,
+                        corrupted_role,
+                        patch_role,
+                        n: c.n,
+                        p_orig,
+                        p_corr,
+                        p_rest,
+                        logit_orig: c.l_orig / k,
+                        logit_corr: c.l_corr / k,
+                        logit_rest: c.l_rest / k,
+                        prob_diff: p_rest - p_corr,
+                        logit_diff: (c.l_rest - c.l_corr) / k,
+                        kl: c.kl / k,
+                        attrib: (p_rest - p_corr) / (p_orig - p_corr),
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,13 @@
+//! Causal interventions on trained models. Interchange interventions (activation patching):
+//! corrupt one input token, restore the clean activation at one layer / site / position, and
+//! measure how much of the clean answer comes back (reference §4).
+//!
+//! Knows nothing of files or specs; the orchestration layer turns rows into Parquet.
+
+pub mod corrupt;
+pub mod interchange;
+pub mod patch;
+
+pub use corrupt::Corruption;
+pub use interchange::{InterchangeConfig, InterchangeRow, interchange};
+pub use patch::{Capture, Patch};

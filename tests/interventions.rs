@@ -1,0 +1,214 @@
+//! Interchange interventions: properties that cannot hold by accident, and a direct recomputation.
+
+use burn::backend::Flex;
+use burn::tensor::{Tensor, TensorData};
+use mechlab::interp::{Capture, Corruption, InterchangeConfig, Patch, interchange};
+use mechlab::model::lm::int_tensor;
+use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites, Site};
+use mechlab::task::{ArConfig, Role, Split};
+
+type B = Flex;
+
+fn task() -> ArConfig {
+    ArConfig {
+        num_kv: 16,
+        pairs: 3,
+    }
+}
+
+fn model() -> LanguageModel<B> {
+    ModelConfig {
+        vocab_size: task().vocab_size(),
+        d_model: 16,
+        layers: 2,
+        mixer: MixerKind::Attention,
+        pos_emb: true,
+        max_positions: 16,
+        mlp: true,
+        // A large init gives a model whose output depends strongly on every position.
+        init_std: 0.5,
+    }
+    .init(11, &Default::default())
+    .unwrap()
+}
+
+fn logits(
+    m: &LanguageModel<B>,
+    tokens: &[u32],
+    sites: &mut dyn mechlab::model::Sites<B>,
+) -> Vec<f32> {
+    let s = task().seq_len();
+    let b = tokens.len() / s;
+    let device = Default::default();
+    let t = int_tensor::<B, 2>(tokens.iter().map(|&x| x as i64).collect(), [b, s], &device);
+    m.logits_all(m.residual(t, sites))
+        .into_data()
+        .to_vec()
+        .unwrap()
+}
+
+fn full_mask(b: usize, s: usize) -> Tensor<B, 3> {
+    Tensor::from_data(
+        TensorData::new(vec![1f32; b * s], [b, s, 1]),
+        &Default::default(),
+    )
+}
+
+#[test]
+fn patching_clean_activations_into_the_clean_run_changes_nothing() {
+    let m = model();
+    let data = task().generate(1, Split::Test, 4);
+    let mut cap = Capture::default();
+    let clean = logits(&m, &data.tokens, &mut cap);
+    for layer in 0..2 {
+        for site in Site::ALL {
+            let mut patch = Patch {
+                layer,
+                site,
+                mask_bs1: full_mask(4, data.seq_len),
+                clean_bsd: cap.acts[&(layer, site)].clone(),
+            };
+            assert_eq!(
+                logits(&m, &data.tokens, &mut patch),
+                clean,
+                "layer {layer} {site}"
+            );
+        }
+    }
+}
+
+#[test]
+fn patching_layer0_block_input_everywhere_restores_the_clean_output_exactly() {
+    let m = model();
+    let data = task().generate(2, Split::Test, 4);
+    let mut cap = Capture::default();
+    let clean = logits(&m, &data.tokens, &mut cap);
+    let mut corrupted = data.tokens.clone();
+    for i in 0..4 {
+        corrupted[i * data.seq_len + data.position(i, Role::Key)] = 3 + ((i as u32 + 1) % 8);
+    }
+    assert_ne!(
+        logits(&m, &corrupted, &mut NoSites),
+        clean,
+        "corruption must matter"
+    );
+    let mut patch = Patch {
+        layer: 0,
+        site: Site::BlockInput,
+        mask_bs1: full_mask(4, data.seq_len),
+        clean_bsd: cap.acts[&(0, Site::BlockInput)].clone(),
+    };
+    assert_eq!(logits(&m, &corrupted, &mut patch), clean);
+}
+
+fn grid(examples: usize) -> InterchangeConfig {
+    InterchangeConfig {
+        layers: vec![0, 1],
+        sites: Site::ALL.to_vec(),
+        corrupt: vec![Role::Key, Role::Value],
+        patch_at: Role::ALL.to_vec(),
+        examples,
+        corruption: Corruption::Reference,
+        seed: 5,
+    }
+}
+
+#[test]
+fn patching_after_the_query_has_no_effect() {
+    let m = model();
+    let data = task().generate(3, Split::Test, 40);
+    let rows = interchange(&m, &task(), &data, &grid(40), &Default::default());
+    assert_eq!(rows.len(), 2 * 2 * 6 * 5);
+    for r in rows.iter().filter(|r| r.patch_role == Role::Answer) {
+        assert!((r.p_rest - r.p_corr).abs() < 1e-6, "{r:?}");
+        assert!(r.kl.abs() < 1e-6, "{r:?}");
+    }
+    // …while patching the corrupted position itself at the model input restores everything.
+    for r in rows
+        .iter()
+        .filter(|r| r.layer == 0 && r.site == Site::BlockInput && r.patch_role == r.corrupted_role)
+    {
+        assert!((r.p_rest - r.p_orig).abs() < 1e-6, "{r:?}");
+        assert!((r.attrib - 1.0).abs() < 1e-4, "{r:?}");
+    }
+    // The corruption changed something, so the tests above are not vacuous.
+    assert!(rows.iter().any(|r| (r.p_orig - r.p_corr).abs() > 1e-3));
+}
+
+/// Recomputes one grid cell directly: full forward passes, no cache, no stacking.
+#[test]
+fn grid_cell_matches_a_direct_recomputation() {
+    let m = model();
+    let task = task();
+    let data = task.generate(4, Split::Test, 6);
+    let cfg = InterchangeConfig {
+        layers: vec![1],
+        sites: vec![Site::MixerOutput],
+        corrupt: vec![Role::Key],
+        patch_at: vec![Role::Value],
+        examples: 6,
+        corruption: Corruption::Reference,
+        seed: 9,
+    };
+    let row = interchange(&m, &task, &data, &cfg, &Default::default()).remove(0);
+
+    // Same corruption draws as the grid: one ChaCha stream per corrupted role.
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    rng.set_stream(100 + Role::Key as u64);
+    let s = data.seq_len;
+    let v = task.vocab_size();
+    let (mut p_orig, mut p_corr, mut p_rest) = (0.0, 0.0, 0.0);
+    let softmax = |row: &[f32], a: usize| {
+        let max = row.iter().cloned().fold(f32::MIN, f32::max) as f64;
+        let z: f64 = row.iter().map(|&x| (x as f64 - max).exp()).sum();
+        (row[a] as f64 - max).exp() / z
+    };
+    for i in 0..6 {
+        let clean = data.example(i).to_vec();
+        let (q, a) = (
+            data.position(i, Role::Query),
+            clean[data.position(i, Role::Answer)] as usize,
+        );
+        let mut corrupted = clean.clone();
+        let k = data.position(i, Role::Key);
+        corrupted[k] = mechlab::interp::corrupt::corrupt_token(
+            &task,
+            Role::Key,
+            clean[k],
+            Corruption::Reference,
+            &mut rng,
+        );
+        let mut cap = Capture::default();
+        let lc = logits(&m, &clean, &mut cap);
+        let lx = logits(&m, &corrupted, &mut NoSites);
+        let mut mask = vec![0f32; s];
+        mask[data.position(i, Role::Value)] = 1.0;
+        let mut patch = Patch {
+            layer: 1,
+            site: Site::MixerOutput,
+            mask_bs1: Tensor::from_data(TensorData::new(mask, [1, s, 1]), &Default::default()),
+            clean_bsd: cap.acts[&(1, Site::MixerOutput)].clone(),
+        };
+        let lp = logits(&m, &corrupted, &mut patch);
+        p_orig += softmax(&lc[q * v..(q + 1) * v], a) / 6.0;
+        p_corr += softmax(&lx[q * v..(q + 1) * v], a) / 6.0;
+        p_rest += softmax(&lp[q * v..(q + 1) * v], a) / 6.0;
+    }
+    assert!(
+        (row.p_orig - p_orig).abs() < 1e-5,
+        "{} vs {p_orig}",
+        row.p_orig
+    );
+    assert!(
+        (row.p_corr - p_corr).abs() < 1e-5,
+        "{} vs {p_corr}",
+        row.p_corr
+    );
+    assert!(
+        (row.p_rest - p_rest).abs() < 1e-5,
+        "{} vs {p_rest}",
+        row.p_rest
+    );
+    assert!((row.attrib - (p_rest - p_corr) / (p_orig - p_corr)).abs() < 1e-3);
+}
