@@ -118,10 +118,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let graph = plan(&resolve(&args)?);
             let summary = mechlab::report::collect(&graph, &store)?;
             println!(
-                "collected {} runs ({} done, {} metric rows) into {}",
+                "collected {} runs ({} done, {} metric rows, {} intervention rows) into {}",
                 summary.runs,
                 summary.done,
                 summary.metric_rows,
+                summary.intervention_rows,
                 summary.dir.display()
             );
             Ok(ExitCode::SUCCESS)
@@ -165,12 +166,13 @@ fn validate(args: &SpecArgs) -> Result<ExitCode> {
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
     println!(
-        "{}: ok: experiment \"{}\", {} runs ({} dataset and {} train nodes)",
+        "{}: ok: experiment \"{}\", {} runs ({} dataset, {} train and {} evaluate nodes)",
         args.spec.display(),
         resolved.experiment,
         resolved.runs.len(),
         graph.count(NodeKind::Dataset),
-        graph.count(NodeKind::Train)
+        graph.count(NodeKind::Train),
+        graph.count(NodeKind::Evaluate)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -189,7 +191,7 @@ fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     if let Some(d) = &resolved.description {
         println!("{d}");
     }
-    for kind in [NodeKind::Dataset, NodeKind::Train] {
+    for kind in [NodeKind::Dataset, NodeKind::Train, NodeKind::Evaluate] {
         let ids: Vec<_> = graph.nodes.iter().filter(|n| n.kind == kind).collect();
         let done = ids
             .iter()

@@ -21,7 +21,7 @@ fn validate_and_plan_show_the_expanded_graph() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout(&out).contains("2 runs (1 dataset and 2 train nodes)"),
+        stdout(&out).contains("2 runs (1 dataset, 2 train and 0 evaluate nodes)"),
         "{}",
         stdout(&out)
     );
@@ -185,4 +185,102 @@ fn committed_schema_is_up_to_date() {
         mechlab::spec::schema::experiment_schema(),
         "schema is stale: run `cargo run -- schema` and commit it"
     );
+}
+
+#[test]
+fn adding_interventions_evaluates_without_retraining() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", TINY);
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probed = dir.write(
+        "probed.toml",
+        r#"include = ["tiny.toml"]
+
+[[interventions]]
+kind = "interchange"
+sites = ["block_input", "mixer_output"]
+corrupt = ["key"]
+patch_at = ["key", "value", "query"]
+examples = 16
+"#,
+    );
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&probed)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Two evaluation nodes ran; the dataset and both trained models were reused.
+    assert!(
+        stdout(&out).contains("2 nodes ran, 3 already done"),
+        "{}",
+        stdout(&out)
+    );
+
+    let table = read_parquet(&dir.results().join("tiny").join("interventions.parquet")).unwrap();
+    // 2 runs × 1 corrupted role × 2 layers × 2 sites × 3 patch roles.
+    assert_eq!(table.height(), 24);
+    let names: Vec<_> = table
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "run_id",
+            "intervention",
+            "step",
+            "split",
+            "layer",
+            "site",
+            "corrupted_role",
+            "patch_role",
+            "n",
+            "p_orig",
+            "p_corr",
+            "p_rest",
+            "logit_orig",
+            "logit_corr",
+            "logit_rest",
+            "prob_diff",
+            "logit_diff",
+            "kl",
+            "attrib"
+        ]
+    );
+    let n = table.column("n").unwrap().i64().unwrap();
+    assert!((0..n.len()).all(|i| n.get(i) == Some(16)));
+    // Restoring the corrupted key's own position at the model input restores the answer fully.
+    let restored = table
+        .lazy()
+        .filter(
+            col("layer")
+                .eq(lit(0))
+                .and(col("site").eq(lit("block_input")))
+                .and(col("patch_role").eq(lit("key"))),
+        )
+        .collect()
+        .unwrap();
+    assert_eq!(restored.height(), 2);
+    let orig = restored.column("p_orig").unwrap().f64().unwrap();
+    let rest = restored.column("p_rest").unwrap().f64().unwrap();
+    for i in 0..2 {
+        assert!((orig.get(i).unwrap() - rest.get(i).unwrap()).abs() < 1e-6);
+    }
 }

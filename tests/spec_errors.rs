@@ -135,3 +135,19 @@ fn missing_section_and_unknown_profile_are_reported() {
     let err = errors_of(TINY, &["--profile", "quik"]);
     assert!(err.contains("--profile quik: no such profile"), "{err}");
 }
+
+#[test]
+fn intervention_sites_and_layers_are_checked_against_the_model() {
+    let text = format!(
+        "{TINY}\n[[interventions]]\nkind = \"interchange\"\nsites = [\"mlp_input\"]\nlayers = [2]\n"
+    );
+    let err = errors_of(&text, &["--set", "model.mlp=false"]);
+    assert!(
+        err.contains("spec.toml:29:1: interventions.0.sites: site mlp_input does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("spec.toml:30:1: interventions.0.layers: layer 2 does not exist"),
+        "{err}"
+    );
+}

@@ -68,10 +68,13 @@ pub fn run_graph(
     let report = Mutex::new(RunReport::default());
     let first_error: Mutex<Option<ExecError>> = Mutex::new(None);
     let run_of = |id: &str| -> Option<&PlannedRun> {
-        graph.runs.iter().find(|r| r.train == id || r.dataset == id)
+        graph
+            .runs
+            .iter()
+            .find(|r| r.train == id || r.dataset == id || r.evals.iter().any(|e| e == id))
     };
 
-    for kind in [NodeKind::Dataset, NodeKind::Train] {
+    for kind in [NodeKind::Dataset, NodeKind::Train, NodeKind::Evaluate] {
         let queue: Mutex<VecDeque<_>> = Mutex::new(
             selected
                 .iter()

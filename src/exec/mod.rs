@@ -27,4 +27,14 @@ pub enum ExecError {
     Train(#[from] crate::train::TrainError),
     #[error("node {0} is not in the plan")]
     UnknownNode(String),
+    #[error("node {node} needs node {dep}, which is {state}")]
+    NotReady {
+        node: String,
+        dep: String,
+        state: String,
+    },
+    #[error("{0}: cannot load weights: {1}")]
+    Weights(String, String),
+    #[error(transparent)]
+    Model(#[from] crate::model::mixer::ModelError),
 }

@@ -84,6 +84,7 @@ pub fn execute(
     let result = match node.kind {
         NodeKind::Dataset => run_dataset(node, run, ctx).map(|()| None),
         NodeKind::Train => run_train(node, run, ctx),
+        NodeKind::Evaluate => run_eval(node, run, ctx).map(|()| None),
     };
     status.pid = None;
     status.wall_s = Some(started.elapsed().as_secs_f64() + previous.wall_s.unwrap_or(0.0));
@@ -298,6 +299,69 @@ fn save_final<B: AutodiffBackend>(
     write_atomic(
         &dir.join("summary.json"),
         &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
+    )?;
+    Ok(())
+}
+
+/// Runs one intervention grid on the final weights of the run's train node.
+fn run_eval(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
+    let run = run_point(node, run)?;
+    match ctx.device {
+        DeviceChoice::Cpu => eval_on::<burn::backend::Flex>(node, run, ctx, &Default::default()),
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(n) => {
+            eval_on::<burn::backend::Cuda>(node, run, ctx, &burn::backend::cuda::CudaDevice::new(n))
+        }
+        #[cfg(not(feature = "cuda"))]
+        DeviceChoice::Cuda(n) => Err(ExecError::NoCuda(format!("cuda:{n}"))),
+    }
+}
+
+fn eval_on<B: burn::tensor::backend::Backend>(
+    node: &Node,
+    run: &PlannedRun,
+    ctx: &NodeContext,
+    device: &B::Device,
+) -> Result<(), ExecError> {
+    let index = run
+        .evals
+        .iter()
+        .position(|e| *e == node.id)
+        .ok_or_else(|| ExecError::UnknownNode(node.id.clone()))?;
+    let grid = &run.point.interventions[index];
+    let train_status = ctx.store.status(&run.train)?;
+    if train_status.state != NodeState::Done {
+        return Err(ExecError::NotReady {
+            node: node.id.clone(),
+            dep: run.train.clone(),
+            state: train_status.state.to_string(),
+        });
+    }
+    let weights_path = ctx.store.node_dir(&run.train).join("model.bin");
+    let bytes =
+        std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let record = recorder
+        .load(bytes, device)
+        .map_err(|e| ExecError::Weights(weights_path.display().to_string(), e.to_string()))?;
+    let model = run
+        .point
+        .model_config()
+        .init::<B>(run.point.seed, device)?
+        .load_record(record);
+    let test = load_split(ctx.store, run, Split::Test)?;
+    let crate::task::TaskConfig::Ar(task) = run.point.task.config();
+    let rows =
+        crate::interp::interchange(&model, &task, &test, &grid.config(run.point.seed), device);
+    let mut frame = crate::report::interventions_frame(&rows, run.point.train.steps as u64, "test");
+    let meta = [
+        ("mechlab.version", crate::VERSION.to_string()),
+        ("mechlab.run", run.point.name.clone()),
+    ];
+    write_parquet(
+        &ctx.store.node_dir(&node.id).join("interventions.parquet"),
+        &mut frame,
+        &meta,
     )?;
     Ok(())
 }

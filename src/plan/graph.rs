@@ -14,6 +14,8 @@ pub enum NodeKind {
     Dataset,
     /// Trains (with periodic evaluation) one model on one dataset.
     Train,
+    /// Runs one intervention grid on a trained model's final weights.
+    Evaluate,
 }
 
 impl NodeKind {
@@ -21,6 +23,7 @@ impl NodeKind {
         match self {
             NodeKind::Dataset => "dataset",
             NodeKind::Train => "train",
+            NodeKind::Evaluate => "evaluate",
         }
     }
 }
@@ -40,6 +43,8 @@ pub struct PlannedRun {
     pub point: RunPoint,
     pub dataset: String,
     pub train: String,
+    /// One evaluation node per intervention block, in spec order.
+    pub evals: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,13 +99,26 @@ pub fn plan(resolved: &Resolved) -> RunGraph {
             deps: vec![dataset.clone()],
             config: tconf,
         });
+        let mut evals = Vec::new();
+        for iv in &point.interventions {
+            let econf = json!({ "interchange": iv, "seed": point.seed });
+            let id = node_id("evaluate", &econf, &[train.clone(), dataset.clone()]);
+            push(Node {
+                id: id.clone(),
+                kind: NodeKind::Evaluate,
+                deps: vec![train.clone(), dataset.clone()],
+                config: econf,
+            });
+            evals.push(id);
+        }
         runs.push(PlannedRun {
             point: point.clone(),
             dataset,
             train,
+            evals,
         });
     }
-    // Stable sort keeps first-seen order within a kind; datasets come first.
+    // Stable sort keeps first-seen order within a kind; datasets, then trains, then evaluations.
     nodes.sort_by_key(|n| n.kind);
     RunGraph {
         experiment: resolved.experiment.clone(),

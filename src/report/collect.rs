@@ -27,6 +27,7 @@ pub struct CollectSummary {
     pub runs: usize,
     pub done: usize,
     pub metric_rows: usize,
+    pub intervention_rows: usize,
     pub dir: std::path::PathBuf,
 }
 
@@ -186,6 +187,27 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         concat_df(&metric_frames)
     };
 
+    let mut intervention_frames = Vec::new();
+    for run in &graph.runs {
+        for (k, eval) in run.evals.iter().enumerate() {
+            if store.status(eval)?.state != NodeState::Done {
+                continue;
+            }
+            let shard = store.node_dir(eval).join("interventions.parquet");
+            intervention_frames.push(tag(read_parquet(&shard)?, &run.train, k, &shard)?);
+        }
+    }
+    let mut interventions = if intervention_frames.is_empty() {
+        tag(
+            super::interventions_frame(&[], 0, "test"),
+            "",
+            0,
+            std::path::Path::new("interventions"),
+        )?
+    } else {
+        concat_df(&intervention_frames)
+    };
+
     let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
     let metadata = [
         ("mechlab.spec_hash", graph.spec_hash.clone()),
@@ -197,6 +219,11 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     let dir = store.experiment_dir(&graph.experiment);
     write_parquet(&dir.join("runs.parquet"), &mut runs, &metadata)?;
     write_parquet(&dir.join("metrics.parquet"), &mut metrics, &metadata)?;
+    write_parquet(
+        &dir.join("interventions.parquet"),
+        &mut interventions,
+        &metadata,
+    )?;
     Ok(CollectSummary {
         runs: n,
         done: statuses
@@ -204,8 +231,28 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
             .filter(|s| s.state == NodeState::Done)
             .count(),
         metric_rows: metrics.height(),
+        intervention_rows: interventions.height(),
         dir,
     })
+}
+
+/// Prepends `run_id` and `intervention` (the block's index in the spec) to an evaluation shard.
+fn tag(
+    mut df: DataFrame,
+    run_id: &str,
+    block: usize,
+    path: &std::path::Path,
+) -> Result<DataFrame, ReportError> {
+    let n = df.height();
+    let err = |e: PolarsError| ReportError::Shard {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    df.insert_column(0, Column::new("intervention".into(), vec![block as i64; n]))
+        .map_err(err)?;
+    df.insert_column(0, Column::new("run_id".into(), vec![run_id; n]))
+        .map_err(err)?;
+    Ok(df)
 }
 
 fn concat_df(frames: &[DataFrame]) -> DataFrame {

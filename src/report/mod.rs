@@ -6,7 +6,9 @@ pub mod collect;
 pub mod parquet;
 
 pub use collect::{CollectSummary, collect};
-pub use parquet::{metrics_frame, read_parquet, read_parquet_metadata, write_parquet};
+pub use parquet::{
+    interventions_frame, metrics_frame, read_parquet, read_parquet_metadata, write_parquet,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -5,6 +5,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::ReportError;
+use crate::interp::InterchangeRow;
 use crate::store::write_atomic;
 use crate::train::MetricRow;
 
@@ -72,6 +73,49 @@ pub fn metrics_frame(rows: &[MetricRow]) -> DataFrame {
             "value".into(),
             rows.iter().map(|r| r.value).collect::<Vec<_>>(),
         ),
+    ])
+    .expect("columns have equal length")
+}
+
+/// One row per grid cell of an interchange intervention, tagged with the training `step` the
+/// weights come from and the data `split`.
+pub fn interventions_frame(rows: &[InterchangeRow], step: u64, split: &str) -> DataFrame {
+    let f = |get: fn(&InterchangeRow) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("step".into(), vec![step as i64; rows.len()]),
+        Column::new("split".into(), vec![split; rows.len()]),
+        Column::new(
+            "layer".into(),
+            rows.iter().map(|r| r.layer as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "site".into(),
+            rows.iter().map(|r| r.site.name()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "corrupted_role".into(),
+            rows.iter()
+                .map(|r| r.corrupted_role.name())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "patch_role".into(),
+            rows.iter().map(|r| r.patch_role.name()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n".into(),
+            rows.iter().map(|r| r.n as i64).collect::<Vec<_>>(),
+        ),
+        Column::new("p_orig".into(), f(|r| r.p_orig)),
+        Column::new("p_corr".into(), f(|r| r.p_corr)),
+        Column::new("p_rest".into(), f(|r| r.p_rest)),
+        Column::new("logit_orig".into(), f(|r| r.logit_orig)),
+        Column::new("logit_corr".into(), f(|r| r.logit_corr)),
+        Column::new("logit_rest".into(), f(|r| r.logit_rest)),
+        Column::new("prob_diff".into(), f(|r| r.prob_diff)),
+        Column::new("logit_diff".into(), f(|r| r.logit_diff)),
+        Column::new("kl".into(), f(|r| r.kl)),
+        Column::new("attrib".into(), f(|r| r.attrib)),
     ])
     .expect("columns have equal length")
 }

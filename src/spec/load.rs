@@ -15,8 +15,10 @@ use serde_json::Value;
 
 use super::error::{Issue, Origin, SpecError, suggest};
 use super::locate::locate;
-use super::raw::{ExperimentSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec};
-use super::resolve::{Resolved, RunPoint, label, resolve_model, resolve_train};
+use super::raw::{ExperimentSpec, InterventionSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec};
+use super::resolve::{
+    Resolved, RunPoint, label, resolve_intervention, resolve_model, resolve_train,
+};
 use super::sweep::expand;
 use super::validate::{check_run, warnings};
 
@@ -246,19 +248,13 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     let _: Option<ModelSpec> = section(&merged, "model", &sources, None, &mut issues, false);
     let _: Option<TrainSpec> = section(&merged, "train", &sources, None, &mut issues, false);
     let sweep: Option<SweepSpec> = section(&merged, "sweep", &sources, None, &mut issues, false);
-    if top
-        .get("interventions")
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-    {
-        issues.push(sources.issue(
-            "interventions",
-            None,
-            "interventions are not implemented yet in this version of mechlab".into(),
-            vec!["remove the [[interventions]] blocks to train and evaluate without them".into()],
-        ));
-    }
-    let (Some(experiment), Some(_task), Some(sweep)) = (experiment, task, sweep) else {
+    let interventions: Option<Vec<InterventionSpec>> = match merged.get("interventions") {
+        Some(_) => section(&merged, "interventions", &sources, None, &mut issues, false),
+        None => Some(Vec::new()),
+    };
+    let (Some(experiment), Some(_task), Some(sweep), Some(interventions)) =
+        (experiment, task, sweep, interventions)
+    else {
         return Err(SpecError::Invalid(issues));
     };
     if experiment.name.is_empty()
@@ -292,7 +288,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
 
     let mut base = merged.clone();
     if let Value::Object(map) = &mut base {
-        for meta in ["sweep", "profile", "include"] {
+        for meta in ["sweep", "profile", "include", "interventions"] {
             map.remove(meta);
         }
     }
@@ -342,11 +338,16 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
             axes.push(("seed".to_string(), Value::from(seed)));
             let mut name: Vec<String> = point.axes.iter().map(|(k, v)| label(k, v)).collect();
             name.push(format!("s{seed}"));
+            let resolved_model = resolve_model(&model);
             let run = RunPoint {
                 name: name.join("-"),
                 seed,
                 axes,
-                model: resolve_model(&model),
+                interventions: interventions
+                    .iter()
+                    .map(|i| resolve_intervention(i, &resolved_model))
+                    .collect(),
+                model: resolved_model,
                 train: resolve_train(&train, task.train_size()),
                 task: task.clone(),
             };

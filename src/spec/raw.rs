@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::model::MixerKind;
+use crate::interp::Corruption;
+use crate::model::{MixerKind, Site};
+use crate::task::Role;
 use crate::train::ScheduleKind;
 
 /// A mechlab experiment spec.
@@ -27,9 +29,82 @@ pub struct SpecFile {
     /// Named override sets chosen with `--profile NAME`, e.g. `[profile.quick.train] steps = 100`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub profile: BTreeMap<String, serde_json::Value>,
-    /// Intervention sweeps (interchange interventions). Not implemented yet in this version.
+    /// Interventions run on every trained model of the experiment. Adding or changing them never
+    /// retrains: they are evaluation nodes reading the train nodes' final weights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub interventions: Vec<serde_json::Value>,
+    pub interventions: Vec<InterventionSpec>,
+}
+
+/// One intervention grid, chosen by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InterventionSpec {
+    /// Interchange intervention (activation patching), reference §4.
+    Interchange(InterchangeSpec),
+}
+
+/// Corrupt one role's token, restore the clean activation at (layer, site, patch role), read the
+/// clean answer's probability at `query`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterchangeSpec {
+    /// Run during training every this many steps. Not implemented yet: omit it to run on the
+    /// final weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<usize>,
+    /// Sites per layer. Default: every site of the block (`mlp_*` need blocks with an MLP).
+    #[serde(default = "d_sites")]
+    pub sites: Vec<Site>,
+    /// Layers to patch: `"all"` (default) or a list of 0-based layer indices.
+    #[serde(default)]
+    pub layers: Layers,
+    /// Roles whose token is corrupted, one at a time: `key` and/or `value`. Default: both.
+    #[serde(default = "d_corrupt")]
+    pub corrupt: Vec<Role>,
+    /// Roles at which the clean activation is restored. Default: all five roles.
+    #[serde(default = "d_patch_at")]
+    pub patch_at: Vec<Role>,
+    /// Examples, from the start of the test set. Paper: 320.
+    #[serde(default = "d_examples")]
+    pub examples: usize,
+    /// `reference` (default; the reference's quirk: a random different *key* token, whatever the
+    /// role) or `own_range` (a random different token of the role's own range).
+    #[serde(default)]
+    pub corruption: Corruption,
+}
+
+/// `"all"` or a list of layer indices.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Layers {
+    Named(AllLayers),
+    List(Vec<usize>),
+}
+
+/// The word `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AllLayers {
+    All,
+}
+
+impl Default for Layers {
+    fn default() -> Self {
+        Layers::Named(AllLayers::All)
+    }
+}
+
+fn d_sites() -> Vec<Site> {
+    Site::ALL.to_vec()
+}
+fn d_corrupt() -> Vec<Role> {
+    vec![Role::Key, Role::Value]
+}
+fn d_patch_at() -> Vec<Role> {
+    Role::ALL.to_vec()
+}
+fn d_examples() -> usize {
+    320
 }
 
 /// The experiment's identity.

@@ -2,8 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::{ArSpec, ModelSpec, TaskSpec, TrainSpec};
+use super::raw::{ArSpec, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
+use crate::interp::{Corruption, InterchangeConfig};
+use crate::model::Site;
 use crate::model::{MixerKind, ModelConfig};
+use crate::task::Role;
 use crate::task::{ArConfig, TaskConfig};
 use crate::train::{Schedule, ScheduleKind, TrainConfig};
 
@@ -38,6 +41,49 @@ pub struct ResolvedTrain {
     pub checkpoint_every: usize,
 }
 
+/// An interchange grid with `"all"` expanded for one run's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedInterchange {
+    pub every: Option<usize>,
+    pub layers: Vec<usize>,
+    pub sites: Vec<Site>,
+    pub corrupt: Vec<Role>,
+    pub patch_at: Vec<Role>,
+    pub examples: usize,
+    pub corruption: Corruption,
+}
+
+pub fn resolve_intervention(spec: &InterventionSpec, model: &ResolvedModel) -> ResolvedInterchange {
+    match spec {
+        InterventionSpec::Interchange(i) => ResolvedInterchange {
+            every: i.every,
+            layers: match &i.layers {
+                Layers::Named(_) => (0..model.layers).collect(),
+                Layers::List(l) => l.clone(),
+            },
+            sites: i.sites.clone(),
+            corrupt: i.corrupt.clone(),
+            patch_at: i.patch_at.clone(),
+            examples: i.examples,
+            corruption: i.corruption,
+        },
+    }
+}
+
+impl ResolvedInterchange {
+    pub fn config(&self, seed: u64) -> InterchangeConfig {
+        InterchangeConfig {
+            layers: self.layers.clone(),
+            sites: self.sites.clone(),
+            corrupt: self.corrupt.clone(),
+            patch_at: self.patch_at.clone(),
+            examples: self.examples,
+            corruption: self.corruption,
+            seed,
+        }
+    }
+}
+
 /// One run of an experiment: a point of the sweep with one seed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunPoint {
@@ -49,6 +95,9 @@ pub struct RunPoint {
     pub task: ResolvedTask,
     pub model: ResolvedModel,
     pub train: ResolvedTrain,
+    /// Intervention grids run on this run's final weights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interventions: Vec<ResolvedInterchange>,
 }
 
 /// A whole expanded spec.

@@ -3,7 +3,8 @@
 
 use super::raw::TaskSpec;
 use super::resolve::RunPoint;
-use crate::model::MixerKind;
+use crate::model::{MixerKind, Site};
+use crate::task::Role;
 
 /// A failed check: (dotted key, message, help lines).
 pub type Problem = (String, String, Vec<String>);
@@ -150,6 +151,69 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     }
     if t.eval_every == 0 {
         out.push(problem("train.eval_every", "expected at least 1"));
+    }
+    for (i, iv) in run.interventions.iter().enumerate() {
+        let key = |k: &str| format!("interventions.{i}.{k}");
+        if iv.every.is_some() {
+            out.push((
+                key("every"),
+                "interventions during training are not implemented yet".into(),
+                vec!["omit `every` to run the intervention on the final weights".into()],
+            ));
+        }
+        if let Some(&l) = iv.layers.iter().find(|&&l| l >= m.layers) {
+            out.push(problem(
+                &key("layers"),
+                format!(
+                    "layer {l} does not exist: the model has layers 0 to {}",
+                    m.layers - 1
+                ),
+            ));
+        }
+        if let Some(s) = iv
+            .sites
+            .iter()
+            .find(|s| !m.mlp && matches!(s, Site::MlpInput | Site::MlpOutput))
+        {
+            out.push((
+                key("sites"),
+                format!("site {s} does not exist: these blocks have no MLP (model.mlp = false)"),
+                vec!["valid here: block_input, mixer_input, mixer_output, block_output".into()],
+            ));
+        }
+        if let Some(r) = iv
+            .corrupt
+            .iter()
+            .find(|r| !matches!(r, Role::Key | Role::Value))
+        {
+            out.push(problem(
+                &key("corrupt"),
+                format!(
+                    "only key and value tokens can be corrupted, found {}",
+                    r.name()
+                ),
+            ));
+        }
+        for (name, empty) in [
+            ("sites", iv.sites.is_empty()),
+            ("layers", iv.layers.is_empty()),
+            ("corrupt", iv.corrupt.is_empty()),
+            ("patch_at", iv.patch_at.is_empty()),
+        ] {
+            if empty {
+                out.push(problem(&key(name), "expected at least one entry"));
+            }
+        }
+        let test_size = run.task.test_size();
+        if iv.examples == 0 || iv.examples > test_size {
+            out.push(problem(
+                &key("examples"),
+                format!(
+                    "expected 1 to task.test_size = {test_size}, found {}",
+                    iv.examples
+                ),
+            ));
+        }
     }
     if t.checkpoint_every == 0 {
         out.push(problem("train.checkpoint_every", "expected at least 1"));
