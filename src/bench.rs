@@ -106,3 +106,67 @@ pub fn train_throughput(
         tokens_per_s: (steps * batch * seq_len) as f64 / seconds,
     })
 }
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InterventionBench {
+    pub examples: usize,
+    pub cells: usize,
+    pub cached_s: f64,
+    pub naive_s: f64,
+    /// naive / cached: how many times faster the cached, stacked path is.
+    pub speedup: f64,
+}
+
+/// Times the paper's intervention grid (4 sites × 2 layers × 5 patch roles × key and value
+/// corruption) on AR-32, d=64, with the cached stacked path and the naive full-rerun path.
+pub fn intervention_speed(examples: usize) -> InterventionBench {
+    use crate::interp::{Corruption, InterchangeConfig, PatchPath, interchange_with};
+    use crate::model::Site;
+    use crate::task::Role;
+    let task = ArConfig {
+        num_kv: 8192,
+        pairs: 16,
+    };
+    let data = task.generate(0, Split::Test, examples);
+    let device = Default::default();
+    let model = ModelConfig {
+        vocab_size: task.vocab_size(),
+        d_model: 64,
+        layers: 2,
+        mixer: MixerKind::Attention,
+        pos_emb: true,
+        max_positions: 1024,
+        mlp: true,
+        init_std: crate::model::init::REFERENCE_INIT_STD,
+    }
+    .init::<burn::backend::Flex>(0, &device)
+    .expect("attention is implemented");
+    let cfg = InterchangeConfig {
+        layers: vec![0, 1],
+        sites: vec![
+            Site::BlockInput,
+            Site::BlockOutput,
+            Site::MixerInput,
+            Site::MixerOutput,
+        ],
+        corrupt: vec![Role::Key, Role::Value],
+        patch_at: Role::ALL.to_vec(),
+        examples,
+        corruption: Corruption::Reference,
+        seed: 0,
+    };
+    let time = |path| {
+        let start = Instant::now();
+        let rows = interchange_with(&model, &task, &data, &cfg, &device, path);
+        (start.elapsed().as_secs_f64(), rows.len())
+    };
+    let (cached_s, cells) = time(PatchPath::Cached);
+    let (naive_s, _) = time(PatchPath::Naive);
+    InterventionBench {
+        examples,
+        cells,
+        cached_s,
+        naive_s,
+        speedup: naive_s / cached_s,
+    }
+}

@@ -63,6 +63,10 @@ enum Command {
         warmup: usize,
         #[arg(long, default_value_t = 50)]
         steps: usize,
+        /// Instead, time the paper's intervention grid (cached path vs naive reruns) on this
+        /// many examples.
+        #[arg(long, value_name = "EXAMPLES")]
+        interventions: Option<usize>,
     },
 }
 
@@ -129,10 +133,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Schema { check, out } => schema(check, &out),
         Command::Bench {
+            interventions: Some(examples),
+            ..
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string(&mechlab::bench::intervention_speed(examples))?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
             d_model,
             batch,
             warmup,
             steps,
+            interventions: None,
         } => {
             let r = mechlab::bench::train_throughput(
                 mechlab::model::MixerKind::Attention,

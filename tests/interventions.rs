@@ -2,7 +2,9 @@
 
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
-use mechlab::interp::{Capture, Corruption, InterchangeConfig, Patch, interchange};
+use mechlab::interp::{
+    Capture, Corruption, InterchangeConfig, Patch, PatchPath, interchange, interchange_with,
+};
 use mechlab::model::lm::int_tensor;
 use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites, Site};
 use mechlab::task::{ArConfig, Role, Split};
@@ -211,4 +213,41 @@ fn grid_cell_matches_a_direct_recomputation() {
         row.p_rest
     );
     assert!((row.attrib - (p_rest - p_corr) / (p_orig - p_corr)).abs() < 1e-3);
+}
+
+#[test]
+fn cached_stacked_path_matches_the_naive_full_rerun() {
+    let m = model();
+    let data = task().generate(6, Split::Test, 40);
+    let cached = interchange_with(
+        &m,
+        &task(),
+        &data,
+        &grid(40),
+        &Default::default(),
+        PatchPath::Cached,
+    );
+    let naive = interchange_with(
+        &m,
+        &task(),
+        &data,
+        &grid(40),
+        &Default::default(),
+        PatchPath::Naive,
+    );
+    assert_eq!(cached.len(), naive.len());
+    for (a, b) in cached.iter().zip(&naive) {
+        assert_eq!(
+            (a.layer, a.site, a.corrupted_role, a.patch_role),
+            (b.layer, b.site, b.corrupted_role, b.patch_role)
+        );
+        for (x, y) in [
+            (a.p_rest, b.p_rest),
+            (a.logit_rest, b.logit_rest),
+            (a.kl, b.kl),
+            (a.p_corr, b.p_corr),
+        ] {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+    }
 }

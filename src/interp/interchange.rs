@@ -11,7 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -71,46 +72,48 @@ struct Sums {
 
 const BATCH: usize = 32;
 
-/// Log-softmax of each row of `logits` (`rows × vocab`), in f64.
-fn log_softmax_rows(logits: &[f32], vocab: usize) -> Vec<Vec<f64>> {
-    logits
-        .chunks(vocab)
-        .map(|row| {
-            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let z = row
-                .iter()
-                .map(|&x| (x as f64 - max).exp())
-                .sum::<f64>()
-                .ln()
-                + max;
-            row.iter().map(|&x| x as f64 - z).collect()
-        })
-        .collect()
+/// What is read at the query position of each row: the full log-distribution stays on the
+/// device; only the answer's probability and logit come back.
+struct Readout<B: Backend> {
+    logp_nv: Tensor<B, 2>,
+    p: Vec<f64>,
+    logit: Vec<f64>,
 }
 
-/// Logits at the query position of each row, on the host: `rows × vocab`.
-fn query_logits<B: Backend>(
+fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().expect("float data")
+}
+
+fn readout<B: Backend>(
     model: &LanguageModel<B>,
     r_bsd: Tensor<B, 3>,
     queries: &[usize],
+    answers_n1: &Tensor<B, 2, Int>,
     device: &B::Device,
-) -> (Vec<f32>, usize) {
+) -> Readout<B> {
     let [_, s, _] = r_bsd.dims();
     let flat: Vec<i64> = queries
         .iter()
         .enumerate()
         .map(|(i, &q)| (i * s + q) as i64)
         .collect();
-    let logits = model.logits_at(r_bsd, int_tensor(flat, [queries.len()], device));
-    let [_, vocab] = logits.dims();
-    (
-        logits
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 logits"),
-        vocab,
-    )
+    let logits_nv = model.logits_at(r_bsd, int_tensor(flat, [queries.len()], device));
+    let logp_nv = log_softmax(logits_nv.clone(), 1);
+    Readout {
+        p: to_f64(logp_nv.clone().gather(1, answers_n1.clone()).exp()),
+        logit: to_f64(logits_nv.gather(1, answers_n1.clone())),
+        logp_nv,
+    }
+}
+
+/// How patched runs are computed; both give the same numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchPath {
+    /// Start at the patched layer from the cached corrupted stream, all patch roles stacked in one
+    /// batch.
+    Cached,
+    /// Rerun the whole model once per (layer, site, patch role): the simple oracle.
+    Naive,
 }
 
 /// Runs the grid on the first `cfg.examples` rows of `data`.
@@ -121,8 +124,21 @@ pub fn interchange<B: Backend>(
     cfg: &InterchangeConfig,
     device: &B::Device,
 ) -> Vec<InterchangeRow> {
+    interchange_with(model, task, data, cfg, device, PatchPath::Cached)
+}
+
+/// [`interchange`] with an explicit [`PatchPath`].
+pub fn interchange_with<B: Backend>(
+    model: &LanguageModel<B>,
+    task: &ArConfig,
+    data: &Dataset,
+    cfg: &InterchangeConfig,
+    device: &B::Device,
+    path: PatchPath,
+) -> Vec<InterchangeRow> {
     let n = cfg.examples.min(data.len());
     let s = data.seq_len;
+    let p = cfg.patch_at.len();
     let mut sums: BTreeMap<(usize, usize, usize, usize), Sums> = BTreeMap::new();
     // One RNG per corrupted role, so adding a role does not change another role's draws.
     let mut rngs: Vec<ChaCha8Rng> = cfg
@@ -145,18 +161,34 @@ pub fn interchange<B: Backend>(
             .iter()
             .map(|&i| data.position(i, Role::Query))
             .collect();
-        let answers: Vec<usize> = rows
+        let answers: Vec<i64> = rows
             .iter()
-            .map(|&i| data.example(i)[data.position(i, Role::Answer)] as usize)
+            .map(|&i| data.example(i)[data.position(i, Role::Answer)] as i64)
             .collect();
+        let answers_b1 = int_tensor::<B, 2>(answers.clone(), [b, 1], device);
+        let stacked_answers = int_tensor::<B, 2>(
+            (0..p).flat_map(|_| answers.iter().copied()).collect(),
+            [p * b, 1],
+            device,
+        );
+        let stacked_queries: Vec<usize> = (0..p).flat_map(|_| queries.iter().copied()).collect();
         let to_tensor = |tokens: &[u32]| {
             int_tensor::<B, 2>(tokens.iter().map(|&t| t as i64).collect(), [b, s], device)
         };
+        let repeat = |t: &Tensor<B, 3>| Tensor::cat(vec![t.clone(); p], 0);
+
+        // Patch masks: row j·b + i is 1 at the position of patch role j in example i.
+        let mut mask = vec![0f32; p * b * s];
+        for (j, &patch_role) in cfg.patch_at.iter().enumerate() {
+            for (i, &row) in rows.iter().enumerate() {
+                mask[(j * b + i) * s + data.position(row, patch_role)] = 1.0;
+            }
+        }
+        let mask_bs1 = Tensor::<B, 3>::from_data(TensorData::new(mask, [p * b, s, 1]), device);
 
         let mut clean_cap = Capture::default();
         let r = model.residual(to_tensor(&clean), &mut clean_cap);
-        let (logits, vocab) = query_logits(model, r, &queries, device);
-        let clean_lp = log_softmax_rows(&logits, vocab);
+        let orig = readout(model, r, &queries, &answers_b1, device);
 
         for (ci, &role) in cfg.corrupt.iter().enumerate() {
             let mut corrupted = clean.clone();
@@ -172,53 +204,70 @@ pub fn interchange<B: Backend>(
             }
             let mut corr_cap = Capture::default();
             let r = model.residual(to_tensor(&corrupted), &mut corr_cap);
-            let (corr_logits, _) = query_logits(model, r, &queries, device);
-            let corr_lp = log_softmax_rows(&corr_logits, vocab);
-
-            let p = cfg.patch_at.len();
-            let mut mask = vec![0f32; p * b * s];
-            for (j, &patch_role) in cfg.patch_at.iter().enumerate() {
-                for (i, &row) in rows.iter().enumerate() {
-                    mask[(j * b + i) * s + data.position(row, patch_role)] = 1.0;
-                }
-            }
-            let mask_bs1 = Tensor::<B, 3>::from_data(TensorData::new(mask, [p * b, s, 1]), device);
-            let stacked_queries: Vec<usize> =
-                (0..p).flat_map(|_| queries.iter().copied()).collect();
-            let repeat = |t: &Tensor<B, 3>| Tensor::cat(vec![t.clone(); p], 0);
+            let corr = readout(model, r, &queries, &answers_b1, device);
+            let corr_logp = Tensor::cat(vec![corr.logp_nv.clone(); p], 0);
+            let corr_prob = corr_logp.clone().exp();
 
             for &layer in &cfg.layers {
-                let r_in = repeat(&corr_cap.acts[&(layer, Site::BlockInput)]);
+                let r_in = (path == PatchPath::Cached)
+                    .then(|| repeat(&corr_cap.acts[&(layer, Site::BlockInput)]));
                 for &site in &cfg.sites {
                     let Some(clean_act) = clean_cap.acts.get(&(layer, site)) else {
                         continue; // validation rejects sites a block does not have
                     };
-                    let mut patch = Patch {
-                        layer,
-                        site,
-                        mask_bs1: mask_bs1.clone(),
-                        clean_bsd: repeat(clean_act),
+                    let rest = match &r_in {
+                        Some(r_in) => {
+                            let mut patch = Patch {
+                                layer,
+                                site,
+                                mask_bs1: mask_bs1.clone(),
+                                clean_bsd: repeat(clean_act),
+                            };
+                            let r = model.blocks_from(layer, r_in.clone(), &mut patch);
+                            readout(model, r, &stacked_queries, &stacked_answers, device)
+                        }
+                        None => {
+                            let parts: Vec<Readout<B>> = (0..p)
+                                .map(|j| {
+                                    let mut patch = Patch {
+                                        layer,
+                                        site,
+                                        mask_bs1: mask_bs1.clone().slice([
+                                            j * b..(j + 1) * b,
+                                            0..s,
+                                            0..1,
+                                        ]),
+                                        clean_bsd: clean_act.clone(),
+                                    };
+                                    let r = model.residual(to_tensor(&corrupted), &mut patch);
+                                    readout(model, r, &queries, &answers_b1, device)
+                                })
+                                .collect();
+                            Readout {
+                                p: parts.iter().flat_map(|r| r.p.iter().copied()).collect(),
+                                logit: parts.iter().flat_map(|r| r.logit.iter().copied()).collect(),
+                                logp_nv: Tensor::cat(
+                                    parts.into_iter().map(|r| r.logp_nv).collect(),
+                                    0,
+                                ),
+                            }
+                        }
                     };
-                    let r = model.blocks_from(layer, r_in.clone(), &mut patch);
-                    let (patched, _) = query_logits(model, r, &stacked_queries, device);
-                    let patched_lp = log_softmax_rows(&patched, vocab);
-                    for (j, _) in cfg.patch_at.iter().enumerate() {
+                    // KL(p_corr ‖ p_patched) per row, summed over the vocabulary on the device.
+                    let kl =
+                        to_f64((corr_prob.clone() * (corr_logp.clone() - rest.logp_nv)).sum_dim(1));
+                    for j in 0..p {
                         let cell = sums.entry((ci, layer, site as usize, j)).or_default();
                         for i in 0..b {
-                            let a = answers[i];
-                            let rest = &patched_lp[j * b + i];
+                            let k = j * b + i;
                             cell.n += 1;
-                            cell.p_orig += clean_lp[i][a].exp();
-                            cell.p_corr += corr_lp[i][a].exp();
-                            cell.p_rest += rest[a].exp();
-                            cell.l_orig += logits[i * vocab + a] as f64;
-                            cell.l_corr += corr_logits[i * vocab + a] as f64;
-                            cell.l_rest += patched[(j * b + i) * vocab + a] as f64;
-                            cell.kl += corr_lp[i]
-                                .iter()
-                                .zip(rest)
-                                .map(|(q, r)| q.exp() * (q - r))
-                                .sum::<f64>();
+                            cell.p_orig += orig.p[i];
+                            cell.p_corr += corr.p[i];
+                            cell.p_rest += rest.p[k];
+                            cell.l_orig += orig.logit[i];
+                            cell.l_corr += corr.logit[i];
+                            cell.l_rest += rest.logit[k];
+                            cell.kl += kl[k];
                         }
                     }
                 }
@@ -226,7 +275,6 @@ pub fn interchange<B: Backend>(
         }
         start = end;
     }
-
     let mut out = Vec::new();
     for (ci, &corrupted_role) in cfg.corrupt.iter().enumerate() {
         for &layer in &cfg.layers {

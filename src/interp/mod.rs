@@ -9,5 +9,7 @@ pub mod interchange;
 pub mod patch;
 
 pub use corrupt::Corruption;
-pub use interchange::{InterchangeConfig, InterchangeRow, interchange};
+pub use interchange::{
+    InterchangeConfig, InterchangeRow, PatchPath, interchange, interchange_with,
+};
 pub use patch::{Capture, Patch};
