@@ -75,6 +75,7 @@ pub fn train_throughput(
         // No evaluation inside the timed window.
         eval_every: usize::MAX,
         checkpoint_every: usize::MAX,
+        keep_weights_every: None,
         seed: 0,
     };
     let mut timer = Timer {

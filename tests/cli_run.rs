@@ -284,3 +284,30 @@ examples = 16
         assert!((orig.get(i).unwrap() - rest.get(i).unwrap()).abs() < 1e-6);
     }
 }
+
+#[test]
+fn interventions_every_n_steps_read_the_kept_weights() {
+    let dir = Dir::new();
+    let text = TINY.replace(
+        "checkpoint_every = 10",
+        "checkpoint_every = 10\nkeep_weights_every = 10",
+    ) + "\n[[interventions]]\nkind = \"interchange\"\nevery = 20\nsites = [\"block_output\"]\nlayers = [0]\ncorrupt = [\"value\"]\npatch_at = [\"value\"]\nexamples = 8\n";
+    let spec = dir.write("tiny.toml", &text);
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = read_parquet(&dir.results().join("tiny").join("interventions.parquet")).unwrap();
+    let steps = table.column("step").unwrap().i64().unwrap();
+    let mut steps: Vec<i64> = (0..steps.len()).map(|i| steps.get(i).unwrap()).collect();
+    steps.sort();
+    // Two runs, each evaluated at step 20 (kept weights) and 30 (final weights).
+    assert_eq!(steps, [20, 20, 30, 30]);
+}

@@ -151,3 +151,19 @@ fn intervention_sites_and_layers_are_checked_against_the_model() {
         "{err}"
     );
 }
+
+#[test]
+fn interventions_during_training_need_kept_weights() {
+    let text = format!("{TINY}\n[[interventions]]\nkind = \"interchange\"\nevery = 15\n");
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains(
+            "spec.toml:29:1: interventions.0.every: every = 15 needs intermediate weights"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("set train.keep_weights_every to a divisor of 15"),
+        "{err}"
+    );
+}

@@ -45,6 +45,7 @@ fn config(steps: usize, lr: f64) -> TrainConfig {
         },
         eval_every: 50,
         checkpoint_every: 40,
+        keep_weights_every: None,
         seed: 5,
     }
 }

@@ -170,6 +170,19 @@ impl Checkpointer for FileCheckpoints {
         write_atomic(&self.path, &checkpoint.to_bytes())?;
         Ok(())
     }
+
+    fn keep_weights(&mut self, step: u64, weights: &[u8]) -> Result<(), BoxError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        write_atomic(&kept_weights_path(dir, step as usize), weights)?;
+        Ok(())
+    }
+}
+
+/// Weights a train node keeps at an intermediate `step` (`train.keep_weights_every`).
+pub fn kept_weights_path(train_dir: &Path, step: usize) -> PathBuf {
+    train_dir
+        .join("weights")
+        .join(format!("step-{step:08}.bin"))
 }
 
 struct BarObserver<'a> {
@@ -337,23 +350,46 @@ fn eval_on<B: burn::tensor::backend::Backend>(
             state: train_status.state.to_string(),
         });
     }
-    let weights_path = ctx.store.node_dir(&run.train).join("model.bin");
-    let bytes =
-        std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let record = recorder
-        .load(bytes, device)
-        .map_err(|e| ExecError::Weights(weights_path.display().to_string(), e.to_string()))?;
-    let model = run
-        .point
-        .model_config()
-        .init::<B>(run.point.seed, device)?
-        .load_record(record);
+    let train_dir = ctx.store.node_dir(&run.train);
+    let total = run.point.train.steps;
+    // Intermediate steps first (as kept by the train node), then the final weights.
+    let mut steps: Vec<usize> = grid
+        .every
+        .map(|e| (1..).map(|i| i * e).take_while(|&s| s < total).collect())
+        .unwrap_or_default();
+    steps.push(total);
     let test = load_split(ctx.store, run, Split::Test)?;
     let crate::task::TaskConfig::Ar(task) = run.point.task.config();
-    let rows =
-        crate::interp::interchange(&model, &task, &test, &grid.config(run.point.seed), device);
-    let mut frame = crate::report::interventions_frame(&rows, run.point.train.steps as u64, "test");
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let mut frame: Option<polars::prelude::DataFrame> = None;
+    for step in steps {
+        let weights_path = if step == total {
+            train_dir.join("model.bin")
+        } else {
+            kept_weights_path(&train_dir, step)
+        };
+        let bytes =
+            std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;
+        let record = recorder
+            .load(bytes, device)
+            .map_err(|e| ExecError::Weights(weights_path.display().to_string(), e.to_string()))?;
+        let model = run
+            .point
+            .model_config()
+            .init::<B>(run.point.seed, device)?
+            .load_record(record);
+        let rows =
+            crate::interp::interchange(&model, &task, &test, &grid.config(run.point.seed), device);
+        let part = crate::report::interventions_frame(&rows, step as u64, "test");
+        match &mut frame {
+            Some(f) => {
+                f.vstack_mut(&part)
+                    .expect("shards of one grid share a schema");
+            }
+            None => frame = Some(part),
+        }
+    }
+    let mut frame = frame.expect("the final step is always evaluated");
     let meta = [
         ("mechlab.version", crate::VERSION.to_string()),
         ("mechlab.run", run.point.name.clone()),

@@ -263,6 +263,10 @@ pub struct TrainSpec {
     /// Save a resumable checkpoint every this many updates. Default: 1000.
     #[serde(default = "d_checkpoint_every")]
     pub checkpoint_every: usize,
+    /// Also keep the weights every this many updates, so interventions with `every` can run on
+    /// intermediate steps. Part of the train node: setting it retrains. Default: final weights only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weights_every: Option<usize>,
 }
 
 fn d_batch_size() -> usize {
@@ -297,6 +301,7 @@ impl Default for TrainSpec {
             schedule: ScheduleSpec::default(),
             eval_every: d_eval_every(),
             checkpoint_every: d_checkpoint_every(),
+            keep_weights_every: None,
         }
     }
 }

@@ -39,6 +39,9 @@ pub struct ResolvedTrain {
     pub warmup: f64,
     pub eval_every: usize,
     pub checkpoint_every: usize,
+    /// Omitted from the JSON when unset, so node ids of runs without it do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_weights_every: Option<usize>,
 }
 
 /// An interchange grid with `"all"` expanded for one run's model.
@@ -182,6 +185,7 @@ pub fn resolve_train(t: &TrainSpec, train_size: usize) -> ResolvedTrain {
         warmup: t.schedule.warmup,
         eval_every: t.eval_every,
         checkpoint_every: t.checkpoint_every,
+        keep_weights_every: t.keep_weights_every,
     }
 }
 
@@ -215,6 +219,7 @@ impl RunPoint {
             },
             eval_every: t.eval_every,
             checkpoint_every: t.checkpoint_every,
+            keep_weights_every: t.keep_weights_every,
             seed: self.seed,
         }
     }

@@ -154,12 +154,19 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     }
     for (i, iv) in run.interventions.iter().enumerate() {
         let key = |k: &str| format!("interventions.{i}.{k}");
-        if iv.every.is_some() {
-            out.push((
-                key("every"),
-                "interventions during training are not implemented yet".into(),
-                vec!["omit `every` to run the intervention on the final weights".into()],
-            ));
+        if let Some(every) = iv.every {
+            match t.keep_weights_every {
+                _ if every == 0 => out.push(problem(&key("every"), "expected at least 1")),
+                Some(k) if every.is_multiple_of(k) => {}
+                kept => out.push((
+                    key("every"),
+                    match kept {
+                        Some(k) => format!("every = {every} needs the weights of steps the training does not keep (train.keep_weights_every = {k})"),
+                        None => format!("every = {every} needs intermediate weights, but the training keeps only the final ones"),
+                    },
+                    vec![format!("set train.keep_weights_every to a divisor of {every} (this retrains), or omit `every`")],
+                )),
+            }
         }
         if let Some(&l) = iv.layers.iter().find(|&&l| l >= m.layers) {
             out.push(problem(
@@ -214,6 +221,9 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 ),
             ));
         }
+    }
+    if t.keep_weights_every == Some(0) {
+        out.push(problem("train.keep_weights_every", "expected at least 1"));
     }
     if t.checkpoint_every == 0 {
         out.push(problem("train.checkpoint_every", "expected at least 1"));

@@ -71,6 +71,15 @@ pub trait Checkpointer {
         &mut self,
         checkpoint: &Checkpoint,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+    /// Keeps the weights (a burn record, without optimizer state) of `step` for later analysis.
+    fn keep_weights(
+        &mut self,
+        _step: u64,
+        _weights: &[u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(())
+    }
 }
 
 /// Keeps nothing: a run that stops starts over.

@@ -33,6 +33,8 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Checkpoint every this many updates (and when stopped).
     pub checkpoint_every: usize,
+    /// Also keep the weights every this many updates (for interventions on intermediate steps).
+    pub keep_weights_every: Option<usize>,
     /// Seed of the weight initialisation.
     pub seed: u64,
 }
@@ -172,6 +174,18 @@ pub fn train<B: AutodiffBackend>(
 
         if step.is_multiple_of(cfg.eval_every) || step == cfg.steps {
             eval(&model, step, &mut metrics, observer);
+        }
+        if cfg
+            .keep_weights_every
+            .is_some_and(|k| step.is_multiple_of(k))
+            && step < cfg.steps
+        {
+            let weights = recorder
+                .record(model.valid().into_record(), ())
+                .map_err(ckpt_err)?;
+            checkpoints
+                .keep_weights(step as u64, &weights)
+                .map_err(ckpt_err)?;
         }
         let control = observer.on_step(step, cfg.steps, loss_value);
         if control == Control::Stop {
