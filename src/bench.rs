@@ -158,7 +158,7 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
     };
     let time = |path| {
         let start = Instant::now();
-        let rows = interchange_with(&model, &task, &data, &cfg, &device, path);
+        let rows = interchange_with(&model, &task, &data, &cfg, &device, path).rows;
         (start.elapsed().as_secs_f64(), rows.len())
     };
     let (cached_s, cells) = time(PatchPath::Cached);

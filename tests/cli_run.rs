@@ -212,6 +212,7 @@ sites = ["block_input", "mixer_output"]
 corrupt = ["key"]
 patch_at = ["key", "value", "query"]
 examples = 16
+detail = true
 "#,
     );
     let out = dir
@@ -278,6 +279,15 @@ examples = 16
         .collect()
         .unwrap();
     assert_eq!(restored.height(), 2);
+    let detail = read_parquet(
+        &dir.results()
+            .join("tiny")
+            .join("interventions_detail.parquet"),
+    )
+    .unwrap();
+    // 2 runs × 16 examples × 1 corrupted role.
+    assert_eq!(detail.height(), 32);
+    assert_eq!(detail.schema().get("best_site"), Some(&DataType::String));
     let orig = restored.column("p_orig").unwrap().f64().unwrap();
     let rest = restored.column("p_rest").unwrap().f64().unwrap();
     for i in 0..2 {

@@ -226,7 +226,8 @@ fn cached_stacked_path_matches_the_naive_full_rerun() {
         &grid(40),
         &Default::default(),
         PatchPath::Cached,
-    );
+    )
+    .rows;
     let naive = interchange_with(
         &m,
         &task(),
@@ -234,7 +235,8 @@ fn cached_stacked_path_matches_the_naive_full_rerun() {
         &grid(40),
         &Default::default(),
         PatchPath::Naive,
-    );
+    )
+    .rows;
     assert_eq!(cached.len(), naive.len());
     for (a, b) in cached.iter().zip(&naive) {
         assert_eq!(
@@ -249,5 +251,25 @@ fn cached_stacked_path_matches_the_naive_full_rerun() {
         ] {
             assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
         }
+    }
+}
+
+#[test]
+fn detail_names_the_cell_with_the_largest_restoration() {
+    let m = model();
+    let data = task().generate(7, Split::Test, 10);
+    let out = interchange_with(
+        &m,
+        &task(),
+        &data,
+        &grid(10),
+        &Default::default(),
+        PatchPath::Cached,
+    );
+    assert_eq!(out.detail.len(), 10 * 2);
+    for d in &out.detail {
+        // Patching the corrupted position itself at the model input restores the clean answer,
+        // so the best cell restores at least p_orig − p_corr.
+        assert!(d.best_prob_diff >= (d.p_orig - d.p_corr) - 1e-6, "{d:?}");
     }
 }

@@ -362,6 +362,7 @@ fn eval_on<B: burn::tensor::backend::Backend>(
     let crate::task::TaskConfig::Ar(task) = run.point.task.config();
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let mut frame: Option<polars::prelude::DataFrame> = None;
+    let mut detail: Option<polars::prelude::DataFrame> = None;
     for step in steps {
         let weights_path = if step == total {
             train_dir.join("model.bin")
@@ -378,15 +379,23 @@ fn eval_on<B: burn::tensor::backend::Backend>(
             .model_config()
             .init::<B>(run.point.seed, device)?
             .load_record(record);
-        let rows =
-            crate::interp::interchange(&model, &task, &test, &grid.config(run.point.seed), device);
-        let part = crate::report::interventions_frame(&rows, step as u64, "test");
-        match &mut frame {
-            Some(f) => {
-                f.vstack_mut(&part)
-                    .expect("shards of one grid share a schema");
-            }
-            None => frame = Some(part),
+        let out = crate::interp::interchange_with(
+            &model,
+            &task,
+            &test,
+            &grid.config(run.point.seed),
+            device,
+            crate::interp::PatchPath::Cached,
+        );
+        append(
+            &mut frame,
+            crate::report::interventions_frame(&out.rows, step as u64, "test"),
+        );
+        if grid.detail {
+            append(
+                &mut detail,
+                crate::report::detail_frame(&out.detail, step as u64, "test"),
+            );
         }
     }
     let mut frame = frame.expect("the final step is always evaluated");
@@ -394,10 +403,24 @@ fn eval_on<B: burn::tensor::backend::Backend>(
         ("mechlab.version", crate::VERSION.to_string()),
         ("mechlab.run", run.point.name.clone()),
     ];
-    write_parquet(
-        &ctx.store.node_dir(&node.id).join("interventions.parquet"),
-        &mut frame,
-        &meta,
-    )?;
+    let dir = ctx.store.node_dir(&node.id);
+    write_parquet(&dir.join("interventions.parquet"), &mut frame, &meta)?;
+    if let Some(mut detail) = detail {
+        write_parquet(
+            &dir.join("interventions_detail.parquet"),
+            &mut detail,
+            &meta,
+        )?;
+    }
     Ok(())
+}
+
+fn append(acc: &mut Option<polars::prelude::DataFrame>, part: polars::prelude::DataFrame) {
+    match acc {
+        Some(f) => {
+            f.vstack_mut(&part)
+                .expect("shards of one grid share a schema");
+        }
+        None => *acc = Some(part),
+    }
 }

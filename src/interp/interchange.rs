@@ -58,6 +58,28 @@ pub struct InterchangeRow {
     pub attrib: f64,
 }
 
+/// For one example and corrupted role: the grid cell whose patch restored the most probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetailRow {
+    /// Row of the data (0-based).
+    pub example: usize,
+    pub corrupted_role: Role,
+    pub p_orig: f64,
+    pub p_corr: f64,
+    pub best_layer: usize,
+    pub best_site: Site,
+    pub best_patch_role: Role,
+    /// `p_rest − p_corr` at the best cell.
+    pub best_prob_diff: f64,
+}
+
+/// Grid means and per-example detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterchangeOutput {
+    pub rows: Vec<InterchangeRow>,
+    pub detail: Vec<DetailRow>,
+}
+
 #[derive(Default, Clone, Copy)]
 struct Sums {
     n: usize,
@@ -124,7 +146,7 @@ pub fn interchange<B: Backend>(
     cfg: &InterchangeConfig,
     device: &B::Device,
 ) -> Vec<InterchangeRow> {
-    interchange_with(model, task, data, cfg, device, PatchPath::Cached)
+    interchange_with(model, task, data, cfg, device, PatchPath::Cached).rows
 }
 
 /// [`interchange`] with an explicit [`PatchPath`].
@@ -135,11 +157,12 @@ pub fn interchange_with<B: Backend>(
     cfg: &InterchangeConfig,
     device: &B::Device,
     path: PatchPath,
-) -> Vec<InterchangeRow> {
+) -> InterchangeOutput {
     let n = cfg.examples.min(data.len());
     let s = data.seq_len;
     let p = cfg.patch_at.len();
     let mut sums: BTreeMap<(usize, usize, usize, usize), Sums> = BTreeMap::new();
+    let mut detail: Vec<DetailRow> = Vec::new();
     // One RNG per corrupted role, so adding a role does not change another role's draws.
     let mut rngs: Vec<ChaCha8Rng> = cfg
         .corrupt
@@ -207,6 +230,17 @@ pub fn interchange_with<B: Backend>(
             let corr = readout(model, r, &queries, &answers_b1, device);
             let corr_logp = Tensor::cat(vec![corr.logp_nv.clone(); p], 0);
             let corr_prob = corr_logp.clone().exp();
+            let first_detail = detail.len();
+            detail.extend(rows.iter().enumerate().map(|(i, &row)| DetailRow {
+                example: row,
+                corrupted_role: role,
+                p_orig: orig.p[i],
+                p_corr: corr.p[i],
+                best_layer: 0,
+                best_site: Site::BlockInput,
+                best_patch_role: cfg.patch_at[0],
+                best_prob_diff: f64::NEG_INFINITY,
+            }));
 
             for &layer in &cfg.layers {
                 let r_in = (path == PatchPath::Cached)
@@ -260,6 +294,13 @@ pub fn interchange_with<B: Backend>(
                         let cell = sums.entry((ci, layer, site as usize, j)).or_default();
                         for i in 0..b {
                             let k = j * b + i;
+                            let best = &mut detail[first_detail + i];
+                            if rest.p[k] - corr.p[i] > best.best_prob_diff {
+                                best.best_prob_diff = rest.p[k] - corr.p[i];
+                                best.best_layer = layer;
+                                best.best_site = site;
+                                best.best_patch_role = cfg.patch_at[j];
+                            }
                             cell.n += 1;
                             cell.p_orig += orig.p[i];
                             cell.p_corr += corr.p[i];
@@ -306,5 +347,5 @@ pub fn interchange_with<B: Backend>(
             }
         }
     }
-    out
+    InterchangeOutput { rows: out, detail }
 }

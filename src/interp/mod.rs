@@ -10,6 +10,7 @@ pub mod patch;
 
 pub use corrupt::Corruption;
 pub use interchange::{
-    InterchangeConfig, InterchangeRow, PatchPath, interchange, interchange_with,
+    DetailRow, InterchangeConfig, InterchangeOutput, InterchangeRow, PatchPath, interchange,
+    interchange_with,
 };
 pub use patch::{Capture, Patch};

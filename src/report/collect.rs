@@ -188,6 +188,7 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     };
 
     let mut intervention_frames = Vec::new();
+    let mut detail_frames = Vec::new();
     for run in &graph.runs {
         for (k, eval) in run.evals.iter().enumerate() {
             if store.status(eval)?.state != NodeState::Done {
@@ -195,6 +196,10 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
             }
             let shard = store.node_dir(eval).join("interventions.parquet");
             intervention_frames.push(tag(read_parquet(&shard)?, &run.train, k, &shard)?);
+            let detail = store.node_dir(eval).join("interventions_detail.parquet");
+            if detail.exists() {
+                detail_frames.push(tag(read_parquet(&detail)?, &run.train, k, &detail)?);
+            }
         }
     }
     let mut interventions = if intervention_frames.is_empty() {
@@ -224,6 +229,13 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         &mut interventions,
         &metadata,
     )?;
+    if !detail_frames.is_empty() {
+        write_parquet(
+            &dir.join("interventions_detail.parquet"),
+            &mut concat_df(&detail_frames),
+            &metadata,
+        )?;
+    }
     Ok(CollectSummary {
         runs: n,
         done: statuses

@@ -5,7 +5,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::ReportError;
-use crate::interp::InterchangeRow;
+use crate::interp::{DetailRow, InterchangeRow};
 use crate::store::write_atomic;
 use crate::train::MetricRow;
 
@@ -116,6 +116,51 @@ pub fn interventions_frame(rows: &[InterchangeRow], step: u64, split: &str) -> D
         Column::new("logit_diff".into(), f(|r| r.logit_diff)),
         Column::new("kl".into(), f(|r| r.kl)),
         Column::new("attrib".into(), f(|r| r.attrib)),
+    ])
+    .expect("columns have equal length")
+}
+
+/// One row per example and corrupted role: the grid cell that restored the most probability.
+pub fn detail_frame(rows: &[DetailRow], step: u64, split: &str) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("step".into(), vec![step as i64; rows.len()]),
+        Column::new("split".into(), vec![split; rows.len()]),
+        Column::new(
+            "example".into(),
+            rows.iter().map(|r| r.example as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "corrupted_role".into(),
+            rows.iter()
+                .map(|r| r.corrupted_role.name())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "p_orig".into(),
+            rows.iter().map(|r| r.p_orig).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "p_corr".into(),
+            rows.iter().map(|r| r.p_corr).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "best_layer".into(),
+            rows.iter().map(|r| r.best_layer as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "best_site".into(),
+            rows.iter().map(|r| r.best_site.name()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "best_patch_role".into(),
+            rows.iter()
+                .map(|r| r.best_patch_role.name())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "best_prob_diff".into(),
+            rows.iter().map(|r| r.best_prob_diff).collect::<Vec<_>>(),
+        ),
     ])
     .expect("columns have equal length")
 }

@@ -71,6 +71,10 @@ pub struct InterchangeSpec {
     /// role) or `own_range` (a random different token of the role's own range).
     #[serde(default)]
     pub corruption: Corruption,
+    /// Also write `interventions_detail.parquet`: per example and corrupted role, the (layer, site,
+    /// patch role) whose patch restored the most probability. Default: false.
+    #[serde(default)]
+    pub detail: bool,
 }
 
 /// `"all"` or a list of layer indices.

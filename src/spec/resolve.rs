@@ -54,6 +54,8 @@ pub struct ResolvedInterchange {
     pub patch_at: Vec<Role>,
     pub examples: usize,
     pub corruption: Corruption,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detail: bool,
 }
 
 pub fn resolve_intervention(spec: &InterventionSpec, model: &ResolvedModel) -> ResolvedInterchange {
@@ -69,6 +71,7 @@ pub fn resolve_intervention(spec: &InterventionSpec, model: &ResolvedModel) -> R
             patch_at: i.patch_at.clone(),
             examples: i.examples,
             corruption: i.corruption,
+            detail: i.detail,
         },
     }
 }
