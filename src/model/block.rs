@@ -43,7 +43,7 @@ impl<B: Backend> Block<B> {
                 .init(device)
         };
         let norm1 = norm();
-        let mixer = Mixer::init(kind, d_model, layers, init)?;
+        let mixer = Mixer::init(kind, layer, d_model, layers, init)?;
         let (norm2, mlp) = if mlp {
             (Some(norm()), Some(Mlp::init(d_model, layers, init)))
         } else {

@@ -198,6 +198,18 @@ mod tests {
     }
 
     #[test]
+    fn based_parameter_counts_match_reference() {
+        let device = Default::default();
+        // reference/paper-setup.md §2: 2 layers, NoPE.
+        for (d, expected) in [(16, 136_656), (64, 604_992)] {
+            let mut cfg = config(8196, d, false);
+            cfg.mixer = MixerKind::Based;
+            let model = cfg.init::<Flex>(0, &device).unwrap();
+            assert_eq!(model.num_params(), expected, "d {d}");
+        }
+    }
+
+    #[test]
     fn unimplemented_mixer_is_an_error_not_a_panic() {
         let mut cfg = config(26, 16, false);
         cfg.mixer = MixerKind::Hyena;

@@ -5,12 +5,14 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use super::attention::Attention;
+use super::base_conv::BaseConv;
+use super::based::BasedAttention;
 use super::init::Init;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error(
-        "mixer \"{0}\" is not implemented yet in this version of mechlab (available: attention)"
+        "mixer \"{0}\" is not implemented yet in this version of mechlab (available: attention, based)"
     )]
     NotImplemented(&'static str),
 }
@@ -57,25 +59,42 @@ impl MixerKind {
 
     /// Whether this build can construct the mixer.
     pub fn implemented(self) -> bool {
-        matches!(self, MixerKind::Attention)
+        matches!(self, MixerKind::Attention | MixerKind::Based)
     }
 }
+
+/// Based's short convolution kernel on its even layers (reference: 3).
+pub const BASED_SHORT_KERNEL: usize = 3;
 
 #[derive(Module, Debug)]
 pub enum Mixer<B: Backend> {
     Attention(Attention<B>),
+    /// A gated convolution (Based's even layers).
+    BaseConv(BaseConv<B>),
+    /// Taylor linear attention (Based's odd layers).
+    BasedAttention(BasedAttention<B>),
 }
 
 impl<B: Backend> Mixer<B> {
-    /// Builds mixer `kind` for a block of a `layers`-deep model.
+    /// Builds mixer `kind` for block `layer` of a `layers`-deep model.
     pub fn init(
         kind: MixerKind,
+        layer: usize,
         d_model: usize,
         layers: usize,
         init: &mut Init<B>,
     ) -> Result<Self, ModelError> {
         match kind {
             MixerKind::Attention => Ok(Mixer::Attention(Attention::init(d_model, layers, init))),
+            // Based is a hybrid by layer: BaseConv on even layers, linear attention on odd ones.
+            MixerKind::Based if layer % 2 == 0 => Ok(Mixer::BaseConv(BaseConv::init(
+                d_model,
+                BASED_SHORT_KERNEL,
+                init,
+            ))),
+            MixerKind::Based => Ok(Mixer::BasedAttention(BasedAttention::init(
+                d_model, layers, init,
+            ))),
             other => Err(ModelError::NotImplemented(other.name())),
         }
     }
@@ -85,6 +104,8 @@ impl<B: Backend> Mixer<B> {
     pub fn forward(&self, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         match self {
             Mixer::Attention(m) => m.forward(x_bsd),
+            Mixer::BaseConv(m) => m.forward(x_bsd),
+            Mixer::BasedAttention(m) => m.forward(x_bsd),
         }
     }
 }

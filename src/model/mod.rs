@@ -5,6 +5,8 @@
 //! passes exactly once; [`NoSites`] is the zero-cost default.
 
 pub mod attention;
+pub mod base_conv;
+pub mod based;
 pub mod block;
 pub mod init;
 pub mod lm;

@@ -1,0 +1,123 @@
+//! BaseConv: a gated convolution, `y = conv(u) ⊙ Linear(u) + u`.
+//!
+//! Reference: Arora et al., "Zoology: Measuring and improving recall in efficient language models"
+//! (arXiv 2312.04927) and zoology `mixers/base_conv.py`, as used in arXiv 2505.15105
+//! (`reference/paper-setup.md` §2).
+//!
+//! ```text
+//! u ─┬─► causal depthwise conv (kernel k, bias) ─┐
+//!    ├─► projection Linear(d, d)  ───────────────⊙──► (+ u) ─► y
+//!    └────────────────────────────────────────────────┘
+//! ```
+//! Only the short-convolution form exists so far (as used by Based's even layers); the implicit
+//! long convolution of the pure `base_conv` mixer is not implemented yet.
+//!
+//! Shape letters: b batch, s sequence, d model width, k kernel size.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Tensor, backend::Backend};
+
+use super::init::Init;
+
+#[derive(Module, Debug)]
+pub struct BaseConv<B: Backend> {
+    pub projection: Linear<B>,
+    /// Depthwise causal convolution weights `[d, k]` (PyTorch stores `[d, 1, k]`).
+    pub conv_weight: Param<Tensor<B, 2>>,
+    /// `[d]`
+    pub conv_bias: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> BaseConv<B> {
+    /// Projection: reference N(0, σ), bias 0. Convolution: PyTorch's `Conv1d` default,
+    /// U(−1/√k, 1/√k) for weights and bias (fan-in of a depthwise kernel is k).
+    pub fn init(d_model: usize, kernel: usize, init: &mut Init<B>) -> Self {
+        let bound = 1.0 / (kernel as f64).sqrt();
+        BaseConv {
+            projection: init.linear(d_model, d_model, true, init.std()),
+            conv_weight: Param::from_tensor(init.uniform([d_model, kernel], bound)),
+            conv_bias: Param::from_tensor(init.uniform([d_model], bound)),
+        }
+    }
+
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let conv_bsd =
+            causal_depthwise_conv(u_bsd.clone(), self.conv_weight.val(), self.conv_bias.val());
+        conv_bsd * self.projection.forward(u_bsd.clone()) + u_bsd
+    }
+}
+
+/// `y[t] = Σ_j w[j]·u[t − (k−1) + j] + bias`, with `u` zero before the start: PyTorch's
+/// `Conv1d(padding = k − 1)` truncated to the first `s` outputs (cross-correlation order).
+///
+/// # Shapes
+/// - `u_bsd`: `[b, s, d]`, `w_dk`: `[d, k]`, `bias_d`: `[d]` → `[b, s, d]`
+pub fn causal_depthwise_conv<B: Backend>(
+    u_bsd: Tensor<B, 3>,
+    w_dk: Tensor<B, 2>,
+    bias_d: Tensor<B, 1>,
+) -> Tensor<B, 3> {
+    let [b, s, d] = u_bsd.dims();
+    let [_, k] = w_dk.dims();
+    let padded = if k > 1 {
+        Tensor::cat(
+            vec![Tensor::zeros([b, k - 1, d], &u_bsd.device()), u_bsd],
+            1,
+        )
+    } else {
+        u_bsd
+    };
+    let mut y_bsd = bias_d.reshape([1, 1, d]).expand([b, s, d]);
+    for j in 0..k {
+        let tap_11d = w_dk.clone().slice([0..d, j..j + 1]).reshape([1, 1, d]);
+        y_bsd = y_bsd + padded.clone().slice([0..b, j..j + s, 0..d]) * tap_11d;
+    }
+    y_bsd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn causal_conv_matches_the_formula() {
+        let device = Default::default();
+        // b = 1, s = 4, d = 2; channel 0 is 1,2,3,4 and channel 1 is 10,20,30,40.
+        let u = Tensor::<Flex, 3>::from_data(
+            TensorData::new(vec![1., 10., 2., 20., 3., 30., 4., 40.], [1, 4, 2]),
+            &device,
+        );
+        let w = Tensor::<Flex, 2>::from_data(
+            TensorData::new(vec![1., 2., 3., 0.5, 0., -1.], [2, 3]),
+            &device,
+        );
+        let bias = Tensor::<Flex, 1>::from_data(TensorData::new(vec![0.1, 0.2], [2]), &device);
+        let y: Vec<f32> = causal_depthwise_conv(u, w, bias)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        // Channel 0: y[t] = 1·u[t−2] + 2·u[t−1] + 3·u[t] + 0.1.
+        let c0 = [3.1, 2. + 6. + 0.1, 1. + 4. + 9. + 0.1, 2. + 6. + 12. + 0.1];
+        // Channel 1: y[t] = 0.5·u[t−2] + 0·u[t−1] − 1·u[t] + 0.2.
+        let c1 = [-10. + 0.2, -20. + 0.2, 5. - 30. + 0.2, 10. - 40. + 0.2];
+        for t in 0..4 {
+            assert!(
+                (y[2 * t] - c0[t]).abs() < 1e-5,
+                "t {t}: {} vs {}",
+                y[2 * t],
+                c0[t]
+            );
+            assert!(
+                (y[2 * t + 1] - c1[t]).abs() < 1e-5,
+                "t {t}: {} vs {}",
+                y[2 * t + 1],
+                c1[t]
+            );
+        }
+    }
+}
