@@ -66,6 +66,8 @@ impl MixerKind {
 /// Based's short convolution kernel on its even layers (reference: 3).
 pub const BASED_SHORT_KERNEL: usize = 3;
 
+// One mixer per block, built once: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Mixer<B: Backend> {
     Attention(Attention<B>),
@@ -87,7 +89,7 @@ impl<B: Backend> Mixer<B> {
         match kind {
             MixerKind::Attention => Ok(Mixer::Attention(Attention::init(d_model, layers, init))),
             // Based is a hybrid by layer: BaseConv on even layers, linear attention on odd ones.
-            MixerKind::Based if layer % 2 == 0 => Ok(Mixer::BaseConv(BaseConv::init(
+            MixerKind::Based if layer.is_multiple_of(2) => Ok(Mixer::BaseConv(BaseConv::init(
                 d_model,
                 BASED_SHORT_KERNEL,
                 init,
