@@ -19,12 +19,16 @@ fn task() -> ArConfig {
 }
 
 fn model() -> LanguageModel<B> {
+    model_of(MixerKind::Attention)
+}
+
+fn model_of(mixer: MixerKind) -> LanguageModel<B> {
     ModelConfig {
         vocab_size: task().vocab_size(),
         d_model: 16,
         layers: 2,
-        mixer: MixerKind::Attention,
-        pos_emb: true,
+        mixer,
+        pos_emb: mixer == MixerKind::Attention,
         max_positions: 16,
         mlp: true,
         // A large init gives a model whose output depends strongly on every position.
@@ -117,7 +121,13 @@ fn grid(examples: usize) -> InterchangeConfig {
 
 #[test]
 fn patching_after_the_query_has_no_effect() {
-    let m = model();
+    for mixer in [MixerKind::Attention, MixerKind::Based] {
+        patching_after_the_query_has_no_effect_for(mixer);
+    }
+}
+
+fn patching_after_the_query_has_no_effect_for(mixer: MixerKind) {
+    let m = model_of(mixer);
     let data = task().generate(3, Split::Test, 40);
     let rows = interchange(&m, &task(), &data, &grid(40), &Default::default());
     assert_eq!(rows.len(), 2 * 2 * 6 * 5);
