@@ -34,7 +34,7 @@ pub mod train;
 
 /// Salt mixed into every node id: bump it when a change to the code changes what a node produces,
 /// so stale results are not reused.
-pub const CODE_SALT: &str = "mechlab-node-v1";
+pub const CODE_SALT: &str = "mechlab-node-v2";
 
 /// The crate version recorded in status files and Parquet metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

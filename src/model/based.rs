@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! u ─► proj_q, proj_k (d→8, no bias) ─► φ ─► A = φ(q)·φ(k)ᵀ, lower-triangular
-//! u ─► proj_v (d→d, no bias) ───────────────► y = (A·v) / (A·1 + 1e−12) ─► out_proj (no bias)
+//! u ─► proj_v (d→d, no bias) ───────────────► y = (A·v) / (A·1 + 1e−12) ─► proj_o (no bias)
 //! φ(x) = [1, x/8^¼, vec(x xᵀ)/(√2·√8)]      (1 + 8 + 64 = 73 features)
 //! ```
 //! The denominator `A·1` is `φ(q_t)·Σ_{s≤t} φ(k_s)`, the normaliser of the recurrent form.
@@ -29,18 +29,20 @@ pub struct BasedAttention<B: Backend> {
     pub proj_q: Linear<B>,
     pub proj_k: Linear<B>,
     pub proj_v: Linear<B>,
-    pub out_proj: Linear<B>,
+    pub proj_o: Linear<B>,
 }
 
 impl<B: Backend> BasedAttention<B> {
-    /// Reference init (σ = 0.02): projections N(0, σ); out_proj N(0, σ/√(2·layers)); no biases.
-    pub fn init(d_model: usize, layers: usize, init: &mut Init<B>) -> Self {
+    /// Reference init (σ = 0.02): every projection N(0, σ), no biases. The reference rescales
+    /// only parameters named `out_proj`/`fc2` by 1/√(2·layers); Based's output projection is
+    /// named `proj_o`, so it keeps σ.
+    pub fn init(d_model: usize, init: &mut Init<B>) -> Self {
         let std = init.std();
         BasedAttention {
             proj_q: init.linear(d_model, FEATURE_DIM, false, std),
             proj_k: init.linear(d_model, FEATURE_DIM, false, std),
             proj_v: init.linear(d_model, d_model, false, std),
-            out_proj: init.linear(d_model, d_model, false, std / (2.0 * layers as f64).sqrt()),
+            proj_o: init.linear(d_model, d_model, false, std),
         }
     }
 
@@ -54,7 +56,7 @@ impl<B: Backend> BasedAttention<B> {
         let causal_st = lower_triangular_ones::<B>(s, &q_bse.device()).unsqueeze_dim(0);
         let a_bst = q_bse.matmul(k_bse.swap_dims(1, 2)) * causal_st;
         let denom_bs1 = a_bst.clone().sum_dim(2).add_scalar(EPS);
-        self.out_proj.forward(a_bst.matmul(v_bsd) / denom_bs1)
+        self.proj_o.forward(a_bst.matmul(v_bsd) / denom_bs1)
     }
 }
 
@@ -117,14 +119,14 @@ mod tests {
     fn parallel_form_matches_the_recurrent_oracle() {
         let device = Default::default();
         let mut init = Init::<B>::new(5, 0.3, &device);
-        let m = BasedAttention::init(6, 2, &mut init);
+        let m = BasedAttention::init(6, &mut init);
         let x = init.normal([1, 7, 6], 1.0);
         let y = rows(m.forward(x.clone()).reshape([7, 6]));
         let (wq, wk, wv, wo) = (
             rows(m.proj_q.weight.val()),
             rows(m.proj_k.weight.val()),
             rows(m.proj_v.weight.val()),
-            rows(m.out_proj.weight.val()),
+            rows(m.proj_o.weight.val()),
         );
         let mut state = vec![vec![0f32; 6]; 73];
         let mut norm = vec![0f32; 73];

@@ -94,9 +94,7 @@ impl<B: Backend> Mixer<B> {
                 BASED_SHORT_KERNEL,
                 init,
             ))),
-            MixerKind::Based => Ok(Mixer::BasedAttention(BasedAttention::init(
-                d_model, layers, init,
-            ))),
+            MixerKind::Based => Ok(Mixer::BasedAttention(BasedAttention::init(d_model, init))),
             other => Err(ModelError::NotImplemented(other.name())),
         }
     }
