@@ -45,6 +45,11 @@ enum Command {
     Status(SpecArgs),
     /// Rebuild results/<experiment>/{runs,metrics}.parquet from the store.
     Collect(SpecArgs),
+    /// Export a trained run's weights (safetensors, reference state-dict names).
+    Export {
+        #[command(subcommand)]
+        what: ExportWhat,
+    },
     /// Write (or check) the JSON Schema of the spec format.
     Schema {
         /// Fail if the committed schema differs instead of writing it.
@@ -67,6 +72,21 @@ enum Command {
         /// many examples.
         #[arg(long, value_name = "EXAMPLES")]
         interventions: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportWhat {
+    /// Final weights of one run as safetensors, loadable into the reference PyTorch code.
+    Weights {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The run's name (as `mechlab plan` prints it) or its train node id.
+        #[arg(long)]
+        run: String,
+        /// Output file. Default: results/<experiment>/weights/<run>.safetensors.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -132,6 +152,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { check, out } => schema(check, &out),
+        Command::Export {
+            what: ExportWhat::Weights { spec, run, out },
+        } => export_weights(&spec, &store, &run, out),
         Command::Bench {
             interventions: Some(examples),
             ..
@@ -378,5 +401,55 @@ fn schema(check: bool, out: &std::path::Path) -> Result<ExitCode> {
         mechlab::store::write_atomic(out, text.as_bytes())?;
         println!("wrote {}", out.display());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_weights(
+    args: &SpecArgs,
+    store: &Store,
+    name: &str,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let graph = plan(&resolve(args)?);
+    let Some(run) = graph
+        .runs
+        .iter()
+        .find(|r| r.point.name == name || r.train == name)
+    else {
+        let names: Vec<&str> = graph.runs.iter().map(|r| r.point.name.as_str()).collect();
+        bail!(
+            "--run {name}: no such run in this spec; runs: {}",
+            names.join(", ")
+        );
+    };
+    let state = store.status(&run.train)?.state;
+    if state != NodeState::Done {
+        bail!(
+            "run {name} is {state}, not done: run `mechlab run {}` first",
+            args.spec.display()
+        );
+    }
+    let device = Default::default();
+    let model = mechlab::exec::node::load_weights::<burn::backend::Flex>(
+        store,
+        run,
+        run.point.train.steps,
+        &device,
+    )?;
+    let path = out.unwrap_or_else(|| {
+        store
+            .experiment_dir(&graph.experiment)
+            .join("weights")
+            .join(format!("{}.safetensors", run.point.name))
+    });
+    let metadata = [
+        ("format", "pt".to_string()),
+        ("mechlab.version", mechlab::VERSION.to_string()),
+        ("mechlab.run", run.point.name.clone()),
+        ("mechlab.run_id", run.train.clone()),
+        ("mechlab.mixer", run.point.model.mixer.name().to_string()),
+    ];
+    let n = mechlab::report::export::export_weights(&model, &path, &metadata)?;
+    println!("wrote {} tensors to {}", n, path.display());
     Ok(ExitCode::SUCCESS)
 }

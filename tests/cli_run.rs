@@ -321,3 +321,64 @@ fn interventions_every_n_steps_read_the_kept_weights() {
     // Two runs, each evaluated at step 20 (kept weights) and 30 (final weights).
     assert_eq!(steps, [20, 20, 30, 30]);
 }
+
+#[test]
+fn export_weights_writes_safetensors_with_reference_names() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", TINY);
+    let out = dir
+        .mechlab()
+        .args(["export", "weights", "--run", "lr1e-3-s1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a run that is not done cannot be exported"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not done"));
+
+    let out = dir
+        .mechlab()
+        .args(["run", "--quiet"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = dir
+        .mechlab()
+        .args(["export", "weights", "--run", "lr1e-3-s1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(dir.results().join("tiny/weights/lr1e-3-s1.safetensors")).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(
+        header["backbone.embeddings.word_embeddings.weight"]["shape"],
+        serde_json::json!([20, 16])
+    );
+    assert_eq!(
+        header["backbone.layers.1.state_mixer.fc1.weight"]["shape"],
+        serde_json::json!([64, 16])
+    );
+    assert_eq!(header["__metadata__"]["mechlab.run"], "lr1e-3-s1");
+    // Every tensor's bytes are in the file: the last offset is the data length.
+    let end = header
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v["data_offsets"][1].as_u64())
+        .max()
+        .unwrap() as usize;
+    assert_eq!(bytes.len(), 8 + n + end);
+}

@@ -350,7 +350,6 @@ fn eval_on<B: burn::tensor::backend::Backend>(
             state: train_status.state.to_string(),
         });
     }
-    let train_dir = ctx.store.node_dir(&run.train);
     let total = run.point.train.steps;
     // Intermediate steps first (as kept by the train node), then the final weights.
     let mut steps: Vec<usize> = grid
@@ -360,25 +359,10 @@ fn eval_on<B: burn::tensor::backend::Backend>(
     steps.push(total);
     let test = load_split(ctx.store, run, Split::Test)?;
     let crate::task::TaskConfig::Ar(task) = run.point.task.config();
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let mut frame: Option<polars::prelude::DataFrame> = None;
     let mut detail: Option<polars::prelude::DataFrame> = None;
     for step in steps {
-        let weights_path = if step == total {
-            train_dir.join("model.bin")
-        } else {
-            kept_weights_path(&train_dir, step)
-        };
-        let bytes =
-            std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;
-        let record = recorder
-            .load(bytes, device)
-            .map_err(|e| ExecError::Weights(weights_path.display().to_string(), e.to_string()))?;
-        let model = run
-            .point
-            .model_config()
-            .init::<B>(run.point.seed, device)?
-            .load_record(record);
+        let model = load_weights::<B>(ctx.store, run, step, device)?;
         let out = crate::interp::interchange_with(
             &model,
             &task,
@@ -423,4 +407,30 @@ fn append(acc: &mut Option<polars::prelude::DataFrame>, part: polars::prelude::D
         }
         None => *acc = Some(part),
     }
+}
+
+/// The weights of `run` after `step` updates: the final `model.bin`, or weights the train node
+/// kept (`train.keep_weights_every`).
+pub fn load_weights<B: burn::tensor::backend::Backend>(
+    store: &Store,
+    run: &PlannedRun,
+    step: usize,
+    device: &B::Device,
+) -> Result<crate::model::LanguageModel<B>, ExecError> {
+    let train_dir = store.node_dir(&run.train);
+    let weights_path = if step == run.point.train.steps {
+        train_dir.join("model.bin")
+    } else {
+        kept_weights_path(&train_dir, step)
+    };
+    let bytes =
+        std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;
+    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .load(bytes, device)
+        .map_err(|e| ExecError::Weights(weights_path.display().to_string(), e.to_string()))?;
+    Ok(run
+        .point
+        .model_config()
+        .init::<B>(run.point.seed, device)?
+        .load_record(record))
 }

@@ -3,6 +3,7 @@
 //! version, backend, device).
 
 pub mod collect;
+pub mod export;
 pub mod parquet;
 
 pub use collect::{CollectSummary, collect};

@@ -1,0 +1,5 @@
+//! Exports for use outside mechlab.
+
+pub mod safetensors;
+
+pub use safetensors::{export_weights, state_dict};
