@@ -1,5 +1,6 @@
 //! Exports for use outside mechlab.
 
+pub mod import;
 pub mod safetensors;
 
 pub use safetensors::{export_weights, state_dict};
