@@ -60,6 +60,9 @@ enum Command {
     },
     /// Measure training throughput (tokens/s) of AR-32, batch 32, on the CPU backend.
     Bench {
+        /// The mixer to time.
+        #[arg(long, default_value = "attention", value_parser = parse_mixer)]
+        mixer: mechlab::model::MixerKind,
         #[arg(long, default_value_t = 64)]
         d_model: usize,
         #[arg(long, default_value_t = 32)]
@@ -166,19 +169,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
+            mixer,
             d_model,
             batch,
             warmup,
             steps,
             interventions: None,
         } => {
-            let r = mechlab::bench::train_throughput(
-                mechlab::model::MixerKind::Attention,
-                d_model,
-                batch,
-                warmup,
-                steps,
-            )?;
+            let r = mechlab::bench::train_throughput(mixer, d_model, batch, warmup, steps)?;
             println!("{}", serde_json::to_string(&r)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -452,4 +450,16 @@ fn export_weights(
     let n = mechlab::report::export::export_weights(&model, &path, &metadata)?;
     println!("wrote {} tensors to {}", n, path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_mixer(s: &str) -> Result<mechlab::model::MixerKind, String> {
+    let kind = mechlab::model::MixerKind::ALL
+        .into_iter()
+        .find(|k| k.name() == s)
+        .ok_or_else(|| format!("unknown mixer \"{s}\""))?;
+    if kind.implemented() {
+        Ok(kind)
+    } else {
+        Err(format!("mixer \"{s}\" is not implemented yet"))
+    }
 }
