@@ -213,6 +213,13 @@ corrupt = ["key"]
 patch_at = ["key", "value", "query"]
 examples = 16
 detail = true
+
+[[interventions]]
+kind = "ablation"
+mode = "mean"
+sites = ["mixer_output"]
+ablate_at = ["value", "answer"]
+examples = 16
 "#,
     );
     let out = dir
@@ -226,12 +233,25 @@ detail = true
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Two evaluation nodes ran; the dataset and both trained models were reused.
+    // Four evaluation nodes ran (two blocks × two runs); the dataset and both trained models were
+    // reused.
     assert!(
-        stdout(&out).contains("2 nodes ran, 3 already done"),
+        stdout(&out).contains("4 nodes ran, 3 already done"),
         "{}",
         stdout(&out)
     );
+    let ablations = read_parquet(&dir.results().join("tiny").join("ablations.parquet")).unwrap();
+    // 2 runs × 2 layers × 1 site × 2 roles; ablating after the query changes nothing.
+    assert_eq!(ablations.height(), 8);
+    let (roles, drops) = (
+        ablations.column("ablated_role").unwrap().str().unwrap(),
+        ablations.column("prob_drop").unwrap().f64().unwrap(),
+    );
+    for i in 0..8 {
+        if roles.get(i) == Some("answer") {
+            assert!(drops.get(i).unwrap().abs() < 1e-6);
+        }
+    }
 
     let table = read_parquet(&dir.results().join("tiny").join("interventions.parquet")).unwrap();
     // 2 runs × 1 corrupted role × 2 layers × 2 sites × 3 patch roles.

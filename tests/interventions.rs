@@ -3,7 +3,8 @@
 use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use mechlab::interp::{
-    Capture, Corruption, InterchangeConfig, Patch, PatchPath, interchange, interchange_with,
+    AblationConfig, AblationMode, Capture, Corruption, InterchangeConfig, Patch, PatchPath, ablate,
+    interchange, interchange_with,
 };
 use mechlab::model::lm::int_tensor;
 use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites, Site};
@@ -281,5 +282,61 @@ fn detail_names_the_cell_with_the_largest_restoration() {
         // Patching the corrupted position itself at the model input restores the clean answer,
         // so the best cell restores at least p_orig − p_corr.
         assert!(d.best_prob_diff >= (d.p_orig - d.p_corr) - 1e-6, "{d:?}");
+    }
+}
+
+fn ablation(mode: AblationMode, examples: usize) -> AblationConfig {
+    AblationConfig {
+        layers: vec![0, 1],
+        sites: Site::ALL.to_vec(),
+        ablate_at: Role::ALL.to_vec(),
+        examples,
+        mode,
+    }
+}
+
+#[test]
+fn mean_ablation_over_one_example_is_the_identity() {
+    let m = model();
+    let data = task().generate(8, Split::Test, 1);
+    let rows = ablate(
+        &m,
+        &data,
+        &ablation(AblationMode::Mean, 1),
+        &Default::default(),
+    );
+    assert_eq!(rows.len(), 2 * 6 * 5);
+    for r in &rows {
+        assert!(
+            (r.p_abl - r.p_orig).abs() < 1e-6 && r.kl.abs() < 1e-6,
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn ablating_after_the_query_has_no_effect_and_before_it_does() {
+    for mixer in [MixerKind::Attention, MixerKind::Based] {
+        let m = model_of(mixer);
+        let data = task().generate(9, Split::Test, 24);
+        for mode in [AblationMode::Zero, AblationMode::Mean] {
+            let rows = ablate(&m, &data, &ablation(mode, 24), &Default::default());
+            for r in rows.iter().filter(|r| r.ablated_role == Role::Answer) {
+                assert!(
+                    r.prob_drop.abs() < 1e-6 && r.kl.abs() < 1e-6,
+                    "{mixer:?} {r:?}"
+                );
+            }
+            let at_query = rows
+                .iter()
+                .find(|r| {
+                    r.layer == 0 && r.site == Site::BlockInput && r.ablated_role == Role::Query
+                })
+                .unwrap();
+            assert!(
+                at_query.kl > 1e-4,
+                "{mixer:?} {mode:?}: ablating the query must matter: {at_query:?}"
+            );
+        }
     }
 }

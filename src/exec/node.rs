@@ -16,6 +16,7 @@ use crate::plan::{Node, NodeKind, PlannedRun};
 use crate::report::collect::RunSummary;
 use crate::report::{metrics_frame, write_parquet};
 use crate::spec::RunPoint;
+use crate::spec::resolve::ResolvedIntervention;
 use crate::store::status::now;
 use crate::store::{NodeLock, NodeState, Status, Store, write_atomic};
 use crate::task::{Dataset, Split};
@@ -353,7 +354,8 @@ fn eval_on<B: burn::tensor::backend::Backend>(
     let total = run.point.train.steps;
     // Intermediate steps first (as kept by the train node), then the final weights.
     let mut steps: Vec<usize> = grid
-        .every
+        .common()
+        .0
         .map(|e| (1..).map(|i| i * e).take_while(|&s| s < total).collect())
         .unwrap_or_default();
     steps.push(total);
@@ -363,23 +365,34 @@ fn eval_on<B: burn::tensor::backend::Backend>(
     let mut detail: Option<polars::prelude::DataFrame> = None;
     for step in steps {
         let model = load_weights::<B>(ctx.store, run, step, device)?;
-        let out = crate::interp::interchange_with(
-            &model,
-            &task,
-            &test,
-            &grid.config(run.point.seed),
-            device,
-            crate::interp::PatchPath::Cached,
-        );
-        append(
-            &mut frame,
-            crate::report::interventions_frame(&out.rows, step as u64, "test"),
-        );
-        if grid.detail {
-            append(
-                &mut detail,
-                crate::report::detail_frame(&out.detail, step as u64, "test"),
-            );
+        match grid {
+            ResolvedIntervention::Interchange(g) => {
+                let out = crate::interp::interchange_with(
+                    &model,
+                    &task,
+                    &test,
+                    &g.config(run.point.seed),
+                    device,
+                    crate::interp::PatchPath::Cached,
+                );
+                append(
+                    &mut frame,
+                    crate::report::interventions_frame(&out.rows, step as u64, "test"),
+                );
+                if g.detail {
+                    append(
+                        &mut detail,
+                        crate::report::detail_frame(&out.detail, step as u64, "test"),
+                    );
+                }
+            }
+            ResolvedIntervention::Ablation(a) => {
+                let rows = crate::interp::ablate(&model, &test, &a.config(), device);
+                append(
+                    &mut frame,
+                    crate::report::ablations_frame(&rows, step as u64, "test"),
+                );
+            }
         }
     }
     let mut frame = frame.expect("the final step is always evaluated");
@@ -388,7 +401,11 @@ fn eval_on<B: burn::tensor::backend::Backend>(
         ("mechlab.run", run.point.name.clone()),
     ];
     let dir = ctx.store.node_dir(&node.id);
-    write_parquet(&dir.join("interventions.parquet"), &mut frame, &meta)?;
+    let shard = match grid {
+        ResolvedIntervention::Interchange(_) => "interventions.parquet",
+        ResolvedIntervention::Ablation(_) => "ablations.parquet",
+    };
+    write_parquet(&dir.join(shard), &mut frame, &meta)?;
     if let Some(mut detail) = detail {
         write_parquet(
             &dir.join("interventions_detail.parquet"),

@@ -4,10 +4,12 @@
 //!
 //! Knows nothing of files or specs; the orchestration layer turns rows into Parquet.
 
+pub mod ablation;
 pub mod corrupt;
 pub mod interchange;
 pub mod patch;
 
+pub use ablation::{AblationConfig, AblationMode, AblationRow, ablate};
 pub use corrupt::Corruption;
 pub use interchange::{
     DetailRow, InterchangeConfig, InterchangeOutput, InterchangeRow, PatchPath, interchange,

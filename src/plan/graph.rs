@@ -101,7 +101,9 @@ pub fn plan(resolved: &Resolved) -> RunGraph {
         });
         let mut evals = Vec::new();
         for iv in &point.interventions {
-            let econf = json!({ "interchange": iv, "seed": point.seed });
+            // `{"interchange": …, "seed": …}` or `{"ablation": …, "seed": …}`.
+            let mut econf = serde_json::to_value(iv).expect("interventions serialise");
+            econf["seed"] = json!(point.seed);
             let id = node_id("evaluate", &econf, &[train.clone(), dataset.clone()]);
             push(Node {
                 id: id.clone(),

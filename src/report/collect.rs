@@ -189,16 +189,22 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
 
     let mut intervention_frames = Vec::new();
     let mut detail_frames = Vec::new();
+    let mut ablation_frames = Vec::new();
     for run in &graph.runs {
         for (k, eval) in run.evals.iter().enumerate() {
             if store.status(eval)?.state != NodeState::Done {
                 continue;
             }
-            let shard = store.node_dir(eval).join("interventions.parquet");
-            intervention_frames.push(tag(read_parquet(&shard)?, &run.train, k, &shard)?);
-            let detail = store.node_dir(eval).join("interventions_detail.parquet");
-            if detail.exists() {
-                detail_frames.push(tag(read_parquet(&detail)?, &run.train, k, &detail)?);
+            // Each evaluate node writes the shards of its kind.
+            for (file, frames) in [
+                ("interventions.parquet", &mut intervention_frames),
+                ("interventions_detail.parquet", &mut detail_frames),
+                ("ablations.parquet", &mut ablation_frames),
+            ] {
+                let shard = store.node_dir(eval).join(file);
+                if shard.exists() {
+                    frames.push(tag(read_parquet(&shard)?, &run.train, k, &shard)?);
+                }
             }
         }
     }
@@ -229,6 +235,13 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         &mut interventions,
         &metadata,
     )?;
+    if !ablation_frames.is_empty() {
+        write_parquet(
+            &dir.join("ablations.parquet"),
+            &mut concat_df(&ablation_frames),
+            &metadata,
+        )?;
+    }
     if !detail_frames.is_empty() {
         write_parquet(
             &dir.join("interventions_detail.parquet"),

@@ -8,8 +8,8 @@ pub mod parquet;
 
 pub use collect::{CollectSummary, collect};
 pub use parquet::{
-    detail_frame, interventions_frame, metrics_frame, read_parquet, read_parquet_metadata,
-    write_parquet,
+    ablations_frame, detail_frame, interventions_frame, metrics_frame, read_parquet,
+    read_parquet_metadata, write_parquet,
 };
 
 #[derive(Debug, thiserror::Error)]

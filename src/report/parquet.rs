@@ -5,7 +5,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use super::ReportError;
-use crate::interp::{DetailRow, InterchangeRow};
+use crate::interp::{AblationRow, DetailRow, InterchangeRow};
 use crate::store::write_atomic;
 use crate::train::MetricRow;
 
@@ -161,6 +161,44 @@ pub fn detail_frame(rows: &[DetailRow], step: u64, split: &str) -> DataFrame {
             "best_prob_diff".into(),
             rows.iter().map(|r| r.best_prob_diff).collect::<Vec<_>>(),
         ),
+    ])
+    .expect("columns have equal length")
+}
+
+/// One row per (layer, site, ablated role) of an ablation grid.
+pub fn ablations_frame(rows: &[AblationRow], step: u64, split: &str) -> DataFrame {
+    let f = |get: fn(&AblationRow) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("step".into(), vec![step as i64; rows.len()]),
+        Column::new("split".into(), vec![split; rows.len()]),
+        Column::new(
+            "layer".into(),
+            rows.iter().map(|r| r.layer as i64).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "site".into(),
+            rows.iter().map(|r| r.site.name()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "ablated_role".into(),
+            rows.iter()
+                .map(|r| r.ablated_role.name())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "mode".into(),
+            rows.iter().map(|r| r.mode.name()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "n".into(),
+            rows.iter().map(|r| r.n as i64).collect::<Vec<_>>(),
+        ),
+        Column::new("p_orig".into(), f(|r| r.p_orig)),
+        Column::new("p_abl".into(), f(|r| r.p_abl)),
+        Column::new("logit_orig".into(), f(|r| r.logit_orig)),
+        Column::new("logit_abl".into(), f(|r| r.logit_abl)),
+        Column::new("prob_drop".into(), f(|r| r.prob_drop)),
+        Column::new("kl".into(), f(|r| r.kl)),
     ])
     .expect("columns have equal length")
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::interp::Corruption;
+use crate::interp::{AblationMode, Corruption};
 use crate::model::{MixerKind, Site};
 use crate::task::Role;
 use crate::train::ScheduleKind;
@@ -41,6 +41,32 @@ pub struct SpecFile {
 pub enum InterventionSpec {
     /// Interchange intervention (activation patching), reference §4.
     Interchange(InterchangeSpec),
+    /// Zero or mean ablation of one site at one role's position.
+    Ablation(AblationSpec),
+}
+
+/// Replace a site's activation at a role's position with zeros or its mean over the examples,
+/// and read how much the clean answer's probability drops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AblationSpec {
+    /// `zero` or `mean`.
+    pub mode: AblationMode,
+    /// Also run every this many steps (needs `train.keep_weights_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<usize>,
+    /// Sites per layer. Default: every site of the block.
+    #[serde(default = "d_sites")]
+    pub sites: Vec<Site>,
+    /// `"all"` (default) or a list of 0-based layer indices.
+    #[serde(default)]
+    pub layers: Layers,
+    /// Roles whose position is ablated, one at a time. Default: all five roles.
+    #[serde(default = "d_patch_at")]
+    pub ablate_at: Vec<Role>,
+    /// Examples, from the start of the test set. Default: 320.
+    #[serde(default = "d_examples")]
+    pub examples: usize,
 }
 
 /// Corrupt one role's token, restore the clean activation at (layer, site, patch role), read the

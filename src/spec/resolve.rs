@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::raw::{ArSpec, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
-use crate::interp::{Corruption, InterchangeConfig};
+use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig};
 use crate::model::Site;
 use crate::model::{MixerKind, ModelConfig};
 use crate::task::Role;
@@ -58,21 +58,80 @@ pub struct ResolvedInterchange {
     pub detail: bool,
 }
 
-pub fn resolve_intervention(spec: &InterventionSpec, model: &ResolvedModel) -> ResolvedInterchange {
+/// An ablation grid with `"all"` expanded for one run's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedAblation {
+    pub mode: AblationMode,
+    pub every: Option<usize>,
+    pub layers: Vec<usize>,
+    pub sites: Vec<Site>,
+    pub ablate_at: Vec<Role>,
+    pub examples: usize,
+}
+
+impl ResolvedAblation {
+    pub fn config(&self) -> AblationConfig {
+        AblationConfig {
+            layers: self.layers.clone(),
+            sites: self.sites.clone(),
+            ablate_at: self.ablate_at.clone(),
+            examples: self.examples,
+            mode: self.mode,
+        }
+    }
+}
+
+/// One `[[interventions]]` block, resolved; serialises as `{"interchange": …}` or
+/// `{"ablation": …}` (the evaluate node's config).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedIntervention {
+    Interchange(ResolvedInterchange),
+    Ablation(ResolvedAblation),
+}
+
+impl ResolvedIntervention {
+    /// The fields every kind shares: (every, layers, sites, examples).
+    pub fn common(&self) -> (Option<usize>, &[usize], &[Site], usize) {
+        match self {
+            ResolvedIntervention::Interchange(i) => (i.every, &i.layers, &i.sites, i.examples),
+            ResolvedIntervention::Ablation(a) => (a.every, &a.layers, &a.sites, a.examples),
+        }
+    }
+}
+
+fn expand_layers(layers: &Layers, model: &ResolvedModel) -> Vec<usize> {
+    match layers {
+        Layers::Named(_) => (0..model.layers).collect(),
+        Layers::List(l) => l.clone(),
+    }
+}
+
+pub fn resolve_intervention(
+    spec: &InterventionSpec,
+    model: &ResolvedModel,
+) -> ResolvedIntervention {
     match spec {
-        InterventionSpec::Interchange(i) => ResolvedInterchange {
-            every: i.every,
-            layers: match &i.layers {
-                Layers::Named(_) => (0..model.layers).collect(),
-                Layers::List(l) => l.clone(),
-            },
-            sites: i.sites.clone(),
-            corrupt: i.corrupt.clone(),
-            patch_at: i.patch_at.clone(),
-            examples: i.examples,
-            corruption: i.corruption,
-            detail: i.detail,
-        },
+        InterventionSpec::Ablation(a) => ResolvedIntervention::Ablation(ResolvedAblation {
+            mode: a.mode,
+            every: a.every,
+            layers: expand_layers(&a.layers, model),
+            sites: a.sites.clone(),
+            ablate_at: a.ablate_at.clone(),
+            examples: a.examples,
+        }),
+        InterventionSpec::Interchange(i) => {
+            ResolvedIntervention::Interchange(ResolvedInterchange {
+                every: i.every,
+                layers: expand_layers(&i.layers, model),
+                sites: i.sites.clone(),
+                corrupt: i.corrupt.clone(),
+                patch_at: i.patch_at.clone(),
+                examples: i.examples,
+                corruption: i.corruption,
+                detail: i.detail,
+            })
+        }
     }
 }
 
@@ -103,7 +162,7 @@ pub struct RunPoint {
     pub train: ResolvedTrain,
     /// Intervention grids run on this run's final weights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub interventions: Vec<ResolvedInterchange>,
+    pub interventions: Vec<ResolvedIntervention>,
 }
 
 /// A whole expanded spec.

@@ -2,7 +2,7 @@
 //! mid-run. Each check returns the key it blames, so the error can point at the line that set it.
 
 use super::raw::TaskSpec;
-use super::resolve::RunPoint;
+use super::resolve::{ResolvedIntervention, RunPoint};
 use crate::model::{MixerKind, Site};
 use crate::task::Role;
 
@@ -152,9 +152,10 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     if t.eval_every == 0 {
         out.push(problem("train.eval_every", "expected at least 1"));
     }
-    for (i, iv) in run.interventions.iter().enumerate() {
+    for (i, intervention) in run.interventions.iter().enumerate() {
         let key = |k: &str| format!("interventions.{i}.{k}");
-        if let Some(every) = iv.every {
+        let (every, layers, sites, examples) = intervention.common();
+        if let Some(every) = every {
             match t.keep_weights_every {
                 _ if every == 0 => out.push(problem(&key("every"), "expected at least 1")),
                 Some(k) if every.is_multiple_of(k) => {}
@@ -168,7 +169,7 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 )),
             }
         }
-        if let Some(&l) = iv.layers.iter().find(|&&l| l >= m.layers) {
+        if let Some(&l) = layers.iter().find(|&&l| l >= m.layers) {
             out.push(problem(
                 &key("layers"),
                 format!(
@@ -177,8 +178,7 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 ),
             ));
         }
-        if let Some(s) = iv
-            .sites
+        if let Some(s) = sites
             .iter()
             .find(|s| !m.mlp && matches!(s, Site::MlpInput | Site::MlpOutput))
         {
@@ -188,8 +188,11 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 vec!["valid here: block_input, mixer_input, mixer_output, block_output".into()],
             ));
         }
-        if let Some(r) = iv
-            .corrupt
+        let (corrupt, roles, roles_key): (&[Role], &[Role], &str) = match intervention {
+            ResolvedIntervention::Interchange(iv) => (&iv.corrupt, &iv.patch_at, "patch_at"),
+            ResolvedIntervention::Ablation(a) => (&[Role::Key], &a.ablate_at, "ablate_at"),
+        };
+        if let Some(r) = corrupt
             .iter()
             .find(|r| !matches!(r, Role::Key | Role::Value))
         {
@@ -202,22 +205,22 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             ));
         }
         for (name, empty) in [
-            ("sites", iv.sites.is_empty()),
-            ("layers", iv.layers.is_empty()),
-            ("corrupt", iv.corrupt.is_empty()),
-            ("patch_at", iv.patch_at.is_empty()),
+            ("sites", sites.is_empty()),
+            ("layers", layers.is_empty()),
+            ("corrupt", corrupt.is_empty()),
+            (roles_key, roles.is_empty()),
         ] {
             if empty {
                 out.push(problem(&key(name), "expected at least one entry"));
             }
         }
         let test_size = run.task.test_size();
-        if iv.examples == 0 || iv.examples > test_size {
+        if examples == 0 || examples > test_size {
             out.push(problem(
                 &key("examples"),
                 format!(
                     "expected 1 to task.test_size = {test_size}, found {}",
-                    iv.examples
+                    examples
                 ),
             ));
         }
