@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::model::{MixerKind, ModelConfig};
-use crate::task::{ArConfig, Split};
+use crate::task::{ArConfig, ArQuery, Split};
 use crate::train::{Control, NoCheckpoints, Observer, Schedule, ScheduleKind, TrainConfig};
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +47,7 @@ pub fn train_throughput(
     let task = ArConfig {
         num_kv: 8192,
         pairs: 16,
+        query: ArQuery::Key,
     };
     let total = warmup + steps;
     let data = task.generate(0, Split::Train, batch * total);
@@ -127,6 +128,7 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
     let task = ArConfig {
         num_kv: 8192,
         pairs: 16,
+        query: ArQuery::Key,
     };
     let data = task.generate(0, Split::Test, examples);
     let device = Default::default();

@@ -8,7 +8,7 @@ use mechlab::interp::{
 };
 use mechlab::model::lm::int_tensor;
 use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites, Site};
-use mechlab::task::{ArConfig, Role, Split};
+use mechlab::task::{ArConfig, ArQuery, Role, Split};
 
 type B = Flex;
 
@@ -16,6 +16,7 @@ fn task() -> ArConfig {
     ArConfig {
         num_kv: 16,
         pairs: 3,
+        query: ArQuery::Key,
     }
 }
 

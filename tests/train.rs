@@ -2,7 +2,7 @@
 
 use burn::backend::{Autodiff, Flex};
 use mechlab::model::{MixerKind, ModelConfig};
-use mechlab::task::{ArConfig, Dataset, Split};
+use mechlab::task::{ArConfig, ArQuery, Dataset, Split};
 use mechlab::train::{
     Checkpoint, Checkpointer, Control, MetricRow, NoCheckpoints, Observer, Schedule, ScheduleKind,
     TrainConfig, TrainError, TrainOutcome, train,
@@ -14,6 +14,7 @@ fn task() -> ArConfig {
     ArConfig {
         num_kv: 16,
         pairs: 2,
+        query: ArQuery::Key,
     }
 }
 
@@ -195,6 +196,7 @@ fn based_learns_associative_recall_beyond_the_plateau() {
     let task = ArConfig {
         num_kv: 64,
         pairs: 4,
+        query: ArQuery::Key,
     };
     let model = ModelConfig {
         vocab_size: task.vocab_size(),

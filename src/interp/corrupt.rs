@@ -47,6 +47,7 @@ pub fn corrupt_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::task::ArQuery;
     use rand::SeedableRng;
 
     #[test]
@@ -54,6 +55,7 @@ mod tests {
         let task = ArConfig {
             num_kv: 8,
             pairs: 2,
+            query: ArQuery::Key,
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut seen = std::collections::BTreeSet::new();

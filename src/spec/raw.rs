@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::interp::{AblationMode, Corruption};
 use crate::model::{MixerKind, Site};
-use crate::task::Role;
+use crate::task::{ArQuery, Role};
 use crate::train::ScheduleKind;
 
 /// A mechlab experiment spec.
@@ -184,6 +184,10 @@ pub struct ArSpec {
     /// `train` split). Paper: 320.
     #[serde(default = "d_eval_examples")]
     pub eval_examples: usize,
+    /// `key` (default: query a key, answer its value) or `value` (reverse AR: query a value,
+    /// answer its key).
+    #[serde(default, skip_serializing_if = "ArQuery::is_key")]
+    pub query: ArQuery,
 }
 
 fn d_num_kv() -> usize {

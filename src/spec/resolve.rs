@@ -184,6 +184,7 @@ impl ArSpec {
         ArConfig {
             num_kv: self.num_kv,
             pairs: self.pairs,
+            query: self.query,
         }
     }
 }

@@ -9,7 +9,9 @@
 //!                      divider query answer
 //! ```
 //! Token ids: keys `k0..` start at 3, values follow the keys; the vocabulary has one extra,
-//! never-used row (8196 rows for `num_kv = 8192`) as in the reference.
+//! never-used row (8196 rows for `num_kv = 8192`) as in the reference. With `query = Value`
+//! the tail is `EOS vq kq EOS` (reverse AR); the roles keep naming the pair's key and value
+//! positions.
 
 use rand::Rng;
 use rand::seq::index;
@@ -24,6 +26,36 @@ pub struct ArConfig {
     pub num_kv: usize,
     /// Key-value pairs in context. Paper AR-32: 16.
     pub pairs: usize,
+    /// Which side of the pair is queried.
+    pub query: ArQuery,
+}
+
+/// What the query repeats, and so what must be recalled.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ArQuery {
+    /// Query a key, answer its value (the paper's AR).
+    #[default]
+    Key,
+    /// Query a value, answer its key ("reverse AR" in the reference).
+    Value,
+}
+
+impl ArQuery {
+    pub fn is_key(&self) -> bool {
+        *self == ArQuery::Key
+    }
 }
 
 impl ArConfig {
@@ -66,8 +98,14 @@ impl ArConfig {
             }
             let divider = 2 * self.pairs + 1;
             tokens.push(EOS);
-            tokens.push(self.key_token(keys.index(q)));
-            tokens.push(self.value_token(values.index(q)));
+            let (key, value) = (
+                self.key_token(keys.index(q)),
+                self.value_token(values.index(q)),
+            );
+            match self.query {
+                ArQuery::Key => tokens.extend([key, value]),
+                ArQuery::Value => tokens.extend([value, key]),
+            }
             tokens.push(EOS);
             let mut r = [0u32; Role::COUNT];
             r[Role::Key as usize] = (2 * q + 1) as u32;
@@ -95,6 +133,7 @@ mod tests {
         ArConfig {
             num_kv: 8192,
             pairs: 16,
+            query: ArQuery::Key,
         }
     }
 
@@ -132,6 +171,21 @@ mod tests {
     }
 
     #[test]
+    fn reverse_ar_queries_the_value_and_answers_its_key() {
+        let cfg = ArConfig {
+            query: ArQuery::Value,
+            ..paper()
+        };
+        let data = cfg.generate(3, Split::Train, 50);
+        for i in 0..data.len() {
+            let t = data.example(i);
+            let (k, v) = (data.position(i, Role::Key), data.position(i, Role::Value));
+            assert_eq!(t[data.position(i, Role::Query)], t[v]);
+            assert_eq!(t[data.position(i, Role::Answer)], t[k]);
+        }
+    }
+
+    #[test]
     fn generation_is_deterministic_per_seed_and_split() {
         let cfg = paper();
         let a = cfg.generate(7, Split::Train, 50);
@@ -145,6 +199,7 @@ mod tests {
         let cfg = ArConfig {
             num_kv: 64,
             pairs: 4,
+            query: ArQuery::Key,
         };
         let data = cfg.generate(1, Split::Train, 4000);
         let mut counts = [0usize; 4];

@@ -202,13 +202,14 @@ impl Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::ArConfig;
+    use crate::task::{ArConfig, ArQuery};
 
     #[test]
     fn cache_round_trips_and_detects_corruption() {
         let data = ArConfig {
             num_kv: 64,
             pairs: 4,
+            query: ArQuery::Key,
         }
         .generate(3, Split::Test, 20);
         let mut bytes = data.to_bytes();
