@@ -167,3 +167,17 @@ fn interventions_during_training_need_kept_weights() {
         "{err}"
     );
 }
+
+#[test]
+fn task_errors_name_the_key_inside_the_task_table() {
+    let err = errors_of(&TINY.replace("num_kv = 16", "num_kv = \"many\""), &[]);
+    assert!(
+        err.contains("spec.toml:8:1: task.num_kv: expected usize, found string \"many\""),
+        "{err}"
+    );
+    let err = errors_of(&TINY.replace("kind = \"ar\"", "kind = \"atr\""), &[]);
+    assert!(
+        err.contains("spec.toml:7:1: task.kind: task kind \"atr\" is not implemented yet"),
+        "{err}"
+    );
+}

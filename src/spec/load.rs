@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use super::error::{Issue, Origin, SpecError, suggest};
 use super::locate::locate;
-use super::raw::{ExperimentSpec, InterventionSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec};
+use super::raw::{
+    ArSpec, ExperimentSpec, InterventionSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec,
+};
 use super::resolve::{
     Resolved, RunPoint, label, resolve_intervention, resolve_model, resolve_train,
 };
@@ -244,7 +246,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
 
     let experiment: Option<ExperimentSpec> =
         section(&merged, "experiment", &sources, None, &mut issues, true);
-    let task: Option<TaskSpec> = section(&merged, "task", &sources, None, &mut issues, true);
+    let task = task_section(&merged, &sources, None, &mut issues);
     let _: Option<ModelSpec> = section(&merged, "model", &sources, None, &mut issues, false);
     let _: Option<TrainSpec> = section(&merged, "train", &sources, None, &mut issues, false);
     let sweep: Option<SweepSpec> = section(&merged, "sweep", &sources, None, &mut issues, false);
@@ -315,8 +317,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     let mut runs = Vec::new();
     for point in &points {
         let set_by = Some(&point.set_by);
-        let task: Option<TaskSpec> =
-            section(&point.value, "task", &sources, set_by, &mut issues, true);
+        let task: Option<TaskSpec> = task_section(&point.value, &sources, set_by, &mut issues);
         let model: Option<ModelSpec> =
             section(&point.value, "model", &sources, set_by, &mut issues, false);
         let train: Option<TrainSpec> =
@@ -551,6 +552,50 @@ fn section<T: DeserializeOwned>(
                 key.push(k);
             }
             issues.push(sources.issue(&key.join("."), set_by, message, help));
+            None
+        }
+    }
+}
+
+/// Types `[task]` by its `kind`, deserializing the variant's fields directly: serde cannot track
+/// key paths inside an internally tagged enum, and errors must name `task.<key>`.
+fn task_section(
+    value: &Value,
+    sources: &Sources,
+    set_by: Option<&BTreeMap<String, Vec<String>>>,
+    issues: &mut Vec<Issue>,
+) -> Option<TaskSpec> {
+    let Some(Value::Object(task)) = value.get("task") else {
+        // Absent or not a table: the generic path reports it.
+        return section(value, "task", sources, set_by, issues, true);
+    };
+    let mut fields = task.clone();
+    let kind = fields.remove("kind");
+    let wrapped = serde_json::json!({ "task": fields });
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("ar") => {
+            section::<ArSpec>(&wrapped, "task", sources, set_by, issues, true).map(TaskSpec::Ar)
+        }
+        other => {
+            let (message, mut help) = match (other, &kind) {
+                (Some(found), _) if TaskSpec::PLANNED.contains(&found) => (
+                    format!(
+                        "task kind \"{found}\" is not implemented yet in this version of mechlab"
+                    ),
+                    Vec::new(),
+                ),
+                (Some(found), _) => (format!("unknown value \"{found}\""), Vec::new()),
+                (None, Some(v)) => (format!("expected a string, found {v}"), Vec::new()),
+                (None, None) => ("missing required key".to_string(), Vec::new()),
+            };
+            help.push(format!("valid: {}", TaskSpec::KINDS.join(", ")));
+            if let Some(s) = other
+                .filter(|found| !TaskSpec::PLANNED.contains(found))
+                .and_then(|found| suggest(found, TaskSpec::KINDS))
+            {
+                help.push(format!("help: did you mean \"{s}\"?"));
+            }
+            issues.push(sources.issue("task.kind", set_by, message, help));
             None
         }
     }

@@ -164,6 +164,13 @@ pub enum TaskSpec {
     Ar(ArSpec),
 }
 
+impl TaskSpec {
+    /// Every `task.kind`.
+    pub const KINDS: [&'static str; 1] = ["ar"];
+    /// Kinds of the reference study not implemented yet (rejected with a clear message).
+    pub const PLANNED: [&'static str; 2] = ["atr", "mqar"];
+}
+
 /// Associative recall (reference §1.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
