@@ -181,3 +181,23 @@ fn task_errors_name_the_key_inside_the_task_table() {
         "{err}"
     );
 }
+
+#[test]
+fn intervention_errors_name_the_key_inside_the_block() {
+    let text =
+        format!("{TINY}\n[[interventions]]\nkind = \"interchange\"\nsites = [\"mlp_inptu\"]\n");
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains("spec.toml:29:10: interventions.0.sites.0: unknown value \"mlp_inptu\""),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"mlp_input\"?"), "{err}");
+    let err = errors_of(
+        &format!("{TINY}\n[[interventions]]\nkind = \"interchang\"\n"),
+        &[],
+    );
+    assert!(
+        err.contains("spec.toml:28:1: interventions.0.kind: unknown value \"interchang\""),
+        "{err}"
+    );
+}

@@ -250,10 +250,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     let _: Option<ModelSpec> = section(&merged, "model", &sources, None, &mut issues, false);
     let _: Option<TrainSpec> = section(&merged, "train", &sources, None, &mut issues, false);
     let sweep: Option<SweepSpec> = section(&merged, "sweep", &sources, None, &mut issues, false);
-    let interventions: Option<Vec<InterventionSpec>> = match merged.get("interventions") {
-        Some(_) => section(&merged, "interventions", &sources, None, &mut issues, false),
-        None => Some(Vec::new()),
-    };
+    let interventions = interventions_section(&merged, &sources, &mut issues);
     let (Some(experiment), Some(_task), Some(sweep), Some(interventions)) =
         (experiment, task, sweep, interventions)
     else {
@@ -599,6 +596,50 @@ fn task_section(
             None
         }
     }
+}
+
+/// Types each `[[interventions]]` block by its `kind`, so errors name
+/// `interventions.<i>.<key>` (serde loses paths inside internally tagged enums).
+fn interventions_section(
+    value: &Value,
+    sources: &Sources,
+    issues: &mut Vec<Issue>,
+) -> Option<Vec<InterventionSpec>> {
+    let Some(Value::Array(blocks)) = value.get("interventions") else {
+        return match value.get("interventions") {
+            None => Some(Vec::new()),
+            Some(_) => section(value, "interventions", sources, None, issues, false),
+        };
+    };
+    let before = issues.len();
+    let mut out = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let name = format!("interventions.{i}");
+        let mut fields = block.as_object().cloned().unwrap_or_default();
+        let kind = fields.remove("kind");
+        let wrapped = serde_json::json!({ name.clone(): fields });
+        let typed = match kind.as_ref().and_then(Value::as_str) {
+            Some("interchange") => section(&wrapped, &name, sources, None, issues, true)
+                .map(InterventionSpec::Interchange),
+            Some("ablation") => section(&wrapped, &name, sources, None, issues, true)
+                .map(InterventionSpec::Ablation),
+            other => {
+                let kinds = ["interchange", "ablation"];
+                let mut help = vec![format!("valid: {}", kinds.join(", "))];
+                if let Some(s) = other.and_then(|found| suggest(found, kinds)) {
+                    help.push(format!("help: did you mean \"{s}\"?"));
+                }
+                let message = match other {
+                    Some(found) => format!("unknown value \"{found}\""),
+                    None => "missing required key".to_string(),
+                };
+                issues.push(sources.issue(&format!("{name}.kind"), None, message, help));
+                None
+            }
+        };
+        out.extend(typed);
+    }
+    (issues.len() == before).then_some(out)
 }
 
 /// Rewords serde's messages in mechlab's shape: what was found, what is valid, a suggestion.
