@@ -48,6 +48,7 @@ pub fn train_throughput(
         num_kv: 8192,
         pairs: 16,
         query: ArQuery::Key,
+        prohibit: None,
     };
     let total = warmup + steps;
     let data = task.generate(0, Split::Train, batch * total);
@@ -129,6 +130,7 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
         num_kv: 8192,
         pairs: 16,
         query: ArQuery::Key,
+        prohibit: None,
     };
     let data = task.generate(0, Split::Test, examples);
     let device = Default::default();

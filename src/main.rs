@@ -14,6 +14,19 @@ use mechlab::report::collect::RunSummary;
 use mechlab::spec::{LoadOptions, Resolved, load};
 use mechlab::store::{NodeState, Store};
 
+/// `println!` that treats a closed pipe (`mechlab status | head`) as a normal end, as ripgrep
+/// does, instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "mechlab",
@@ -144,7 +157,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Collect(args) => {
             let graph = plan(&resolve(&args)?);
             let summary = mechlab::report::collect(&graph, &store)?;
-            println!(
+            say!(
                 "collected {} runs ({} done, {} metric rows, {} intervention rows) into {}",
                 summary.runs,
                 summary.done,
@@ -162,7 +175,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             interventions: Some(examples),
             ..
         } => {
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string(&mechlab::bench::intervention_speed(examples))?
             );
@@ -177,7 +190,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             interventions: None,
         } => {
             let r = mechlab::bench::train_throughput(mixer, d_model, batch, warmup, steps)?;
-            println!("{}", serde_json::to_string(&r)?);
+            say!("{}", serde_json::to_string(&r)?);
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -201,7 +214,7 @@ fn resolve(args: &SpecArgs) -> Result<Resolved> {
 fn validate(args: &SpecArgs) -> Result<ExitCode> {
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
-    println!(
+    say!(
         "{}: ok: experiment \"{}\", {} runs ({} dataset, {} train and {} evaluate nodes)",
         args.spec.display(),
         resolved.experiment,
@@ -220,12 +233,13 @@ fn state_of(store: &Store, id: &str) -> Result<NodeState> {
 fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
-    println!(
+    say!(
         "experiment {} (spec hash {})",
-        graph.experiment, graph.spec_hash
+        graph.experiment,
+        graph.spec_hash
     );
     if let Some(d) = &resolved.description {
-        println!("{d}");
+        say!("{d}");
     }
     for kind in [NodeKind::Dataset, NodeKind::Train, NodeKind::Evaluate] {
         let ids: Vec<_> = graph.nodes.iter().filter(|n| n.kind == kind).collect();
@@ -233,9 +247,9 @@ fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
             .iter()
             .filter(|n| state_of(store, &n.id).is_ok_and(|s| s == NodeState::Done))
             .count();
-        println!("{:>8} nodes: {:>4} ({} done)", kind.name(), ids.len(), done);
+        say!("{:>8} nodes: {:>4} ({} done)", kind.name(), ids.len(), done);
     }
-    println!();
+    say!();
     print_runs_table(&graph, store)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -303,7 +317,7 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        say!("{}", line.join("  ").trim_end());
     }
     Ok(())
 }
@@ -317,13 +331,13 @@ fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
             .or_insert(0) += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
-    println!(
+    say!(
         "experiment {}: {} nodes: {}",
         graph.experiment,
         graph.nodes.len(),
         summary.join(", ")
     );
-    println!();
+    say!();
     print_runs_table(&graph, store)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -360,7 +374,7 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
     let summary = mechlab::report::collect(&graph, store)?;
     let done = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Done));
     let skipped = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Skipped));
-    println!(
+    say!(
         "{}: {} nodes ran, {} already done, {} failed; tables in {}",
         graph.experiment,
         done,
@@ -394,10 +408,10 @@ fn schema(check: bool, out: &std::path::Path) -> Result<ExitCode> {
                 out.display()
             );
         }
-        println!("{}: up to date", out.display());
+        say!("{}: up to date", out.display());
     } else {
         mechlab::store::write_atomic(out, text.as_bytes())?;
-        println!("wrote {}", out.display());
+        say!("wrote {}", out.display());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -448,7 +462,7 @@ fn export_weights(
         ("mechlab.mixer", run.point.model.mixer.name().to_string()),
     ];
     let n = mechlab::report::export::export_weights(&model, &path, &metadata)?;
-    println!("wrote {} tensors to {}", n, path.display());
+    say!("wrote {} tensors to {}", n, path.display());
     Ok(ExitCode::SUCCESS)
 }
 

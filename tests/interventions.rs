@@ -17,6 +17,7 @@ fn task() -> ArConfig {
         num_kv: 16,
         pairs: 3,
         query: ArQuery::Key,
+        prohibit: None,
     }
 }
 

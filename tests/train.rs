@@ -15,6 +15,7 @@ fn task() -> ArConfig {
         num_kv: 16,
         pairs: 2,
         query: ArQuery::Key,
+        prohibit: None,
     }
 }
 
@@ -197,6 +198,7 @@ fn based_learns_associative_recall_beyond_the_plateau() {
         num_kv: 64,
         pairs: 4,
         query: ArQuery::Key,
+        prohibit: None,
     };
     let model = ModelConfig {
         vocab_size: task.vocab_size(),

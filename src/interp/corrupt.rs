@@ -56,6 +56,7 @@ mod tests {
             num_kv: 8,
             pairs: 2,
             query: ArQuery::Key,
+            prohibit: None,
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut seen = std::collections::BTreeSet::new();

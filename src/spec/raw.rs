@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::interp::{AblationMode, Corruption};
 use crate::model::{MixerKind, Site};
-use crate::task::{ArQuery, Role};
+use crate::task::{ArQuery, ProhibitSplit, Role};
 use crate::train::ScheduleKind;
 
 /// A mechlab experiment spec.
@@ -195,6 +195,18 @@ pub struct ArSpec {
     /// answer its key).
     #[serde(default, skip_serializing_if = "ArQuery::is_key")]
     pub query: ArQuery,
+    /// Share of (key, value) pairs never queried in training (reference generalisation split: 0.2);
+    /// from 0.01 to 0.99. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prohibit: Option<f64>,
+    /// With `prohibit`: `reference` (default; the reference's quirk: every split, test included,
+    /// queries allowed pairs only) or `strict` (the test split queries only prohibited pairs).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub prohibit_split: ProhibitSplit,
+}
+
+fn is_default<T: Default + PartialEq>(t: &T) -> bool {
+    *t == T::default()
 }
 
 fn d_num_kv() -> usize {

@@ -7,7 +7,7 @@ use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig}
 use crate::model::Site;
 use crate::model::{MixerKind, ModelConfig};
 use crate::task::Role;
-use crate::task::{ArConfig, TaskConfig};
+use crate::task::{ArConfig, Prohibit, TaskConfig};
 use crate::train::{Schedule, ScheduleKind, TrainConfig};
 
 /// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
@@ -185,6 +185,10 @@ impl ArSpec {
             num_kv: self.num_kv,
             pairs: self.pairs,
             query: self.query,
+            prohibit: self.prohibit.map(|fraction| Prohibit {
+                fraction,
+                split: self.prohibit_split,
+            }),
         }
     }
 }

@@ -70,6 +70,14 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                     format!("expected 1 to {} pairs (keys are distinct, and num_kv = {} gives {} keys), found {}", a.num_kv / 2, a.num_kv, a.num_kv / 2, a.pairs),
                 ));
             }
+            if let Some(f) = a.prohibit
+                && !(0.01..=0.99).contains(&f)
+            {
+                out.push(problem(
+                    "task.prohibit",
+                    format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
+                ));
+            }
             if a.test_size == 0 {
                 out.push(problem(
                     "task.test_size",

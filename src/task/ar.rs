@@ -13,8 +13,8 @@
 //! the tail is `EOS vq kq EOS` (reverse AR); the roles keep naming the pair's key and value
 //! positions.
 
-use rand::Rng;
 use rand::seq::index;
+use rand::{Rng, SeedableRng};
 
 use super::dataset::{Dataset, Role, Split, split_rng};
 use super::{BOS, EOS};
@@ -28,6 +28,39 @@ pub struct ArConfig {
     pub pairs: usize,
     /// Which side of the pair is queried.
     pub query: ArQuery,
+    /// Hold out a random share of (key, value) pairs from being queried in training.
+    pub prohibit: Option<Prohibit>,
+}
+
+/// A generalisation split over (key, value) pairs (reference §1.1).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prohibit {
+    /// Share of all (key, value) pairs that are prohibited (reference: 0.2).
+    pub fraction: f64,
+    pub split: ProhibitSplit,
+}
+
+/// Which pairs the test split queries.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ProhibitSplit {
+    /// **Quirk reproduced**: every split queries only allowed pairs, as the reference does, so
+    /// its test set is not out of distribution.
+    #[default]
+    Reference,
+    /// Training queries allowed pairs; the test split queries only prohibited pairs.
+    Strict,
 }
 
 /// What the query repeats, and so what must be recalled.
@@ -80,6 +113,15 @@ impl ArConfig {
         (3 + self.num_keys() + v) as u32
     }
 
+    /// The prohibited (key, value) index pairs, as a `K × K` table; drawn from the seed alone, so
+    /// every split of one dataset agrees on it.
+    pub fn prohibited(&self, seed: u64, fraction: f64) -> Vec<bool> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(3);
+        let k = self.num_keys();
+        (0..k * k).map(|_| rng.random::<f64>() < fraction).collect()
+    }
+
     /// Generates `n` sequences; the same `(self, seed, split)` always gives the same data.
     pub fn generate(&self, seed: u64, split: Split, n: usize) -> Dataset {
         let mut rng = split_rng(seed, split);
@@ -87,10 +129,28 @@ impl ArConfig {
         let keys_n = self.num_keys();
         let mut tokens = Vec::with_capacity(n * len);
         let mut roles = Vec::with_capacity(n);
+        // With a prohibited set: which pairs this split may query (true = prohibited ones).
+        let rule = self.prohibit.map(|p| {
+            let query_prohibited = split == Split::Test && p.split == ProhibitSplit::Strict;
+            (self.prohibited(seed, p.fraction), query_prohibited)
+        });
         for _ in 0..n {
-            let keys = index::sample(&mut rng, keys_n, self.pairs);
-            let values = index::sample(&mut rng, keys_n, self.pairs);
-            let q = rng.random_range(0..self.pairs);
+            let (keys, values, q) = loop {
+                let keys = index::sample(&mut rng, keys_n, self.pairs);
+                let values = index::sample(&mut rng, keys_n, self.pairs);
+                let Some((table, want)) = &rule else {
+                    let q = rng.random_range(0..self.pairs);
+                    break (keys, values, q);
+                };
+                let eligible: Vec<usize> = (0..self.pairs)
+                    .filter(|&i| table[keys.index(i) * keys_n + values.index(i)] == *want)
+                    .collect();
+                // No eligible pair in this sequence: draw another one.
+                if !eligible.is_empty() {
+                    let q = eligible[rng.random_range(0..eligible.len())];
+                    break (keys, values, q);
+                }
+            };
             tokens.push(BOS);
             for (k, v) in keys.iter().zip(values.iter()) {
                 tokens.push(self.key_token(k));
@@ -134,6 +194,7 @@ mod tests {
             num_kv: 8192,
             pairs: 16,
             query: ArQuery::Key,
+            prohibit: None,
         }
     }
 
@@ -185,6 +246,50 @@ mod tests {
         }
     }
 
+    fn queried_pair_prohibited(cfg: &ArConfig, data: &Dataset, table: &[bool], i: usize) -> bool {
+        let t = data.example(i);
+        let k = (t[data.position(i, Role::Key)] - 3) as usize;
+        let v = (t[data.position(i, Role::Value)] - 3) as usize - cfg.num_keys();
+        table[k * cfg.num_keys() + v]
+    }
+
+    #[test]
+    fn prohibited_pairs_split_reference_quirk_and_strict() {
+        for (split_rule, test_prohibited) in [
+            (ProhibitSplit::Reference, false),
+            (ProhibitSplit::Strict, true),
+        ] {
+            let cfg = ArConfig {
+                prohibit: Some(Prohibit {
+                    fraction: 0.2,
+                    split: split_rule,
+                }),
+                ..ArConfig {
+                    num_kv: 64,
+                    pairs: 4,
+                    query: ArQuery::Key,
+                    prohibit: None,
+                }
+            };
+            let table = cfg.prohibited(5, 0.2);
+            let share = table.iter().filter(|&&p| p).count() as f64 / table.len() as f64;
+            assert!((share - 0.2).abs() < 0.05, "share {share}");
+            let train = cfg.generate(5, Split::Train, 300);
+            let test = cfg.generate(5, Split::Test, 300);
+            for i in 0..300 {
+                assert!(
+                    !queried_pair_prohibited(&cfg, &train, &table, i),
+                    "train queries allowed pairs"
+                );
+                assert_eq!(
+                    queried_pair_prohibited(&cfg, &test, &table, i),
+                    test_prohibited,
+                    "{split_rule:?}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn generation_is_deterministic_per_seed_and_split() {
         let cfg = paper();
@@ -200,6 +305,7 @@ mod tests {
             num_kv: 64,
             pairs: 4,
             query: ArQuery::Key,
+            prohibit: None,
         };
         let data = cfg.generate(1, Split::Train, 4000);
         let mut counts = [0usize; 4];

@@ -210,6 +210,7 @@ mod tests {
             num_kv: 64,
             pairs: 4,
             query: ArQuery::Key,
+            prohibit: None,
         }
         .generate(3, Split::Test, 20);
         let mut bytes = data.to_bytes();

@@ -5,7 +5,7 @@
 pub mod ar;
 pub mod dataset;
 
-pub use ar::{ArConfig, ArQuery};
+pub use ar::{ArConfig, ArQuery, Prohibit, ProhibitSplit};
 pub use dataset::{Dataset, DatasetError, Role, Split};
 
 /// Reserved token ids shared by every task (reference: PAD 0, BOS 1, EOS 2).
