@@ -63,6 +63,11 @@ enum Command {
         #[command(subcommand)]
         what: ExportWhat,
     },
+    /// Look at a spec's generated data.
+    Data {
+        #[command(subcommand)]
+        what: DataWhat,
+    },
     /// Write (or check) the JSON Schema of the spec format.
     Schema {
         /// Fail if the committed schema differs instead of writing it.
@@ -88,6 +93,24 @@ enum Command {
         /// many examples.
         #[arg(long, value_name = "EXAMPLES")]
         interventions: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataWhat {
+    /// Print the first examples of a split, decoded, with their roles marked.
+    Show {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The run whose data to show (default: the first run).
+        #[arg(long)]
+        run: Option<String>,
+        /// `train` or `test`.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// How many examples.
+        #[arg(long, short, default_value_t = 5)]
+        n: usize,
     },
 }
 
@@ -168,6 +191,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { check, out } => schema(check, &out),
+        Command::Data {
+            what:
+                DataWhat::Show {
+                    spec,
+                    run,
+                    split,
+                    n,
+                },
+        } => show_data(&spec, run.as_deref(), &split, n),
         Command::Export {
             what: ExportWhat::Weights { spec, run, out },
         } => export_weights(&spec, &store, &run, out),
@@ -476,4 +508,57 @@ fn parse_mixer(s: &str) -> Result<mechlab::model::MixerKind, String> {
     } else {
         Err(format!("mixer \"{s}\" is not implemented yet"))
     }
+}
+
+fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Result<ExitCode> {
+    use mechlab::task::{Role, Split, TaskConfig};
+    let resolved = resolve(args)?;
+    let point = match run {
+        Some(name) => resolved
+            .runs
+            .iter()
+            .find(|r| r.name == name)
+            .with_context(|| {
+                let names: Vec<&str> = resolved.runs.iter().map(|r| r.name.as_str()).collect();
+                format!("--run {name}: no such run; runs: {}", names.join(", "))
+            })?,
+        None => resolved
+            .runs
+            .first()
+            .context("the spec expands to no runs")?,
+    };
+    let split = match split {
+        "train" => Split::Train,
+        "test" => Split::Test,
+        other => bail!("--split {other}: expected train or test"),
+    };
+    let TaskConfig::Ar(task) = point.task.config();
+    let data = task.generate(point.seed, split, n);
+    say!(
+        "{} data of run {} (seed {}), first {}:",
+        split.name(),
+        point.name,
+        point.seed,
+        data.len()
+    );
+    for i in 0..data.len() {
+        let roles = data.roles_of(i);
+        let cells: Vec<String> = data
+            .example(i)
+            .iter()
+            .enumerate()
+            .map(|(pos, &t)| {
+                let name = task.token_name(t);
+                match Role::ALL
+                    .iter()
+                    .find(|r| roles[**r as usize] as usize == pos)
+                {
+                    Some(role) => format!("{name}[{}]", role.name()),
+                    None => name,
+                }
+            })
+            .collect();
+        say!("{i:>4}  {}", cells.join(" "));
+    }
+    Ok(ExitCode::SUCCESS)
 }

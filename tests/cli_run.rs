@@ -402,3 +402,30 @@ fn export_weights_writes_safetensors_with_reference_names() {
         .unwrap() as usize;
     assert_eq!(bytes.len(), 8 + n + end);
 }
+
+#[test]
+fn data_show_prints_decoded_examples_with_roles() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", TINY);
+    let out = dir
+        .mechlab()
+        .args(["data", "show", "-n", "3"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for row in rows {
+        // BOS, 2 pairs, divider, query, answer, EOS; each role marked once.
+        assert_eq!(row.split_whitespace().count(), 1 + 9, "{row}");
+        for role in ["[key]", "[value]", "[divider]", "[query]", "[answer]"] {
+            assert_eq!(row.matches(role).count(), 1, "{row}");
+        }
+    }
+}

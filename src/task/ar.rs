@@ -113,6 +113,19 @@ impl ArConfig {
         (3 + self.num_keys() + v) as u32
     }
 
+    /// A readable name for a token: `<bos>`, `<eos>`, `k12`, `v7`.
+    pub fn token_name(&self, token: u32) -> String {
+        let k = self.num_keys() as u32;
+        match token {
+            super::PAD => "<pad>".into(),
+            BOS => "<bos>".into(),
+            EOS => "<eos>".into(),
+            t if t < 3 + k => format!("k{}", t - 3),
+            t if t < 3 + 2 * k => format!("v{}", t - 3 - k),
+            t => format!("<unused {t}>"),
+        }
+    }
+
     /// The prohibited (key, value) index pairs, as a `K × K` table; drawn from the seed alone, so
     /// every split of one dataset agrees on it.
     pub fn prohibited(&self, seed: u64, fraction: f64) -> Vec<bool> {
@@ -229,6 +242,24 @@ mod tests {
             assert!(keys.iter().all(|&k| (3..4099).contains(&k)));
             assert!(values.iter().all(|&v| (4099..8195).contains(&v)));
         }
+    }
+
+    #[test]
+    fn token_names_decode_the_layout() {
+        let cfg = ArConfig {
+            num_kv: 8,
+            pairs: 2,
+            query: ArQuery::Key,
+            prohibit: None,
+        };
+        let names: Vec<String> = [1, 3, 7, 6, 10, 2, 11]
+            .iter()
+            .map(|&t| cfg.token_name(t))
+            .collect();
+        assert_eq!(
+            names,
+            ["<bos>", "k0", "v0", "k3", "v3", "<eos>", "<unused 11>"]
+        );
     }
 
     #[test]
