@@ -14,12 +14,7 @@ fn stdout(out: &std::process::Output) -> String {
 fn validate_and_plan_show_the_expanded_graph() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir.mechlab().arg("validate").arg(&spec).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["validate"], &spec);
     assert!(
         stdout(&out).contains("2 runs (1 dataset, 2 train and 0 evaluate nodes)"),
         "{}",
@@ -39,17 +34,7 @@ fn validate_and_plan_show_the_expanded_graph() {
 fn run_writes_tidy_tables_and_rerun_skips_done_nodes() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["run", "--quiet"], &spec);
     assert!(
         stdout(&out).contains("3 nodes ran, 0 already done, 0 failed"),
         "{}",
@@ -134,17 +119,7 @@ fn run_writes_tidy_tables_and_rerun_skips_done_nodes() {
         "wider.toml",
         "include = [\"tiny.toml\"]\n[experiment]\nname = \"wider\"\n[sweep.grid]\n\"train.lr\" = [1e-3, 3e-3, 1e-2]\n",
     );
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&wider)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["run", "--quiet"], &wider);
     assert!(
         stdout(&out).contains("1 nodes ran, 3 already done"),
         "{}",
@@ -191,17 +166,7 @@ fn committed_schema_is_up_to_date() {
 fn adding_interventions_evaluates_without_retraining() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["run", "--quiet"], &spec);
     let probed = dir.write(
         "probed.toml",
         r#"include = ["tiny.toml"]
@@ -222,17 +187,7 @@ ablate_at = ["value", "answer"]
 examples = 16
 "#,
     );
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&probed)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["run", "--quiet"], &probed);
     // Four evaluation nodes ran (two blocks × two runs); the dataset and both trained models were
     // reused.
     assert!(
@@ -323,17 +278,7 @@ fn interventions_every_n_steps_read_the_kept_weights() {
         "checkpoint_every = 10\nkeep_weights_every = 10",
     ) + "\n[[interventions]]\nkind = \"interchange\"\nevery = 20\nsites = [\"block_output\"]\nlayers = [0]\ncorrupt = [\"value\"]\npatch_at = [\"value\"]\nexamples = 8\n";
     let spec = dir.write("tiny.toml", &text);
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["run", "--quiet"], &spec);
     let table = read_parquet(&dir.results().join("tiny").join("interventions.parquet")).unwrap();
     let steps = table.column("step").unwrap().i64().unwrap();
     let mut steps: Vec<i64> = (0..steps.len()).map(|i| steps.get(i).unwrap()).collect();
@@ -358,28 +303,8 @@ fn export_weights_writes_safetensors_with_reference_names() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not done"));
 
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = dir
-        .mechlab()
-        .args(["export", "weights", "--run", "lr1e-3-s1"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["run", "--quiet"], &spec);
+    let out = dir.ok(&["export", "weights", "--run", "lr1e-3-s1"], &spec);
     let bytes = std::fs::read(dir.results().join("tiny/weights/lr1e-3-s1.safetensors")).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
@@ -407,17 +332,7 @@ fn export_weights_writes_safetensors_with_reference_names() {
 fn data_show_prints_decoded_examples_with_roles() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir
-        .mechlab()
-        .args(["data", "show", "-n", "3"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = dir.ok(&["data", "show", "-n", "3"], &spec);
     let text = stdout(&out);
     let rows: Vec<&str> = text.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{text}");

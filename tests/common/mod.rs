@@ -49,6 +49,22 @@ impl Dir {
         }
         cmd
     }
+
+    /// Runs `mechlab ARGS… SPEC` and asserts success.
+    pub fn ok(&self, args: &[&str], spec: &Path) -> std::process::Output {
+        let out = self
+            .mechlab()
+            .args(args)
+            .arg(spec)
+            .output()
+            .expect("mechlab runs");
+        assert!(
+            out.status.success(),
+            "mechlab {args:?} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
 }
 
 /// A tiny AR spec that trains in about a second.
