@@ -166,7 +166,7 @@ fn committed_schema_is_up_to_date() {
 fn adding_interventions_evaluates_without_retraining() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir.ok(&["run", "--quiet"], &spec);
+    dir.ok(&["run", "--quiet"], &spec);
     let probed = dir.write(
         "probed.toml",
         r#"include = ["tiny.toml"]
@@ -278,7 +278,7 @@ fn interventions_every_n_steps_read_the_kept_weights() {
         "checkpoint_every = 10\nkeep_weights_every = 10",
     ) + "\n[[interventions]]\nkind = \"interchange\"\nevery = 20\nsites = [\"block_output\"]\nlayers = [0]\ncorrupt = [\"value\"]\npatch_at = [\"value\"]\nexamples = 8\n";
     let spec = dir.write("tiny.toml", &text);
-    let out = dir.ok(&["run", "--quiet"], &spec);
+    dir.ok(&["run", "--quiet"], &spec);
     let table = read_parquet(&dir.results().join("tiny").join("interventions.parquet")).unwrap();
     let steps = table.column("step").unwrap().i64().unwrap();
     let mut steps: Vec<i64> = (0..steps.len()).map(|i| steps.get(i).unwrap()).collect();
@@ -303,7 +303,7 @@ fn export_weights_writes_safetensors_with_reference_names() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("not done"));
 
-    let out = dir.ok(&["run", "--quiet"], &spec);
+    dir.ok(&["run", "--quiet"], &spec);
     let out = dir.ok(&["export", "weights", "--run", "lr1e-3-s1"], &spec);
     let bytes = std::fs::read(dir.results().join("tiny/weights/lr1e-3-s1.safetensors")).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
