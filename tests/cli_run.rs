@@ -304,7 +304,7 @@ fn export_weights_writes_safetensors_with_reference_names() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not done"));
 
     dir.ok(&["run", "--quiet"], &spec);
-    let out = dir.ok(&["export", "weights", "--run", "lr1e-3-s1"], &spec);
+    dir.ok(&["export", "weights", "--run", "lr1e-3-s1"], &spec);
     let bytes = std::fs::read(dir.results().join("tiny/weights/lr1e-3-s1.safetensors")).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
