@@ -52,16 +52,7 @@ pub fn train_throughput(
     };
     let total = warmup + steps;
     let data = task.generate(0, Split::Train, batch * total);
-    let model = ModelConfig {
-        vocab_size: task.vocab_size(),
-        d_model,
-        layers: 2,
-        mixer,
-        pos_emb: mixer == MixerKind::Attention,
-        max_positions: 1024,
-        mlp: mixer != MixerKind::Mamba,
-        init_std: crate::model::init::REFERENCE_INIT_STD,
-    };
+    let model = ModelConfig::paper(mixer, task.vocab_size(), d_model, 2);
     let cfg = TrainConfig {
         batch_size: batch,
         steps: total,
@@ -134,18 +125,9 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
     };
     let data = task.generate(0, Split::Test, examples);
     let device = Default::default();
-    let model = ModelConfig {
-        vocab_size: task.vocab_size(),
-        d_model: 64,
-        layers: 2,
-        mixer: MixerKind::Attention,
-        pos_emb: true,
-        max_positions: 1024,
-        mlp: true,
-        init_std: crate::model::init::REFERENCE_INIT_STD,
-    }
-    .init::<burn::backend::Flex>(0, &device)
-    .expect("attention is implemented");
+    let model = ModelConfig::paper(MixerKind::Attention, task.vocab_size(), 64, 2)
+        .init::<burn::backend::Flex>(0, &device)
+        .expect("attention is implemented");
     let cfg = InterchangeConfig {
         layers: vec![0, 1],
         sites: vec![

@@ -84,15 +84,10 @@ fn wqkv(m: &LanguageModel<B>) -> &burn::nn::Linear<B> {
 fn autodiff_gradients_match_finite_differences() {
     let device = Default::default();
     let mut model = ModelConfig {
-        vocab_size: 10,
-        d_model: 8,
-        layers: 2,
-        mixer: MixerKind::Attention,
-        pos_emb: true,
         max_positions: 8,
-        mlp: true,
         // Larger than the reference so every path carries a gradient well above f32 noise.
         init_std: 0.5,
+        ..ModelConfig::paper(MixerKind::Attention, 10, 8, 2)
     }
     .init::<B>(3, &device)
     .unwrap();
@@ -131,14 +126,9 @@ fn autodiff_gradients_match_finite_differences() {
 fn based_gradients_match_finite_differences() {
     let device = Default::default();
     let mut model = ModelConfig {
-        vocab_size: 10,
-        d_model: 8,
-        layers: 2,
-        mixer: MixerKind::Based,
-        pos_emb: false,
         max_positions: 8,
-        mlp: true,
         init_std: 0.5,
+        ..ModelConfig::paper(MixerKind::Based, 10, 8, 2)
     }
     .init::<B>(4, &device)
     .unwrap();

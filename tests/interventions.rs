@@ -27,15 +27,10 @@ fn model() -> LanguageModel<B> {
 
 fn model_of(mixer: MixerKind) -> LanguageModel<B> {
     ModelConfig {
-        vocab_size: task().vocab_size(),
-        d_model: 16,
-        layers: 2,
-        mixer,
-        pos_emb: mixer == MixerKind::Attention,
         max_positions: 16,
-        mlp: true,
         // A large init gives a model whose output depends strongly on every position.
         init_std: 0.5,
+        ..ModelConfig::paper(mixer, task().vocab_size(), 16, 2)
     }
     .init(11, &Default::default())
     .unwrap()

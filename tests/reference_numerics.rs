@@ -74,14 +74,9 @@ fn check(name: &str, mixer: MixerKind) {
     let t = fixture(name);
     let device = Default::default();
     let config = ModelConfig {
-        vocab_size: 12,
-        d_model: 8,
-        layers: 2,
-        mixer,
-        pos_emb: mixer == MixerKind::Attention,
         max_positions: 16,
-        mlp: true,
         init_std: 0.02,
+        ..ModelConfig::paper(mixer, 12, 8, 2)
     };
     let model: LanguageModel<B> =
         load_state_dict(config.init(0, &device).unwrap(), &t, &device).unwrap();

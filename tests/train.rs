@@ -21,14 +21,9 @@ fn task() -> ArConfig {
 
 fn model() -> ModelConfig {
     ModelConfig {
-        vocab_size: task().vocab_size(),
-        d_model: 32,
-        layers: 2,
-        mixer: MixerKind::Attention,
-        pos_emb: true,
         max_positions: 64,
-        mlp: true,
         init_std: 0.02,
+        ..ModelConfig::paper(MixerKind::Attention, task().vocab_size(), 32, 2)
     }
 }
 
@@ -201,14 +196,9 @@ fn based_learns_associative_recall_beyond_the_plateau() {
         prohibit: None,
     };
     let model = ModelConfig {
-        vocab_size: task.vocab_size(),
-        d_model: 64,
-        layers: 2,
-        mixer: MixerKind::Based,
-        pos_emb: false,
         max_positions: 64,
-        mlp: true,
         init_std: 0.02,
+        ..ModelConfig::paper(MixerKind::Based, task.vocab_size(), 64, 2)
     };
     // The quickstart's schedule: the transition's timing depends on it.
     let mut cfg = config(2000, 1e-3);

@@ -30,6 +30,21 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
+    /// The paper's model for `mixer`: learned positions only for attention, an MLP in every block
+    /// except Mamba's, 1024 positions, σ = 0.02.
+    pub fn paper(mixer: MixerKind, vocab_size: usize, d_model: usize, layers: usize) -> Self {
+        ModelConfig {
+            vocab_size,
+            d_model,
+            layers,
+            mixer,
+            pos_emb: mixer == MixerKind::Attention,
+            max_positions: 1024,
+            mlp: mixer != MixerKind::Mamba,
+            init_std: super::init::REFERENCE_INIT_STD,
+        }
+    }
+
     /// Builds the model with reference initialisation drawn from `seed`.
     pub fn init<B: Backend>(
         &self,

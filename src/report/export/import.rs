@@ -199,14 +199,9 @@ mod tests {
     fn export_then_import_is_the_identity() {
         for mixer in [MixerKind::Attention, MixerKind::Based] {
             let cfg = ModelConfig {
-                vocab_size: 12,
-                d_model: 8,
-                layers: 2,
-                mixer,
-                pos_emb: mixer == MixerKind::Attention,
                 max_positions: 16,
-                mlp: true,
                 init_std: 0.3,
+                ..ModelConfig::paper(mixer, 12, 8, 2)
             };
             let device = Default::default();
             let source = cfg.init::<Flex>(1, &device).unwrap();

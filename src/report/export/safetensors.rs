@@ -172,14 +172,9 @@ mod tests {
 
     fn model(mixer: MixerKind) -> LanguageModel<Flex> {
         ModelConfig {
-            vocab_size: 12,
-            d_model: 8,
-            layers: 2,
-            mixer,
-            pos_emb: mixer == MixerKind::Attention,
             max_positions: 16,
-            mlp: true,
             init_std: 0.02,
+            ..ModelConfig::paper(mixer, 12, 8, 2)
         }
         .init(1, &Default::default())
         .unwrap()
