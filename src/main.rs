@@ -325,11 +325,7 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
             (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
             (s, _) => s.to_string(),
         };
-        let summary: Option<RunSummary> =
-            std::fs::read(store.node_dir(&run.train).join("summary.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-        let acc = summary
+        let acc = RunSummary::read(&store.node_dir(&run.train))
             .and_then(|s| s.last.get("test.accuracy").copied())
             .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
         row.extend([

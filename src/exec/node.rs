@@ -310,10 +310,7 @@ fn save_final<B: AutodiffBackend>(
         &mut metrics_frame(metrics),
         &meta,
     )?;
-    write_atomic(
-        &dir.join("summary.json"),
-        &serde_json::to_vec_pretty(&summary).expect("summary serialises"),
-    )?;
+    summary.write(dir)?;
     Ok(())
 }
 

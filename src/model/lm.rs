@@ -181,7 +181,7 @@ pub fn int_tensor<B: Backend, const D: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::sites::{NoSites, Record, Site};
+    use crate::model::sites::{NoSites, Site, Sites};
     use burn::backend::{Autodiff, Flex};
 
     fn config(vocab: usize, d: usize, pos: bool) -> ModelConfig {
@@ -287,9 +287,17 @@ mod tests {
         let device = Default::default();
         let model = config(26, 16, false).init::<Flex>(0, &device).unwrap();
         let tokens = int_tensor::<Flex, 2>(vec![1, 5, 6, 2], [1, 4], &device);
-        let mut rec = Record::default();
+        /// Notes every visit, in order.
+        struct Order(Vec<(usize, Site)>);
+        impl Sites<Flex> for Order {
+            fn visit(&mut self, layer: usize, site: Site, x: Tensor<Flex, 3>) -> Tensor<Flex, 3> {
+                self.0.push((layer, site));
+                x
+            }
+        }
+        let mut rec = Order(Vec::new());
         model.residual(tokens, &mut rec);
-        let order: Vec<(usize, Site)> = rec.seen.iter().map(|(l, s, _)| (*l, *s)).collect();
+        let order = rec.0;
         let expected: Vec<(usize, Site)> = (0..2).flat_map(|l| Site::ALL.map(|s| (l, s))).collect();
         assert_eq!(order, expected);
     }

@@ -64,16 +64,3 @@ impl<B: Backend> Sites<B> for NoSites {
         x_bsd
     }
 }
-
-/// Keeps a copy of every visited activation, in visit order (used to check site placement).
-#[derive(Default)]
-pub struct Record<B: Backend> {
-    pub seen: Vec<(usize, Site, Tensor<B, 3>)>,
-}
-
-impl<B: Backend> Sites<B> for Record<B> {
-    fn visit(&mut self, layer: usize, site: Site, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.seen.push((layer, site, x_bsd.clone()));
-        x_bsd
-    }
-}

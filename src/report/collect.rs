@@ -41,6 +41,19 @@ pub struct RunSummary {
     pub last: std::collections::BTreeMap<String, f64>,
 }
 
+impl RunSummary {
+    /// The summary a done train node left in `dir`, if any.
+    pub fn read(dir: &std::path::Path) -> Option<RunSummary> {
+        let bytes = std::fs::read(dir.join("summary.json")).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    pub fn write(&self, dir: &std::path::Path) -> Result<(), crate::store::StoreError> {
+        let json = serde_json::to_vec_pretty(self).expect("summary serialises");
+        crate::store::write_atomic(&dir.join("summary.json"), &json)
+    }
+}
+
 /// Writes `runs.parquet` (one row per run, every run of the plan, done or not) and
 /// `metrics.parquet` (one row per observation of every done run).
 pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, ReportError> {
@@ -52,9 +65,7 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     for run in &graph.runs {
         let status = store.status(&run.train)?;
         let dir = store.node_dir(&run.train);
-        let summary: Option<RunSummary> = std::fs::read(dir.join("summary.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
+        let summary = RunSummary::read(&dir);
         if status.state == NodeState::Done {
             let shard = dir.join("metrics.parquet");
             let df = read_parquet(&shard)?;
