@@ -27,18 +27,45 @@ gradient clipping. Batches are generated up front from a fixed seed, then
 ``--warmup`` untimed steps run before ``--steps`` timed steps
 (forward + backward + optimizer). One line of JSON is printed.
 
+Other mixers (``--mixer``, default ``attention``): the paper's model for each,
+with the mixers of tests/reference/mixers.py (formulas in
+tests/reference/make_fixtures.py) and no position embedding:
+  based      layer 0 BaseConv (short causal conv, kernel 3), layer 1 Based
+             linear attention (Taylor feature map, feature dim 8), alternating
+  base_conv  layer 0 BaseConv kernel 3, layer 1 BaseConv with the implicit
+             long convolution (MLP 3 -> 16 -> d on positional features,
+             l_max 1024), alternating
+  h3         H3: shift SSM on k, diagonal (S4D) SSM on k v^T; state
+             ``--h3-state`` (64) and head dim ``--h3-head-dim`` (1)
+  hyena      order-2 Hyena, short filter 3, implicit filter width 64, l_max 1024
+  mamba      Mamba-1 blocks ``r = r + Mamba(RMSNorm(r))`` with no MLP
+             (d_inner 2d, d_state 16, d_conv 4, dt_rank ceil(d/16)); the
+             selective scan is a sequential loop over positions
+All other blocks keep the MLP. Long convolutions use rfft/irfft at 2L. Init
+(approximate; this is a speed benchmark): every nn.Linear and the embedding
+N(0, 0.02), biases 0, out_proj and fc2 weights N(0, 0.02 / sqrt(2 * layers)),
+convolutions PyTorch's default, SSM parameters their own initialisation
+(Mamba's A_log, D, dt_proj; H3's S4D-Lin log_dt, A, B and random C; Hyena's
+positional features, Sin frequency 1 and filter bias).
+
 Usage: python bench/torch_ar.py --d-model 64 --steps 200 --warmup 20 --batch 32 --threads 2
+       python bench/torch_ar.py --mixer hyena --d-model 64 --steps 50 --warmup 5 --threads 2
 """
 
 import argparse
 import json
 import math
+import os
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "reference"))
+import mixers  # noqa: E402
 
 VOCAB = 8196
 BOS, EOS = 1, 2
@@ -51,7 +78,8 @@ MAX_POSITIONS = 1024
 LAYERS = 2
 INIT_STD = 0.02
 MASK_VALUE = -10000.0
-EXPECTED_PARAMS = {64: 689_792, 16: 154_016}
+EXPECTED_PARAMS = {64: 689_792, 16: 154_016}  # attention
+MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba")
 
 
 def make_batches(rng: np.random.Generator, count: int, batch: int) -> torch.Tensor:
@@ -88,13 +116,31 @@ class Attention(nn.Module):
         return self.out_proj(scores.softmax(dim=-1) @ v)
 
 
-class Block(nn.Module):
-    """Pre-LN block; with ``mlp=False`` it is attention only (no LN2/MLP)."""
+def make_mixer(mixer: str, d: int, layer: int, h3_state: int = 64, h3_head_dim: int = 1) -> nn.Module:
+    """The sequence mixer of block `layer` for a non-attention model."""
+    if mixer == "based":
+        return mixers.BaseConv(d, kernel=3) if layer % 2 == 0 else mixers.Based(d)
+    if mixer == "base_conv":
+        return mixers.BaseConv(d, kernel=3 if layer % 2 == 0 else None, l_max=MAX_POSITIONS)
+    if mixer == "h3":
+        return mixers.H3(d, d_state=h3_state, head_dim=h3_head_dim)
+    if mixer == "hyena":
+        return mixers.Hyena(d, l_max=MAX_POSITIONS)
+    if mixer == "mamba":
+        return mixers.Mamba(d)
+    raise ValueError(f"unknown mixer {mixer!r}")
 
-    def __init__(self, d: int, seq_len: int = SEQ_LEN, mlp: bool = True):
+
+class Block(nn.Module):
+    """Pre-LN block; with ``mlp=False`` it is mixer only (no LN2/MLP).
+
+    The mixer is single-head attention unless a module is passed.
+    """
+
+    def __init__(self, d: int, seq_len: int = SEQ_LEN, mlp: bool = True, mixer: nn.Module = None):
         super().__init__()
         self.ln1 = nn.LayerNorm(d, eps=1e-5)
-        self.attn = Attention(d, seq_len)
+        self.attn = Attention(d, seq_len) if mixer is None else mixer
         self.mlp = mlp
         if mlp:
             self.ln2 = nn.LayerNorm(d, eps=1e-5)
@@ -108,6 +154,18 @@ class Block(nn.Module):
         return r + self.fc2(F.gelu(self.fc1(self.ln2(r))))
 
 
+class MambaBlock(nn.Module):
+    """``r = r + Mamba(RMSNorm(r))``: no MLP."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.norm = mixers.RMSNorm(d)
+        self.mixer = mixers.Mamba(d)
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return r + self.mixer(self.norm(r))
+
+
 class Model(nn.Module):
     """The AR model; the keyword defaults give the AR-32 benchmark model."""
 
@@ -119,19 +177,33 @@ class Model(nn.Module):
         seq_len: int = SEQ_LEN,
         query_pos: int = QUERY_POS,
         mlp: bool = True,
+        mixer: str = "attention",
+        h3_state: int = 64,
+        h3_head_dim: int = 1,
     ):
         super().__init__()
         self.layers = layers
         self.query_pos = query_pos
         self.word_embeddings = nn.Embedding(vocab, d)
-        self.position_embeddings = nn.Embedding(MAX_POSITIONS, d)
-        self.blocks = nn.ModuleList(Block(d, seq_len, mlp) for _ in range(layers))
+        if mixer == "attention":
+            self.position_embeddings = nn.Embedding(MAX_POSITIONS, d)
+            self.blocks = nn.ModuleList(Block(d, seq_len, mlp) for _ in range(layers))
+        elif mixer == "mamba":
+            self.position_embeddings = None
+            self.blocks = nn.ModuleList(MambaBlock(d) for _ in range(layers))
+        else:
+            self.position_embeddings = None
+            self.blocks = nn.ModuleList(
+                Block(d, seq_len, mlp, make_mixer(mixer, d, l, h3_state, h3_head_dim)) for l in range(layers)
+            )
         self.ln_f = nn.LayerNorm(d, eps=1e-5)
         self._init_weights()
 
     def _init_weights(self) -> None:
         residual_std = INIT_STD / math.sqrt(2 * self.layers)
         for name, module in self.named_modules():
+            if getattr(module, "_no_reinit", False):  # Mamba's dt_proj keeps its own init
+                continue
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 std = residual_std if name.endswith(("out_proj", "fc2")) else INIT_STD
                 nn.init.normal_(module.weight, mean=0.0, std=std)
@@ -140,8 +212,10 @@ class Model(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Return logits at the query position only, shape (batch, vocab)."""
-        positions = torch.arange(tokens.shape[1], device=tokens.device)
-        r = self.word_embeddings(tokens) + self.position_embeddings(positions)
+        r = self.word_embeddings(tokens)
+        if self.position_embeddings is not None:
+            positions = torch.arange(tokens.shape[1], device=tokens.device)
+            r = r + self.position_embeddings(positions)
         for block in self.blocks:
             r = block(r)
         hidden = self.ln_f(r)[:, self.query_pos]
@@ -157,15 +231,18 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mixer", choices=MIXERS, default="attention")
+    parser.add_argument("--h3-state", type=int, default=64, help="H3 state size N")
+    parser.add_argument("--h3-head-dim", type=int, default=1, help="H3 head dimension")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     batches = make_batches(np.random.default_rng(args.seed), args.warmup + args.steps, args.batch)
 
-    model = Model(args.d_model)
+    model = Model(args.d_model, mixer=args.mixer, h3_state=args.h3_state, h3_head_dim=args.h3_head_dim)
     n_params = sum(p.numel() for p in model.parameters())
-    if args.d_model in EXPECTED_PARAMS:
+    if args.mixer == "attention" and args.d_model in EXPECTED_PARAMS:
         assert n_params == EXPECTED_PARAMS[args.d_model], n_params
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0
@@ -187,6 +264,7 @@ def main() -> None:
 
     print(json.dumps({
         "impl": "pytorch-eager",
+        "mixer": args.mixer,
         "d_model": args.d_model,
         "batch": args.batch,
         "seq_len": SEQ_LEN,

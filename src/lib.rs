@@ -33,8 +33,9 @@ pub mod task;
 pub mod train;
 
 /// Salt mixed into every node id: bump it when a change to the code changes what a node produces,
-/// so stale results are not reused.
-pub const CODE_SALT: &str = "mechlab-node-v2";
+/// so stale results are not reused. v3: the checkpoint format changed (block norms became an
+/// enum of LayerNorm/RMSNorm), so v2 train nodes could not be resumed or read.
+pub const CODE_SALT: &str = "mechlab-node-v3";
 
 /// The crate version recorded in status files and Parquet metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

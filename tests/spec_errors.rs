@@ -100,11 +100,37 @@ fn bad_value_inside_a_sweep_points_at_the_sweep_line() {
 }
 
 #[test]
-fn unimplemented_mixer_is_rejected_at_validate() {
-    let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"hyena\"");
+fn conv_kernel_errors_name_the_key_and_what_is_accepted() {
+    // A type error: neither taps nor "long".
+    let text = TINY.replace(
+        "d_model = 16",
+        "d_model = 16\nmixer = \"based\"\nconv_kernel = \"short\"",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(err.contains("model.conv_kernel"), "{err}");
+    assert!(err.contains("\"long\""), "{err}");
+    // A valid value for the wrong mixer.
+    let text = TINY.replace("d_model = 16", "d_model = 16\nconv_kernel = 3");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("model.mixer: mixer \"hyena\" is not implemented yet"),
+        err.contains("model.conv_kernel: attention has no configurable convolution"),
+        "{err}"
+    );
+    // Mamba's convolution cannot be long.
+    let text = TINY.replace(
+        "d_model = 16",
+        "d_model = 16\nmixer = \"mamba\"\nconv_kernel = \"long\"",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(err.contains("mamba's convolution is short"), "{err}");
+    // A per-layer list must cover every layer.
+    let text = TINY.replace(
+        "d_model = 16",
+        "d_model = 16\nmixer = \"base_conv\"\nconv_kernel = [3]",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains("expected one kernel per layer (2 layers)"),
         "{err}"
     );
 }

@@ -9,16 +9,28 @@
 //!    ├─► projection Linear(d, d)  ───────────────⊙──► (+ u) ─► y
 //!    └────────────────────────────────────────────────┘
 //! ```
-//! Only the short-convolution form exists so far (as used by Based's even layers); the implicit
-//! long convolution of the pure `base_conv` mixer is not implemented yet.
+//! The convolution is either short (kernel k, [`BaseConv`]) or an implicit long convolution
+//! ([`BaseConvLong`]): a filter as long as the sequence, produced by a small MLP from positional
+//! features, plus a skip of its input:
 //!
-//! Shape letters: b batch, s sequence, d model width, k kernel size.
+//! ```text
+//! h = Linear(16, d)(ReLU(Linear(3, 16)(z[..s])))        z: positional features, fixed
+//! conv(u)[t] = Σ_{j≤t} h[t−j] ⊙ u[j] + u[t]
+//! ```
+//! The reference sets the kernel per layer: `base_conv` uses [3, long, 3, long]; Based uses 3.
+//!
+//! Shape letters: b batch, s sequence, d model width, k kernel size, f features (3), e hidden (16).
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
+use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::init::Init;
+use super::long_conv::{causal_long_conv, positional_features};
+
+/// Width of the implicit filter's hidden layer (reference: 16).
+pub const FILTER_HIDDEN: usize = 16;
 
 #[derive(Module, Debug)]
 pub struct BaseConv<B: Backend> {
@@ -46,6 +58,51 @@ impl<B: Backend> BaseConv<B> {
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         let conv_bsd =
             causal_depthwise_conv(u_bsd.clone(), self.conv_weight.val(), self.conv_bias.val());
+        conv_bsd * self.projection.forward(u_bsd.clone()) + u_bsd
+    }
+}
+
+/// BaseConv with the implicit long convolution.
+#[derive(Module, Debug)]
+pub struct BaseConvLong<B: Backend> {
+    pub projection: Linear<B>,
+    /// Positional features `[l_max, 3]`. A parameter of the reference (and of its parameter
+    /// count) that is never trained: `require_grad` is off.
+    pub pos_emb_z: Param<Tensor<B, 2>>,
+    /// Linear(3, 16), then ReLU.
+    pub mlp_0: Linear<B>,
+    /// Linear(16, d).
+    pub mlp_2: Linear<B>,
+}
+
+impl<B: Backend> BaseConvLong<B> {
+    /// Reference init: every Linear N(0, σ) with zero bias (the reference re-initialises all
+    /// Linears of a standard block, the filter MLP included).
+    pub fn init(d_model: usize, l_max: usize, init: &mut Init<B>) -> Self {
+        let std = init.std();
+        BaseConvLong {
+            projection: init.linear(d_model, d_model, true, std),
+            pos_emb_z: Param::from_tensor(positional_features(l_max, init.device()))
+                .set_require_grad(false),
+            mlp_0: init.linear(3, FILTER_HIDDEN, true, std),
+            mlp_2: init.linear(FILTER_HIDDEN, d_model, true, std),
+        }
+    }
+
+    /// The filter taps for the first `s` lags.
+    ///
+    /// # Shapes
+    /// → `[s, d_model]`
+    pub fn filter(&self, s: usize) -> Tensor<B, 2> {
+        let z_sf = self.pos_emb_z.val().slice([0..s, 0..3]);
+        self.mlp_2.forward(relu(self.mlp_0.forward(z_sf)))
+    }
+
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [_, s, _] = u_bsd.dims();
+        let conv_bsd = causal_long_conv(u_bsd.clone(), self.filter(s)) + u_bsd.clone();
         conv_bsd * self.projection.forward(u_bsd.clone()) + u_bsd
     }
 }

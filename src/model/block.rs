@@ -1,51 +1,46 @@
-//! The pre-LN residual block shared by every mixer:
+//! The pre-norm residual block shared by every mixer:
 //!
 //! ```text
-//! r ─┬─► LN1 ─► Mixer ─► (+) ─┬─► LN2 ─► MLP ─► (+) ─► r'
-//!    └────────────────────┘   └──────────────────┘
+//! r ─┬─► N1 ─► Mixer ─► (+) ─┬─► N2 ─► MLP ─► (+) ─► r'
+//!    └───────────────────┘   └─────────────────┘
 //! ```
+//! Standard blocks use LayerNorm and an MLP; Mamba blocks RMSNorm and, by default, no MLP.
 //! Each named [`Site`] is visited at exactly one line below.
 
 use burn::module::Module;
-use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::init::Init;
-use super::mixer::{Mixer, MixerKind, ModelError};
+use super::lm::ModelConfig;
+use super::mixer::{Mixer, ModelError};
 use super::mlp::Mlp;
+use super::norm::Norm;
 use super::sites::{Site, Sites};
-
-/// Reference LayerNorm epsilon.
-pub const LN_EPS: f64 = 1e-5;
 
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
     pub layer: usize,
-    pub norm1: LayerNorm<B>,
+    pub norm1: Norm<B>,
     pub mixer: Mixer<B>,
-    pub norm2: Option<LayerNorm<B>>,
+    pub norm2: Option<Norm<B>>,
     pub mlp: Option<Mlp<B>>,
 }
 
 impl<B: Backend> Block<B> {
-    pub fn init(
-        layer: usize,
-        kind: MixerKind,
-        d_model: usize,
-        layers: usize,
-        mlp: bool,
-        init: &mut Init<B>,
-    ) -> Result<Self, ModelError> {
+    pub fn init(layer: usize, cfg: &ModelConfig, init: &mut Init<B>) -> Result<Self, ModelError> {
         let device = init.device();
+        let d_model = cfg.d_model;
         let norm = || {
-            LayerNormConfig::new(d_model)
-                .with_epsilon(LN_EPS)
-                .init(device)
+            if cfg.mixer.is_mamba() {
+                Norm::rms(d_model, device)
+            } else {
+                Norm::layer(d_model, device)
+            }
         };
         let norm1 = norm();
-        let mixer = Mixer::init(kind, layer, d_model, layers, init)?;
-        let (norm2, mlp) = if mlp {
-            (Some(norm()), Some(Mlp::init(d_model, layers, init)))
+        let mixer = Mixer::init(cfg, layer, init)?;
+        let (norm2, mlp) = if cfg.mlp {
+            (Some(norm()), Some(Mlp::init(d_model, cfg.layers, init)))
         } else {
             (None, None)
         };

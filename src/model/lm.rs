@@ -7,9 +7,10 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::module::embedding;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
-use super::block::{Block, LN_EPS};
+use super::block::Block;
 use super::init::Init;
-use super::mixer::{MixerKind, ModelError};
+use super::mixer::{ConvKernel, MixerKind, ModelError};
+use super::norm::NORM_EPS;
 use super::sites::Sites;
 
 /// Everything needed to build a model; derived from a resolved spec by the orchestration layer.
@@ -27,6 +28,9 @@ pub struct ModelConfig {
     pub mlp: bool,
     /// Base σ of weights and embeddings (reference: 0.02; out-projections get σ/√(2·layers)).
     pub init_std: f64,
+    /// Convolution per layer for mixers with a choice (Mamba's d_conv, Based's short kernel,
+    /// BaseConv's per-layer kernels); empty = the reference's ([`MixerKind::default_conv`]).
+    pub conv: Vec<ConvKernel>,
 }
 
 impl ModelConfig {
@@ -42,7 +46,16 @@ impl ModelConfig {
             max_positions: 1024,
             mlp: mixer != MixerKind::Mamba,
             init_std: super::init::REFERENCE_INIT_STD,
+            conv: Vec::new(),
         }
+    }
+
+    /// The convolution of block `layer`: the configured one, or the reference's.
+    pub fn conv_for(&self, layer: usize) -> Option<ConvKernel> {
+        self.conv
+            .get(layer)
+            .copied()
+            .or_else(|| self.mixer.default_conv(layer))
     }
 
     /// Builds the model with reference initialisation drawn from `seed`.
@@ -57,19 +70,10 @@ impl ModelConfig {
             .pos_emb
             .then(|| init.embedding(self.max_positions, self.d_model, self.init_std));
         let layers = (0..self.layers)
-            .map(|l| {
-                Block::init(
-                    l,
-                    self.mixer,
-                    self.d_model,
-                    self.layers,
-                    self.mlp,
-                    &mut init,
-                )
-            })
+            .map(|l| Block::init(l, self, &mut init))
             .collect::<Result<Vec<_>, _>>()?;
         let ln_f = LayerNormConfig::new(self.d_model)
-            .with_epsilon(LN_EPS)
+            .with_epsilon(NORM_EPS)
             .init(device);
         Ok(LanguageModel {
             word_embeddings,
@@ -194,6 +198,7 @@ mod tests {
             max_positions: 1024,
             mlp: true,
             init_std: 0.02,
+            conv: Vec::new(),
         }
     }
 
@@ -213,23 +218,42 @@ mod tests {
     }
 
     #[test]
-    fn based_parameter_counts_match_reference() {
+    fn every_mixer_has_the_reference_parameter_count() {
         let device = Default::default();
-        // reference/paper-setup.md §2: 2 layers, NoPE.
-        for (d, expected) in [(16, 136_656), (64, 604_992)] {
-            let mut cfg = config(8196, d, false);
-            cfg.mixer = MixerKind::Based;
-            let model = cfg.init::<Flex>(0, &device).unwrap();
-            assert_eq!(model.num_params(), expected, "d {d}");
+        // reference/paper-setup.md §2: 2 layers, NoPE, the paper's defaults per mixer.
+        for (mixer, d, expected) in [
+            (MixerKind::Based, 16, 136_656),
+            (MixerKind::Based, 64, 604_992),
+            (MixerKind::BaseConv, 16, 139_568),
+            (MixerKind::BaseConv, 64, 604_160),
+            (MixerKind::H3, 16, 252_480),
+            (MixerKind::H3, 64, 1_083_648),
+            (MixerKind::Hyena, 16, 163_616),
+            (MixerKind::Hyena, 64, 657_920),
+            (MixerKind::Mamba, 16, 137_920),
+            (MixerKind::Mamba, 64, 590_080),
+        ] {
+            let model = ModelConfig::paper(mixer, 8196, d, 2)
+                .init::<Flex>(0, &device)
+                .unwrap();
+            assert_eq!(model.num_params(), expected, "{mixer:?} d {d}");
+        }
+        for (d, expected) in [(16, 7_200), (64, 67_200)] {
+            let model = ModelConfig::paper(MixerKind::Mamba, 26, d, 2)
+                .init::<Flex>(0, &device)
+                .unwrap();
+            assert_eq!(model.num_params(), expected, "mamba vocab 26 d {d}");
         }
     }
 
     #[test]
-    fn unimplemented_mixer_is_an_error_not_a_panic() {
-        let mut cfg = config(26, 16, false);
-        cfg.mixer = MixerKind::Hyena;
+    fn an_impossible_convolution_is_an_error_not_a_panic() {
+        let cfg = ModelConfig {
+            conv: vec![ConvKernel::Taps(0); 2],
+            ..ModelConfig::paper(MixerKind::BaseConv, 26, 16, 2)
+        };
         let err = cfg.init::<Flex>(0, &Default::default()).unwrap_err();
-        assert!(err.to_string().contains("not implemented"), "{err}");
+        assert!(err.to_string().contains("1 or more taps"), "{err}");
     }
 
     #[test]

@@ -1,24 +1,27 @@
-//! The one place that knows the list of sequence mixers.
+//! The one place that knows the list of sequence mixers and how each is built per layer.
+
+use std::fmt;
 
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use super::attention::Attention;
-use super::base_conv::BaseConv;
+use super::base_conv::{BaseConv, BaseConvLong};
 use super::based::BasedAttention;
+use super::h3::H3;
+use super::hyena::Hyena;
 use super::init::Init;
+use super::lm::ModelConfig;
+use super::mamba::Mamba;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error(
-        "mixer \"{0}\" is not implemented yet in this version of mechlab (available: attention, based)"
-    )]
-    NotImplemented(&'static str),
+    #[error("{0}")]
+    Invalid(String),
 }
 
-/// Every mixer of the reference study. Only those with a module below can be built; the rest are
-/// rejected at `validate` with a "not implemented yet" error rather than failing mid-run.
+/// Every mixer of the reference study (`reference/paper-setup.md` §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MixerKind {
@@ -57,45 +60,158 @@ impl MixerKind {
         }
     }
 
-    /// Whether this build can construct the mixer.
-    pub fn implemented(self) -> bool {
-        matches!(self, MixerKind::Attention | MixerKind::Based)
+    /// Mamba blocks use RMSNorm and, by default, no MLP.
+    pub fn is_mamba(self) -> bool {
+        self == MixerKind::Mamba
+    }
+
+    /// The reference's convolution for `layer`, where the mixer has a choice: Mamba's d_conv 4,
+    /// Based's short kernel 3, BaseConv's [3, long, 3, long, …] by layer. `None` for mixers
+    /// whose convolutions are fixed.
+    pub fn default_conv(self, layer: usize) -> Option<ConvKernel> {
+        match self {
+            MixerKind::Mamba => Some(ConvKernel::Taps(4)),
+            MixerKind::Based => Some(ConvKernel::Taps(3)),
+            MixerKind::BaseConv if layer.is_multiple_of(2) => Some(ConvKernel::Taps(3)),
+            MixerKind::BaseConv => Some(ConvKernel::Long(LongConv::Long)),
+            _ => None,
+        }
     }
 }
 
-/// Based's short convolution kernel on its even layers (reference: 3).
-pub const BASED_SHORT_KERNEL: usize = 3;
+/// A mixer's convolution: a short causal depthwise convolution of `n` taps (`0` = none, Mamba
+/// only), or the implicit long convolution, written `"long"`.
+///
+/// Deserialised by hand so that a bad value says what is accepted (serde's untagged enums say
+/// only "did not match any variant").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum ConvKernel {
+    Taps(usize),
+    Long(LongConv),
+}
+
+/// What a convolution setting accepts, for error messages.
+pub const CONV_KERNEL_EXPECTED: &str = "a number of taps (0 to 16) or \"long\"";
+
+impl<'de> Deserialize<'de> for ConvKernel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ConvKernelVisitor)
+    }
+}
+
+/// Reads a [`ConvKernel`] from an integer or the string `"long"`.
+pub struct ConvKernelVisitor;
+
+impl serde::de::Visitor<'_> for ConvKernelVisitor {
+    type Value = ConvKernel;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(CONV_KERNEL_EXPECTED)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ConvKernel, E> {
+        if v <= 16 {
+            Ok(ConvKernel::Taps(v as usize))
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ConvKernel, E> {
+        match u64::try_from(v) {
+            Ok(v) => self.visit_u64(v),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConvKernel, E> {
+        if v == "long" {
+            Ok(ConvKernel::Long(LongConv::Long))
+        } else {
+            Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
+    }
+}
+
+/// The word `"long"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LongConv {
+    Long,
+}
+
+impl fmt::Display for ConvKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConvKernel::Taps(n) => write!(f, "{n}"),
+            ConvKernel::Long(_) => write!(f, "long"),
+        }
+    }
+}
 
 // One mixer per block, built once: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Mixer<B: Backend> {
     Attention(Attention<B>),
-    /// A gated convolution (Based's even layers).
+    /// A gated short convolution (`base_conv`, Based's even layers).
     BaseConv(BaseConv<B>),
+    /// A gated implicit long convolution (`base_conv`, Based's `long` ablation).
+    BaseConvLong(BaseConvLong<B>),
     /// Taylor linear attention (Based's odd layers).
     BasedAttention(BasedAttention<B>),
+    H3(H3<B>),
+    Hyena(Hyena<B>),
+    Mamba(Mamba<B>),
 }
 
 impl<B: Backend> Mixer<B> {
-    /// Builds mixer `kind` for block `layer` of a `layers`-deep model.
-    pub fn init(
-        kind: MixerKind,
-        layer: usize,
-        d_model: usize,
-        layers: usize,
-        init: &mut Init<B>,
-    ) -> Result<Self, ModelError> {
-        match kind {
-            MixerKind::Attention => Ok(Mixer::Attention(Attention::init(d_model, layers, init))),
-            // Based is a hybrid by layer: BaseConv on even layers, linear attention on odd ones.
-            MixerKind::Based if layer.is_multiple_of(2) => Ok(Mixer::BaseConv(BaseConv::init(
-                d_model,
-                BASED_SHORT_KERNEL,
+    /// Builds the mixer of block `layer` of the model `cfg`.
+    pub fn init(cfg: &ModelConfig, layer: usize, init: &mut Init<B>) -> Result<Self, ModelError> {
+        let d = cfg.d_model;
+        let conv = cfg.conv_for(layer);
+        let gated = |conv: Option<ConvKernel>, init: &mut Init<B>| match conv {
+            Some(ConvKernel::Taps(k)) if k > 0 => Ok(Mixer::BaseConv(BaseConv::init(d, k, init))),
+            Some(ConvKernel::Long(_)) => Ok(Mixer::BaseConvLong(BaseConvLong::init(
+                d,
+                cfg.max_positions,
                 init,
             ))),
-            MixerKind::Based => Ok(Mixer::BasedAttention(BasedAttention::init(d_model, init))),
-            other => Err(ModelError::NotImplemented(other.name())),
+            other => Err(ModelError::Invalid(format!(
+                "{} needs a convolution of 1 or more taps or \"long\", found {}",
+                cfg.mixer.name(),
+                other.map_or("none".to_string(), |k| k.to_string())
+            ))),
+        };
+        match cfg.mixer {
+            MixerKind::Attention => Ok(Mixer::Attention(Attention::init(d, cfg.layers, init))),
+            MixerKind::BaseConv => gated(conv, init),
+            // Based is a hybrid by layer: BaseConv on even layers, linear attention on odd ones.
+            MixerKind::Based if layer.is_multiple_of(2) => gated(conv, init),
+            MixerKind::Based => Ok(Mixer::BasedAttention(BasedAttention::init(d, init))),
+            MixerKind::H3 => {
+                if !d.is_multiple_of(super::h3::HEAD_DIM) || cfg.max_positions < 2 {
+                    return Err(ModelError::Invalid(format!(
+                        "h3 needs an even d_model and max_positions ≥ 2, found {d} and {}",
+                        cfg.max_positions
+                    )));
+                }
+                Ok(Mixer::H3(H3::init(d, cfg.max_positions, init)))
+            }
+            MixerKind::Hyena => Ok(Mixer::Hyena(Hyena::init(
+                d,
+                cfg.max_positions,
+                cfg.layers,
+                init,
+            ))),
+            MixerKind::Mamba => match conv {
+                Some(ConvKernel::Taps(k)) => Ok(Mixer::Mamba(Mamba::init(d, k, cfg.layers, init))),
+                other => Err(ModelError::Invalid(format!(
+                    "mamba needs d_conv taps (0 = no convolution), found {}",
+                    other.map_or("none".to_string(), |k| k.to_string())
+                ))),
+            },
         }
     }
 
@@ -105,7 +221,11 @@ impl<B: Backend> Mixer<B> {
         match self {
             Mixer::Attention(m) => m.forward(x_bsd),
             Mixer::BaseConv(m) => m.forward(x_bsd),
+            Mixer::BaseConvLong(m) => m.forward(x_bsd),
             Mixer::BasedAttention(m) => m.forward(x_bsd),
+            Mixer::H3(m) => m.forward(x_bsd),
+            Mixer::Hyena(m) => m.forward(x_bsd),
+            Mixer::Mamba(m) => m.forward(x_bsd),
         }
     }
 }

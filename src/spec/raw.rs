@@ -7,7 +7,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::interp::{AblationMode, Corruption};
-use crate::model::{MixerKind, Site};
+use crate::model::mixer::{CONV_KERNEL_EXPECTED, ConvKernelVisitor};
+use crate::model::{ConvKernel, MixerKind, Site};
 use crate::task::{ArQuery, ProhibitSplit, Role};
 use crate::train::ScheduleKind;
 
@@ -251,6 +252,51 @@ pub struct ModelSpec {
     /// σ/√(2·layers). Reference: 0.02.
     #[serde(default = "d_init_std")]
     pub init_std: f64,
+    /// The mixer's convolution, where it has a choice: `mamba` d_conv (0 = none, 1–4; default
+    /// 4), `based` short kernel on its BaseConv layers (1–4 or "long"; default 3), `base_conv`
+    /// per layer (one value for all, or a list by layer index; default [3, "long", 3, …]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_kernel: Option<ConvChoice>,
+}
+
+/// One convolution for every layer, or a list by layer index.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ConvChoice {
+    All(ConvKernel),
+    PerLayer(Vec<ConvKernel>),
+}
+
+impl<'de> Deserialize<'de> for ConvChoice {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ConvChoice;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "{CONV_KERNEL_EXPECTED}, or a list of them by layer")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ConvChoice, E> {
+                ConvKernelVisitor.visit_u64(v).map(ConvChoice::All)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ConvChoice, E> {
+                ConvKernelVisitor.visit_i64(v).map(ConvChoice::All)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConvChoice, E> {
+                ConvKernelVisitor.visit_str(v).map(ConvChoice::All)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ConvChoice, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = seq.next_element::<ConvKernel>()? {
+                    out.push(k);
+                }
+                Ok(ConvChoice::PerLayer(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn d_mixer() -> MixerKind {
@@ -279,6 +325,7 @@ impl Default for ModelSpec {
             mlp: None,
             max_positions: d_max_positions(),
             init_std: d_init_std(),
+            conv_kernel: None,
         }
     }
 }

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::raw::{ArSpec, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
+use super::raw::{ArSpec, ConvChoice, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
 use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig};
 use crate::model::Site;
-use crate::model::{MixerKind, ModelConfig};
+use crate::model::{ConvKernel, MixerKind, ModelConfig};
 use crate::task::Role;
 use crate::task::{ArConfig, Prohibit, TaskConfig};
 use crate::train::{Schedule, ScheduleKind, TrainConfig};
@@ -25,6 +25,10 @@ pub struct ResolvedModel {
     pub mlp: bool,
     pub max_positions: usize,
     pub init_std: f64,
+    /// Convolution per layer; absent when it is the mixer's reference default, so that specs
+    /// which leave it out keep their content ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conv_kernel: Option<Vec<ConvKernel>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,7 +238,20 @@ pub fn resolve_model(m: &ModelSpec) -> ResolvedModel {
         mlp: m.mlp.unwrap_or(m.mixer != MixerKind::Mamba),
         max_positions: m.max_positions,
         init_std: m.init_std,
+        conv_kernel: resolve_conv(m),
     }
+}
+
+/// The convolution per layer, or `None` when the spec leaves the mixer's default.
+fn resolve_conv(m: &ModelSpec) -> Option<Vec<ConvKernel>> {
+    let per_layer: Vec<ConvKernel> = match m.conv_kernel.as_ref()? {
+        ConvChoice::All(k) => vec![*k; m.layers],
+        ConvChoice::PerLayer(list) => list.clone(),
+    };
+    let default: Vec<Option<ConvKernel>> = (0..m.layers).map(|l| m.mixer.default_conv(l)).collect();
+    let same =
+        per_layer.len() == m.layers && per_layer.iter().zip(&default).all(|(k, d)| Some(*k) == *d);
+    (!same).then_some(per_layer)
 }
 
 pub fn resolve_train(t: &TrainSpec, train_size: usize) -> ResolvedTrain {
@@ -267,6 +284,7 @@ impl RunPoint {
             max_positions: self.model.max_positions,
             mlp: self.model.mlp,
             init_std: self.model.init_std,
+            conv: self.model.conv_kernel.clone().unwrap_or_default(),
         }
     }
 

@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 
 use burn::module::Param;
-use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::names::{Layout, Slot, named_params};
 use crate::model::LanguageModel;
-use crate::model::mixer::Mixer;
 
 /// A tensor read from a safetensors file.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,57 +79,51 @@ pub fn read(bytes: &[u8]) -> Result<HashMap<String, Stored>, ImportError> {
     Ok(out)
 }
 
-struct Loader<'a, B: Backend> {
-    tensors: &'a HashMap<String, Stored>,
-    device: &'a B::Device,
+/// The stored tensor `name`, which must be f32 of exactly `shape`.
+fn get<'t>(
+    tensors: &'t HashMap<String, Stored>,
+    name: &str,
+    shape: &[usize],
+) -> Result<&'t [f32], ImportError> {
+    match tensors.get(name) {
+        Some(Stored::F32 { shape: s, values }) if s.as_slice() == shape => Ok(values),
+        Some(Stored::F32 { shape: s, .. } | Stored::I64 { shape: s, .. }) => {
+            Err(ImportError::Shape {
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                found: s.clone(),
+            })
+        }
+        None => Err(ImportError::Missing(name.to_string())),
+    }
 }
 
-impl<B: Backend> Loader<'_, B> {
-    fn get<const D: usize>(
-        &self,
-        name: &str,
-        shape: [usize; D],
-    ) -> Result<Tensor<B, D>, ImportError> {
-        match self.tensors.get(name) {
-            Some(Stored::F32 { shape: s, values }) if s.as_slice() == shape.as_slice() => Ok(
-                Tensor::from_data(TensorData::new(values.clone(), shape), self.device),
-            ),
-            Some(Stored::F32 { shape: s, .. } | Stored::I64 { shape: s, .. }) => {
-                Err(ImportError::Shape {
-                    name: name.to_string(),
-                    expected: shape.to_vec(),
-                    found: s.clone(),
-                })
-            }
-            None => Err(ImportError::Missing(name.to_string())),
+/// `param` replaced by the stored tensor of reference name `name` and layout `layout`.
+fn load<B: Backend, const D: usize>(
+    tensors: &HashMap<String, Stored>,
+    name: &str,
+    layout: &Layout,
+    param: &mut Param<Tensor<B, D>>,
+    device: &B::Device,
+) -> Result<(), ImportError> {
+    let dims = param.dims();
+    let stored_shape: Vec<usize> = match layout {
+        Layout::AsIs => dims.to_vec(),
+        Layout::Transposed => dims.iter().rev().copied().collect(),
+        Layout::Reshaped(shape) => shape.clone(),
+    };
+    let values = get(tensors, name, &stored_shape)?.to_vec();
+    let t = match layout {
+        Layout::Transposed => {
+            let mut rev = dims;
+            rev.reverse();
+            Tensor::<B, D>::from_data(TensorData::new(values, rev), device).transpose()
         }
-    }
-
-    /// PyTorch `[out, in]` into burn's `[in, out]`.
-    fn linear(&self, prefix: &str, l: &mut Linear<B>) -> Result<(), ImportError> {
-        let [d_in, d_out] = l.weight.dims();
-        l.weight = Param::from_tensor(
-            self.get(&format!("{prefix}.weight"), [d_out, d_in])?
-                .transpose(),
-        );
-        if l.bias.is_some() {
-            l.bias = Some(Param::from_tensor(
-                self.get(&format!("{prefix}.bias"), [d_out])?,
-            ));
-        }
-        Ok(())
-    }
-
-    fn norm(&self, prefix: &str, n: &mut LayerNorm<B>) -> Result<(), ImportError> {
-        let [d] = n.gamma.dims();
-        n.gamma = Param::from_tensor(self.get(&format!("{prefix}.weight"), [d])?);
-        if n.beta.is_some() {
-            n.beta = Some(Param::from_tensor(
-                self.get(&format!("{prefix}.bias"), [d])?,
-            ));
-        }
-        Ok(())
-    }
+        _ => Tensor::<B, D>::from_data(TensorData::new(values, dims), device),
+    };
+    let require_grad = param.is_require_grad();
+    *param = Param::from_tensor(t).set_require_grad(require_grad);
+    Ok(())
 }
 
 /// Replaces every parameter of `model` with the tensor of the same reference name.
@@ -139,52 +132,13 @@ pub fn load_state_dict<B: Backend>(
     tensors: &HashMap<String, Stored>,
     device: &B::Device,
 ) -> Result<LanguageModel<B>, ImportError> {
-    let load = Loader::<B> { tensors, device };
-    let [v, d] = model.word_embeddings.weight.dims();
-    model.word_embeddings.weight =
-        Param::from_tensor(load.get("backbone.embeddings.word_embeddings.weight", [v, d])?);
-    if let Some(pos) = &mut model.position_embeddings {
-        let [rows, _] = pos.weight.dims();
-        pos.weight = Param::from_tensor(
-            load.get("backbone.embeddings.position_embeddings.weight", [rows, d])?,
-        );
-    }
-    for (l, block) in model.layers.iter_mut().enumerate() {
-        let p = format!("backbone.layers.{l}");
-        load.norm(&format!("{p}.norm1"), &mut block.norm1)?;
-        let m = format!("{p}.sequence_mixer");
-        match &mut block.mixer {
-            Mixer::Attention(a) => {
-                load.linear(&format!("{m}.Wqkv"), &mut a.wqkv)?;
-                load.linear(&format!("{m}.out_proj"), &mut a.out_proj)?;
-            }
-            Mixer::BaseConv(c) => {
-                load.linear(&format!("{m}.projection"), &mut c.projection)?;
-                let [d, k] = c.conv_weight.dims();
-                c.conv_weight = Param::from_tensor(
-                    load.get::<3>(&format!("{m}.conv.conv.weight"), [d, 1, k])?
-                        .reshape([d, k]),
-                );
-                c.conv_bias = Param::from_tensor(load.get(&format!("{m}.conv.conv.bias"), [d])?);
-            }
-            Mixer::BasedAttention(a) => {
-                for (name, lin) in [
-                    ("proj_q", &mut a.proj_q),
-                    ("proj_k", &mut a.proj_k),
-                    ("proj_v", &mut a.proj_v),
-                    ("proj_o", &mut a.proj_o),
-                ] {
-                    load.linear(&format!("{m}.{name}"), lin)?;
-                }
-            }
-        }
-        if let (Some(norm2), Some(mlp)) = (&mut block.norm2, &mut block.mlp) {
-            load.norm(&format!("{p}.norm2"), norm2)?;
-            load.linear(&format!("{p}.state_mixer.fc1"), &mut mlp.fc1)?;
-            load.linear(&format!("{p}.state_mixer.fc2"), &mut mlp.fc2)?;
+    for n in named_params(&mut model) {
+        match n.slot {
+            Slot::Vector(p) => load(tensors, &n.name, &n.layout, p, device)?,
+            Slot::Matrix(p) => load(tensors, &n.name, &n.layout, p, device)?,
+            Slot::Cube(p) => load(tensors, &n.name, &n.layout, p, device)?,
         }
     }
-    load.norm("backbone.ln_f", &mut model.ln_f)?;
     Ok(model)
 }
 
@@ -197,7 +151,7 @@ mod tests {
 
     #[test]
     fn export_then_import_is_the_identity() {
-        for mixer in [MixerKind::Attention, MixerKind::Based] {
+        for mixer in MixerKind::ALL {
             let cfg = ModelConfig {
                 max_positions: 16,
                 init_std: 0.3,

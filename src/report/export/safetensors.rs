@@ -1,26 +1,13 @@
 //! Weights as safetensors with the reference implementation's state-dict names (zoology /
 //! tinylang), so a PyTorch user can `load_state_dict` a mechlab model into the reference code.
-//!
-//! | mechlab | reference name | layout change |
-//! |---|---|---|
-//! | `word_embeddings` | `backbone.embeddings.word_embeddings.weight` (and `lm_head.weight`, tied) | — |
-//! | `position_embeddings` | `backbone.embeddings.position_embeddings.weight` | — |
-//! | `layers[l].norm1`, `norm2` | `backbone.layers.{l}.norm1.{weight,bias}`, `norm2` | — |
-//! | attention `wqkv`, `out_proj` | `backbone.layers.{l}.sequence_mixer.Wqkv.weight`, `.out_proj.{weight,bias}` | Linear transposed |
-//! | BaseConv `projection`, `conv_weight`, `conv_bias` | `….sequence_mixer.projection.{weight,bias}`, `.conv.conv.{weight,bias}` | conv `[d,k]` → `[d,1,k]` |
-//! | Based `proj_q/k/v/o` | `….sequence_mixer.proj_{q,k,v,o}.weight` | Linear transposed |
-//! | MLP `fc1`, `fc2` | `backbone.layers.{l}.state_mixer.{fc1,fc2}.{weight,bias}` | Linear transposed |
-//! | `ln_f` | `backbone.ln_f.{weight,bias}` | — |
-//!
-//! burn stores a Linear weight as `[in, out]`; PyTorch as `[out, in]`.
+//! The name and layout of every parameter: [`super::names`].
 
 use std::path::Path;
 
-use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::names::{Layout, Slot, named_params};
 use crate::model::LanguageModel;
-use crate::model::mixer::Mixer;
 use crate::store::{StoreError, write_atomic};
 
 /// One named f32 tensor in PyTorch layout.
@@ -37,85 +24,37 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         .expect("f32 weights")
 }
 
-fn push<B: Backend, const D: usize>(out: &mut Vec<Entry>, name: String, t: Tensor<B, D>) {
-    let shape = t.dims().to_vec();
-    out.push(Entry {
+fn entry<B: Backend, const D: usize>(name: String, t: Tensor<B, D>, layout: &Layout) -> Entry {
+    let (shape, values) = match layout {
+        Layout::AsIs => (t.dims().to_vec(), values(t)),
+        Layout::Transposed => {
+            let t = t.transpose();
+            (t.dims().to_vec(), values(t))
+        }
+        Layout::Reshaped(shape) => (shape.clone(), values(t)),
+    };
+    Entry {
         name,
         shape,
-        values: values(t),
-    });
-}
-
-fn linear<B: Backend>(out: &mut Vec<Entry>, prefix: &str, l: &Linear<B>) {
-    push(out, format!("{prefix}.weight"), l.weight.val().transpose());
-    if let Some(b) = &l.bias {
-        push(out, format!("{prefix}.bias"), b.val());
-    }
-}
-
-fn norm<B: Backend>(out: &mut Vec<Entry>, prefix: &str, n: &LayerNorm<B>) {
-    push(out, format!("{prefix}.weight"), n.gamma.val());
-    if let Some(b) = &n.beta {
-        push(out, format!("{prefix}.bias"), b.val());
+        values,
     }
 }
 
 /// The model's parameters under the reference's names, in PyTorch layout.
 pub fn state_dict<B: Backend>(model: &LanguageModel<B>) -> Vec<Entry> {
-    let mut out = Vec::new();
+    // Tensors are reference-counted: the clone shares the weights.
+    let mut model = model.clone();
     let emb = model.word_embeddings.weight.val();
-    push(
-        &mut out,
-        "backbone.embeddings.word_embeddings.weight".into(),
-        emb.clone(),
-    );
-    if let Some(pos) = &model.position_embeddings {
-        push(
-            &mut out,
-            "backbone.embeddings.position_embeddings.weight".into(),
-            pos.weight.val(),
-        );
-    }
-    for (l, block) in model.layers.iter().enumerate() {
-        let p = format!("backbone.layers.{l}");
-        norm(&mut out, &format!("{p}.norm1"), &block.norm1);
-        let m = format!("{p}.sequence_mixer");
-        match &block.mixer {
-            Mixer::Attention(a) => {
-                linear(&mut out, &format!("{m}.Wqkv"), &a.wqkv);
-                linear(&mut out, &format!("{m}.out_proj"), &a.out_proj);
-            }
-            Mixer::BaseConv(c) => {
-                linear(&mut out, &format!("{m}.projection"), &c.projection);
-                let w = c.conv_weight.val();
-                let [d, k] = w.dims();
-                push(
-                    &mut out,
-                    format!("{m}.conv.conv.weight"),
-                    w.reshape([d, 1, k]),
-                );
-                push(&mut out, format!("{m}.conv.conv.bias"), c.conv_bias.val());
-            }
-            Mixer::BasedAttention(a) => {
-                for (name, lin) in [
-                    ("proj_q", &a.proj_q),
-                    ("proj_k", &a.proj_k),
-                    ("proj_v", &a.proj_v),
-                    ("proj_o", &a.proj_o),
-                ] {
-                    linear(&mut out, &format!("{m}.{name}"), lin);
-                }
-            }
-        }
-        if let (Some(norm2), Some(mlp)) = (&block.norm2, &block.mlp) {
-            norm(&mut out, &format!("{p}.norm2"), norm2);
-            linear(&mut out, &format!("{p}.state_mixer.fc1"), &mlp.fc1);
-            linear(&mut out, &format!("{p}.state_mixer.fc2"), &mlp.fc2);
-        }
-    }
-    norm(&mut out, "backbone.ln_f", &model.ln_f);
+    let mut out: Vec<Entry> = named_params(&mut model)
+        .into_iter()
+        .map(|n| match n.slot {
+            Slot::Vector(p) => entry(n.name, p.val(), &n.layout),
+            Slot::Matrix(p) => entry(n.name, p.val(), &n.layout),
+            Slot::Cube(p) => entry(n.name, p.val(), &n.layout),
+        })
+        .collect();
     // The LM head is tied to the word embedding; PyTorch's state dict lists it under both names.
-    push(&mut out, "lm_head.weight".into(), emb);
+    out.push(entry("lm_head.weight".into(), emb, &Layout::AsIs));
     out
 }
 
@@ -182,7 +121,7 @@ mod tests {
 
     #[test]
     fn state_dict_covers_every_parameter_once_plus_the_tied_head() {
-        for mixer in [MixerKind::Attention, MixerKind::Based] {
+        for mixer in MixerKind::ALL {
             let m = model(mixer);
             let entries = state_dict(&m);
             let total: usize = entries.iter().map(|e| e.values.len()).sum();
@@ -207,7 +146,7 @@ mod tests {
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect();
         // PyTorch layout: row o of Wqkv is burn's column o.
-        let Mixer::Attention(a) = &m.layers[1].mixer else {
+        let crate::model::mixer::Mixer::Attention(a) = &m.layers[1].mixer else {
             unreachable!()
         };
         let burn_w: Vec<f32> = a.wqkv.weight.val().into_data().to_vec().unwrap();

@@ -1,0 +1,219 @@
+//! H3 ("Hungry Hungry Hippos"): a shift SSM on the keys, then a diagonal SSM on the key-value
+//! outer product of each head, read out by the queries.
+//!
+//! Reference: Fu et al., "Hungry Hungry Hippos" (arXiv 2212.14052) and zoology `mixers/h3/`, as
+//! configured in arXiv 2505.15105 (`reference/paper-setup.md` §2): head dim 2, state size
+//! N = l_max (which makes the shift SSM a full-length learned filter).
+//!
+//! ```text
+//! q, k, v = Linear(d, d) with bias
+//! k ← shift_filter ∗ k + D_k ⊙ k            shift_filter[c, t] = Σ_n B[c, n]·C[c, n + t]
+//! kv[h, i, j] = k[2h + i]·v[2h + j]          per head h, 2×2
+//! y[h, i, j] = K[h] ∗ kv[h, i, j] + D[h]·kv[h, i, j]
+//! out[j·H + h] = Σ_i q[2h + i]·y[h, i, j]    (note the (j, h) channel order of the reference)
+//! return output_linear(out)
+//! ```
+//! `∗` is the causal convolution along time. K is the S4D-Lin kernel with bilinear
+//! discretisation, for each head h and mode m < N/2 (A = −exp(inv_A_real) + i·A_imag):
+//! `dA = (1 + Δ·A/2)/(1 − Δ·A/2)`, `C' = B·C·Δ/(1 − Δ·A/2)`, `K[h, t] = 2·Re Σ_m C'_m·dA_m^t`.
+//! burn has no complex dtype, so the complex numbers are carried as real/imaginary pairs and
+//! `dA^t = exp(t·ln|dA|)·(cos tθ + i·sin tθ)` with θ = arg dA.
+//!
+//! Shape letters: b batch, s/t sequence, d model width, h heads (d/2), m modes (N/2), n state.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+use super::init::Init;
+use super::long_conv::causal_long_conv;
+
+/// Channels per head (reference configuration: 2).
+pub const HEAD_DIM: usize = 2;
+/// Range of the diagonal SSM's step Δ at initialisation (log-uniform).
+const DT_MIN: f64 = 1e-3;
+const DT_MAX: f64 = 0.1;
+
+#[derive(Module, Debug)]
+pub struct H3<B: Backend> {
+    pub q_proj: Linear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: Linear<B>,
+    /// Shift SSM input map `[d, N]` (init: e₀, trainable).
+    pub shift_b: Param<Tensor<B, 2>>,
+    /// Shift SSM output map `[d, N]`.
+    pub shift_c: Param<Tensor<B, 2>>,
+    /// `[d]`, the shift SSM's skip.
+    pub ssm_k_d: Param<Tensor<B, 1>>,
+    /// `[h]`, ln Δ of the diagonal SSM.
+    pub log_dt: Param<Tensor<B, 1>>,
+    /// `[h, m, 2]` (real, imaginary).
+    pub ssm_b: Param<Tensor<B, 3>>,
+    /// `[h, m, 2]` (real, imaginary).
+    pub ssm_c: Param<Tensor<B, 3>>,
+    /// `[h, m]`; Re A = −exp(inv_a_real).
+    pub inv_a_real: Param<Tensor<B, 2>>,
+    /// `[h, m]`
+    pub a_imag: Param<Tensor<B, 2>>,
+    /// `[h]`, the diagonal SSM's skip.
+    pub d: Param<Tensor<B, 1>>,
+    pub output_linear: Linear<B>,
+}
+
+impl<B: Backend> H3<B> {
+    /// Reference init: projections N(0, σ) with zero bias (`output_linear` is not an
+    /// `out_proj`, so it is not rescaled); skips N(0, 1); shift C U(±1/√N) (PyTorch's kaiming
+    /// default); S4D-Lin: Re A = −½, Im A = π·m, B = 1, C complex normal, Δ log-uniform in
+    /// [0.001, 0.1].
+    pub fn init(d_model: usize, state: usize, init: &mut Init<B>) -> Self {
+        let std = init.std();
+        let h = d_model / HEAD_DIM;
+        let m = state / 2;
+        let device = init.device();
+        let tensor2 = |values: Vec<f32>, shape: [usize; 2]| {
+            Param::from_tensor(Tensor::<B, 2>::from_data(
+                TensorData::new(values, shape),
+                device,
+            ))
+        };
+        let q_proj = init.linear(d_model, d_model, true, std);
+        let k_proj = init.linear(d_model, d_model, true, std);
+        let v_proj = init.linear(d_model, d_model, true, std);
+        let shift_b = tensor2(
+            (0..d_model * state)
+                .map(|i| if i % state == 0 { 1.0 } else { 0.0 })
+                .collect(),
+            [d_model, state],
+        );
+        let shift_c =
+            Param::from_tensor(init.uniform([d_model, state], 1.0 / (state as f64).sqrt()));
+        let ssm_k_d = Param::from_tensor(init.normal([d_model], 1.0));
+        let log_dt = Param::from_tensor(
+            init.uniform::<1>([h], 0.5)
+                .add_scalar(0.5)
+                .mul_scalar(DT_MAX.ln() - DT_MIN.ln())
+                .add_scalar(DT_MIN.ln()),
+        );
+        let ones_zeros: Vec<f32> = (0..h * m).flat_map(|_| [1.0, 0.0]).collect();
+        let ssm_b = Param::from_tensor(Tensor::from_data(
+            TensorData::new(ones_zeros, [h, m, 2]),
+            device,
+        ));
+        let ssm_c = Param::from_tensor(init.normal([h, m, 2], std::f64::consts::FRAC_1_SQRT_2));
+        let inv_a_real = tensor2(vec![0.5f32.ln(); h * m], [h, m]);
+        let a_imag = tensor2(
+            (0..h * m)
+                .map(|i| std::f32::consts::PI * (i % m) as f32)
+                .collect(),
+            [h, m],
+        );
+        let d = Param::from_tensor(init.normal([h], 1.0));
+        let output_linear = init.linear(d_model, d_model, true, std);
+        H3 {
+            q_proj,
+            k_proj,
+            v_proj,
+            shift_b,
+            shift_c,
+            ssm_k_d,
+            log_dt,
+            ssm_b,
+            ssm_c,
+            inv_a_real,
+            a_imag,
+            d,
+            output_linear,
+        }
+    }
+
+    /// The shift SSM's filter, `f[t, c] = Σ_{n+t<N} B[c, n]·C[c, n + t]`.
+    ///
+    /// # Shapes
+    /// → `[s, d]`
+    pub fn shift_filter(&self, s: usize) -> Tensor<B, 2> {
+        let [d, n] = self.shift_b.dims();
+        let device = self.shift_b.device();
+        // C padded with s zeros so that n + t ≥ N reads zero.
+        let c_pad = Tensor::cat(vec![self.shift_c.val(), Tensor::zeros([d, s], &device)], 1);
+        let idx: Vec<i64> = (0..s * n).map(|i| ((i / n) + (i % n)) as i64).collect();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [s * n]), &device);
+        let c_dsn = c_pad.select(1, idx).reshape([d, s, n]);
+        (c_dsn * self.shift_b.val().unsqueeze_dim::<3>(1))
+            .sum_dim(2)
+            .reshape([d, s])
+            .transpose()
+    }
+
+    /// The diagonal SSM's kernel `K[h, t] = 2·Re Σ_m C'_m·dA_m^t`.
+    ///
+    /// # Shapes
+    /// → `[s, h]`
+    pub fn ssm_kernel(&self, s: usize) -> Tensor<B, 2> {
+        let [h, m] = self.a_imag.dims();
+        let device = self.a_imag.device();
+        let part = |t: Tensor<B, 3>, k: usize| t.slice([0..h, 0..m, k..k + 1]).reshape([h, m]);
+        let dt_h1 = self.log_dt.val().exp().reshape([h, 1]);
+        let a = self.inv_a_real.val().exp().neg() * dt_h1.clone(); // Re(Δ·A)
+        let w = self.a_imag.val() * dt_h1.clone(); // Im(Δ·A)
+        // Bilinear: dA = num/den, num = 1 + ΔA/2, den = 1 − ΔA/2.
+        let (nr, ni) = (
+            a.clone().div_scalar(2.0).add_scalar(1.0),
+            w.clone().div_scalar(2.0),
+        );
+        let (dr, di) = (a.div_scalar(-2.0).add_scalar(1.0), w.div_scalar(-2.0));
+        let den2 = dr.clone().powi_scalar(2) + di.clone().powi_scalar(2);
+        let log_mag = ((nr.clone().powi_scalar(2) + ni.clone().powi_scalar(2)).log()
+            - den2.clone().log())
+        .div_scalar(2.0);
+        let theta = ni.atan2(nr) - di.clone().atan2(dr.clone());
+        // C' = B·C·Δ/den = B·C·conj(den)·Δ/|den|².
+        let (br, bi) = (part(self.ssm_b.val(), 0), part(self.ssm_b.val(), 1));
+        let (cr, ci) = (part(self.ssm_c.val(), 0), part(self.ssm_c.val(), 1));
+        let bc_r = br.clone() * cr.clone() - bi.clone() * ci.clone();
+        let bc_i = br * ci + bi * cr;
+        let scale = dt_h1 / den2;
+        let cp_r = (bc_r.clone() * dr.clone() + bc_i.clone() * di.clone()) * scale.clone();
+        let cp_i = (bc_i * dr - bc_r * di) * scale;
+        let t_11s = Tensor::<B, 1, Int>::arange(0..s as i64, &device)
+            .float()
+            .reshape([1, 1, s]);
+        let phase = theta.unsqueeze_dim::<3>(2) * t_11s.clone();
+        let mag = (log_mag.unsqueeze_dim::<3>(2) * t_11s).exp();
+        let k_hms = mag
+            * (cp_r.unsqueeze_dim::<3>(2) * phase.clone().cos()
+                - cp_i.unsqueeze_dim::<3>(2) * phase.sin());
+        k_hms.sum_dim(1).reshape([h, s]).mul_scalar(2.0).transpose()
+    }
+
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, d] = u_bsd.dims();
+        let h = d / HEAD_DIM;
+        let q_bsd = self.q_proj.forward(u_bsd.clone());
+        let k_bsd = self.k_proj.forward(u_bsd.clone());
+        let v_bsd = self.v_proj.forward(u_bsd);
+        let k_bsd = causal_long_conv(k_bsd.clone(), self.shift_filter(s))
+            + k_bsd * self.ssm_k_d.val().reshape([1, 1, d]);
+        // kv[b, s, h, i, j] = k[2h + i]·v[2h + j], flattened to channel 4h + 2i + j.
+        let kv_bsc = (k_bsd.reshape([b, s, h, HEAD_DIM, 1])
+            * v_bsd.reshape([b, s, h, 1, HEAD_DIM]))
+        .reshape([b, s, h * HEAD_DIM * HEAD_DIM]);
+        let per_channel = |t: Tensor<B, 2>| {
+            let [rows, _] = t.dims();
+            t.reshape([rows, h, 1])
+                .repeat_dim(2, HEAD_DIM * HEAD_DIM)
+                .reshape([rows, h * HEAD_DIM * HEAD_DIM])
+        };
+        let skip_1c = per_channel(self.d.val().reshape([1, h])).unsqueeze_dim::<3>(0);
+        let y_bsc =
+            causal_long_conv(kv_bsc.clone(), per_channel(self.ssm_kernel(s))) + kv_bsc * skip_1c;
+        let out = (y_bsc.reshape([b, s, h, HEAD_DIM, HEAD_DIM])
+            * q_bsd.reshape([b, s, h, HEAD_DIM, 1]))
+        .sum_dim(3)
+        .reshape([b, s, h, HEAD_DIM])
+        .swap_dims(2, 3)
+        .reshape([b, s, d]);
+        self.output_linear.forward(out)
+    }
+}

@@ -1,0 +1,132 @@
+//! Hyena of order 2: gating around one implicit long convolution.
+//!
+//! Reference: Poli et al., "Hyena hierarchy: towards larger convolutional language models"
+//! (arXiv 2302.10866) and zoology `mixers/hyena.py`, as used in arXiv 2505.15105
+//! (`reference/paper-setup.md` §2).
+//!
+//! ```text
+//! u ─► in_proj (d → 3d) ─► causal depthwise conv (k = 3, bias) on all 3d ─► x1 | x2 | v
+//! v ← v ⊙ x1
+//! h = FFN(z[..s]) ⊙ exp(−t·|Δ|)      FFN: Linear(3,64)·Sin·Linear(64,64)·Sin·Linear(64,64)·Sin·Linear(64,d, no bias)
+//! v ← Σ_{j≤t} h[t−j] ⊙ v[j] + bias ⊙ v[t]
+//! out = out_proj(v ⊙ x2)
+//! ```
+//! The three Sin activations share one trainable frequency vector (init 1); the positional
+//! features z are trainable; t = i/(l_max−1) and Δ = linspace(ln 10⁻²/1.5, ln 10⁻²/0.3, d) are
+//! fixed, so they are recomputed rather than stored.
+//!
+//! Shape letters: b batch, s sequence, d model width, c 3d channels, o filter order (64).
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+
+use super::base_conv::causal_depthwise_conv;
+use super::init::Init;
+use super::long_conv::{causal_long_conv, normalised_time, positional_features};
+
+/// Width of the implicit filter's FFN (reference: 64).
+pub const FILTER_ORDER: usize = 64;
+/// Taps of the short filter on the projections (reference: 3).
+pub const SHORT_FILTER: usize = 3;
+
+#[derive(Module, Debug)]
+pub struct Hyena<B: Backend> {
+    pub in_proj: Linear<B>,
+    /// `[3d, 3]`
+    pub short_filter_weight: Param<Tensor<B, 2>>,
+    /// `[3d]`
+    pub short_filter_bias: Param<Tensor<B, 1>>,
+    /// `[l_max, 3]`, trainable.
+    pub pos_emb_z: Param<Tensor<B, 2>>,
+    pub filter_0: Linear<B>,
+    /// `[64]`, the Sin frequency shared by the filter's three activations.
+    pub filter_freq: Param<Tensor<B, 1>>,
+    pub filter_2: Linear<B>,
+    pub filter_4: Linear<B>,
+    /// Linear(64, d), no bias.
+    pub filter_6: Linear<B>,
+    /// `[d]`, the skip of the long convolution (reference: `filter_fn.bias`).
+    pub filter_bias: Param<Tensor<B, 1>>,
+    pub out_proj: Linear<B>,
+}
+
+impl<B: Backend> Hyena<B> {
+    /// Reference init: every Linear N(0, σ) with zero bias, out_proj N(0, σ/√(2·layers)); the
+    /// short filter PyTorch's Conv1d default U(±1/√3); the skip N(0, 1); frequency 1.
+    pub fn init(d_model: usize, l_max: usize, layers: usize, init: &mut Init<B>) -> Self {
+        let std = init.std();
+        let c = 3 * d_model;
+        let bound = 1.0 / (SHORT_FILTER as f64).sqrt();
+        let device = init.device();
+        Hyena {
+            in_proj: init.linear(d_model, c, true, std),
+            short_filter_weight: Param::from_tensor(init.uniform([c, SHORT_FILTER], bound)),
+            short_filter_bias: Param::from_tensor(init.uniform([c], bound)),
+            pos_emb_z: Param::from_tensor(positional_features(l_max, device)),
+            filter_0: init.linear(3, FILTER_ORDER, true, std),
+            filter_freq: Param::from_tensor(Tensor::ones([FILTER_ORDER], device)),
+            filter_2: init.linear(FILTER_ORDER, FILTER_ORDER, true, std),
+            filter_4: init.linear(FILTER_ORDER, FILTER_ORDER, true, std),
+            filter_6: init.linear(FILTER_ORDER, d_model, false, std),
+            filter_bias: Param::from_tensor(init.normal([d_model], 1.0)),
+            out_proj: init.linear(d_model, d_model, true, std / (2.0 * layers as f64).sqrt()),
+        }
+    }
+
+    /// The modulated filter for the first `s` lags.
+    ///
+    /// # Shapes
+    /// → `[s, d_model]`
+    pub fn filter(&self, s: usize) -> Tensor<B, 2> {
+        let [l_max, _] = self.pos_emb_z.dims();
+        let [_, d] = self.filter_6.weight.dims();
+        let device = self.pos_emb_z.device();
+        let freq_1o = self.filter_freq.val().unsqueeze_dim::<2>(0);
+        let sin = |x: Tensor<B, 2>| (x * freq_1o.clone()).sin();
+        let z_sf = self.pos_emb_z.val().slice([0..s, 0..3]);
+        let h = sin(self.filter_0.forward(z_sf));
+        let h = sin(self.filter_2.forward(h));
+        let h = sin(self.filter_4.forward(h));
+        let h_sd = self.filter_6.forward(h);
+        let t_s1 = normalised_time::<B>(l_max, &device).slice([0..s, 0..1]);
+        h_sd * (t_s1 * decay_rates::<B>(d, &device).unsqueeze_dim(0)).exp()
+    }
+
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, d] = u_bsd.dims();
+        let uc_bsc = causal_depthwise_conv(
+            self.in_proj.forward(u_bsd),
+            self.short_filter_weight.val(),
+            self.short_filter_bias.val(),
+        );
+        let x1_bsd = uc_bsc.clone().slice([0..b, 0..s, 0..d]);
+        let x2_bsd = uc_bsc.clone().slice([0..b, 0..s, d..2 * d]);
+        let v_bsd = uc_bsc.slice([0..b, 0..s, 2 * d..3 * d]) * x1_bsd;
+        let v_bsd = causal_long_conv(v_bsd.clone(), self.filter(s))
+            + v_bsd * self.filter_bias.val().reshape([1, 1, d]);
+        self.out_proj.forward(v_bsd * x2_bsd)
+    }
+}
+
+/// −|Δ_c| for c in 0..d, Δ = linspace(ln 10⁻²/1.5, ln 10⁻²/0.3, d): the exponential
+/// modulation's decay rates, from slow to fast.
+///
+/// # Shapes
+/// → `[d]`
+fn decay_rates<B: Backend>(d: usize, device: &B::Device) -> Tensor<B, 1> {
+    let (slow, fast) = ((1e-2f64).ln() / 1.5, (1e-2f64).ln() / 0.3);
+    let values: Vec<f32> = (0..d)
+        .map(|c| {
+            let frac = if d > 1 {
+                c as f64 / (d - 1) as f64
+            } else {
+                0.0
+            };
+            -(slow + frac * (fast - slow)).abs() as f32
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [d]), device)
+}

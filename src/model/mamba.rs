@@ -1,0 +1,149 @@
+//! Mamba-1, the selective state space mixer (one block: `r += Mamba(RMSNorm(r))`, no MLP).
+//!
+//! Reference: Gu & Dao, "Mamba: Linear-time sequence modeling with selective state spaces"
+//! (arXiv 2312.00752), `mamba_ssm.modules.mamba_simple.Mamba` as used in arXiv 2505.15105
+//! (`reference/paper-setup.md` §2).
+//!
+//! ```text
+//! u ─► in_proj (d → 2·d_inner, no bias) ─┬─ x ─► causal conv (k = d_conv, bias) ─► SiLU ─► x
+//!                                        └─ z
+//! x ─► x_proj (no bias) ─► (dt [R], B [N], C [N]);   Δ = softplus(dt_proj(dt))   (with bias)
+//! h_t = exp(Δ_t·A)⊙h_{t−1} + (Δ_t·x_t)⊗B_t,  A = −exp(A_log);   y_t = h_t·C_t + D⊙x_t
+//! out = out_proj(y ⊙ SiLU(z))                                              (no bias)
+//! ```
+//! d_inner = 2·d, N = 16, R = ⌈d/16⌉. `d_conv = 0` drops the convolution (x = SiLU(x)), as the
+//! reference's `MambaWithoutConv` ablation.
+//!
+//! Shape letters: b batch, s sequence, d model width, i inner width, n state, r dt rank, k taps.
+
+use burn::module::{Module, Param};
+use burn::nn::Linear;
+use burn::tensor::activation::{silu, softplus};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+
+use super::base_conv::causal_depthwise_conv;
+use super::init::Init;
+use super::selective_scan::selective_scan;
+
+/// State size N (reference: 16).
+pub const D_STATE: usize = 16;
+/// d_inner = EXPAND·d_model (reference: 2).
+pub const EXPAND: usize = 2;
+/// Range of Δ at initialisation (reference: 0.001 to 0.1, floor 1e-4).
+const DT_MIN: f64 = 1e-3;
+const DT_MAX: f64 = 0.1;
+const DT_FLOOR: f64 = 1e-4;
+
+/// Depthwise causal convolution `[i, k]` with bias.
+#[derive(Module, Debug)]
+pub struct ConvTaps<B: Backend> {
+    pub weight: Param<Tensor<B, 2>>,
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+#[derive(Module, Debug)]
+pub struct Mamba<B: Backend> {
+    pub in_proj: Linear<B>,
+    /// Absent when `d_conv = 0`.
+    pub conv1d: Option<ConvTaps<B>>,
+    pub x_proj: Linear<B>,
+    pub dt_proj: Linear<B>,
+    /// `[i, n]`; A = −exp(A_log).
+    pub a_log: Param<Tensor<B, 2>>,
+    /// `[i]`, the skip.
+    pub d: Param<Tensor<B, 1>>,
+    pub out_proj: Linear<B>,
+}
+
+/// dt rank R = ⌈d/16⌉.
+pub fn dt_rank(d_model: usize) -> usize {
+    d_model.div_ceil(16)
+}
+
+impl<B: Backend> Mamba<B> {
+    /// The reference's own init (its blocks skip the N(0, 0.02) re-initialisation of Linears):
+    /// PyTorch defaults U(±1/√fan_in) for in_proj, x_proj and the convolution; dt_proj weight
+    /// U(±R^−½) and bias softplus⁻¹(Δ₀) with Δ₀ log-uniform in [0.001, 0.1]; A_log = ln(1..N);
+    /// D = 1; out_proj U(±1/√d_inner)/√layers.
+    pub fn init(d_model: usize, d_conv: usize, layers: usize, init: &mut Init<B>) -> Self {
+        let i = EXPAND * d_model;
+        let r = dt_rank(d_model);
+        let device = init.device();
+        let kaiming = |init: &mut Init<B>, d_in: usize, d_out: usize, scale: f64| Linear {
+            weight: Param::from_tensor(init.uniform([d_in, d_out], scale / (d_in as f64).sqrt())),
+            bias: None,
+        };
+        let in_proj = kaiming(init, d_model, 2 * i, 1.0);
+        let conv1d = (d_conv > 0).then(|| {
+            let bound = 1.0 / (d_conv as f64).sqrt();
+            ConvTaps {
+                weight: Param::from_tensor(init.uniform([i, d_conv], bound)),
+                bias: Param::from_tensor(init.uniform([i], bound)),
+            }
+        });
+        let x_proj = kaiming(init, i, r + 2 * D_STATE, 1.0);
+        let dt_weight = init.uniform([r, i], 1.0 / (r as f64).sqrt());
+        let dt_bias: Vec<f32> = init
+            .uniform::<1>([i], 0.5)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32")
+            .into_iter()
+            .map(|u| {
+                // u ∈ [−½, ½) → Δ₀ log-uniform in [DT_MIN, DT_MAX), then softplus⁻¹.
+                let frac = u as f64 + 0.5;
+                let dt = (DT_MIN.ln() + frac * (DT_MAX.ln() - DT_MIN.ln()))
+                    .exp()
+                    .max(DT_FLOOR);
+                (dt + (-(-dt).exp_m1()).ln()) as f32
+            })
+            .collect();
+        let dt_proj = Linear {
+            weight: Param::from_tensor(dt_weight),
+            bias: Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(dt_bias, [i]),
+                device,
+            ))),
+        };
+        let a_log: Vec<f32> = (0..i)
+            .flat_map(|_| (1..=D_STATE).map(|n| (n as f32).ln()))
+            .collect();
+        let out_proj = kaiming(init, i, d_model, 1.0 / (layers as f64).sqrt());
+        Mamba {
+            in_proj,
+            conv1d,
+            x_proj,
+            dt_proj,
+            a_log: Param::from_tensor(Tensor::from_data(
+                TensorData::new(a_log, [i, D_STATE]),
+                device,
+            )),
+            d: Param::from_tensor(Tensor::ones([i], device)),
+            out_proj,
+        }
+    }
+
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
+    pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, _] = u_bsd.dims();
+        let [i, n] = self.a_log.dims();
+        let [r, _] = self.dt_proj.weight.dims();
+        let xz_bs2i = self.in_proj.forward(u_bsd);
+        let x_bsi = xz_bs2i.clone().slice([0..b, 0..s, 0..i]);
+        let z_bsi = xz_bs2i.slice([0..b, 0..s, i..2 * i]);
+        let x_bsi = silu(match &self.conv1d {
+            Some(c) => causal_depthwise_conv(x_bsi, c.weight.val(), c.bias.val()),
+            None => x_bsi,
+        });
+        let dbc = self.x_proj.forward(x_bsi.clone());
+        let dt_bsr = dbc.clone().slice([0..b, 0..s, 0..r]);
+        let b_bsn = dbc.clone().slice([0..b, 0..s, r..r + n]);
+        let c_bsn = dbc.slice([0..b, 0..s, r + n..r + 2 * n]);
+        let delta_bsi = softplus(self.dt_proj.forward(dt_bsr), 1.0);
+        let a_in = self.a_log.val().exp().neg();
+        let y_bsi = selective_scan(x_bsi.clone(), delta_bsi, a_in, b_bsn, c_bsn)
+            + x_bsi * self.d.val().reshape([1, 1, i]);
+        self.out_proj.forward(y_bsi * silu(z_bsi))
+    }
+}

@@ -1,0 +1,525 @@
+"""Sequence mixers of mechlab's reference models, in plain PyTorch.
+
+Shared by tests/reference/make_fixtures.py (tiny seeded fixtures) and
+bench/torch_ar.py (training throughput). The exact formulas are documented in
+make_fixtures.py's module docstring; this file implements them.
+
+Every mixer is a pure function ``mixer(u, p)``: ``u`` is [batch, L, d] (float32)
+and ``p`` maps *local* parameter names (the reference name without the
+``backbone.layers.{l}.sequence_mixer.`` prefix, e.g. ``"projection.weight"``)
+to tensors. Sizes (kernel width, state size, l_max, heads, ...) are read off the
+parameter shapes. The ``nn.Module`` classes at the end hold parameters under
+the same local names (``dict(module.named_parameters())`` plus buffers is a
+valid ``p``) and give them their usual initialisation; bench/torch_ar.py
+trains them.
+
+Layout conventions: time is dim -2 of activations ([b, L, C]); a long filter
+is [L, C] (filter tap t for channel c at h[t, c]).
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LN_EPS = 1e-5
+RMS_EPS = 1e-5
+MASK_VALUE = -10000.0
+FEATURE_DIM = 8  # Based: width of q and k before the Taylor feature map
+
+
+# ----------------------------------------------------------------------------
+# Building blocks
+# ----------------------------------------------------------------------------
+
+
+def short_conv(u, weight, bias):
+    """Causal depthwise conv: Conv1d(groups=C, padding=k-1), first L outputs.
+
+    u [b, L, C], weight [C, 1, k], bias [C] -> [b, L, C].
+    """
+    L, C = u.shape[-2], u.shape[-1]
+    k = weight.shape[-1]
+    y = F.conv1d(u.transpose(-1, -2), weight, bias, padding=k - 1, groups=C)
+    return y[..., :L].transpose(-1, -2)
+
+
+def causal_conv_fft(u, h):
+    """y[t, c] = sum_{s<=t} h[t-s, c] u[s, c] with rfft/irfft at n = 2L.
+
+    u [..., L, C], h [L, C] (or broadcastable to u) -> [..., L, C].
+    """
+    L = u.shape[-2]
+    n = 2 * L
+    u_f = torch.fft.rfft(u.transpose(-1, -2), n=n)
+    h_f = torch.fft.rfft(h.transpose(-1, -2), n=n)
+    return torch.fft.irfft(u_f * h_f, n=n)[..., :L].transpose(-1, -2)
+
+
+def causal_conv_direct(u, h):
+    """The same causal convolution as an explicit Toeplitz sum (no FFT)."""
+    L = u.shape[-2]
+    idx = torch.arange(L)
+    lag = idx[:, None] - idx[None, :]  # [t, s] = t - s
+    toeplitz = h[lag.clamp(min=0)] * (lag >= 0)[..., None].to(h.dtype)  # [t, s, C]
+    return torch.einsum("tsc,...sc->...tc", toeplitz, u)
+
+
+def causal_conv(u, h, direct=False):
+    return causal_conv_direct(u, h) if direct else causal_conv_fft(u, h)
+
+
+def positional_features(l_max):
+    """z[i] = [i/(l_max-1), cos(2 pi 1e-4 i / l_max), -sin(2 pi 1e-4 i / l_max)].
+
+    Computed in float64, rounded to float32; shape [1, l_max, 3].
+    """
+    i = torch.arange(l_max, dtype=torch.float64)
+    angle = 2 * math.pi * 1e-4 * i / l_max
+    z = torch.stack([i / (l_max - 1), torch.cos(angle), -torch.sin(angle)], dim=-1)
+    return z[None].to(torch.float32)
+
+
+def unit_ramp(l_max):
+    """t[i] = i/(l_max-1) (= torch.linspace(0, 1, l_max)), float64 rounded to float32."""
+    return (torch.arange(l_max, dtype=torch.float64) / (l_max - 1)).to(torch.float32)
+
+
+def hyena_deltas(d):
+    """torch.linspace(ln(1e-2)/1.5, ln(1e-2)/0.3, d), float64 rounded to float32."""
+    lo, hi = math.log(1e-2) / 1.5, math.log(1e-2) / 0.3
+    j = torch.arange(d, dtype=torch.float64)
+    return (lo + (hi - lo) * j / (d - 1)).to(torch.float32)
+
+
+def layer_norm(x, weight, bias):
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, LN_EPS)
+
+
+def rms_norm(x, weight):
+    """x * rsqrt(mean(x^2, -1) + 1e-5) * weight."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + RMS_EPS) * weight
+
+
+# ----------------------------------------------------------------------------
+# Attention and Based
+# ----------------------------------------------------------------------------
+
+
+def attention(x, p):
+    d = x.shape[-1]
+    qkv = x @ p["Wqkv.weight"].T
+    q, k, v = qkv.split(d, dim=-1)
+    L = x.shape[1]
+    mask = torch.triu(torch.full((L, L), MASK_VALUE), diagonal=1)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d) + mask
+    y = torch.softmax(scores, dim=-1) @ v
+    return F.linear(y, p["out_proj.weight"], p["out_proj.bias"])
+
+
+def feature_map(x):
+    """Taylor feature map: [1, x / f**0.25, vec(x x^T) / (sqrt(2) sqrt(f))]."""
+    f = x.shape[-1]
+    ones = torch.ones(*x.shape[:-1], 1, dtype=x.dtype, device=x.device)
+    linear = x / f**0.25
+    quad = (x[..., :, None] * x[..., None, :]).flatten(-2) / (math.sqrt(2) * math.sqrt(f))
+    return torch.cat([ones, linear, quad], dim=-1)
+
+
+def based(u, p):
+    q = feature_map(u @ p["proj_q.weight"].T)
+    k = feature_map(u @ p["proj_k.weight"].T)
+    v = u @ p["proj_v.weight"].T
+    a = torch.tril(q @ k.transpose(-1, -2))
+    y = (a @ v) / (a.sum(dim=-1, keepdim=True) + 1e-12)
+    return y @ p["proj_o.weight"].T
+
+
+# ----------------------------------------------------------------------------
+# BaseConv (short and implicit long convolution)
+# ----------------------------------------------------------------------------
+
+
+def implicit_long_filter(p, L, prefix="conv."):
+    """h = Linear2(ReLU(Linear0(z[:L]))) -> [L, d]."""
+    z = p[f"{prefix}pos_emb.z"][0, :L]
+    h = F.relu(F.linear(z, p[f"{prefix}mlp.0.weight"], p[f"{prefix}mlp.0.bias"]))
+    return F.linear(h, p[f"{prefix}mlp.2.weight"], p[f"{prefix}mlp.2.bias"])
+
+
+def base_conv(u, p, direct=False):
+    """BaseConv: y = conv(u) * projection(u) + u.
+
+    The conv is short (``conv.conv.weight`` [d,1,k]) or the implicit long
+    convolution (``conv.pos_emb.z`` + ``conv.mlp.*``), whichever p holds;
+    the long one is causalconv(u, h) + u.
+    """
+    if "conv.conv.weight" in p:
+        c = short_conv(u, p["conv.conv.weight"], p["conv.conv.bias"])
+    else:
+        c = causal_conv(u, implicit_long_filter(p, u.shape[1]), direct) + u
+    proj = F.linear(u, p["projection.weight"], p["projection.bias"])
+    return c * proj + u
+
+
+# ----------------------------------------------------------------------------
+# Mamba-1
+# ----------------------------------------------------------------------------
+
+
+def selective_scan_loop(x, delta, A, B, C):
+    """Sequential selective scan; returns sum_n h_t[:, :, n] C_t[:, n] (no D term).
+
+    x, delta [b, L, di]; A [di, N]; B, C [b, L, N].
+    h_t = exp(delta_t A) * h_{t-1} + (delta_t x_t) outer B_t, h_{-1} = 0.
+    """
+    b, L, di = x.shape
+    h = x.new_zeros(b, di, A.shape[1])
+    ys = []
+    for t in range(L):
+        d_a = torch.exp(delta[:, t, :, None] * A)
+        h = d_a * h + (delta[:, t] * x[:, t])[:, :, None] * B[:, t, None, :]
+        ys.append((h * C[:, t, None, :]).sum(-1))
+    return torch.stack(ys, dim=1)
+
+
+def selective_scan_closed(x, delta, A, B, C):
+    """The same scan in closed form (float64, O(L^2)):
+
+    y_t = sum_{s<=t} exp((S_t - S_s) A) . (delta_s x_s) (B_s . C_t),
+    S_t = sum_{r<=t} delta_r.
+    """
+    dt = torch.float64
+    x_dtype = x.dtype
+    x, delta, A, B, C = (v.to(dt) for v in (x, delta, A, B, C))
+    L = x.shape[1]
+    S = torch.cumsum(delta, dim=1)  # [b, L, di]
+    diff = S[:, :, None, :] - S[:, None, :, :]  # [b, t, s, di]
+    mask = torch.tril(torch.ones(L, L, dtype=torch.bool))
+    decay = torch.exp(diff[..., None] * A)  # [b, t, s, di, N]
+    decay = decay * mask[None, :, :, None, None]
+    bc = torch.einsum("bsn,btn->btsn", B, C)  # [b, t, s, N]
+    y = torch.einsum("btsdn,btsn,bsd->btd", decay, bc, delta * x)
+    return y.to(x_dtype)
+
+
+def mamba(u, p, closed_form=False):
+    """Mamba-1 mixer (see make_fixtures.py). No conv when p has no conv1d.weight.
+
+    closed_form=True swaps the sequential scan for selective_scan_closed (a check).
+    """
+    scan = selective_scan_closed if closed_form else selective_scan_loop
+    d_inner = p["in_proj.weight"].shape[0] // 2
+    N = p["A_log"].shape[1]
+    R = p["dt_proj.weight"].shape[1]
+    xz = F.linear(u, p["in_proj.weight"])
+    x, z = xz.split(d_inner, dim=-1)
+    if "conv1d.weight" in p:
+        x = short_conv(x, p["conv1d.weight"], p["conv1d.bias"])
+    x = F.silu(x)
+    dt, B, C = F.linear(x, p["x_proj.weight"]).split([R, N, N], dim=-1)
+    delta = F.softplus(F.linear(dt, p["dt_proj.weight"], p["dt_proj.bias"]))
+    A = -torch.exp(p["A_log"])
+    y = scan(x, delta, A, B, C) + x * p["D"]
+    y = y * F.silu(z)
+    return F.linear(y, p["out_proj.weight"])
+
+
+# ----------------------------------------------------------------------------
+# Hyena (order 2)
+# ----------------------------------------------------------------------------
+
+
+def hyena_filter(p, L, d):
+    """Implicit filter h [L, d] with exponential-decay modulation."""
+    z = p["filter_fn.pos_emb.z"][0, :L]
+    f = p["filter_fn.implicit_filter.1.freq"]
+    pre = "filter_fn.implicit_filter."
+    h = torch.sin(f * F.linear(z, p[pre + "0.weight"], p[pre + "0.bias"]))
+    h = torch.sin(f * F.linear(h, p[pre + "2.weight"], p[pre + "2.bias"]))
+    h = torch.sin(f * F.linear(h, p[pre + "4.weight"], p[pre + "4.bias"]))
+    h = F.linear(h, p[pre + "6.weight"])
+    l_max = p["filter_fn.pos_emb.z"].shape[1]
+    t = unit_ramp(l_max)[:L, None]
+    return h * torch.exp(-t * hyena_deltas(d).abs())
+
+
+def hyena(u, p, direct=False):
+    d = u.shape[-1]
+    L = u.shape[1]
+    w = F.linear(u, p["in_proj.weight"], p["in_proj.bias"])
+    uc = short_conv(w, p["short_filter.weight"], p["short_filter.bias"])
+    x1, x2, v = uc.split(d, dim=-1)
+    v = v * x1
+    h = hyena_filter(p, L, d)
+    v = causal_conv(v, h, direct) + v * p["filter_fn.bias"]
+    v = v * x2
+    return F.linear(v, p["out_proj.weight"], p["out_proj.bias"])
+
+
+# ----------------------------------------------------------------------------
+# H3
+# ----------------------------------------------------------------------------
+
+
+def h3_shift_kernel(B, C, L):
+    """ks[c, t] = sum_{n: n+t<N} B[c, n] C[c, n+t] for t < L, via FFT at 2N.
+
+    B, C [d, N] -> [L, d] (zero for t >= N).
+    """
+    N = B.shape[-1]
+    k = torch.fft.irfft(torch.fft.rfft(B, n=2 * N).conj() * torch.fft.rfft(C, n=2 * N), n=2 * N)
+    k = k[..., : min(N, L)]
+    if L > N:
+        k = F.pad(k, (0, L - N))
+    return k.transpose(0, 1)
+
+
+def h3_shift_kernel_direct(B, C, L):
+    N = B.shape[-1]
+    cols = []
+    for t in range(L):
+        cols.append((B[:, : N - t] * C[:, t:]).sum(-1) if t < N else B.new_zeros(B.shape[0]))
+    return torch.stack(cols, dim=0)
+
+
+def h3_diag_kernel(p, L):
+    """S4D kernel, bilinear discretisation, computed in float64 -> [L, H] (dtype of log_dt).
+
+    K[h, t] = 2 Re(sum_n Cp_n dA_n^t),  Cp = B C dt / (1 - dtA/2),
+    dA = (1 + dtA/2) / (1 - dtA/2), A = -exp(inv_A_real) + i A_imag.
+    """
+    f64 = torch.float64
+    pre = "kernel.kernel."
+    dt = torch.exp(p[pre + "log_dt"].to(f64))[:, None]  # [H, 1]
+    A = torch.complex(-torch.exp(p[pre + "inv_A_real"].to(f64)), p[pre + "A_imag"].to(f64))
+    Bp, Cp = p[pre + "B"].to(f64), p[pre + "C"][0].to(f64)
+    Bc = torch.complex(Bp[..., 0], Bp[..., 1])
+    Cc = torch.complex(Cp[..., 0], Cp[..., 1])
+    dtA = A * dt
+    coef = Bc * Cc * dt / (1 - dtA / 2)
+    dA = (1 + dtA / 2) / (1 - dtA / 2)
+    powers = torch.exp(torch.log(dA)[..., None] * torch.arange(L, dtype=f64))  # [H, n, L]
+    K = 2 * torch.einsum("hn,hnl->hl", coef, powers).real
+    return K.to(p[pre + "log_dt"].dtype).transpose(0, 1)
+
+
+def h3_ssm_recurrent(kv, p):
+    """Runs the diagonal SSM as a recurrence (float64) instead of a convolution.
+
+    kv [b, L, H, i, j]: x_t = dA x_{t-1} + (dt/(1-dtA/2)) B u_t, y_t = 2 Re(C x_t).
+    Returns y (without the D skip), in kv's dtype.
+    """
+    f64 = torch.float64
+    pre = "kernel.kernel."
+    dt = torch.exp(p[pre + "log_dt"].to(f64))[:, None]
+    A = torch.complex(-torch.exp(p[pre + "inv_A_real"].to(f64)), p[pre + "A_imag"].to(f64))
+    Bp, Cp = p[pre + "B"].to(f64), p[pre + "C"][0].to(f64)
+    Bc = torch.complex(Bp[..., 0], Bp[..., 1])
+    Cc = torch.complex(Cp[..., 0], Cp[..., 1])
+    dtA = A * dt
+    dB = dt / (1 - dtA / 2) * Bc  # [H, n]
+    dA = (1 + dtA / 2) / (1 - dtA / 2)
+    u = kv.to(f64)
+    b, L, H, hd, _ = u.shape
+    x = torch.zeros(b, H, hd, hd, dA.shape[1], dtype=torch.complex128)
+    ys = []
+    for t in range(L):
+        x = dA[:, None, None, :] * x + dB[:, None, None, :] * u[:, t, ..., None]
+        ys.append(2 * (x * Cc[:, None, None, :]).sum(-1).real)
+    return torch.stack(ys, dim=1).to(kv.dtype)
+
+
+def h3(u, p, direct=False, recurrent=False):
+    """H3 with shift SSM on k and diagonal SSM on k v^T; output channel j*H + h.
+
+    direct=True: shift kernel and convolutions without FFT; recurrent=True: the
+    diagonal SSM as a recurrence instead of its kernel (both are checks).
+    """
+    b, L, d = u.shape
+    q = F.linear(u, p["q_proj.weight"], p["q_proj.bias"])
+    k = F.linear(u, p["k_proj.weight"], p["k_proj.bias"])
+    v = F.linear(u, p["v_proj.weight"], p["v_proj.bias"])
+    shift = h3_shift_kernel_direct if direct else h3_shift_kernel
+    ks = shift(p["ssm_k_kernel.kernel.B"], p["ssm_k_kernel.kernel.C"][0], L)
+    k = causal_conv(k, ks, direct) + k * p["ssm_k_D"]
+    H = p["D"].shape[0]
+    hd = d // H
+    kv = k.view(b, L, H, hd, 1) * v.view(b, L, H, 1, hd)  # [b, L, h, i, j]
+    if recurrent:
+        y = h3_ssm_recurrent(kv, p)
+    else:
+        K = h3_diag_kernel(p, L)  # [L, H]
+        K = K[:, :, None].expand(L, H, hd * hd).reshape(L, H * hd * hd)
+        y = causal_conv(kv.reshape(b, L, H * hd * hd), K, direct).view(b, L, H, hd, hd)
+    y = y + kv * p["D"][:, None, None]
+    out = (q.view(b, L, H, hd, 1) * y).sum(3)  # [b, L, h, j]
+    out = out.transpose(-1, -2).reshape(b, L, hd * H)  # channel j*H + h
+    return F.linear(out, p["output_linear.weight"], p["output_linear.bias"])
+
+
+# ----------------------------------------------------------------------------
+# nn.Modules (for training): parameters under the reference's local names
+# ----------------------------------------------------------------------------
+
+
+class Functional(nn.Module):
+    """Base: forward(u) = fn(u, {name: tensor} of parameters and buffers)."""
+
+    def tensors(self):
+        p = dict(self.named_parameters())
+        p.update(self.named_buffers())
+        return p
+
+
+class _Conv(nn.Module):
+    def __init__(self, channels, kernel):
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, padding=kernel - 1)
+
+
+class _PosEmb(nn.Module):
+    def __init__(self, l_max, trainable):
+        super().__init__()
+        z = positional_features(l_max)
+        if trainable:
+            self.z = nn.Parameter(z)
+        else:
+            self.register_buffer("z", z, persistent=False)
+
+
+class _ImplicitLongConv(nn.Module):
+    def __init__(self, d, l_max, hidden=16):
+        super().__init__()
+        self.pos_emb = _PosEmb(l_max, trainable=False)
+        self.mlp = nn.Sequential(nn.Linear(3, hidden), nn.ReLU(), nn.Linear(hidden, d))
+
+
+class BaseConv(Functional):
+    """kernel = int for a short conv, None for the implicit long conv."""
+
+    def __init__(self, d, kernel=3, l_max=1024):
+        super().__init__()
+        self.projection = nn.Linear(d, d)
+        self.conv = _Conv(d, kernel) if kernel is not None else _ImplicitLongConv(d, l_max)
+
+    def forward(self, u):
+        return base_conv(u, self.tensors())
+
+
+class Based(Functional):
+    def __init__(self, d, feature_dim=FEATURE_DIM):
+        super().__init__()
+        self.proj_q = nn.Linear(d, feature_dim, bias=False)
+        self.proj_k = nn.Linear(d, feature_dim, bias=False)
+        self.proj_v = nn.Linear(d, d, bias=False)
+        self.proj_o = nn.Linear(d, d, bias=False)
+
+    def forward(self, u):
+        return based(u, self.tensors())
+
+
+class Mamba(Functional):
+    """Mamba-1 with mamba_ssm's initialisation of A_log, D and dt_proj."""
+
+    def __init__(self, d, d_state=16, d_conv=4, expand=2, dt_min=1e-3, dt_max=1e-1):
+        super().__init__()
+        di = expand * d
+        R = math.ceil(d / 16)
+        self.in_proj = nn.Linear(d, 2 * di, bias=False)
+        if d_conv > 0:
+            self.conv1d = nn.Conv1d(di, di, d_conv, groups=di, padding=d_conv - 1)
+        self.x_proj = nn.Linear(di, R + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(R, di)
+        self.dt_proj._no_reinit = True
+        nn.init.uniform_(self.dt_proj.weight, -(R**-0.5), R**-0.5)
+        dt = torch.exp(torch.rand(di) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=1e-4)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(di, 1)
+        self.A_log = nn.Parameter(torch.log(a))
+        self.D = nn.Parameter(torch.ones(di))
+        self.out_proj = nn.Linear(di, d, bias=False)
+
+    def forward(self, u):
+        return mamba(u, self.tensors())
+
+
+class _Sin(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.freq = nn.Parameter(torch.ones(1, dim))
+
+
+class _HyenaFilter(nn.Module):
+    def __init__(self, d, l_max, order=64):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(d))
+        self.pos_emb = _PosEmb(l_max, trainable=True)
+        act = _Sin(order)  # one module, shared: its freq is stored once as "1.freq"
+        self.implicit_filter = nn.Sequential(
+            nn.Linear(3, order), act,
+            nn.Linear(order, order), act,
+            nn.Linear(order, order), act,
+            nn.Linear(order, d, bias=False),
+        )
+
+
+class Hyena(Functional):
+    def __init__(self, d, l_max=1024, order=64, short_kernel=3):
+        super().__init__()
+        self.in_proj = nn.Linear(d, 3 * d)
+        self.short_filter = nn.Conv1d(3 * d, 3 * d, short_kernel, groups=3 * d, padding=short_kernel - 1)
+        self.filter_fn = _HyenaFilter(d, l_max, order)
+        self.out_proj = nn.Linear(d, d)
+
+    def forward(self, u):
+        return hyena(u, self.tensors())
+
+
+class _Holder(nn.Module):
+    pass
+
+
+class H3(Functional):
+    """H3 with S4D-Lin initialisation of the diagonal SSM and a shift-SSM B = e_0."""
+
+    def __init__(self, d, d_state=64, head_dim=1):
+        super().__init__()
+        H = d // head_dim
+        n2 = d_state // 2
+        self.q_proj = nn.Linear(d, d)
+        self.k_proj = nn.Linear(d, d)
+        self.v_proj = nn.Linear(d, d)
+        self.output_linear = nn.Linear(d, d)
+        shift = _Holder()
+        b = torch.zeros(d, d_state)
+        b[:, 0] = 1.0
+        shift.B = nn.Parameter(b)
+        shift.C = nn.Parameter(torch.randn(1, d, d_state))
+        self.ssm_k_kernel = _Holder()
+        self.ssm_k_kernel.kernel = shift
+        self.ssm_k_D = nn.Parameter(torch.randn(d))
+        diag = _Holder()
+        diag.log_dt = nn.Parameter(torch.rand(H) * (math.log(1e-1) - math.log(1e-3)) + math.log(1e-3))
+        diag.C = nn.Parameter(torch.randn(1, H, n2, 2) * 0.5**0.5)
+        diag.B = nn.Parameter(torch.stack([torch.ones(H, n2), torch.zeros(H, n2)], dim=-1))
+        diag.inv_A_real = nn.Parameter(torch.full((H, n2), math.log(0.5)))
+        diag.A_imag = nn.Parameter(math.pi * torch.arange(n2, dtype=torch.float32).repeat(H, 1))
+        self.kernel = _Holder()
+        self.kernel.kernel = diag
+        self.D = nn.Parameter(torch.randn(H))
+
+    def forward(self, u):
+        return h3(u, self.tensors())
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return rms_norm(x, self.weight)
