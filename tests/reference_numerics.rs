@@ -1,7 +1,8 @@
 //! mechlab against an independent PyTorch implementation: `tests/reference/make_fixtures.py`
 //! builds each mixer from the reference formulas, with random weights, and stores weights, inputs,
-//! logits, loss and every gradient. mechlab loads the weights by reference name and must match
-//! forward and backward within 1e-5 relative (fp32).
+//! logits, loss and every gradient, exact (float64) and as PyTorch float32 computes them. mechlab
+//! loads the weights by reference name and must match forward and backward within 1e-5 of each
+//! tensor's scale, or at least as closely as PyTorch float32 does.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,8 @@ use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use mechlab::model::lm::{cross_entropy, int_tensor};
-use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites};
+use mechlab::model::mixer::LongConv;
+use mechlab::model::{ConvKernel, LanguageModel, MixerKind, ModelConfig, NoSites};
 use mechlab::report::export::import::{Stored, load_state_dict, read};
 use mechlab::report::export::state_dict;
 
@@ -42,15 +44,25 @@ fn i64s(t: &HashMap<String, Stored>, name: &str) -> Vec<i64> {
     }
 }
 
-fn assert_close(what: &str, ours: &[f32], reference: &[f32]) {
-    assert_eq!(ours.len(), reference.len(), "{what}: length");
-    let scale = reference.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
-    for (i, (a, b)) in ours.iter().zip(reference).enumerate() {
-        // 1e-5 relative to the tensor's scale: element-wise relative error is meaningless where a
-        // value is near zero by cancellation.
+/// mechlab's `ours` against the exact answer `exact` (computed in float64 by the fixture script):
+/// within 1e-5 of the tensor's scale, or at least as close as PyTorch's own float32 run `torch32`
+/// gets (twice its largest error). Element-wise relative error is meaningless where a value is
+/// near zero by cancellation, hence the scale; some randomly drawn fixtures are ill-conditioned
+/// enough that float32 itself cannot reach 1e-5, hence the second bound.
+fn assert_close(what: &str, ours: &[f32], exact: &[f32], torch32: &[f32]) {
+    assert_eq!(ours.len(), exact.len(), "{what}: length");
+    let scale = exact.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+    let max_err = |xs: &[f32]| {
+        xs.iter()
+            .zip(exact)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+    };
+    let torch_err = max_err(torch32);
+    let bound = (1e-5 * scale).max(2.0 * torch_err);
+    for (i, (a, b)) in ours.iter().zip(exact).enumerate() {
         assert!(
-            (a - b).abs() <= 1e-5 * scale,
-            "{what}[{i}]: mechlab {a} vs PyTorch {b} (scale {scale})"
+            (a - b).abs() <= bound,
+            "{what}[{i}]: mechlab {a} vs exact {b} (scale {scale}, PyTorch float32 max error {torch_err})"
         );
     }
 }
@@ -62,20 +74,31 @@ struct ToGrad<'g> {
 
 impl ModuleMapper<B> for ToGrad<'_> {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let grad = param
-            .val()
+        let value = param.val();
+        if !value.is_require_grad() {
+            // Fixed parameters (BaseConv's positional features) have no gradient: NaN marks them.
+            return Param::from_tensor(Tensor::from_inner(value.inner().full_like(f32::NAN)));
+        }
+        let grad = value
             .grad(self.grads)
-            .expect("every parameter has a gradient");
+            .expect("every trained parameter has a gradient");
         Param::from_tensor(Tensor::from_inner(grad))
     }
 }
 
 fn check(name: &str, mixer: MixerKind) {
+    check_with(name, mixer, Vec::new());
+}
+
+/// Compares fixture `name` with mechlab's `mixer` model, with the convolution per layer `conv`
+/// (empty: the reference's defaults).
+fn check_with(name: &str, mixer: MixerKind, conv: Vec<ConvKernel>) {
     let t = fixture(name);
     let device = Default::default();
     let config = ModelConfig {
         max_positions: 16,
         init_std: 0.02,
+        conv,
         ..ModelConfig::paper(mixer, 12, 8, 2)
     };
     let model: LanguageModel<B> =
@@ -94,6 +117,7 @@ fn check(name: &str, mixer: MixerKind) {
         &format!("{name} logits"),
         &logits,
         f32s(&t, "output.logits"),
+        f32s(&t, "torch32.output.logits"),
     );
 
     let loss = cross_entropy(
@@ -101,7 +125,12 @@ fn check(name: &str, mixer: MixerKind) {
         int_tensor::<B, 1>(i64s(&t, "input.targets"), [2], &device),
     );
     let value: Vec<f32> = loss.clone().into_data().to_vec().unwrap();
-    assert_close(&format!("{name} loss"), &value, f32s(&t, "output.loss"));
+    assert_close(
+        &format!("{name} loss"),
+        &value,
+        f32s(&t, "output.loss"),
+        f32s(&t, "torch32.output.loss"),
+    );
 
     let grads = loss.backward();
     let grad_model = model.clone().map(&mut ToGrad { grads: &grads });
@@ -110,14 +139,25 @@ fn check(name: &str, mixer: MixerKind) {
         if entry.name == "lm_head.weight" {
             continue; // tied: the same tensor as the word embedding
         }
+        if !t.contains_key(&format!("grad.{}", entry.name)) {
+            // Not trained in the reference: it must not be trained here either.
+            assert!(
+                entry.values.iter().all(|v| v.is_nan()),
+                "{name}: {} is fixed in the reference but trained by mechlab",
+                entry.name
+            );
+            continue;
+        }
         assert_close(
             &format!("{name} grad.{}", entry.name),
             &entry.values,
             f32s(&t, &format!("grad.{}", entry.name)),
+            f32s(&t, &format!("torch32.grad.{}", entry.name)),
         );
         checked += 1;
     }
-    assert!(checked >= 20, "{name}: only {checked} gradients compared");
+    let expected = t.keys().filter(|k| k.starts_with("grad.")).count();
+    assert_eq!(checked, expected, "{name}: gradients compared");
 }
 
 #[test]
@@ -128,4 +168,44 @@ fn attention_matches_pytorch_forward_and_gradients() {
 #[test]
 fn based_matches_pytorch_forward_and_gradients() {
     check("based", MixerKind::Based);
+}
+
+#[test]
+fn base_conv_matches_pytorch_forward_and_gradients() {
+    check("base_conv", MixerKind::BaseConv);
+}
+
+#[test]
+fn based_with_long_or_one_tap_convolution_matches_pytorch() {
+    check_with(
+        "based_long",
+        MixerKind::Based,
+        vec![ConvKernel::Long(LongConv::Long); 2],
+    );
+    check_with("based_k1", MixerKind::Based, vec![ConvKernel::Taps(1); 2]);
+}
+
+#[test]
+fn mamba_matches_pytorch_forward_and_gradients_for_each_conv_width() {
+    check("mamba", MixerKind::Mamba);
+    check_with(
+        "mamba_conv2",
+        MixerKind::Mamba,
+        vec![ConvKernel::Taps(2); 2],
+    );
+    check_with(
+        "mamba_conv0",
+        MixerKind::Mamba,
+        vec![ConvKernel::Taps(0); 2],
+    );
+}
+
+#[test]
+fn hyena_matches_pytorch_forward_and_gradients() {
+    check("hyena", MixerKind::Hyena);
+}
+
+#[test]
+fn h3_matches_pytorch_forward_and_gradients() {
+    check("h3", MixerKind::H3);
 }

@@ -1,24 +1,33 @@
 //! Mamba's selective scan, `h_t = exp(Δ_t·A)⊙h_{t−1} + (Δ_t·x_t)⊗B_t`, `y_t = h_t·C_t`,
 //! in two forms with one signature:
 //!
-//! - [`selective_scan`], the training path: chunks of [`CHUNK`] steps in closed form. Within a
-//!   chunk, with `S_t = Σ_{r≤t} Δ_r·A` (the log-decay from the chunk start),
-//!   `h_t = Σ_{j≤t} exp(S_t − S_j)·(Δ_j x_j)⊗B_j + exp(S_t)·h_start`; only the state between
-//!   chunks is carried sequentially. A per-timestep loop under autodiff records ~6 graph nodes
-//!   per step on small tensors, which is what makes naive CPU ports slow; the chunked form
-//!   records ~15 per chunk.
+//! - [`selective_scan`], the training path: time-major chunks of [`CHUNK`] steps, each solved by a
+//!   log-depth (Hillis–Steele) scan, with only the state between chunks carried sequentially.
+//!   Each step of the recurrence is the affine map `h ↦ a_t⊙h + u_t`; two maps compose as
+//!   `(a₂, u₂)∘(a₁, u₁) = (a₂a₁, a₂u₁ + u₂)`, so ⌈log₂ q⌉ rounds, each combining every position
+//!   with the one `2^k` before it, give every prefix of a chunk at once.
 //! - [`selective_scan_sequential`], the plain recurrence, kept as the oracle in tests.
 //!
-//! `S_t − S_j ≤ 0` for `j ≤ t` (Δ > 0, A < 0), so every exponential is at most 1; the entries
-//! above the diagonal are masked *before* the exponential, where they could overflow.
+//! Only products of decays `exp(Δ·A) ≤ 1` appear (no differences of cumulative sums), so the
+//! scan loses no precision against the recurrence.
 //!
-//! Shape letters: b batch, s/t/j sequence, q chunk, i inner channels (d_inner), n state (16).
+//! Measured (`mechlab bench --mixer mamba`, AR-32, d 64, batch 32, 2-core CPU, tokens/s): the
+//! cost is allocation-bound elementwise work on `[s, b·i·n]` tensors, so fewer passes beat fewer
+//! graph nodes at this length. One log-depth scan over all 37 steps: 1,925; chunks of 16: 3,454;
+//! 8: 3,852; 4: 4,740; 2: 5,167; chunks of 1 (a time-major step-by-step loop): 5,447; the naive
+//! `[b, s, …]` loop below: 2,444. Chunks of 1 are also the most accurate: on the
+//! ill-conditioned `mamba_conv0` fixture, chunks ≥ 2 reach 1.25e-5 of the gradient scale where
+//! PyTorch float32 reaches 0.4e-5 (`tests/reference_numerics.rs`). So [`CHUNK`] is 1: the
+//! premise that a per-step loop under autodiff is what makes CPU ports slow does not hold here
+//! once the layout is time-major; longer chunks remain available for long sequences.
+//!
+//! Shape letters: b batch, s sequence, q chunk, i inner channels (d_inner), n state (16),
+//! r = b·i·n (one time step's state, flattened).
 
-use burn::tensor::{Bool, Tensor, backend::Backend};
+use burn::tensor::{Tensor, backend::Backend};
 
-/// Steps per chunk. The decay matrix of a chunk is `[b, i, n, q, q]`: 16 keeps it ≈ 17 MB at
-/// d_model 64, batch 32 (`mechlab bench --mixer mamba` measures the choice).
-pub const CHUNK: usize = 16;
+/// Steps per chunk: 1, the fastest and most accurate length measured (see above).
+pub const CHUNK: usize = 1;
 
 /// # Shapes
 /// - `x_bsi`, `delta_bsi`: `[b, s, i]`; `a_in`: `[i, n]`; `b_bsn`, `c_bsn`: `[b, s, n]`
@@ -44,62 +53,66 @@ pub fn selective_scan_chunked<B: Backend>(
 ) -> Tensor<B, 3> {
     let [b, s, i] = x_bsi.dims();
     let [_, n] = a_in.dims();
+    let r = b * i * n;
     let device = x_bsi.device();
-    let a_11in = a_in.reshape([1, 1, i, n]);
-    let u_bsi = delta_bsi.clone() * x_bsi;
-    let mut h_bin: Option<Tensor<B, 3>> = None;
-    let mut ys = Vec::with_capacity(s.div_ceil(chunk));
+    // Time-major, `[s, b, ·]`: a chunk is a block of whole rows, so the big `[q, r]` operands
+    // below are contiguous and burn-flex takes its fast elementwise paths (slicing a
+    // `[b, s, …]` layout along s is strided and ~10× slower per element). Outer products are
+    // K = 1 matmuls for the same reason.
+    let time_major = |t: Tensor<B, 3>| t.swap_dims(0, 1);
+    let delta_sbi = time_major(delta_bsi);
+    let u_sbi = delta_sbi.clone() * time_major(x_bsi);
+    let (b_sbn, c_sbn) = (time_major(b_bsn), time_major(c_bsn));
+    let a_row = a_in.reshape([1, i * n]);
+    let ones_1n = Tensor::<B, 2>::ones([1, n], &device);
+    let mut carry_1r: Option<Tensor<B, 2>> = None;
+    let mut ys = Vec::with_capacity(s.div_ceil(chunk.max(1)));
     for t0 in (0..s).step_by(chunk.max(1)) {
-        let t1 = (t0 + chunk).min(s);
-        let q = t1 - t0;
-        let delta_bqi = delta_bsi.clone().slice([0..b, t0..t1, 0..i]);
-        // S[b, i, n, t] = Σ_{r≤t} Δ_r·A, the log-decay from the chunk start (≤ 0).
-        let s_binq = (delta_bqi.unsqueeze_dim::<4>(3) * a_11in.clone())
-            .cumsum(1)
-            .permute([0, 2, 3, 1]);
-        // burn's `tril_mask` is true *outside* the lower triangle: at j > t.
-        let above_qq: Tensor<B, 2, Bool> = Tensor::<B, 2, Bool>::tril_mask([q, q], 0, &device);
-        let decay_binqq = (s_binq.clone().unsqueeze_dim::<5>(4)
-            - s_binq.clone().unsqueeze_dim::<5>(3))
-        .mask_fill(
-            above_qq.reshape([1, 1, 1, q, q]).expand([b, i, n, q, q]),
-            f32::NEG_INFINITY,
-        )
-        .exp();
-        // Bu[b, i, n, j] = Δ_j·x_j·B_j
-        let bu_binq = (u_bsi
-            .clone()
-            .slice([0..b, t0..t1, 0..i])
-            .unsqueeze_dim::<4>(3)
-            * b_bsn
-                .clone()
-                .slice([0..b, t0..t1, 0..n])
-                .unsqueeze_dim::<4>(2))
-        .permute([0, 2, 3, 1]);
-        let mut h_binq = (decay_binqq * bu_binq.unsqueeze_dim::<5>(3))
-            .sum_dim(4)
-            .squeeze_dim::<4>(4);
-        if let Some(h0_bin) = h_bin {
-            h_binq = h_binq + s_binq.exp() * h0_bin.unsqueeze_dim::<4>(3);
+        let q = (t0 + chunk).min(s) - t0;
+        let rows = |t: &Tensor<B, 3>, w: usize| t.clone().slice([t0..t0 + q, 0..b, 0..w]);
+        // a[t, (b, i, n)] = exp(Δ[t, b, i]·A[i, n])
+        let delta_rep = rows(&delta_sbi, i)
+            .reshape([q * b * i, 1])
+            .matmul(ones_1n.clone())
+            .reshape([q * b, i * n]);
+        let mut a_qr = (delta_rep * a_row.clone()).exp().reshape([q, r]);
+        // h[t, (b, i, n)] = Δ[t, b, i]·x[t, b, i]·B[t, b, n], the step's input
+        let mut h_qr = rows(&u_sbi, i)
+            .reshape([q * b, i, 1])
+            .matmul(rows(&b_sbn, n).reshape([q * b, 1, n]))
+            .reshape([q, r]);
+        // After round k, (a_t, h_t) composes steps t−2^k+1..t of the chunk. A round shifts by
+        // `offset` rows, padding with the identity map (a = 1, h = 0).
+        let mut offset = 1;
+        while offset < q {
+            let shift = |t: &Tensor<B, 2>, fill: f32| {
+                Tensor::cat(
+                    vec![
+                        Tensor::full([offset, r], fill, &device),
+                        t.clone().slice([0..q - offset, 0..r]),
+                    ],
+                    0,
+                )
+            };
+            let h_prev = shift(&h_qr, 0.0);
+            let a_prev = shift(&a_qr, 1.0);
+            h_qr = h_qr + a_qr.clone() * h_prev;
+            a_qr = a_qr * a_prev;
+            offset *= 2;
         }
-        h_bin = Some(
-            h_binq
-                .clone()
-                .slice([0..b, 0..i, 0..n, q - 1..q])
-                .squeeze_dim::<3>(3),
-        );
-        // y[b, t, i] = Σ_n h[b, i, n, t]·C[b, t, n]
-        let c_bq1n = c_bsn
-            .clone()
-            .slice([0..b, t0..t1, 0..n])
-            .unsqueeze_dim::<4>(2);
+        // a now holds each step's decay since the chunk start: add the carried state.
+        if let Some(carry) = carry_1r {
+            h_qr = h_qr + a_qr * carry;
+        }
+        carry_1r = Some(h_qr.clone().slice([q - 1..q, 0..r]));
+        // y[t, b, i] = Σ_n h[t, b, i, n]·C[t, b, n]
         ys.push(
-            (h_binq.permute([0, 3, 1, 2]) * c_bq1n)
-                .sum_dim(3)
-                .squeeze_dim::<3>(3),
+            h_qr.reshape([q * b, i, n])
+                .matmul(rows(&c_sbn, n).reshape([q * b, n, 1]))
+                .reshape([q, b, i]),
         );
     }
-    Tensor::cat(ys, 1)
+    Tensor::cat(ys, 0).swap_dims(0, 1)
 }
 
 /// The recurrence one step at a time: the oracle for [`selective_scan`].
@@ -172,11 +185,12 @@ mod tests {
     }
 
     #[test]
-    fn chunked_scan_equals_the_recurrence_for_every_chunk_length() {
-        for s in [1, 5, 16, 37] {
+    fn chunked_scan_equals_the_recurrence_for_every_length_and_chunk() {
+        // Powers of two and their neighbours exercise partial rounds and partial chunks.
+        for s in [1, 2, 3, 4, 5, 8, 9, 16, 17, 37] {
             let [x, d, bm, cm] = inputs(s);
             let want = selective_scan_sequential(x.clone(), d.clone(), a(), bm.clone(), cm.clone());
-            for chunk in [1, 3, 8, 16, 64] {
+            for chunk in [1, 3, 8, 64] {
                 let got = selective_scan_chunked(
                     x.clone(),
                     d.clone(),
@@ -193,15 +207,15 @@ mod tests {
     #[test]
     fn chunked_scan_gradients_equal_the_recurrence_gradients() {
         let [x, d, bm, cm] = inputs(21);
-        let grads = |chunked: bool| {
+        let grads = |log_depth: bool| {
             let (x, d, bm, cm) = (
                 x.clone().require_grad(),
                 d.clone().require_grad(),
                 bm.clone().require_grad(),
                 cm.clone().require_grad(),
             );
-            let y = if chunked {
-                selective_scan_chunked(x.clone(), d.clone(), a(), bm.clone(), cm.clone(), 8)
+            let y = if log_depth {
+                selective_scan(x.clone(), d.clone(), a(), bm.clone(), cm.clone())
             } else {
                 selective_scan_sequential(x.clone(), d.clone(), a(), bm.clone(), cm.clone())
             };
