@@ -144,6 +144,7 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
     };
     let time = |path| {
         let start = Instant::now();
+        let task = crate::task::TaskConfig::Ar(task.clone());
         let rows = interchange_with(&model, &task, &data, &cfg, &device, path).rows;
         (start.elapsed().as_secs_f64(), rows.len())
     };

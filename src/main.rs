@@ -112,6 +112,25 @@ enum DataWhat {
         #[arg(long, short, default_value_t = 5)]
         n: usize,
     },
+    /// Statistics of a split before training anything: lengths, key→value and query→key
+    /// distances (and for ATR tree depth, repeated terminals, eligible pairs), as a table and as
+    /// Parquet (one row per example).
+    Stats {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The run whose data to measure (default: the first run).
+        #[arg(long)]
+        run: Option<String>,
+        /// `train`, `test` or `dev`.
+        #[arg(long, default_value = "train")]
+        split: String,
+        /// How many examples to generate.
+        #[arg(long, short, default_value_t = 10_000)]
+        n: usize,
+        /// Where to write the per-example table (default: `<results>/<experiment>/data_stats.parquet`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +219,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     n,
                 },
         } => show_data(&spec, run.as_deref(), &split, n),
+        Command::Data {
+            what:
+                DataWhat::Stats {
+                    spec,
+                    run,
+                    split,
+                    n,
+                    out,
+                },
+        } => data_stats(&spec, store.root(), run.as_deref(), &split, n, out),
         Command::Export {
             what: ExportWhat::Weights { spec, run, out },
         } => export_weights(&spec, &store, &run, out),
@@ -502,10 +531,9 @@ fn parse_mixer(s: &str) -> Result<mechlab::model::MixerKind, String> {
     Ok(kind)
 }
 
-fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Result<ExitCode> {
-    use mechlab::task::{Role, Split, TaskConfig};
-    let resolved = resolve(args)?;
-    let point = match run {
+/// The run `run` (default: the first) of the spec.
+fn pick_run<'r>(resolved: &'r Resolved, run: Option<&str>) -> Result<&'r mechlab::spec::RunPoint> {
+    match run {
         Some(name) => resolved
             .runs
             .iter()
@@ -513,18 +541,27 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
             .with_context(|| {
                 let names: Vec<&str> = resolved.runs.iter().map(|r| r.name.as_str()).collect();
                 format!("--run {name}: no such run; runs: {}", names.join(", "))
-            })?,
-        None => resolved
-            .runs
-            .first()
-            .context("the spec expands to no runs")?,
-    };
-    let split = match split {
+            }),
+        None => resolved.runs.first().context("the spec expands to no runs"),
+    }
+}
+
+fn parse_split(split: &str) -> Result<mechlab::task::Split> {
+    use mechlab::task::Split;
+    Ok(match split {
         "train" => Split::Train,
         "test" => Split::Test,
-        other => bail!("--split {other}: expected train or test"),
-    };
-    let TaskConfig::Ar(task) = point.task.config();
+        "dev" => Split::Dev,
+        other => bail!("--split {other}: expected train, test or dev"),
+    })
+}
+
+fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Result<ExitCode> {
+    use mechlab::task::Role;
+    let resolved = resolve(args)?;
+    let point = pick_run(&resolved, run)?;
+    let split = parse_split(split)?;
+    let task = point.task.config();
     let data = task.generate(point.seed, split, n);
     say!(
         "{} data of run {} (seed {}), first {}:",
@@ -535,8 +572,7 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
     );
     for i in 0..data.len() {
         let roles = data.roles_of(i);
-        let cells: Vec<String> = data
-            .example(i)
+        let cells: Vec<String> = data.example(i)[..data.length(i)]
             .iter()
             .enumerate()
             .map(|(pos, &t)| {
@@ -552,5 +588,82 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
             .collect();
         say!("{i:>4}  {}", cells.join(" "));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn data_stats(
+    args: &SpecArgs,
+    store: &std::path::Path,
+    run: Option<&str>,
+    split: &str,
+    n: usize,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use mechlab::task::TaskConfig;
+    let resolved = resolve(args)?;
+    let point = pick_run(&resolved, run)?;
+    let split = parse_split(split)?;
+    let start = std::time::Instant::now();
+    let (data, extra) = match point.task.config() {
+        TaskConfig::Atr(c) => {
+            let (d, s) = c
+                .generate_with_stats(point.seed, split, n)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            (d, Some(s))
+        }
+        other => (other.generate(point.seed, split, n), None),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let frame = mechlab::report::data_stats_frame(&data, extra.as_deref());
+    let path = out.unwrap_or_else(|| store.join(&resolved.experiment).join("data_stats.parquet"));
+    let mut frame = frame;
+    mechlab::report::write_parquet(
+        &path,
+        &mut frame,
+        &[
+            ("run", point.name.clone()),
+            ("split", split.name().to_string()),
+            ("seed", point.seed.to_string()),
+        ],
+    )?;
+    say!(
+        "{} split of run {} (seed {}): {} sequences generated in {:.2} s ({:.0}/s)",
+        split.name(),
+        point.name,
+        point.seed,
+        data.len(),
+        seconds,
+        data.len() as f64 / seconds.max(1e-9)
+    );
+    say!(
+        "{:<22} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "statistic",
+        "mean",
+        "std",
+        "min",
+        "p50",
+        "p90",
+        "max"
+    );
+    for (name, values) in mechlab::report::data_stats_columns(&frame) {
+        let mut v = values;
+        v.sort_by(|a, b| a.total_cmp(b));
+        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let std =
+            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
+        let q = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        say!(
+            "{name:<22} {mean:>9.3} {std:>9.3} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            q(0.0),
+            q(0.5),
+            q(0.9),
+            q(1.0)
+        );
+    }
+    say!("per-example table: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -344,3 +344,61 @@ fn data_show_prints_decoded_examples_with_roles() {
         }
     }
 }
+
+const ATR: &str = r#"
+[experiment]
+name = "atr"
+seeds = [3]
+
+[task]
+kind = "atr"
+train_size = 512
+test_size = 64
+dev_size = 64
+eval_examples = 32
+
+[model]
+d_model = 16
+mixer = "mamba"
+
+[train]
+batch_size = 16
+steps = 20
+eval_every = 10
+"#;
+
+#[test]
+fn atr_data_show_stats_and_a_run_with_a_dev_split() {
+    let dir = Dir::new();
+    let spec = dir.write("atr.toml", ATR);
+    // Examples have their own lengths: no padding is printed, every role is marked once.
+    let text = stdout(&dir.ok(&["data", "show", "-n", "4", "--split", "dev"], &spec));
+    for row in text.lines().skip(1) {
+        assert!(!row.contains("<pad>"), "{row}");
+        for role in ["[key]", "[value]", "[divider]", "[query]", "[answer]"] {
+            assert_eq!(row.matches(role).count(), 1, "{row}");
+        }
+    }
+    let text = stdout(&dir.ok(&["data", "stats", "-n", "3000"], &spec));
+    for stat in [
+        "yield_length",
+        "key_value_distance",
+        "query_key_distance",
+        "depth",
+        "eligible_pairs",
+    ] {
+        assert!(text.contains(stat), "{text}");
+    }
+    let table = dir.results().join("atr/data_stats.parquet");
+    assert!(table.exists(), "{text}");
+    dir.ok(&["run", "-q"], &spec);
+    let metrics =
+        mechlab::report::read_parquet(&dir.results().join("atr/metrics.parquet")).unwrap();
+    let splits = metrics.column("split").unwrap().str().unwrap().clone();
+    let names: std::collections::BTreeSet<&str> = splits.iter().flatten().collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["dev", "test", "train"],
+        "evaluation on named splits"
+    );
+}

@@ -8,7 +8,7 @@ use mechlab::interp::{
 };
 use mechlab::model::lm::int_tensor;
 use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites, Site};
-use mechlab::task::{ArConfig, ArQuery, Role, Split};
+use mechlab::task::{ArConfig, ArQuery, Role, Split, TaskConfig};
 
 type B = Flex;
 
@@ -140,7 +140,13 @@ fn patching_after_the_query_has_no_effect_for(mixer: MixerKind) {
         sites: sites.clone(),
         ..grid(40)
     };
-    let rows = interchange(&m, &task(), &data, &cfg, &Default::default());
+    let rows = interchange(
+        &m,
+        &TaskConfig::Ar(task()),
+        &data,
+        &cfg,
+        &Default::default(),
+    );
     assert_eq!(rows.len(), 2 * 2 * sites.len() * 5, "{mixer:?}");
     for r in rows.iter().filter(|r| r.patch_role == Role::Answer) {
         assert!((r.p_rest - r.p_corr).abs() < 1e-6, "{mixer:?} {r:?}");
@@ -178,7 +184,14 @@ fn grid_cell_matches_a_direct_recomputation() {
         corruption: Corruption::Reference,
         seed: 9,
     };
-    let row = interchange(&m, &task, &data, &cfg, &Default::default()).remove(0);
+    let row = interchange(
+        &m,
+        &TaskConfig::Ar(task.clone()),
+        &data,
+        &cfg,
+        &Default::default(),
+    )
+    .remove(0);
 
     // Same corruption draws as the grid: one ChaCha stream per corrupted role.
     use rand::SeedableRng;
@@ -201,7 +214,7 @@ fn grid_cell_matches_a_direct_recomputation() {
         let mut corrupted = clean.clone();
         let k = data.position(i, Role::Key);
         corrupted[k] = mechlab::interp::corrupt::corrupt_token(
-            &task,
+            &TaskConfig::Ar(task.clone()),
             Role::Key,
             clean[k],
             Corruption::Reference,
@@ -247,7 +260,7 @@ fn cached_stacked_path_matches_the_naive_full_rerun() {
     let data = task().generate(6, Split::Test, 40);
     let cached = interchange_with(
         &m,
-        &task(),
+        &TaskConfig::Ar(task()),
         &data,
         &grid(40),
         &Default::default(),
@@ -256,7 +269,7 @@ fn cached_stacked_path_matches_the_naive_full_rerun() {
     .rows;
     let naive = interchange_with(
         &m,
-        &task(),
+        &TaskConfig::Ar(task()),
         &data,
         &grid(40),
         &Default::default(),
@@ -286,7 +299,7 @@ fn detail_names_the_cell_with_the_largest_restoration() {
     let data = task().generate(7, Split::Test, 10);
     let out = interchange_with(
         &m,
-        &task(),
+        &TaskConfig::Ar(task()),
         &data,
         &grid(10),
         &Default::default(),

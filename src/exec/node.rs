@@ -119,10 +119,11 @@ fn run_point<'a>(node: &Node, run: Option<&'a PlannedRun>) -> Result<&'a Planned
 fn run_dataset(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
     let point = &run_point(node, run)?.point;
     let task = point.task.config();
-    for (split, n) in [
-        (Split::Train, point.task.train_size()),
-        (Split::Test, point.task.test_size()),
-    ] {
+    for split in [Split::Train, Split::Test, Split::Dev] {
+        let n = point.task.size_of(split);
+        if split == Split::Dev && n == 0 {
+            continue;
+        }
         let data = task.generate(point.seed, split, n);
         write_atomic(&data_path(ctx.store, &node.id, split), &data.to_bytes())?;
     }
@@ -132,10 +133,7 @@ fn run_dataset(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Resu
 /// Loads a cached split; a corrupt cache is regenerated (generation is deterministic).
 fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, ExecError> {
     let path = data_path(store, &run.dataset, split);
-    let n = match split {
-        Split::Train => run.point.task.train_size(),
-        Split::Test => run.point.task.test_size(),
-    };
+    let n = run.point.task.size_of(split);
     match std::fs::read(&path) {
         Ok(bytes) => match Dataset::from_bytes(&bytes, &path.display().to_string()) {
             Ok(d) if d.len() == n => return Ok(d),
@@ -246,6 +244,14 @@ fn train_on<B: AutodiffBackend>(
     let test = load_split(ctx.store, run, Split::Test)?;
     let k = run.point.task.eval_examples();
     let (train_eval, test_eval) = (train.head(k), test.head(k));
+    let dev_eval = match run.point.task.dev_size() {
+        0 => None,
+        _ => Some(load_split(ctx.store, run, Split::Dev)?.head(k)),
+    };
+    let mut evals = vec![("train", &train_eval), ("test", &test_eval)];
+    if let Some(dev) = &dev_eval {
+        evals.push(("dev", dev));
+    }
     let dir = ctx.store.node_dir(&run.train);
     let checkpoint_path = dir.join("checkpoint.bin");
     let mut checkpoints = FileCheckpoints {
@@ -263,7 +269,7 @@ fn train_on<B: AutodiffBackend>(
         &run.point.model_config(),
         &cfg,
         &train,
-        &[("train", &train_eval), ("test", &test_eval)],
+        &evals,
         device,
         &mut checkpoints,
         &mut observer,
@@ -357,7 +363,7 @@ fn eval_on<B: burn::tensor::backend::Backend>(
         .unwrap_or_default();
     steps.push(total);
     let test = load_split(ctx.store, run, Split::Test)?;
-    let crate::task::TaskConfig::Ar(task) = run.point.task.config();
+    let task = run.point.task.config();
     let mut frame: Option<polars::prelude::DataFrame> = None;
     let mut detail: Option<polars::prelude::DataFrame> = None;
     for step in steps {

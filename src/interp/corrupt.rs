@@ -3,7 +3,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::task::{ArConfig, Role};
+use crate::task::{Role, TaskConfig};
 
 /// Where a corrupted token is drawn from.
 #[derive(
@@ -21,17 +21,13 @@ pub enum Corruption {
 
 /// A token different from `original`, uniform over the range `corruption` picks for `role`.
 pub fn corrupt_token(
-    task: &ArConfig,
+    task: &TaskConfig,
     role: Role,
     original: u32,
     corruption: Corruption,
     rng: &mut impl Rng,
 ) -> u32 {
-    let k = task.num_keys();
-    let first = match (corruption, role) {
-        (Corruption::OwnRange, Role::Value | Role::Answer) => task.value_token(0),
-        _ => task.key_token(0),
-    };
+    let (first, k) = task.corruption_range(role, corruption == Corruption::OwnRange);
     let in_range = (first..first + k as u32).contains(&original);
     // Draw from the range minus the original (when it lies in the range).
     let n = k as u32 - in_range as u32;
@@ -47,17 +43,17 @@ pub fn corrupt_token(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::ArQuery;
+    use crate::task::{ArConfig, ArQuery};
     use rand::SeedableRng;
 
     #[test]
     fn corrupted_token_differs_and_stays_in_its_range() {
-        let task = ArConfig {
+        let task = TaskConfig::Ar(ArConfig {
             num_kv: 8,
             pairs: 2,
             query: ArQuery::Key,
             prohibit: None,
-        };
+        });
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..400 {

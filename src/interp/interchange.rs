@@ -21,7 +21,7 @@ use super::corrupt::{Corruption, corrupt_token};
 use super::patch::{Capture, Patch};
 use crate::model::lm::int_tensor;
 use crate::model::{LanguageModel, Site};
-use crate::task::{ArConfig, Dataset, Role};
+use crate::task::{Dataset, Role, TaskConfig};
 
 /// One intervention grid, resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +141,7 @@ pub enum PatchPath {
 /// Runs the grid on the first `cfg.examples` rows of `data`.
 pub fn interchange<B: Backend>(
     model: &LanguageModel<B>,
-    task: &ArConfig,
+    task: &TaskConfig,
     data: &Dataset,
     cfg: &InterchangeConfig,
     device: &B::Device,
@@ -152,7 +152,7 @@ pub fn interchange<B: Backend>(
 /// [`interchange`] with an explicit [`PatchPath`].
 pub fn interchange_with<B: Backend>(
     model: &LanguageModel<B>,
-    task: &ArConfig,
+    task: &TaskConfig,
     data: &Dataset,
     cfg: &InterchangeConfig,
     device: &B::Device,

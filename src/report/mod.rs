@@ -3,10 +3,12 @@
 //! version, backend, device).
 
 pub mod collect;
+pub mod data_stats;
 pub mod export;
 pub mod parquet;
 
 pub use collect::{CollectSummary, collect};
+pub use data_stats::{data_stats_columns, data_stats_frame};
 pub use parquet::{
     ablations_frame, detail_frame, interventions_frame, metrics_frame, read_parquet,
     read_parquet_metadata, write_parquet,

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::error::{Issue, Origin, SpecError, suggest};
 use super::locate::locate;
 use super::raw::{
-    ArSpec, ExperimentSpec, InterventionSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec,
+    ArSpec, AtrSpec, ExperimentSpec, InterventionSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec,
 };
 use super::resolve::{
     Resolved, RunPoint, label, resolve_intervention, resolve_model, resolve_train,
@@ -572,6 +572,9 @@ fn task_section(
     match kind.as_ref().and_then(Value::as_str) {
         Some("ar") => {
             section::<ArSpec>(&wrapped, "task", sources, set_by, issues, true).map(TaskSpec::Ar)
+        }
+        Some("atr") => {
+            section::<AtrSpec>(&wrapped, "task", sources, set_by, issues, true).map(TaskSpec::Atr)
         }
         other => {
             let (message, mut help) = match (other, &kind) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::interp::{AblationMode, Corruption};
 use crate::model::mixer::{CONV_KERNEL_EXPECTED, ConvKernelVisitor};
 use crate::model::{ConvKernel, MixerKind, Site};
-use crate::task::{ArQuery, ProhibitSplit, Role};
+use crate::task::{ArQuery, AtrQuery, ProhibitSplit, Role};
 use crate::train::ScheduleKind;
 
 /// A mechlab experiment spec.
@@ -163,13 +163,113 @@ fn default_seeds() -> Vec<u64> {
 pub enum TaskSpec {
     /// Associative recall: `BOS k1 v1 … kn vn EOS kq vq EOS`, only `vq` supervised.
     Ar(ArSpec),
+    /// Associative treecall: `BOS t1 … tn EOS tq tp EOS` over a random PCFG with heads; only
+    /// `tp` (the query token's parent or sibling) supervised.
+    Atr(AtrSpec),
 }
 
 impl TaskSpec {
     /// Every `task.kind`.
-    pub const KINDS: [&'static str; 1] = ["ar"];
+    pub const KINDS: [&'static str; 2] = ["ar", "atr"];
     /// Kinds of the reference study not implemented yet (rejected with a clear message).
-    pub const PLANNED: [&'static str; 2] = ["atr", "mqar"];
+    pub const PLANNED: [&'static str; 1] = ["mqar"];
+}
+
+/// Associative treecall (reference §1.2). Paper settings: `easy` (max_rhs_len 5, 20
+/// terminals), `medium` (10, 20), `easy_8192` (5, 8192, terminal_occurrence_factor 20).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AtrSpec {
+    /// Terminal types T (vocabulary T + 6). Paper: 20 or 8192.
+    #[serde(default = "d_num_terminals")]
+    pub num_terminals: usize,
+    /// Nonterminals of the grammar. Paper: 40.
+    #[serde(default = "d_num_nonterminals")]
+    pub num_nonterminals: usize,
+    /// Right-hand sides have 1 to max_rhs_len − 1 symbols. Paper: 5 (easy) or 10 (medium).
+    #[serde(default = "d_max_rhs_len")]
+    pub max_rhs_len: usize,
+    /// Rules per nonterminal: 1 to this. Paper: 5.
+    #[serde(default = "d_max_rules")]
+    pub max_rules_per_nt: usize,
+    /// Nonterminal maximum depths are drawn from 1 to this. Paper: 10.
+    #[serde(default = "d_max_depth")]
+    pub max_depth: usize,
+    /// Weight of "a terminal" against 1 per allowed nonterminal when drawing right-hand sides;
+    /// omit to draw uniformly over nonterminals and terminals. Paper: 20 for 8192 terminals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal_occurrence_factor: Option<f64>,
+    /// Longest yield kept (sequences are 5 tokens longer). Default 1019, so that every sequence
+    /// fits the reference's 1024 positions (the reference caps yields at 1024).
+    #[serde(default = "d_max_yield")]
+    pub max_yield: usize,
+    /// `parent` (default) or `sibling`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub query: AtrQuery,
+    /// A query token must be the rightmost occurrence of its type. Default: true (reference).
+    #[serde(default = "d_true")]
+    pub unambiguous_queries: bool,
+    /// `sibling` only: may the target be the query itself? Default: true (the reference's quirk).
+    #[serde(default = "d_true")]
+    pub sibling_may_be_self: bool,
+    /// Share of (target terminal, query terminal) pairs that train and dev never query and test
+    /// queries exclusively (paper §5.3: 0.2). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prohibit: Option<f64>,
+    /// Training sequences. Paper: 100032.
+    #[serde(default = "d_train_size")]
+    pub train_size: usize,
+    /// Test sequences generated. Paper: 1024.
+    #[serde(default = "d_test_size")]
+    pub test_size: usize,
+    /// Dev sequences (training distribution, held out), evaluated as split `dev`. Default: 0.
+    #[serde(default)]
+    pub dev_size: usize,
+    /// Examples evaluated per split, from the start of each. Paper: 320.
+    #[serde(default = "d_eval_examples")]
+    pub eval_examples: usize,
+}
+
+fn d_num_terminals() -> usize {
+    20
+}
+fn d_num_nonterminals() -> usize {
+    40
+}
+fn d_max_rhs_len() -> usize {
+    5
+}
+fn d_max_rules() -> usize {
+    5
+}
+fn d_max_depth() -> usize {
+    10
+}
+fn d_max_yield() -> usize {
+    1019
+}
+fn d_true() -> bool {
+    true
+}
+
+impl AtrSpec {
+    pub fn config(&self) -> crate::task::AtrConfig {
+        crate::task::AtrConfig {
+            grammar: crate::task::pcfg::GrammarConfig {
+                num_nonterminals: self.num_nonterminals,
+                num_terminals: self.num_terminals,
+                max_rhs_len: self.max_rhs_len,
+                max_rules_per_nt: self.max_rules_per_nt,
+                max_depth: self.max_depth,
+                terminal_occurrence_factor: self.terminal_occurrence_factor,
+            },
+            max_yield: self.max_yield,
+            query: self.query,
+            unambiguous_queries: self.unambiguous_queries,
+            sibling_may_be_self: self.sibling_may_be_self,
+            prohibit: self.prohibit,
+        }
+    }
 }
 
 /// Associative recall (reference §1.1).

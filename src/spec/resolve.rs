@@ -7,7 +7,7 @@ use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig}
 use crate::model::Site;
 use crate::model::{ConvKernel, MixerKind, ModelConfig};
 use crate::task::Role;
-use crate::task::{ArConfig, Prohibit, TaskConfig};
+use crate::task::{ArConfig, Prohibit, Split, TaskConfig};
 use crate::train::{Schedule, ScheduleKind, TrainConfig};
 
 /// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
@@ -201,30 +201,53 @@ impl TaskSpec {
     pub fn config(&self) -> TaskConfig {
         match self {
             TaskSpec::Ar(a) => TaskConfig::Ar(a.config()),
+            TaskSpec::Atr(a) => TaskConfig::Atr(a.config()),
         }
     }
 
     pub fn train_size(&self) -> usize {
         match self {
             TaskSpec::Ar(a) => a.train_size,
+            TaskSpec::Atr(a) => a.train_size,
         }
     }
 
     pub fn test_size(&self) -> usize {
         match self {
             TaskSpec::Ar(a) => a.test_size,
+            TaskSpec::Atr(a) => a.test_size,
+        }
+    }
+
+    /// Held-out sequences from the training distribution (0: no dev split).
+    pub fn dev_size(&self) -> usize {
+        match self {
+            TaskSpec::Ar(_) => 0,
+            TaskSpec::Atr(a) => a.dev_size,
+        }
+    }
+
+    /// Sequences of `split`.
+    pub fn size_of(&self, split: Split) -> usize {
+        match split {
+            Split::Train => self.train_size(),
+            Split::Test => self.test_size(),
+            Split::Dev => self.dev_size(),
         }
     }
 
     pub fn eval_examples(&self) -> usize {
         match self {
             TaskSpec::Ar(a) => a.eval_examples,
+            TaskSpec::Atr(a) => a.eval_examples,
         }
     }
 
+    /// The longest sequence the task can produce.
     pub fn seq_len(&self) -> usize {
         match self {
             TaskSpec::Ar(a) => a.config().seq_len(),
+            TaskSpec::Atr(a) => a.config().max_seq_len(),
         }
     }
 }

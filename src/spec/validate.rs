@@ -1,16 +1,76 @@
 //! Range and cross-field checks on a resolved run, so a bad value fails at `validate`, never
 //! mid-run. Each check returns the key it blames, so the error can point at the line that set it.
 
-use super::raw::TaskSpec;
+use super::raw::{AtrSpec, TaskSpec};
 use super::resolve::{ResolvedIntervention, RunPoint};
 use crate::model::{ConvKernel, MixerKind, Site};
-use crate::task::Role;
+use crate::task::{Role, Split};
 
 /// A failed check: (dotted key, message, help lines).
 pub type Problem = (String, String, Vec<String>);
 
 fn problem(key: &str, message: impl Into<String>) -> Problem {
     (key.to_string(), message.into(), Vec::new())
+}
+
+/// ATR's grammar and sizes; then a trial generation, so that a grammar that cannot produce the
+/// data fails here and not mid-run.
+fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut at_least = |key: &str, value: usize, min: usize| {
+        if value < min {
+            out.push(problem(
+                key,
+                format!("expected at least {min}, found {value}"),
+            ));
+        }
+    };
+    at_least("task.num_terminals", a.num_terminals, 1);
+    at_least("task.num_nonterminals", a.num_nonterminals, 1);
+    at_least("task.max_rhs_len", a.max_rhs_len, 2);
+    at_least("task.max_rules_per_nt", a.max_rules_per_nt, 1);
+    at_least("task.max_depth", a.max_depth, 1);
+    at_least("task.max_yield", a.max_yield, crate::task::atr::MIN_YIELD);
+    at_least("task.test_size", a.test_size, 1);
+    at_least("task.train_size", a.train_size, batch_size);
+    if let Some(f) = a.terminal_occurrence_factor
+        && !(f.is_finite() && f > 0.0)
+    {
+        out.push(problem(
+            "task.terminal_occurrence_factor",
+            format!("expected a positive weight, found {f}"),
+        ));
+    }
+    if let Some(f) = a.prohibit
+        && !(0.01..=0.99).contains(&f)
+    {
+        out.push(problem(
+            "task.prohibit",
+            format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
+        ));
+    }
+    let mut limit = a.test_size.min(a.train_size);
+    if a.dev_size > 0 {
+        limit = limit.min(a.dev_size);
+    }
+    if a.eval_examples == 0 || a.eval_examples > limit {
+        out.push(problem(
+            "task.eval_examples",
+            format!(
+                "expected 1 to the smallest split's size ({limit}), found {}",
+                a.eval_examples
+            ),
+        ));
+    }
+    if out.is_empty() {
+        let cfg = a.config();
+        for split in [Split::Train, Split::Test] {
+            if let Err(e) = cfg.try_generate(seed, split, 8, 100_000) {
+                out.push(problem("task", e));
+            }
+        }
+    }
+    out
 }
 
 /// `model.conv_kernel` against the mixer it configures.
@@ -154,8 +214,12 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 ));
             }
         }
+        TaskSpec::Atr(_) => {}
     }
     let seq_len = run.task.seq_len();
+    if let TaskSpec::Atr(a) = &run.task {
+        out.extend(check_atr(a, t.batch_size, run.seed));
+    }
     let long_filter = m.mixer == MixerKind::Hyena
         || (0..m.layers)
             .any(|l| matches!(run.model_config().conv_for(l), Some(ConvKernel::Long(_))));

@@ -56,6 +56,9 @@ impl Role {
 pub enum Split {
     Train,
     Test,
+    /// Held-out data from the training distribution (differs from `test` only in generalisation
+    /// splits, where test queries prohibited pairs).
+    Dev,
 }
 
 impl Split {
@@ -63,6 +66,7 @@ impl Split {
         match self {
             Split::Train => "train",
             Split::Test => "test",
+            Split::Dev => "dev",
         }
     }
 }
@@ -73,6 +77,7 @@ pub fn split_rng(seed: u64, split: Split) -> ChaCha8Rng {
     rng.set_stream(match split {
         Split::Train => 1,
         Split::Test => 2,
+        Split::Dev => 6,
     });
     rng
 }
@@ -123,13 +128,45 @@ impl Dataset {
         self.roles[i][role as usize] as usize
     }
 
-    /// The first `n` examples (the reference evaluates the first 320 of its test set).
+    /// Examples of different lengths, right-padded with PAD to the longest. Every mixer is
+    /// causal, so padding after an example cannot change anything at its real positions; batches
+    /// are cut to their longest example ([`Dataset::length`]).
+    pub fn from_rows(
+        rows: Vec<Vec<u32>>,
+        roles: Vec<[u32; Role::COUNT]>,
+        vocab_size: usize,
+    ) -> Self {
+        let seq_len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut tokens = Vec::with_capacity(rows.len() * seq_len);
+        for row in &rows {
+            tokens.extend_from_slice(row);
+            tokens.resize(tokens.len() + seq_len - row.len(), super::PAD);
+        }
+        Dataset {
+            seq_len,
+            vocab_size,
+            tokens,
+            roles,
+        }
+    }
+
+    /// Tokens of example `i` before its padding: through the EOS after the answer.
+    pub fn length(&self, i: usize) -> usize {
+        (self.position(i, Role::Answer) + 2).min(self.seq_len)
+    }
+
+    /// The first `n` examples (the reference evaluates the first 320 of its test set), cut to
+    /// the longest of them.
     pub fn head(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
+        let s = (0..n).map(|i| self.length(i)).max().unwrap_or(0);
+        let tokens = (0..n)
+            .flat_map(|i| self.example(i)[..s].iter().copied())
+            .collect();
         Dataset {
-            seq_len: self.seq_len,
+            seq_len: s,
             vocab_size: self.vocab_size,
-            tokens: self.tokens[..n * self.seq_len].to_vec(),
+            tokens,
             roles: self.roles[..n].to_vec(),
         }
     }

@@ -3,9 +3,12 @@
 //! never raw indices.
 
 pub mod ar;
+pub mod atr;
 pub mod dataset;
+pub mod pcfg;
 
 pub use ar::{ArConfig, ArQuery, Prohibit, ProhibitSplit};
+pub use atr::{AtrConfig, AtrQuery};
 pub use dataset::{Dataset, DatasetError, Role, Split};
 
 /// Reserved token ids shared by every task (reference: PAD 0, BOS 1, EOS 2).
@@ -17,6 +20,7 @@ pub const EOS: u32 = 2;
 #[derive(Debug, Clone, PartialEq)]
 pub enum TaskConfig {
     Ar(ArConfig),
+    Atr(AtrConfig),
 }
 
 impl TaskConfig {
@@ -24,6 +28,28 @@ impl TaskConfig {
     pub fn vocab_size(&self) -> usize {
         match self {
             TaskConfig::Ar(c) => c.vocab_size(),
+            TaskConfig::Atr(c) => c.vocab_size(),
+        }
+    }
+
+    /// The token range `(first, count)` a corrupted `role` draws from: the key range (the
+    /// reference's choice for every role), or with `own_range` the role's own range (AR values
+    /// for `value` and `answer`). ATR has one range, the terminals.
+    pub fn corruption_range(&self, role: Role, own_range: bool) -> (u32, usize) {
+        match self {
+            TaskConfig::Ar(c) if own_range && matches!(role, Role::Value | Role::Answer) => {
+                (c.value_token(0), c.num_keys())
+            }
+            TaskConfig::Ar(c) => (c.key_token(0), c.num_keys()),
+            TaskConfig::Atr(c) => (c.terminal_token(0), c.grammar.num_terminals),
+        }
+    }
+
+    /// A readable name for a token.
+    pub fn token_name(&self, token: u32) -> String {
+        match self {
+            TaskConfig::Ar(c) => c.token_name(token),
+            TaskConfig::Atr(c) => c.token_name(token),
         }
     }
 
@@ -31,6 +57,7 @@ impl TaskConfig {
     pub fn generate(&self, seed: u64, split: Split, n: usize) -> Dataset {
         match self {
             TaskConfig::Ar(c) => c.generate(seed, split, n),
+            TaskConfig::Atr(c) => c.generate(seed, split, n),
         }
     }
 }

@@ -15,12 +15,15 @@ pub struct Batch<B: Backend> {
 }
 
 impl<B: Backend> Batch<B> {
-    /// Rows `rows` of `data`; the prediction at `query` is supervised with the token at `answer`.
+    /// Rows `rows` of `data`, cut to the longest of them (variable-length tasks pad to the
+    /// dataset's longest example); the prediction at `query` is supervised with the token at
+    /// `answer`.
     pub fn from_rows(data: &Dataset, rows: std::ops::Range<usize>, device: &B::Device) -> Self {
-        let (b, s) = (rows.len(), data.seq_len);
-        let tokens: Vec<i64> = data.tokens[rows.start * s..rows.end * s]
-            .iter()
-            .map(|&t| t as i64)
+        let b = rows.len();
+        let s = rows.clone().map(|r| data.length(r)).max().unwrap_or(0);
+        let tokens: Vec<i64> = rows
+            .clone()
+            .flat_map(|r| data.example(r)[..s].iter().map(|&t| t as i64))
             .collect();
         let mut flat = Vec::with_capacity(b);
         let mut targets = Vec::with_capacity(b);
