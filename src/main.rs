@@ -577,12 +577,16 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
             .enumerate()
             .map(|(pos, &t)| {
                 let name = task.token_name(t);
-                match Role::ALL
+                // Roles can share a position (MQAR's first query may open the query region).
+                let here: Vec<&str> = Role::ALL
                     .iter()
-                    .find(|r| roles[**r as usize] as usize == pos)
-                {
-                    Some(role) => format!("{name}[{}]", role.name()),
-                    None => name,
+                    .filter(|r| roles[**r as usize] as usize == pos)
+                    .map(|r| r.name())
+                    .collect();
+                if here.is_empty() {
+                    name
+                } else {
+                    format!("{name}[{}]", here.join(","))
                 }
             })
             .collect();

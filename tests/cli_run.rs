@@ -402,3 +402,50 @@ fn atr_data_show_stats_and_a_run_with_a_dev_split() {
         "evaluation on named splits"
     );
 }
+
+#[test]
+fn mqar_trains_on_every_query_and_intervenes_on_the_first() {
+    let dir = Dir::new();
+    let spec = dir.write(
+        "mqar.toml",
+        r#"
+[experiment]
+name = "mqar"
+seeds = [1]
+
+[task]
+kind = "mqar"
+vocab_size = 64
+pairs = 4
+seq_len = 32
+train_size = 256
+test_size = 64
+eval_examples = 32
+
+[model]
+d_model = 16
+mixer = "based"
+
+[train]
+batch_size = 16
+steps = 20
+eval_every = 10
+
+[[interventions]]
+kind = "interchange"
+sites = ["block_input"]
+corrupt = ["key"]
+patch_at = ["key", "value", "query"]
+examples = 32
+"#,
+    );
+    let text = stdout(&dir.ok(&["data", "show", "-n", "2"], &spec));
+    assert!(
+        text.contains("query]") && text.contains("[value]"),
+        "{text}"
+    );
+    dir.ok(&["run", "-q"], &spec);
+    let rows =
+        mechlab::report::read_parquet(&dir.results().join("mqar/interventions.parquet")).unwrap();
+    assert_eq!(rows.height(), 2 * 3, "2 layers × 3 patch roles");
+}

@@ -83,10 +83,7 @@ fn batches<B: Backend>(data: &Dataset, n: usize, device: &B::Device) -> Vec<Batc
                 .enumerate()
                 .map(|(i, r)| (i * s + data.position(r, Role::Query)) as i64)
                 .collect();
-            let answers = rows
-                .clone()
-                .map(|r| data.example(r)[data.position(r, Role::Answer)] as i64)
-                .collect();
+            let answers = rows.clone().map(|r| data.target(r) as i64).collect();
             Batch {
                 tokens: int_tensor(tokens, [b, s], device),
                 flat: int_tensor(flat, [b], device),

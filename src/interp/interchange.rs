@@ -184,10 +184,7 @@ pub fn interchange_with<B: Backend>(
             .iter()
             .map(|&i| data.position(i, Role::Query))
             .collect();
-        let answers: Vec<i64> = rows
-            .iter()
-            .map(|&i| data.example(i)[data.position(i, Role::Answer)] as i64)
-            .collect();
+        let answers: Vec<i64> = rows.iter().map(|&i| data.target(i) as i64).collect();
         let answers_b1 = int_tensor::<B, 2>(answers.clone(), [b, 1], device);
         let stacked_answers = int_tensor::<B, 2>(
             (0..p).flat_map(|_| answers.iter().copied()).collect(),

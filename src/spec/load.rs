@@ -16,7 +16,8 @@ use serde_json::Value;
 use super::error::{Issue, Origin, SpecError, suggest};
 use super::locate::locate;
 use super::raw::{
-    ArSpec, AtrSpec, ExperimentSpec, InterventionSpec, ModelSpec, SweepSpec, TaskSpec, TrainSpec,
+    ArSpec, AtrSpec, ExperimentSpec, InterventionSpec, ModelSpec, MqarSpec, SweepSpec, TaskSpec,
+    TrainSpec,
 };
 use super::resolve::{
     Resolved, RunPoint, label, resolve_intervention, resolve_model, resolve_train,
@@ -575,6 +576,9 @@ fn task_section(
         }
         Some("atr") => {
             section::<AtrSpec>(&wrapped, "task", sources, set_by, issues, true).map(TaskSpec::Atr)
+        }
+        Some("mqar") => {
+            section::<MqarSpec>(&wrapped, "task", sources, set_by, issues, true).map(TaskSpec::Mqar)
         }
         other => {
             let (message, mut help) = match (other, &kind) {

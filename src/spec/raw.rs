@@ -166,13 +166,71 @@ pub enum TaskSpec {
     /// Associative treecall: `BOS t1 … tn EOS tq tp EOS` over a random PCFG with heads; only
     /// `tp` (the query token's parent or sibling) supervised.
     Atr(AtrSpec),
+    /// Multi-query associative recall (zoology): every context key queried once after the
+    /// context, at power-law gaps; every query supervised.
+    Mqar(MqarSpec),
 }
 
 impl TaskSpec {
     /// Every `task.kind`.
-    pub const KINDS: [&'static str; 2] = ["ar", "atr"];
+    pub const KINDS: [&'static str; 3] = ["ar", "atr", "mqar"];
     /// Kinds of the reference study not implemented yet (rejected with a clear message).
-    pub const PLANNED: [&'static str; 1] = ["mqar"];
+    pub const PLANNED: [&'static str; 0] = [];
+}
+
+/// Multi-query associative recall (zoology `multiquery_ar`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MqarSpec {
+    /// Token ids 0..V: keys from [1, V/2), values from [V/2, V). Zoology: 8192.
+    #[serde(default = "d_mqar_vocab")]
+    pub vocab_size: usize,
+    /// Key-value pairs in context, each queried once. Zoology: 4 to 64.
+    #[serde(default = "d_mqar_pairs")]
+    pub pairs: usize,
+    /// Tokens per sequence (even, at least 4·pairs). Zoology: 64 to 512.
+    #[serde(default = "d_mqar_seq_len")]
+    pub seq_len: usize,
+    /// Power-law exponent of the gaps before queries (1 = uniform). Zoology: 0.01.
+    #[serde(default = "d_power_a")]
+    pub power_a: f64,
+    /// Fill the non-query positions after the context with random tokens. Zoology: true.
+    #[serde(default = "d_true")]
+    pub random_non_queries: bool,
+    /// Training sequences.
+    #[serde(default = "d_train_size")]
+    pub train_size: usize,
+    /// Test sequences generated.
+    #[serde(default = "d_test_size")]
+    pub test_size: usize,
+    /// Examples evaluated, from the start of the test set (and of the training set).
+    #[serde(default = "d_eval_examples")]
+    pub eval_examples: usize,
+}
+
+fn d_mqar_vocab() -> usize {
+    8192
+}
+fn d_mqar_pairs() -> usize {
+    8
+}
+fn d_mqar_seq_len() -> usize {
+    64
+}
+fn d_power_a() -> f64 {
+    0.01
+}
+
+impl MqarSpec {
+    pub fn config(&self) -> crate::task::MqarConfig {
+        crate::task::MqarConfig {
+            vocab_size: self.vocab_size,
+            pairs: self.pairs,
+            seq_len: self.seq_len,
+            power_a: self.power_a,
+            random_non_queries: self.random_non_queries,
+        }
+    }
 }
 
 /// Associative treecall (reference §1.2). Paper settings: `easy` (max_rhs_len 5, 20

@@ -202,6 +202,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Ar(a) => TaskConfig::Ar(a.config()),
             TaskSpec::Atr(a) => TaskConfig::Atr(a.config()),
+            TaskSpec::Mqar(a) => TaskConfig::Mqar(a.config()),
         }
     }
 
@@ -209,6 +210,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Ar(a) => a.train_size,
             TaskSpec::Atr(a) => a.train_size,
+            TaskSpec::Mqar(a) => a.train_size,
         }
     }
 
@@ -216,13 +218,14 @@ impl TaskSpec {
         match self {
             TaskSpec::Ar(a) => a.test_size,
             TaskSpec::Atr(a) => a.test_size,
+            TaskSpec::Mqar(a) => a.test_size,
         }
     }
 
     /// Held-out sequences from the training distribution (0: no dev split).
     pub fn dev_size(&self) -> usize {
         match self {
-            TaskSpec::Ar(_) => 0,
+            TaskSpec::Ar(_) | TaskSpec::Mqar(_) => 0,
             TaskSpec::Atr(a) => a.dev_size,
         }
     }
@@ -240,6 +243,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Ar(a) => a.eval_examples,
             TaskSpec::Atr(a) => a.eval_examples,
+            TaskSpec::Mqar(a) => a.eval_examples,
         }
     }
 
@@ -248,6 +252,7 @@ impl TaskSpec {
         match self {
             TaskSpec::Ar(a) => a.config().seq_len(),
             TaskSpec::Atr(a) => a.config().max_seq_len(),
+            TaskSpec::Mqar(a) => a.seq_len,
         }
     }
 }

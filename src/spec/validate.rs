@@ -1,7 +1,7 @@
 //! Range and cross-field checks on a resolved run, so a bad value fails at `validate`, never
 //! mid-run. Each check returns the key it blames, so the error can point at the line that set it.
 
-use super::raw::{AtrSpec, TaskSpec};
+use super::raw::{AtrSpec, MqarSpec, TaskSpec};
 use super::resolve::{ResolvedIntervention, RunPoint};
 use crate::model::{ConvKernel, MixerKind, Site};
 use crate::task::{Role, Split};
@@ -69,6 +69,66 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
                 out.push(problem("task", e));
             }
         }
+    }
+    out
+}
+
+/// MQAR's sizes, with zoology's own constraints.
+fn check_mqar(q: &MqarSpec, batch_size: usize) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if q.pairs == 0 || q.pairs >= q.vocab_size / 2 {
+        out.push(problem(
+            "task.pairs",
+            format!(
+                "expected 1 to {} pairs (distinct keys from [1, vocab_size/2)), found {}",
+                (q.vocab_size / 2).saturating_sub(1),
+                q.pairs
+            ),
+        ));
+    }
+    if !q.seq_len.is_multiple_of(2) || q.seq_len < 4 * q.pairs {
+        out.push(problem(
+            "task.seq_len",
+            format!(
+                "expected an even length of at least 4·pairs = {} (context, then a slot pair per query), found {}",
+                4 * q.pairs,
+                q.seq_len
+            ),
+        ));
+    }
+    if q.vocab_size <= q.seq_len {
+        out.push(problem(
+            "task.vocab_size",
+            format!(
+                "expected more tokens than seq_len ({}), found {}",
+                q.seq_len, q.vocab_size
+            ),
+        ));
+    }
+    if !(q.power_a.is_finite() && q.power_a > 0.0) {
+        out.push(problem(
+            "task.power_a",
+            format!("expected a positive exponent, found {}", q.power_a),
+        ));
+    }
+    if q.train_size < batch_size {
+        out.push(problem(
+            "task.train_size",
+            format!(
+                "expected at least one batch ({batch_size} sequences), found {}",
+                q.train_size
+            ),
+        ));
+    }
+    if q.eval_examples == 0 || q.eval_examples > q.test_size.min(q.train_size) {
+        out.push(problem(
+            "task.eval_examples",
+            format!(
+                "expected 1 to min(test_size, train_size) = {}, found {}",
+                q.test_size.min(q.train_size),
+                q.eval_examples
+            ),
+        ));
     }
     out
 }
@@ -215,6 +275,7 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             }
         }
         TaskSpec::Atr(_) => {}
+        TaskSpec::Mqar(q) => out.extend(check_mqar(q, t.batch_size)),
     }
     let seq_len = run.task.seq_len();
     if let TaskSpec::Atr(a) = &run.task {

@@ -193,6 +193,7 @@ impl ArConfig {
             vocab_size: self.vocab_size(),
             tokens,
             roles,
+            supervised: Vec::new(),
         }
     }
 }

@@ -83,12 +83,18 @@ pub fn split_rng(seed: u64, split: Split) -> ChaCha8Rng {
 }
 
 /// `n` examples of `seq_len` tokens each, row-major, with role positions per example.
+///
+/// Supervision: by default one prediction per example, at `query`, of the token at `answer`.
+/// Tasks with several supervised positions per example (MQAR) list them in `supervised` as
+/// (position, target) pairs, one list per example; the roles then name the first query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     pub seq_len: usize,
     pub vocab_size: usize,
     pub tokens: Vec<u32>,
     pub roles: Vec<[u32; Role::COUNT]>,
+    /// Empty, or one list per example.
+    pub supervised: Vec<Vec<(u32, u32)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +110,9 @@ pub enum DatasetError {
 }
 
 const MAGIC: &[u8; 4] = b"MLDS";
-const FORMAT_VERSION: u32 = 1;
+/// 2: a supervision section follows the roles (per example: a count, then position/target
+/// pairs). Caches of an older version are regenerated.
+const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 4 + 4 + 8 + 4 + 4 + 4;
 
 impl Dataset {
@@ -147,12 +155,45 @@ impl Dataset {
             vocab_size,
             tokens,
             roles,
+            supervised: Vec::new(),
         }
     }
 
-    /// Tokens of example `i` before its padding: through the EOS after the answer.
+    /// Tokens of example `i` before its padding: through the token after the answer (AR, ATR:
+    /// the final EOS) or after the last supervised position.
     pub fn length(&self, i: usize) -> usize {
-        (self.position(i, Role::Answer) + 2).min(self.seq_len)
+        let last = self
+            .supervision(i)
+            .iter()
+            .map(|&(p, _)| p + 1)
+            .max()
+            .unwrap_or(0)
+            .max(self.position(i, Role::Answer));
+        (last + 2).min(self.seq_len)
+    }
+
+    /// The (position, target) pairs supervised in example `i`: the listed ones, or the
+    /// prediction at `query` of the token at `answer`.
+    pub fn supervision(&self, i: usize) -> Vec<(usize, u32)> {
+        match self.supervised.get(i) {
+            Some(list) => list.iter().map(|&(p, t)| (p as usize, t)).collect(),
+            None => vec![(
+                self.position(i, Role::Query),
+                self.example(i)[self.position(i, Role::Answer)],
+            )],
+        }
+    }
+
+    /// The target of the prediction at `query` in example `i` (what interventions measure).
+    pub fn target(&self, i: usize) -> u32 {
+        let query = self.position(i, Role::Query);
+        self.supervision(i)
+            .into_iter()
+            .find(|&(p, _)| p == query)
+            .map_or_else(
+                || self.example(i)[self.position(i, Role::Answer)],
+                |(_, t)| t,
+            )
     }
 
     /// The first `n` examples (the reference evaluates the first 320 of its test set), cut to
@@ -168,6 +209,7 @@ impl Dataset {
             vocab_size: self.vocab_size,
             tokens,
             roles: self.roles[..n].to_vec(),
+            supervised: self.supervised.iter().take(n).cloned().collect(),
         }
     }
 
@@ -184,6 +226,14 @@ impl Dataset {
         }
         for r in self.roles.iter().flatten() {
             out.extend_from_slice(&r.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.supervised.len() as u64).to_le_bytes());
+        for list in &self.supervised {
+            out.extend_from_slice(&(list.len() as u32).to_le_bytes());
+            for &(p, t) in list {
+                out.extend_from_slice(&p.to_le_bytes());
+                out.extend_from_slice(&t.to_le_bytes());
+            }
         }
         let hash = blake3::hash(&out);
         out.extend_from_slice(hash.as_bytes());
@@ -215,23 +265,48 @@ impl Dataset {
         if u32_at(24) as usize != Role::COUNT {
             return Err(corrupt("unexpected role count"));
         }
-        if body.len() != HEADER + 4 * (n * seq_len + n * Role::COUNT) {
+        let fixed = HEADER + 4 * (n * seq_len + n * Role::COUNT);
+        if body.len() < fixed + 8 || !(body.len() - fixed).is_multiple_of(4) {
             return Err(corrupt("size does not match header"));
         }
         let words: Vec<u32> = body[HEADER..]
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        let (tokens, role_words) = words.split_at(n * seq_len);
+        let (tokens, rest) = words.split_at(n * seq_len);
+        let (role_words, rest) = rest.split_at(n * Role::COUNT);
         let roles = role_words
             .chunks_exact(Role::COUNT)
             .map(|c| c.try_into().expect("role row"))
             .collect();
+        let lists = rest[0] as usize | ((rest[1] as usize) << 32);
+        let mut rest = &rest[2..];
+        let mut supervised = Vec::with_capacity(lists.min(n));
+        for _ in 0..lists {
+            let (&count, tail) = rest
+                .split_first()
+                .ok_or_else(|| corrupt("truncated supervision"))?;
+            let count = count as usize;
+            if tail.len() < 2 * count {
+                return Err(corrupt("truncated supervision"));
+            }
+            supervised.push(
+                tail[..2 * count]
+                    .chunks_exact(2)
+                    .map(|c| (c[0], c[1]))
+                    .collect(),
+            );
+            rest = &tail[2 * count..];
+        }
+        if !rest.is_empty() || (lists != 0 && lists != n) {
+            return Err(corrupt("size does not match header"));
+        }
         Ok(Dataset {
             seq_len,
             vocab_size,
             tokens: tokens.to_vec(),
             roles,
+            supervised,
         })
     }
 }

@@ -5,11 +5,13 @@
 pub mod ar;
 pub mod atr;
 pub mod dataset;
+pub mod mqar;
 pub mod pcfg;
 
 pub use ar::{ArConfig, ArQuery, Prohibit, ProhibitSplit};
 pub use atr::{AtrConfig, AtrQuery};
 pub use dataset::{Dataset, DatasetError, Role, Split};
+pub use mqar::MqarConfig;
 
 /// Reserved token ids shared by every task (reference: PAD 0, BOS 1, EOS 2).
 pub const PAD: u32 = 0;
@@ -21,6 +23,7 @@ pub const EOS: u32 = 2;
 pub enum TaskConfig {
     Ar(ArConfig),
     Atr(AtrConfig),
+    Mqar(MqarConfig),
 }
 
 impl TaskConfig {
@@ -29,6 +32,7 @@ impl TaskConfig {
         match self {
             TaskConfig::Ar(c) => c.vocab_size(),
             TaskConfig::Atr(c) => c.vocab_size(),
+            TaskConfig::Mqar(c) => c.vocab_size,
         }
     }
 
@@ -42,6 +46,10 @@ impl TaskConfig {
             }
             TaskConfig::Ar(c) => (c.key_token(0), c.num_keys()),
             TaskConfig::Atr(c) => (c.terminal_token(0), c.grammar.num_terminals),
+            TaskConfig::Mqar(c) if own_range && matches!(role, Role::Value | Role::Answer) => {
+                (c.value_token(0), c.vocab_size - c.vocab_size / 2)
+            }
+            TaskConfig::Mqar(c) => (c.key_token(0), c.num_keys()),
         }
     }
 
@@ -50,6 +58,7 @@ impl TaskConfig {
         match self {
             TaskConfig::Ar(c) => c.token_name(token),
             TaskConfig::Atr(c) => c.token_name(token),
+            TaskConfig::Mqar(c) => c.token_name(token),
         }
     }
 
@@ -58,6 +67,7 @@ impl TaskConfig {
         match self {
             TaskConfig::Ar(c) => c.generate(seed, split, n),
             TaskConfig::Atr(c) => c.generate(seed, split, n),
+            TaskConfig::Mqar(c) => c.generate(seed, split, n),
         }
     }
 }

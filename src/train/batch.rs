@@ -3,9 +3,10 @@
 use burn::tensor::{Int, Tensor, backend::Backend};
 
 use crate::model::lm::int_tensor;
-use crate::task::{Dataset, Role};
+use crate::task::Dataset;
 
-/// One batch: tokens `[b, s]`, supervised flat positions `b·s + t` `[n]` and their targets `[n]`.
+/// One batch: tokens `[b, s]`, supervised flat positions `b·s + t` `[n]` and their targets `[n]`
+/// (n = b for single-query tasks; MQAR supervises every query).
 pub struct Batch<B: Backend> {
     pub tokens_bs: Tensor<B, 2, Int>,
     pub flat_n: Tensor<B, 1, Int>,
@@ -28,15 +29,46 @@ impl<B: Backend> Batch<B> {
         let mut flat = Vec::with_capacity(b);
         let mut targets = Vec::with_capacity(b);
         for (i, row) in rows.enumerate() {
-            let query = data.position(row, Role::Query);
-            flat.push((i * s + query) as i64);
-            targets.push(data.example(row)[data.position(row, Role::Answer)] as i64);
+            for (position, target) in data.supervision(row) {
+                flat.push((i * s + position) as i64);
+                targets.push(target as i64);
+            }
         }
+        let n = flat.len();
         Batch {
             tokens_bs: int_tensor(tokens, [b, s], device),
-            flat_n: int_tensor(flat, [b], device),
-            targets_n: int_tensor(targets.clone(), [b], device),
+            flat_n: int_tensor(flat, [n], device),
+            targets_n: int_tensor(targets.clone(), [n], device),
             targets,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{MqarConfig, Split};
+    use burn::backend::Flex;
+
+    #[test]
+    fn mqar_batches_supervise_every_query() {
+        let data = MqarConfig {
+            vocab_size: 64,
+            pairs: 4,
+            seq_len: 32,
+            power_a: 0.01,
+            random_non_queries: true,
+        }
+        .generate(0, Split::Train, 6);
+        let batch = Batch::<Flex>::from_rows(&data, 2..5, &Default::default());
+        assert_eq!(batch.targets.len(), 3 * 4);
+        let flat: Vec<i64> = batch.flat_n.into_data().convert::<i64>().to_vec().unwrap();
+        for (j, (&f, &t)) in flat.iter().zip(&batch.targets).enumerate() {
+            let (row, pos) = (2 + f as usize / 32, f as usize % 32);
+            assert!(
+                data.supervision(row).contains(&(pos, t as u32)),
+                "entry {j}"
+            );
         }
     }
 }
