@@ -58,6 +58,17 @@ enum Command {
     Status(SpecArgs),
     /// Rebuild results/<experiment>/{runs,metrics}.parquet from the store.
     Collect(SpecArgs),
+    /// Print the report tables the spec declares (`[[tables]]`), from the results so far.
+    Table {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Only this table (default: every table of the spec).
+        #[arg(long)]
+        name: Option<String>,
+        /// `terminal`, `markdown`, `csv` or `latex`.
+        #[arg(long, default_value = "terminal")]
+        format: String,
+    },
     /// Export a trained run's weights (safetensors, reference state-dict names).
     Export {
         #[command(subcommand)]
@@ -210,6 +221,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { check, out } => schema(check, &out),
+        Command::Table { spec, name, format } => {
+            print_tables(&spec, &store, name.as_deref(), &format)
+        }
         Command::Data {
             what:
                 DataWhat::Show {
@@ -529,6 +543,60 @@ fn parse_mixer(s: &str) -> Result<mechlab::model::MixerKind, String> {
         .find(|k| k.name() == s)
         .ok_or_else(|| format!("unknown mixer \"{s}\""))?;
     Ok(kind)
+}
+
+fn print_tables(
+    args: &SpecArgs,
+    store: &Store,
+    name: Option<&str>,
+    format: &str,
+) -> Result<ExitCode> {
+    use mechlab::report::table::{Format, build_table, final_values};
+    let format = match format {
+        "terminal" => Format::Terminal,
+        "markdown" => Format::Markdown,
+        "csv" => Format::Csv,
+        "latex" => Format::Latex,
+        other => bail!("--format {other}: expected terminal, markdown, csv or latex"),
+    };
+    let resolved = resolve(args)?;
+    if resolved.tables.is_empty() {
+        bail!(
+            "{}: the spec declares no tables; add a [[tables]] block (name, rows, columns; see README.md)",
+            args.spec.display()
+        );
+    }
+    let tables: Vec<_> = match name {
+        Some(n) => {
+            let t: Vec<_> = resolved.tables.iter().filter(|t| t.name == n).collect();
+            if t.is_empty() {
+                let names: Vec<&str> = resolved.tables.iter().map(|t| t.name.as_str()).collect();
+                bail!("--name {n}: no such table; tables: {}", names.join(", "));
+            }
+            t
+        }
+        None => resolved.tables.iter().collect(),
+    };
+    let graph = plan(&resolved);
+    // Fresh tables from whatever is done so far.
+    let summary = mechlab::report::collect(&graph, store)?;
+    let metrics = mechlab::report::read_parquet(&summary.dir.join("metrics.parquet"))?;
+    for (i, spec) in tables.iter().enumerate() {
+        let values = final_values(&metrics, &spec.metric, &spec.split)?;
+        let table = build_table(spec, &graph, &values);
+        if i > 0 && format != Format::Csv {
+            say!("");
+        }
+        let text = table.render(format);
+        // CSV: one header for all tables.
+        let text = if format == Format::Csv && i > 0 {
+            text.lines().skip(1).map(|l| format!("{l}\n")).collect()
+        } else {
+            text
+        };
+        say!("{}", text.trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The run `run` (default: the first) of the spec.

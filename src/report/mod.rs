@@ -6,6 +6,8 @@ pub mod collect;
 pub mod data_stats;
 pub mod export;
 pub mod parquet;
+pub mod published;
+pub mod table;
 
 pub use collect::{CollectSummary, collect};
 pub use data_stats::{data_stats_columns, data_stats_frame};

@@ -16,8 +16,8 @@ use serde_json::Value;
 use super::error::{Issue, Origin, SpecError, suggest};
 use super::locate::locate;
 use super::raw::{
-    ArSpec, AtrSpec, ExperimentSpec, InterventionSpec, ModelSpec, MqarSpec, SweepSpec, TaskSpec,
-    TrainSpec,
+    ArSpec, AtrSpec, ExperimentSpec, InterventionSpec, ModelSpec, MqarSpec, SweepSpec, TableSpec,
+    TaskSpec, TrainSpec,
 };
 use super::resolve::{
     Resolved, RunPoint, label, resolve_intervention, resolve_model, resolve_train,
@@ -37,7 +37,7 @@ pub struct LoadOptions {
     pub env: bool,
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "include",
     "experiment",
     "task",
@@ -46,6 +46,7 @@ const SECTIONS: [&str; 8] = [
     "sweep",
     "profile",
     "interventions",
+    "tables",
 ];
 
 /// Where each layer came from, to point errors at the right place.
@@ -252,8 +253,12 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     let _: Option<TrainSpec> = section(&merged, "train", &sources, None, &mut issues, false);
     let sweep: Option<SweepSpec> = section(&merged, "sweep", &sources, None, &mut issues, false);
     let interventions = interventions_section(&merged, &sources, &mut issues);
-    let (Some(experiment), Some(_task), Some(sweep), Some(interventions)) =
-        (experiment, task, sweep, interventions)
+    let tables: Option<Vec<TableSpec>> = match merged.get("tables") {
+        None => Some(Vec::new()),
+        Some(_) => section(&merged, "tables", &sources, None, &mut issues, false),
+    };
+    let (Some(experiment), Some(_task), Some(sweep), Some(interventions), Some(tables)) =
+        (experiment, task, sweep, interventions, tables)
     else {
         return Err(SpecError::Invalid(issues));
     };
@@ -288,7 +293,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
 
     let mut base = merged.clone();
     if let Value::Object(map) = &mut base {
-        for meta in ["sweep", "profile", "include", "interventions"] {
+        for meta in ["sweep", "profile", "include", "interventions", "tables"] {
             map.remove(meta);
         }
     }
@@ -384,6 +389,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
         source: path.to_path_buf(),
         spec_hash: blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string(),
         runs,
+        tables,
         warnings: warnings_dedup,
     })
 }

@@ -34,6 +34,63 @@ pub struct SpecFile {
     /// retrains: they are evaluation nodes reading the train nodes' final weights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interventions: Vec<InterventionSpec>,
+    /// Report tables built from collected results by `mechlab table`; they never change what runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<TableSpec>,
+}
+
+/// A report table: one cell per (row value, column value), from each run's final metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// Name, chosen with `mechlab table --name`. Letters, digits, `_`, `-`.
+    pub name: String,
+    /// A caption. Default: built from the other fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// The metric of `metrics.parquet`, at each run's final step. Default: `accuracy`.
+    #[serde(default = "d_metric")]
+    pub metric: String,
+    /// The split it was measured on. Default: `test`.
+    #[serde(default = "d_split")]
+    pub split: String,
+    /// The dotted key whose values make the rows, e.g. `model.mixer`.
+    pub rows: String,
+    /// The dotted key whose values make the columns, e.g. `model.d_model`.
+    pub columns: String,
+    /// Per cell, keep only the runs of the best value of this key (by mean final metric over
+    /// seeds), e.g. `train.lr`: the paper's "best learning rate per cell". Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_of: Option<String>,
+    /// `max` (default) or `min`: which value of the metric is best.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub best: BestIs,
+    /// Only runs whose key equals the value (or one of a list of values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: BTreeMap<String, serde_json::Value>,
+    /// Show values ×100. Default: true for `accuracy`, false otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<bool>,
+    /// A published table to print beside each cell (`ar_32` or `pcfg_easy`: the paper's
+    /// accuracy tables, in %, by mixer × d_model). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+}
+
+/// Which end of a metric is best.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BestIs {
+    #[default]
+    Max,
+    Min,
+}
+
+fn d_metric() -> String {
+    "accuracy".into()
+}
+fn d_split() -> String {
+    "test".into()
 }
 
 /// One intervention grid, chosen by `kind`.

@@ -179,6 +179,9 @@ pub struct Resolved {
     /// blake3 of the canonical JSON of `runs`: changes whenever any run changes.
     pub spec_hash: String,
     pub runs: Vec<RunPoint>,
+    /// Report tables (not part of any run, so not of `spec_hash`).
+    #[serde(default)]
+    pub tables: Vec<super::raw::TableSpec>,
     #[serde(skip)]
     pub warnings: Vec<String>,
 }
