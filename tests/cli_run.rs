@@ -512,3 +512,40 @@ columns = "model.d_model"
         "{csv}"
     );
 }
+
+#[test]
+fn every_paper_spec_validates_at_full_size_and_with_the_cpu_profile() {
+    let dir = Dir::new();
+    let paper = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/paper");
+    let mut specs: Vec<_> = std::fs::read_dir(&paper)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_stem().unwrap().to_str().unwrap();
+            // Included bases, not experiments.
+            !["common", "ar_base", "pcfg_base"].contains(&name)
+        })
+        .collect();
+    specs.sort();
+    // One spec per configuration folder of the reference.
+    assert_eq!(specs.len(), 20, "{specs:?}");
+    for spec in &specs {
+        let full = stdout(&dir.ok(&["validate"], spec));
+        let cpu = stdout(&dir.ok(&["validate", "--profile", "cpu"], spec));
+        let runs = |text: &str| -> usize {
+            text.split(", ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            runs(&cpu) * 5 <= runs(&full),
+            "{}: cpu profile {cpu} vs {full}",
+            spec.display()
+        );
+    }
+}
