@@ -157,6 +157,24 @@ enum ExportWhat {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// A collected table (runs, metrics, interventions, interventions_detail, ablations), with
+    /// the runs' parameters joined in, filtered, as Parquet or CSV.
+    Table {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Which table: runs, metrics, interventions, interventions_detail or ablations.
+        #[arg(long)]
+        table: String,
+        /// Keep rows where COLUMN equals VALUE (repeatable), e.g. `--filter model.mixer=based`.
+        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
+        filters: Vec<String>,
+        /// `parquet` or `csv`.
+        #[arg(long, default_value = "parquet")]
+        format: String,
+        /// Output file. Default: results/<experiment>/export/<table>.<format>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -246,6 +264,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Export {
             what: ExportWhat::Weights { spec, run, out },
         } => export_weights(&spec, &store, &run, out),
+        Command::Export {
+            what:
+                ExportWhat::Table {
+                    spec,
+                    table,
+                    filters,
+                    format,
+                    out,
+                },
+        } => export_table(&spec, &store, &table, &filters, &format, out),
         Command::Bench {
             interventions: Some(examples),
             ..
@@ -596,6 +624,46 @@ fn print_tables(
         };
         say!("{}", text.trim_end());
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export_table(
+    args: &SpecArgs,
+    store: &Store,
+    table: &str,
+    filters: &[String],
+    format: &str,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use mechlab::report::export::tables::{TABLES, filter, load_table, write_table};
+    if !TABLES.contains(&table) {
+        bail!("table {table}: expected one of {}", TABLES.join(", "));
+    }
+    let csv = match format {
+        "parquet" => false,
+        "csv" => true,
+        other => bail!("--format {other}: expected parquet or csv"),
+    };
+    let filters: Vec<(String, String)> = filters
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--filter {f}: expected COLUMN=VALUE"))
+        })
+        .collect::<Result<_>>()?;
+    let resolved = resolve(args)?;
+    let graph = plan(&resolved);
+    let summary = mechlab::report::collect(&graph, store)?;
+    let mut df = filter(load_table(&summary.dir, table)?, &filters)?;
+    let path = out.unwrap_or_else(|| summary.dir.join("export").join(format!("{table}.{format}")));
+    write_table(&mut df, &path, csv)?;
+    say!(
+        "{} rows × {} columns → {}",
+        df.height(),
+        df.width(),
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

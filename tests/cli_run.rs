@@ -549,3 +549,47 @@ fn every_paper_spec_validates_at_full_size_and_with_the_cpu_profile() {
         );
     }
 }
+
+#[test]
+fn export_table_joins_run_parameters_and_filters() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", TINY);
+    dir.ok(&["run", "-q"], &spec);
+    let out = dir.path().join("metrics.csv");
+    dir.ok(
+        &[
+            "export",
+            "table",
+            "--table",
+            "metrics",
+            "--filter",
+            "train.lr=1e-3",
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &spec,
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    let lr = header
+        .iter()
+        .position(|c| *c == "train.lr")
+        .expect("joined run columns");
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter().all(|r| r.split(',').nth(lr) == Some("0.001")),
+        "{text}"
+    );
+    // An unknown column is an error that lists the columns.
+    let bad = dir
+        .mechlab()
+        .args(["export", "table", "--table", "metrics", "--filter", "lrr=1"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no column \"lrr\""));
+}

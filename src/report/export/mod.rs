@@ -3,5 +3,6 @@
 pub mod import;
 pub mod names;
 pub mod safetensors;
+pub mod tables;
 
 pub use safetensors::{export_weights, state_dict};

@@ -1,0 +1,100 @@
+//! `mechlab export table`: a collected table, joined with the runs' parameters and filtered, as
+//! Parquet or CSV.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::report::{ReportError, read_parquet, write_parquet};
+use crate::store::write_atomic;
+
+/// Collected tables that can be exported.
+pub const TABLES: [&str; 5] = [
+    "runs",
+    "metrics",
+    "interventions",
+    "interventions_detail",
+    "ablations",
+];
+
+fn polars_err(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
+    move |e| ReportError::Shard {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Table `name` of the experiment directory `dir`; every table but `runs` gets the runs'
+/// columns (parameters, seed, status) joined on `run_id`, so it can be filtered by them.
+pub fn load_table(dir: &Path, name: &str) -> Result<DataFrame, ReportError> {
+    let path = dir.join(format!("{name}.parquet"));
+    let table = read_parquet(&path)?;
+    if name == "runs" {
+        return Ok(table);
+    }
+    let runs_path = dir.join("runs.parquet");
+    let runs = read_parquet(&runs_path)?;
+    // Columns of both tables other than the key come from the table itself.
+    let keep: Vec<String> = runs
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .filter(|c| c == "run_id" || table.column(c).is_err())
+        .collect();
+    let runs = runs.select(keep).map_err(polars_err(&runs_path))?;
+    table
+        .left_join(&runs, ["run_id"], ["run_id"])
+        .map_err(polars_err(&path))
+}
+
+/// Keeps the rows where every `(column, value)` holds, comparing the column's values as text
+/// (`model.mixer=based`, `model.d_model=64`, `train.lr=0.001`).
+pub fn filter(mut df: DataFrame, filters: &[(String, String)]) -> Result<DataFrame, ReportError> {
+    for (column, value) in filters {
+        let bad = |message: String| ReportError::Shard {
+            path: format!("--filter {column}={value}"),
+            message,
+        };
+        let col = df.column(column).map_err(|_| {
+            let names: Vec<String> = df
+                .get_column_names()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
+            bad(format!(
+                "no column \"{column}\"; columns: {}",
+                names.join(", ")
+            ))
+        })?;
+        let text = col
+            .cast(&DataType::String)
+            .map_err(|e| bad(e.to_string()))?;
+        let numeric = value.parse::<f64>().ok();
+        let mask: BooleanChunked = text
+            .str()
+            .map_err(|e| bad(e.to_string()))?
+            .iter()
+            .map(|v| {
+                v.is_some_and(|v| {
+                    v == value || numeric.is_some_and(|n| v.parse::<f64>().is_ok_and(|x| x == n))
+                })
+            })
+            .collect();
+        df = df.filter(&mask).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(df)
+}
+
+/// Writes `df` to `path` as Parquet (`.parquet`) or CSV (anything else), atomically.
+pub fn write_table(df: &mut DataFrame, path: &Path, csv: bool) -> Result<(), ReportError> {
+    if csv {
+        let mut bytes = Vec::new();
+        CsvWriter::new(&mut bytes)
+            .finish(df)
+            .map_err(polars_err(path))?;
+        write_atomic(path, &bytes)?;
+        Ok(())
+    } else {
+        write_parquet(path, df, &[("mechlab.version", crate::VERSION.to_string())])
+    }
+}
