@@ -58,6 +58,23 @@ enum Command {
     Status(SpecArgs),
     /// Rebuild results/<experiment>/{runs,metrics}.parquet from the store.
     Collect(SpecArgs),
+    /// Draw the paper's figure types from the results so far, as PNG and SVG.
+    Plot {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Figure kinds: curves, accuracy, attrib, scatter, lr_box (repeatable; default: all).
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// `png`, `svg` or `both`.
+        #[arg(long, default_value = "both")]
+        format: String,
+        /// The intervention site of the Attrib figures.
+        #[arg(long, default_value = "block_input")]
+        site: String,
+        /// Output directory. Default: results/<experiment>/figures.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the report tables the spec declares (`[[tables]]`), from the results so far.
     Table {
         #[command(flatten)]
@@ -239,6 +256,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema { check, out } => schema(check, &out),
+        Command::Plot {
+            spec,
+            kinds,
+            format,
+            site,
+            out,
+        } => plot(&spec, &store, &kinds, &format, &site, out),
         Command::Table { spec, name, format } => {
             print_tables(&spec, &store, name.as_deref(), &format)
         }
@@ -623,6 +647,42 @@ fn print_tables(
             text
         };
         say!("{}", text.trim_end());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn plot(
+    args: &SpecArgs,
+    store: &Store,
+    kinds: &[String],
+    format: &str,
+    site: &str,
+    out: Option<PathBuf>,
+) -> Result<ExitCode> {
+    use mechlab::report::plot::KINDS;
+    let (png, svg) = match format {
+        "png" => (true, false),
+        "svg" => (false, true),
+        "both" => (true, true),
+        other => bail!("--format {other}: expected png, svg or both"),
+    };
+    if let Some(k) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
+        bail!("--kind {k}: expected one of {}", KINDS.join(", "));
+    }
+    let kinds: Vec<&str> = if kinds.is_empty() {
+        KINDS.to_vec()
+    } else {
+        kinds.iter().map(String::as_str).collect()
+    };
+    let resolved = resolve(args)?;
+    let graph = plan(&resolved);
+    let summary = mechlab::report::collect(&graph, store)?;
+    let out = out.unwrap_or_else(|| summary.dir.join("figures"));
+    for kind in kinds {
+        let files = mechlab::report::plot::plot(&summary.dir, &out, kind, png, svg, site)?;
+        for f in files {
+            say!("{kind}: {}", f.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -593,3 +593,33 @@ fn export_table_joins_run_parameters_and_filters() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no column \"lrr\""));
 }
+
+#[test]
+fn plot_draws_every_figure_kind_as_png_and_svg() {
+    let dir = Dir::new();
+    let text = TINY.to_string()
+        + r#"
+[[interventions]]
+kind = "interchange"
+sites = ["block_input"]
+corrupt = ["key"]
+patch_at = ["key", "value", "query"]
+examples = 16
+"#;
+    let spec = dir.write("tiny.toml", &text);
+    dir.ok(&["run", "-q"], &spec);
+    let out = stdout(&dir.ok(&["plot"], &spec));
+    let figures = dir.results().join("tiny/figures");
+    for kind in ["curves", "accuracy", "attrib", "scatter", "lr_box"] {
+        let png = std::fs::read(figures.join(format!("{kind}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{kind}");
+        let svg = std::fs::read_to_string(figures.join(format!("{kind}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{kind}");
+        assert!(out.contains(&format!("{kind}.svg")), "{out}");
+    }
+    // Axis labels a reader needs without the spec.
+    let curves = std::fs::read_to_string(figures.join("curves.svg")).unwrap();
+    assert!(curves.contains("training step") && curves.contains("test accuracy (%)"));
+    let attrib = std::fs::read_to_string(figures.join("attrib.svg")).unwrap();
+    assert!(attrib.contains("layer 1") && attrib.contains("value"));
+}

@@ -6,6 +6,7 @@ pub mod collect;
 pub mod data_stats;
 pub mod export;
 pub mod parquet;
+pub mod plot;
 pub mod published;
 pub mod table;
 
