@@ -13,6 +13,46 @@ fn problem(key: &str, message: impl Into<String>) -> Problem {
     (key.to_string(), message.into(), Vec::new())
 }
 
+/// Split sizes, common to every task: at least one test sequence and one training batch, and
+/// evaluation on at most the smallest split (`dev` counts when it has any sequences).
+fn check_sizes(
+    train: usize,
+    test: usize,
+    dev: usize,
+    eval: usize,
+    batch_size: usize,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if test == 0 {
+        out.push(problem(
+            "task.test_size",
+            "expected at least 1 test sequence",
+        ));
+    }
+    let limit = match dev {
+        0 => test.min(train),
+        d => test.min(train).min(d),
+    };
+    if eval == 0 || eval > limit {
+        let smallest = if dev > 0 {
+            "min(test_size, train_size, dev_size)"
+        } else {
+            "min(test_size, train_size)"
+        };
+        out.push(problem(
+            "task.eval_examples",
+            format!("expected 1 to {smallest} = {limit}, found {eval}"),
+        ));
+    }
+    if train < batch_size {
+        out.push(problem(
+            "task.train_size",
+            format!("expected at least one batch ({batch_size} sequences), found {train}"),
+        ));
+    }
+    out
+}
+
 /// ATR's grammar and sizes; then a trial generation, so that a grammar that cannot produce the
 /// data fails here and not mid-run.
 fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
@@ -31,8 +71,6 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
     at_least("task.max_rules_per_nt", a.max_rules_per_nt, 1);
     at_least("task.max_depth", a.max_depth, 1);
     at_least("task.max_yield", a.max_yield, crate::task::atr::MIN_YIELD);
-    at_least("task.test_size", a.test_size, 1);
-    at_least("task.train_size", a.train_size, batch_size);
     if let Some(f) = a.terminal_occurrence_factor
         && !(f.is_finite() && f > 0.0)
     {
@@ -49,19 +87,13 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
             format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
         ));
     }
-    let mut limit = a.test_size.min(a.train_size);
-    if a.dev_size > 0 {
-        limit = limit.min(a.dev_size);
-    }
-    if a.eval_examples == 0 || a.eval_examples > limit {
-        out.push(problem(
-            "task.eval_examples",
-            format!(
-                "expected 1 to the smallest split's size ({limit}), found {}",
-                a.eval_examples
-            ),
-        ));
-    }
+    out.extend(check_sizes(
+        a.train_size,
+        a.test_size,
+        a.dev_size,
+        a.eval_examples,
+        batch_size,
+    ));
     if out.is_empty() {
         let cfg = a.config();
         for split in [Split::Train, Split::Test] {
@@ -111,25 +143,13 @@ fn check_mqar(q: &MqarSpec, batch_size: usize) -> Vec<Problem> {
             format!("expected a positive exponent, found {}", q.power_a),
         ));
     }
-    if q.train_size < batch_size {
-        out.push(problem(
-            "task.train_size",
-            format!(
-                "expected at least one batch ({batch_size} sequences), found {}",
-                q.train_size
-            ),
-        ));
-    }
-    if q.eval_examples == 0 || q.eval_examples > q.test_size.min(q.train_size) {
-        out.push(problem(
-            "task.eval_examples",
-            format!(
-                "expected 1 to min(test_size, train_size) = {}, found {}",
-                q.test_size.min(q.train_size),
-                q.eval_examples
-            ),
-        ));
-    }
+    out.extend(check_sizes(
+        q.train_size,
+        q.test_size,
+        0,
+        q.eval_examples,
+        batch_size,
+    ));
     out
 }
 
@@ -245,34 +265,13 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                     format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
                 ));
             }
-            if a.test_size == 0 {
-                out.push(problem(
-                    "task.test_size",
-                    "expected at least 1 test sequence",
-                ));
-            }
-            if a.eval_examples == 0
-                || a.eval_examples > a.test_size
-                || a.eval_examples > a.train_size
-            {
-                out.push(problem(
-                    "task.eval_examples",
-                    format!(
-                        "expected 1 to min(test_size, train_size) = {}, found {}",
-                        a.test_size.min(a.train_size),
-                        a.eval_examples
-                    ),
-                ));
-            }
-            if a.train_size < t.batch_size {
-                out.push(problem(
-                    "task.train_size",
-                    format!(
-                        "expected at least one batch ({} sequences), found {}",
-                        t.batch_size, a.train_size
-                    ),
-                ));
-            }
+            out.extend(check_sizes(
+                a.train_size,
+                a.test_size,
+                0,
+                a.eval_examples,
+                t.batch_size,
+            ));
         }
         TaskSpec::Atr(_) => {}
         TaskSpec::Mqar(q) => out.extend(check_mqar(q, t.batch_size)),

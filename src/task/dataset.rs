@@ -162,10 +162,14 @@ impl Dataset {
     /// Tokens of example `i` before its padding: through the token after the answer (AR, ATR:
     /// the final EOS) or after the last supervised position.
     pub fn length(&self, i: usize) -> usize {
+        // Past the last listed supervised position and the answer (no allocation: batching calls
+        // this for every row).
         let last = self
-            .supervision(i)
-            .iter()
-            .map(|&(p, _)| p + 1)
+            .supervised
+            .get(i)
+            .into_iter()
+            .flatten()
+            .map(|&(p, _)| p as usize + 1)
             .max()
             .unwrap_or(0)
             .max(self.position(i, Role::Answer));
