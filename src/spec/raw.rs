@@ -346,19 +346,19 @@ pub struct AtrSpec {
 }
 
 fn d_num_terminals() -> usize {
-    20
+    crate::task::pcfg::GrammarConfig::EASY.num_terminals
 }
 fn d_num_nonterminals() -> usize {
-    40
+    crate::task::pcfg::GrammarConfig::EASY.num_nonterminals
 }
 fn d_max_rhs_len() -> usize {
-    5
+    crate::task::pcfg::GrammarConfig::EASY.max_rhs_len
 }
 fn d_max_rules() -> usize {
-    5
+    crate::task::pcfg::GrammarConfig::EASY.max_rules_per_nt
 }
 fn d_max_depth() -> usize {
-    10
+    crate::task::pcfg::GrammarConfig::EASY.max_depth
 }
 fn d_max_yield() -> usize {
     1019

@@ -293,14 +293,7 @@ mod tests {
 
     fn easy() -> AtrConfig {
         AtrConfig {
-            grammar: GrammarConfig {
-                num_nonterminals: 40,
-                num_terminals: 20,
-                max_rhs_len: 5,
-                max_rules_per_nt: 5,
-                max_depth: 10,
-                terminal_occurrence_factor: None,
-            },
+            grammar: GrammarConfig::EASY,
             max_yield: 1019,
             query: AtrQuery::Parent,
             unambiguous_queries: true,

@@ -30,6 +30,18 @@ pub struct GrammarConfig {
     pub terminal_occurrence_factor: Option<f64>,
 }
 
+impl GrammarConfig {
+    /// The paper's "easy" grammar, L5 Σ20 (also the spec's defaults).
+    pub const EASY: GrammarConfig = GrammarConfig {
+        num_nonterminals: 40,
+        num_terminals: 20,
+        max_rhs_len: 5,
+        max_rules_per_nt: 5,
+        max_depth: 10,
+        terminal_occurrence_factor: None,
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Symbol {
     Terminal(u32),
@@ -203,20 +215,9 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn easy() -> GrammarConfig {
-        GrammarConfig {
-            num_nonterminals: 40,
-            num_terminals: 20,
-            max_rhs_len: 5,
-            max_rules_per_nt: 5,
-            max_depth: 10,
-            terminal_occurrence_factor: None,
-        }
-    }
-
     #[test]
     fn grammar_respects_its_construction_rules() {
-        let g = Grammar::generate(easy(), &mut ChaCha8Rng::seed_from_u64(3));
+        let g = Grammar::generate(GrammarConfig::EASY, &mut ChaCha8Rng::seed_from_u64(3));
         assert_eq!(g.nonterminals.len(), 40);
         for nt in &g.nonterminals {
             assert!((1..=10).contains(&nt.max_depth));
@@ -237,7 +238,7 @@ mod tests {
 
     #[test]
     fn every_token_but_the_root_head_has_a_later_parent() {
-        let g = Grammar::generate(easy(), &mut ChaCha8Rng::seed_from_u64(4));
+        let g = Grammar::generate(GrammarConfig::EASY, &mut ChaCha8Rng::seed_from_u64(4));
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for _ in 0..200 {
             let Some(tree) = g.sample(&mut rng, 1024) else {
