@@ -14,6 +14,11 @@ use mechlab::report::collect::RunSummary;
 use mechlab::spec::{LoadOptions, Resolved, load};
 use mechlab::store::{NodeState, Store};
 
+// Tensor ops allocate a fresh output buffer each; the system allocator returns large ones to the
+// kernel and page-faults them back in on every op, mimalloc keeps them (see README, Speed).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// `println!` that treats a closed pipe (`mechlab status | head`) as a normal end, as ripgrep
 /// does, instead of panicking.
 macro_rules! say {

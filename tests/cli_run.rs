@@ -365,6 +365,19 @@ mixer = "mamba"
 batch_size = 16
 steps = 20
 eval_every = 10
+
+# Default sites: the ones a Mamba block has (no MLP).
+[[interventions]]
+kind = "interchange"
+corrupt = ["key"]
+patch_at = ["key", "query"]
+examples = 16
+
+[[interventions]]
+kind = "interchange"
+sites = ["conv_output"]
+layers = [0]
+examples = 16
 "#;
 
 #[test]
@@ -400,6 +413,20 @@ fn atr_data_show_stats_and_a_run_with_a_dev_split() {
         names.into_iter().collect::<Vec<_>>(),
         ["dev", "test", "train"],
         "evaluation on named splits"
+    );
+    let rows =
+        mechlab::report::read_parquet(&dir.results().join("atr/interventions.parquet")).unwrap();
+    let sites = rows.column("site").unwrap().str().unwrap().clone();
+    let sites: std::collections::BTreeSet<&str> = sites.iter().flatten().collect();
+    assert_eq!(
+        sites.into_iter().collect::<Vec<_>>(),
+        [
+            "block_input",
+            "block_output",
+            "conv_output",
+            "mixer_input",
+            "mixer_output"
+        ]
     );
 }
 

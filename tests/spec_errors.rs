@@ -179,6 +179,38 @@ fn intervention_sites_and_layers_are_checked_against_the_model() {
 }
 
 #[test]
+fn mixer_internal_sites_exist_only_in_their_mixers() {
+    let text = format!(
+        "{TINY}\n[[interventions]]\nkind = \"ablation\"\nmode = \"zero\"\nsites = [\"conv_output\"]\n"
+    );
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains(
+            "spec.toml:30:1: interventions.0.sites: site conv_output does not exist: only Mamba has a conv_output site; this model's mixer is attention"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("valid here: block_input, mixer_input, mixer_output, mlp_input, mlp_output, block_output, attn_pattern"),
+        "{err}"
+    );
+    let err = errors_of(
+        &text.replace("conv_output", "attn_pattern"),
+        &["--set", "model.mixer=mamba"],
+    );
+    assert!(
+        err.contains("site attn_pattern does not exist: only softmax attention has an attention pattern; this model's mixer is mamba"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "valid here: block_input, mixer_input, mixer_output, block_output, conv_output"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn interventions_during_training_need_kept_weights() {
     let text = format!("{TINY}\n[[interventions]]\nkind = \"interchange\"\nevery = 15\n");
     let err = errors_of(&text, &[]);

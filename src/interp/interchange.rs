@@ -1,15 +1,15 @@
 //! Interchange interventions over a grid of (corrupted role, layer, site, patch role).
 //!
 //! For each example and corrupted role `c`: run the clean input and the input with the token at
-//! `c` corrupted; then, for each layer `l`, site `s` and patch role `p`, rerun the corrupted input
-//! from layer `l` (the layers below are unchanged, so their cached stream is reused) while the
-//! site's activation at `p` is overwritten with the clean one. All patch roles of one (l, s) go
-//! through the model as one stacked batch. Read at `query`:
+//! `c` corrupted, caching every site; then, for each layer `l`, site `s` and patch role `p`, run
+//! the corrupted input with the site's activation at `p` overwritten with the clean one. The
+//! cached path (`pruned.rs`) computes only the patched runs that can differ from the clean or
+//! corrupted ones, from the patched site onward, in batches across patch roles. Read at `query`:
 //! `p_orig, p_corr, p_rest` (probability of the clean answer), the same as logits, and
 //! `KL(p_corr ‖ p_patched)`. Attribution is a ratio of means,
 //! `(E[p_rest] − E[p_corr]) / (E[p_orig] − E[p_corr])`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::corrupt::{Corruption, corrupt_token};
 use super::patch::{Capture, Patch};
+use super::pruned::{Cell, CellOut, kl_rows, pruned_cell};
 use crate::model::lm::int_tensor;
 use crate::model::{LanguageModel, Site};
 use crate::task::{Dataset, Role, TaskConfig};
@@ -92,17 +93,17 @@ struct Sums {
     kl: f64,
 }
 
-const BATCH: usize = 32;
+pub(super) const BATCH: usize = 32;
 
 /// What is read at the query position of each row: the full log-distribution stays on the
 /// device; only the answer's probability and logit come back.
-struct Readout<B: Backend> {
-    logp_nv: Tensor<B, 2>,
-    p: Vec<f64>,
-    logit: Vec<f64>,
+pub(super) struct Readout<B: Backend> {
+    pub(super) logp_nv: Tensor<B, 2>,
+    pub(super) p: Vec<f64>,
+    pub(super) logit: Vec<f64>,
 }
 
-fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+pub(super) fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().convert::<f64>().to_vec().expect("float data")
 }
 
@@ -128,11 +129,11 @@ fn readout<B: Backend>(
     }
 }
 
-/// How patched runs are computed; both give the same numbers.
+/// How patched runs are computed; both give the same numbers (to float rounding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PatchPath {
-    /// Start at the patched layer from the cached corrupted stream, all patch roles stacked in one
-    /// batch.
+    /// From the cached clean and corrupted activations, computing only what a patch can change
+    /// (`pruned.rs` lists the rules).
     Cached,
     /// Rerun the whole model once per (layer, site, patch role): the simple oracle.
     Naive,
@@ -186,25 +187,25 @@ pub fn interchange_with<B: Backend>(
             .collect();
         let answers: Vec<i64> = rows.iter().map(|&i| data.target(i) as i64).collect();
         let answers_b1 = int_tensor::<B, 2>(answers.clone(), [b, 1], device);
-        let stacked_answers = int_tensor::<B, 2>(
-            (0..p).flat_map(|_| answers.iter().copied()).collect(),
-            [p * b, 1],
-            device,
-        );
-        let stacked_queries: Vec<usize> = (0..p).flat_map(|_| queries.iter().copied()).collect();
         let to_tensor = |tokens: &[u32]| {
             int_tensor::<B, 2>(tokens.iter().map(|&t| t as i64).collect(), [b, s], device)
         };
-        let repeat = |t: &Tensor<B, 3>| Tensor::cat(vec![t.clone(); p], 0);
-
-        // Patch masks: row j·b + i is 1 at the position of patch role j in example i.
-        let mut mask = vec![0f32; p * b * s];
-        for (j, &patch_role) in cfg.patch_at.iter().enumerate() {
-            for (i, &row) in rows.iter().enumerate() {
-                mask[(j * b + i) * s + data.position(row, patch_role)] = 1.0;
+        // positions[j][i]: where patch role j sits in example i.
+        let positions: Vec<Vec<usize>> = cfg
+            .patch_at
+            .iter()
+            .map(|&role| rows.iter().map(|&row| data.position(row, role)).collect())
+            .collect();
+        // The naive path's masks: row j·b + i is 1 at the position of patch role j in example i.
+        let mask_bs1 = (path == PatchPath::Naive).then(|| {
+            let mut mask = vec![0f32; p * b * s];
+            for (j, pos) in positions.iter().enumerate() {
+                for (i, &t) in pos.iter().enumerate() {
+                    mask[(j * b + i) * s + t] = 1.0;
+                }
             }
-        }
-        let mask_bs1 = Tensor::<B, 3>::from_data(TensorData::new(mask, [p * b, s, 1]), device);
+            Tensor::<B, 3>::from_data(TensorData::new(mask, [p * b, s, 1]), device)
+        });
 
         let mut clean_cap = Capture::default();
         let r = model.residual(to_tensor(&clean), &mut clean_cap);
@@ -225,8 +226,7 @@ pub fn interchange_with<B: Backend>(
             let mut corr_cap = Capture::default();
             let r = model.residual(to_tensor(&corrupted), &mut corr_cap);
             let corr = readout(model, r, &queries, &answers_b1, device);
-            let corr_logp = Tensor::cat(vec![corr.logp_nv.clone(); p], 0);
-            let corr_prob = corr_logp.clone().exp();
+            let kl_orig = kl_rows(corr.logp_nv.clone(), orig.logp_nv.clone());
             let first_detail = detail.len();
             detail.extend(rows.iter().enumerate().map(|(i, &row)| DetailRow {
                 example: row,
@@ -239,31 +239,49 @@ pub fn interchange_with<B: Backend>(
                 best_prob_diff: f64::NEG_INFINITY,
             }));
 
+            // A block's output is the next block's input: patching either is the same run.
+            let mut done: HashMap<(usize, Site), CellOut> = HashMap::new();
             for &layer in &cfg.layers {
-                let r_in = (path == PatchPath::Cached)
-                    .then(|| repeat(&corr_cap.acts[&(layer, Site::BlockInput)]));
                 for &site in &cfg.sites {
-                    let Some(clean_act) = clean_cap.acts.get(&(layer, site)) else {
+                    let same_run = if site == Site::BlockOutput && layer + 1 < model.layers.len() {
+                        (layer + 1, Site::BlockInput)
+                    } else {
+                        (layer, site)
+                    };
+                    let (Some(clean_act), Some(corr_act)) = (
+                        clean_cap.acts.get(&(layer, site)),
+                        corr_cap.acts.get(&(layer, site)),
+                    ) else {
                         continue; // validation rejects sites a block does not have
                     };
-                    let rest = match &r_in {
-                        Some(r_in) => {
-                            let mut patch = Patch {
+                    let rest = match path {
+                        PatchPath::Cached if done.contains_key(&same_run) => {
+                            done[&same_run].clone()
+                        }
+                        PatchPath::Cached => pruned_cell(
+                            model,
+                            &Cell {
                                 layer,
                                 site,
-                                mask_bs1: mask_bs1.clone(),
-                                clean_bsd: repeat(clean_act),
-                            };
-                            let r = model.blocks_from(layer, r_in.clone(), &mut patch);
-                            readout(model, r, &stacked_queries, &stacked_answers, device)
-                        }
-                        None => {
+                                clean_act,
+                                corr_act,
+                                corr_cap: &corr_cap,
+                                positions: &positions,
+                                queries: &queries,
+                                answers: &answers,
+                                orig: &orig,
+                                corr: &corr,
+                                kl_orig: &kl_orig,
+                            },
+                            device,
+                        ),
+                        PatchPath::Naive => {
                             let parts: Vec<Readout<B>> = (0..p)
                                 .map(|j| {
                                     let mut patch = Patch {
                                         layer,
                                         site,
-                                        mask_bs1: mask_bs1.clone().slice([
+                                        mask_bs1: mask_bs1.clone().expect("naive masks").slice([
                                             j * b..(j + 1) * b,
                                             0..s,
                                             0..1,
@@ -274,19 +292,18 @@ pub fn interchange_with<B: Backend>(
                                     readout(model, r, &queries, &answers_b1, device)
                                 })
                                 .collect();
-                            Readout {
+                            let logp_nv =
+                                Tensor::cat(parts.iter().map(|r| r.logp_nv.clone()).collect(), 0);
+                            CellOut {
                                 p: parts.iter().flat_map(|r| r.p.iter().copied()).collect(),
                                 logit: parts.iter().flat_map(|r| r.logit.iter().copied()).collect(),
-                                logp_nv: Tensor::cat(
-                                    parts.into_iter().map(|r| r.logp_nv).collect(),
-                                    0,
-                                ),
+                                kl: kl_rows(Tensor::cat(vec![corr.logp_nv.clone(); p], 0), logp_nv),
                             }
                         }
                     };
-                    // KL(p_corr ‖ p_patched) per row, summed over the vocabulary on the device.
-                    let kl =
-                        to_f64((corr_prob.clone() * (corr_logp.clone() - rest.logp_nv)).sum_dim(1));
+                    if path == PatchPath::Cached && !done.contains_key(&same_run) {
+                        done.insert(same_run, rest.clone());
+                    }
                     for j in 0..p {
                         let cell = sums.entry((ci, layer, site as usize, j)).or_default();
                         for i in 0..b {
@@ -305,7 +322,7 @@ pub fn interchange_with<B: Backend>(
                             cell.l_orig += orig.logit[i];
                             cell.l_corr += corr.logit[i];
                             cell.l_rest += rest.logit[k];
-                            cell.kl += kl[k];
+                            cell.kl += rest.kl[k];
                         }
                     }
                 }

@@ -8,6 +8,7 @@ pub mod ablation;
 pub mod corrupt;
 pub mod interchange;
 pub mod patch;
+mod pruned;
 
 pub use ablation::{AblationConfig, AblationMode, AblationRow, ablate};
 pub use corrupt::Corruption;

@@ -18,6 +18,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::init::Init;
+use super::lm::{gather_positions, int_tensor};
+use super::sites::{NoSites, Site, Sites};
 
 /// The reference's additive causal mask value.
 pub const MASK_VALUE: f32 = -10_000.0;
@@ -45,6 +47,17 @@ impl<B: Backend> Attention<B> {
     /// # Shapes
     /// - `x_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forward_visiting(x_bsd, 0, &mut NoSites)
+    }
+
+    /// [`Self::forward`], passing the attention pattern of `layer` through
+    /// [`Site::AttnPattern`].
+    pub fn forward_visiting(
+        &self,
+        x_bsd: Tensor<B, 3>,
+        layer: usize,
+        sites: &mut dyn Sites<B>,
+    ) -> Tensor<B, 3> {
         let [_, s, d] = x_bsd.dims();
         let qkv_bs3d = self.wqkv.forward(x_bsd);
         let mut parts = qkv_bs3d.chunk(3, 2);
@@ -55,8 +68,34 @@ impl<B: Backend> Attention<B> {
             .matmul(k_bsd.swap_dims(1, 2))
             .mul_scalar(1.0 / (d as f64).sqrt());
         let scores_bst = scores_bst + causal_bias::<B>(s, &v_bsd.device()).unsqueeze_dim(0);
-        let y_bsd = softmax(scores_bst, 2).matmul(v_bsd);
+        let pattern_bst = sites.visit(layer, Site::AttnPattern, softmax(scores_bst, 2));
+        let y_bsd = pattern_bst.matmul(v_bsd);
         self.out_proj.forward(y_bsd)
+    }
+
+    /// The output at one position per row, `at[r]` in row `r`: one query against all keys
+    /// instead of every query, which is what a readout from the last layer needs.
+    ///
+    /// # Shapes
+    /// - `x_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
+    pub fn forward_at(&self, x_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+        let [b, s, d] = x_bsd.dims();
+        let device = x_bsd.device();
+        let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
+        let qkv_bs3d = self.wqkv.forward(x_bsd);
+        let mut parts = qkv_bs3d.chunk(3, 2);
+        let v_bsd = parts.pop().expect("v");
+        let k_bsd = parts.pop().expect("k");
+        let q_b1d = gather_positions(parts.pop().expect("q"), int_tensor(flat, [b], &device));
+        let scores_b1t = q_b1d
+            .matmul(k_bsd.swap_dims(1, 2))
+            .mul_scalar(1.0 / (d as f64).sqrt());
+        let bias: Vec<f32> = (0..b * s)
+            .map(|i| if i % s > at[i / s] { MASK_VALUE } else { 0.0 })
+            .collect();
+        let bias_b1t = Tensor::from_data(TensorData::new(bias, [b, 1, s]), &device);
+        let y_b1d = softmax(scores_b1t + bias_b1t, 2).matmul(v_bsd);
+        self.out_proj.forward(y_b1d)
     }
 }
 
@@ -142,6 +181,22 @@ mod tests {
         );
         for (a, b) in rows(y).iter().flatten().zip(expected.iter().flatten()) {
             assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn output_at_chosen_positions_equals_the_full_output_there() {
+        let device = Default::default();
+        let mut init = Init::<B>::new(5, 0.3, &device);
+        let attn = Attention::init(8, 2, &mut init);
+        let x = init.normal([3, 6, 8], 1.0);
+        let at = [5, 0, 3];
+        let full = rows(attn.forward(x.clone()).reshape([18, 8]));
+        let picked = rows(attn.forward_at(x, &at).reshape([3, 8]));
+        for (r, &t) in at.iter().enumerate() {
+            for (a, b) in picked[r].iter().zip(&full[r * 6 + t]) {
+                assert!((a - b).abs() < 1e-6, "row {r}: {a} vs {b}");
+            }
         }
     }
 

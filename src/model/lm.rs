@@ -11,7 +11,7 @@ use super::block::Block;
 use super::init::Init;
 use super::mixer::{ConvKernel, MixerKind, ModelError};
 use super::norm::NORM_EPS;
-use super::sites::Sites;
+use super::sites::{NoSites, Site, Sites};
 
 /// Everything needed to build a model; derived from a resolved spec by the orchestration layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,9 +158,65 @@ impl<B: Backend> LanguageModel<B> {
         logits.reshape([b, s, v])
     }
 
+    /// Logits at one position per row, `at[r]` in row `r`, of the stream `r_bsd` entering block
+    /// `first`. The last block computes only those positions' outputs (its mixer still reads
+    /// every position): what a readout needs, at a fraction of the cost.
+    ///
+    /// # Shapes
+    /// - `r_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, vocab]`
+    pub fn logits_from(&self, first: usize, mut r_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 2> {
+        let [b, s, _] = r_bsd.dims();
+        let device = r_bsd.device();
+        let flat = int_tensor(
+            (0..b).map(|r| (r * s + at[r]) as i64).collect(),
+            [b],
+            &device,
+        );
+        let Some((last, middle)) = self.layers.get(first..).and_then(|l| l.split_last()) else {
+            return self.logits_at(r_bsd, flat);
+        };
+        for block in middle {
+            r_bsd = block.forward(r_bsd, &mut NoSites);
+        }
+        let h_b1d = last
+            .mixer
+            .forward_at(last.norm1.forward(r_bsd.clone()), last.layer, at);
+        let r_bo = last
+            .resume_after_mixer(
+                Site::MixerOutput,
+                h_b1d,
+                gather_positions(r_bsd, flat),
+                None,
+            )
+            .expect("mixer_output is after the mixer");
+        self.logits_of(r_bo)
+    }
+
+    /// Logits of residual-stream rows leaving the last block.
+    ///
+    /// # Shapes
+    /// - `r_n1d`: `[n, 1, d_model]` → `[n, vocab]`
+    pub fn logits_of(&self, r_n1d: Tensor<B, 3>) -> Tensor<B, 2> {
+        let [n, _, d] = r_n1d.dims();
+        self.head(self.ln_f.forward(r_n1d.reshape([n, d])))
+    }
+
     fn head(&self, h_nd: Tensor<B, 2>) -> Tensor<B, 2> {
         h_nd.matmul(self.word_embeddings.weight.val().transpose())
     }
+}
+
+/// Rows at flat positions `b·seq + t` of a `[batch, seq, width]` tensor, as `[n, 1, width]`.
+pub fn gather_positions<B: Backend>(
+    x_bsw: Tensor<B, 3>,
+    flat_n: Tensor<B, 1, Int>,
+) -> Tensor<B, 3> {
+    let [b, s, w] = x_bsw.dims();
+    let [n] = flat_n.dims();
+    x_bsw
+        .reshape([b * s, w])
+        .select(0, flat_n)
+        .reshape([n, 1, w])
 }
 
 /// Mean cross-entropy of `logits_nv` against `targets_n`.
@@ -322,7 +378,13 @@ mod tests {
         let mut rec = Order(Vec::new());
         model.residual(tokens, &mut rec);
         let order = rec.0;
-        let expected: Vec<(usize, Site)> = (0..2).flat_map(|l| Site::ALL.map(|s| (l, s))).collect();
+        // Attention's own site comes between the mixer's input and output.
+        let expected: Vec<(usize, Site)> = (0..2)
+            .flat_map(|l| {
+                let [bi, mi, mo, mlp_in, mlp_out, bo] = Site::BLOCK;
+                [bi, mi, Site::AttnPattern, mo, mlp_in, mlp_out, bo].map(|s| (l, s))
+            })
+            .collect();
         assert_eq!(order, expected);
     }
 }

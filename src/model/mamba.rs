@@ -24,6 +24,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use super::base_conv::causal_depthwise_conv;
 use super::init::Init;
 use super::selective_scan::selective_scan;
+use super::sites::{NoSites, Site, Sites};
 
 /// State size N (reference: 16).
 pub const D_STATE: usize = 16;
@@ -126,6 +127,16 @@ impl<B: Backend> Mamba<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.forward_visiting(u_bsd, 0, &mut NoSites)
+    }
+
+    /// [`Self::forward`], passing the scan's input of `layer` through [`Site::ConvOutput`].
+    pub fn forward_visiting(
+        &self,
+        u_bsd: Tensor<B, 3>,
+        layer: usize,
+        sites: &mut dyn Sites<B>,
+    ) -> Tensor<B, 3> {
         let [b, s, _] = u_bsd.dims();
         let [i, n] = self.a_log.dims();
         let [r, _] = self.dt_proj.weight.dims();
@@ -136,6 +147,7 @@ impl<B: Backend> Mamba<B> {
             Some(c) => causal_depthwise_conv(x_bsi, c.weight.val(), c.bias.val()),
             None => x_bsi,
         });
+        let x_bsi = sites.visit(layer, Site::ConvOutput, x_bsi);
         let dbc = self.x_proj.forward(x_bsi.clone());
         let dt_bsr = dbc.clone().slice([0..b, 0..s, 0..r]);
         let b_bsn = dbc.clone().slice([0..b, 0..s, r..r + n]);

@@ -13,7 +13,9 @@ use super::h3::H3;
 use super::hyena::Hyena;
 use super::init::Init;
 use super::lm::ModelConfig;
+use super::lm::{gather_positions, int_tensor};
 use super::mamba::Mamba;
+use super::sites::{NoSites, Sites};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -215,17 +217,45 @@ impl<B: Backend> Mixer<B> {
         }
     }
 
+    /// `layer`'s mixer-internal sites (if this mixer has any) pass through `sites`.
+    ///
     /// # Shapes
     /// - `x_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
-    pub fn forward(&self, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+    pub fn forward(
+        &self,
+        x_bsd: Tensor<B, 3>,
+        layer: usize,
+        sites: &mut dyn Sites<B>,
+    ) -> Tensor<B, 3> {
         match self {
-            Mixer::Attention(m) => m.forward(x_bsd),
+            Mixer::Attention(m) => m.forward_visiting(x_bsd, layer, sites),
             Mixer::BaseConv(m) => m.forward(x_bsd),
             Mixer::BaseConvLong(m) => m.forward(x_bsd),
             Mixer::BasedAttention(m) => m.forward(x_bsd),
             Mixer::H3(m) => m.forward(x_bsd),
             Mixer::Hyena(m) => m.forward(x_bsd),
-            Mixer::Mamba(m) => m.forward(x_bsd),
+            Mixer::Mamba(m) => m.forward_visiting(x_bsd, layer, sites),
+        }
+    }
+
+    /// The output at one position per row, `at[r]` in row `r` (the same values as
+    /// [`Self::forward`] there, to rounding). Attention computes only those queries; the other
+    /// mixers, whose cost is not dominated by the output positions, run in full and pick them.
+    ///
+    /// # Shapes
+    /// - `x_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
+    pub fn forward_at(&self, x_bsd: Tensor<B, 3>, layer: usize, at: &[usize]) -> Tensor<B, 3> {
+        match self {
+            Mixer::Attention(m) => m.forward_at(x_bsd, at),
+            _ => {
+                let [b, s, _] = x_bsd.dims();
+                let device = x_bsd.device();
+                let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
+                gather_positions(
+                    self.forward(x_bsd, layer, &mut NoSites),
+                    int_tensor(flat, [b], &device),
+                )
+            }
         }
     }
 }

@@ -1,10 +1,14 @@
 //! Named intervention sites. A block passes each activation through [`Sites::visit`] at exactly
 //! one line per site, so recording and patching need no hooks (TransformerLens-style placement).
+//! Mixer-internal sites are visited the same way inside the mixers that have them.
 
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-/// A residual-stream or sub-layer activation of one layer, shape `[batch, seq, d_model]`.
+use super::mixer::MixerKind;
+
+/// An activation of one layer, shape `[batch, seq, width]`: `d_model` wide for the block sites;
+/// the mixer-internal sites have their own width, with positions on the second axis as everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Site {
@@ -20,10 +24,18 @@ pub enum Site {
     MlpOutput,
     /// Residual stream leaving the block.
     BlockOutput,
+    /// Attention weights after the softmax, `[batch, query position, key position]` (attention
+    /// mixers only). Restoring it at a position restores where that position attends, not what it
+    /// reads there.
+    AttnPattern,
+    /// Mamba's x branch as it enters the selective scan: after the causal convolution and SiLU
+    /// (`d_conv = 0`: SiLU only), `[batch, seq, d_inner]` (Mamba mixers only).
+    ConvOutput,
 }
 
 impl Site {
-    pub const ALL: [Site; 6] = [
+    /// The sites every block has (the `mlp_*` ones only with an MLP), in visiting order.
+    pub const BLOCK: [Site; 6] = [
         Site::BlockInput,
         Site::MixerInput,
         Site::MixerOutput,
@@ -31,6 +43,9 @@ impl Site {
         Site::MlpOutput,
         Site::BlockOutput,
     ];
+
+    /// Sites inside a sequence mixer, each in the mixers named by [`Site::exists_in`].
+    pub const INTERNAL: [Site; 2] = [Site::AttnPattern, Site::ConvOutput];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +55,31 @@ impl Site {
             Site::MlpInput => "mlp_input",
             Site::MlpOutput => "mlp_output",
             Site::BlockOutput => "block_output",
+            Site::AttnPattern => "attn_pattern",
+            Site::ConvOutput => "conv_output",
+        }
+    }
+
+    /// Sites inside a sequence mixer (as opposed to the residual-stream and sub-layer sites).
+    pub fn is_mixer_internal(self) -> bool {
+        matches!(self, Site::AttnPattern | Site::ConvOutput)
+    }
+
+    /// Sites after the mixer, where the block acts on each position alone.
+    pub fn is_after_mixer(self) -> bool {
+        matches!(
+            self,
+            Site::MixerOutput | Site::MlpInput | Site::MlpOutput | Site::BlockOutput
+        )
+    }
+
+    /// Whether a block of `mixer` (with or without an MLP) has this site.
+    pub fn exists_in(self, mixer: MixerKind, mlp: bool) -> bool {
+        match self {
+            Site::BlockInput | Site::MixerInput | Site::MixerOutput | Site::BlockOutput => true,
+            Site::MlpInput | Site::MlpOutput => mlp,
+            Site::AttnPattern => mixer == MixerKind::Attention,
+            Site::ConvOutput => mixer == MixerKind::Mamba,
         }
     }
 }

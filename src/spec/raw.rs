@@ -113,9 +113,9 @@ pub struct AblationSpec {
     /// Also run every this many steps (needs `train.keep_weights_every`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<usize>,
-    /// Sites per layer. Default: every site of the block.
-    #[serde(default = "d_sites")]
-    pub sites: Vec<Site>,
+    /// Sites per layer. Default: every residual-stream and sub-layer site the block has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<Site>>,
     /// `"all"` (default) or a list of 0-based layer indices.
     #[serde(default)]
     pub layers: Layers,
@@ -132,13 +132,15 @@ pub struct AblationSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InterchangeSpec {
-    /// Run during training every this many steps. Not implemented yet: omit it to run on the
-    /// final weights.
+    /// Also run every this many steps during training (needs `train.keep_weights_every`); omit
+    /// it to run on the final weights only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<usize>,
-    /// Sites per layer. Default: every site of the block (`mlp_*` need blocks with an MLP).
-    #[serde(default = "d_sites")]
-    pub sites: Vec<Site>,
+    /// Sites per layer: block_input, mixer_input, mixer_output, mlp_input, mlp_output,
+    /// block_output, and the mixer-internal attn_pattern (attention) and conv_output (Mamba).
+    /// Default: every residual-stream and sub-layer site the block has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sites: Option<Vec<Site>>,
     /// Layers to patch: `"all"` (default) or a list of 0-based layer indices.
     #[serde(default)]
     pub layers: Layers,
@@ -182,9 +184,6 @@ impl Default for Layers {
     }
 }
 
-fn d_sites() -> Vec<Site> {
-    Site::ALL.to_vec()
-}
 fn d_corrupt() -> Vec<Role> {
     vec![Role::Key, Role::Value]
 }

@@ -104,6 +104,17 @@ impl ResolvedIntervention {
     }
 }
 
+/// The listed sites, or every block site this model has.
+fn expand_sites(sites: &Option<Vec<Site>>, model: &ResolvedModel) -> Vec<Site> {
+    match sites {
+        Some(s) => s.clone(),
+        None => Site::BLOCK
+            .into_iter()
+            .filter(|s| s.exists_in(model.mixer, model.mlp))
+            .collect(),
+    }
+}
+
 fn expand_layers(layers: &Layers, model: &ResolvedModel) -> Vec<usize> {
     match layers {
         Layers::Named(_) => (0..model.layers).collect(),
@@ -120,7 +131,7 @@ pub fn resolve_intervention(
             mode: a.mode,
             every: a.every,
             layers: expand_layers(&a.layers, model),
-            sites: a.sites.clone(),
+            sites: expand_sites(&a.sites, model),
             ablate_at: a.ablate_at.clone(),
             examples: a.examples,
         }),
@@ -128,7 +139,7 @@ pub fn resolve_intervention(
             ResolvedIntervention::Interchange(ResolvedInterchange {
                 every: i.every,
                 layers: expand_layers(&i.layers, model),
-                sites: i.sites.clone(),
+                sites: expand_sites(&i.sites, model),
                 corrupt: i.corrupt.clone(),
                 patch_at: i.patch_at.clone(),
                 examples: i.examples,

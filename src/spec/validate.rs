@@ -378,14 +378,30 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                 ),
             ));
         }
-        if let Some(s) = sites
-            .iter()
-            .find(|s| !m.mlp && matches!(s, Site::MlpInput | Site::MlpOutput))
-        {
+        if let Some(s) = sites.iter().find(|s| !s.exists_in(m.mixer, m.mlp)) {
+            let valid: Vec<&str> = Site::BLOCK
+                .into_iter()
+                .chain(Site::INTERNAL)
+                .filter(|s| s.exists_in(m.mixer, m.mlp))
+                .map(Site::name)
+                .collect();
+            let why = match s {
+                Site::MlpInput | Site::MlpOutput => {
+                    "these blocks have no MLP (model.mlp = false)".to_string()
+                }
+                Site::AttnPattern => format!(
+                    "only softmax attention has an attention pattern; this model's mixer is {}",
+                    m.mixer.name()
+                ),
+                _ => format!(
+                    "only Mamba has a conv_output site; this model's mixer is {}",
+                    m.mixer.name()
+                ),
+            };
             out.push((
                 key("sites"),
-                format!("site {s} does not exist: these blocks have no MLP (model.mlp = false)"),
-                vec!["valid here: block_input, mixer_input, mixer_output, block_output".into()],
+                format!("site {s} does not exist: {why}"),
+                vec![format!("valid here: {}", valid.join(", "))],
             ));
         }
         let (corrupt, roles, roles_key): (&[Role], &[Role], &str) = match intervention {
