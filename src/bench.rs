@@ -103,6 +103,8 @@ pub fn train_throughput(
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InterventionBench {
+    pub mixer: MixerKind,
+    pub d_model: usize,
     pub examples: usize,
     pub cells: usize,
     pub cached_s: f64,
@@ -112,8 +114,13 @@ pub struct InterventionBench {
 }
 
 /// Times the paper's intervention grid (4 sites × 2 layers × 5 patch roles × key and value
-/// corruption) on AR-32, d=64, with the cached stacked path and the naive full-rerun path.
-pub fn intervention_speed(examples: usize) -> InterventionBench {
+/// corruption) on AR-32 with the cached path and the naive full-rerun path; the model is freshly
+/// initialised (the work done does not depend on what it learned).
+pub fn intervention_speed(
+    mixer: MixerKind,
+    d_model: usize,
+    examples: usize,
+) -> Result<InterventionBench, crate::model::mixer::ModelError> {
     use crate::interp::{Corruption, InterchangeConfig, PatchPath, interchange_with};
     use crate::model::Site;
     use crate::task::Role;
@@ -125,9 +132,8 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
     };
     let data = task.generate(0, Split::Test, examples);
     let device = Default::default();
-    let model = ModelConfig::paper(MixerKind::Attention, task.vocab_size(), 64, 2)
-        .init::<burn::backend::Flex>(0, &device)
-        .expect("attention is implemented");
+    let model = ModelConfig::paper(mixer, task.vocab_size(), d_model, 2)
+        .init::<burn::backend::Flex>(0, &device)?;
     let cfg = InterchangeConfig {
         layers: vec![0, 1],
         sites: vec![
@@ -150,11 +156,13 @@ pub fn intervention_speed(examples: usize) -> InterventionBench {
     };
     let (cached_s, cells) = time(PatchPath::Cached);
     let (naive_s, _) = time(PatchPath::Naive);
-    InterventionBench {
+    Ok(InterventionBench {
+        mixer,
+        d_model,
         examples,
         cells,
         cached_s,
         naive_s,
         speedup: naive_s / cached_s,
-    }
+    })
 }

@@ -122,8 +122,8 @@ enum Command {
         warmup: usize,
         #[arg(long, default_value_t = 50)]
         steps: usize,
-        /// Instead, time the paper's intervention grid (cached path vs naive reruns) on this
-        /// many examples.
+        /// Instead, time the paper's intervention grid (4 sites × every layer × 5 patch roles × key
+        /// and value corruption) on this many examples: cached path vs naive reruns.
         #[arg(long, value_name = "EXAMPLES")]
         interventions: Option<usize>,
     },
@@ -305,12 +305,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         } => export_table(&spec, &store, &table, &filters, &format, out),
         Command::Bench {
             interventions: Some(examples),
+            mixer,
+            d_model,
             ..
         } => {
-            say!(
-                "{}",
-                serde_json::to_string(&mechlab::bench::intervention_speed(examples))?
-            );
+            let r = mechlab::bench::intervention_speed(mixer, d_model, examples)?;
+            say!("{}", serde_json::to_string(&r)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
