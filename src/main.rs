@@ -59,6 +59,8 @@ enum Command {
     Plan(SpecArgs),
     /// Run what is not done yet; rerunning resumes.
     Run(RunArgs),
+    /// Submit what is not done to Slurm: an array job (a task per run), then a collect job.
+    Slurm(SlurmArgs),
     /// Show done / running / failed / pending per node.
     Status(SpecArgs),
     /// Rebuild results/<experiment>/{runs,metrics}.parquet from the store.
@@ -227,6 +229,49 @@ struct RunArgs {
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
+    /// Do not rebuild the tables afterwards (Slurm tasks leave that to one collect job).
+    #[arg(long)]
+    no_collect: bool,
+}
+
+#[derive(Args)]
+struct SlurmArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// `cpu`, or `cuda[:N]` (asks each task for a GPU unless `--gpus` says otherwise).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    partition: Option<String>,
+    #[arg(long)]
+    account: Option<String>,
+    /// Wall-clock limit per task (`4:00:00`); default: the partition's.
+    #[arg(long)]
+    time: Option<String>,
+    #[arg(long, default_value_t = 2)]
+    cpus_per_task: usize,
+    /// Memory per task (`8G`); default: the partition's.
+    #[arg(long)]
+    mem: Option<String>,
+    /// GPUs per task; default 1 with `--device cuda`, else 0.
+    #[arg(long)]
+    gpus: Option<usize>,
+    /// At most this many tasks at once.
+    #[arg(long)]
+    max_parallel: Option<usize>,
+    /// A further `#SBATCH` option, verbatim (`--sbatch-option=--qos=high`); repeatable.
+    #[arg(
+        long = "sbatch-option",
+        value_name = "OPTION",
+        allow_hyphen_values = true
+    )]
+    sbatch_options: Vec<String>,
+    /// The sbatch program.
+    #[arg(long, env = "MECHLAB_SBATCH", default_value = "sbatch")]
+    sbatch: PathBuf,
+    /// Write the scripts and print what would be submitted, without submitting.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
@@ -246,6 +291,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Validate(args) => validate(&args),
         Command::Plan(args) => print_plan(&args, &store),
         Command::Run(args) => run(&args, &store),
+        Command::Slurm(args) => slurm(&args, &store, &cli.results),
         Command::Status(args) => status(&args, &store),
         Command::Collect(args) => {
             let graph = plan(&resolve(&args)?);
@@ -499,16 +545,20 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
         only: args.nodes.clone(),
     };
     let report = run_graph(&graph, store, &opts, interrupt)?;
-    let summary = mechlab::report::collect(&graph, store)?;
     let done = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Done));
     let skipped = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Skipped));
+    let tables = if args.no_collect {
+        "not collected".to_string()
+    } else {
+        let summary = mechlab::report::collect(&graph, store)?;
+        format!("tables in {}", summary.dir.display())
+    };
     say!(
-        "{}: {} nodes ran, {} already done, {} failed; tables in {}",
+        "{}: {} nodes ran, {} already done, {} failed; {tables}",
         graph.experiment,
         done,
         skipped,
         report.failed(),
-        summary.dir.display()
     );
     if report.interrupted {
         eprintln!("interrupted: rerun the same command to resume");
@@ -522,6 +572,113 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<ExitCode> {
+    use mechlab::exec::slurm::{self, SlurmOptions, shell_quote};
+    let device: DeviceChoice = args.device.parse()?;
+    let resolved = resolve(&args.spec)?;
+    let graph = plan(&resolved);
+    let tasks = slurm::tasks(&graph, store)?;
+    if tasks.is_empty() {
+        say!(
+            "{}: every node is done; nothing to submit",
+            graph.experiment
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Tasks run elsewhere and later: every path they read must be absolute.
+    let absolute = |p: &std::path::Path| -> Result<PathBuf> {
+        std::path::absolute(p).with_context(|| format!("{}: cannot make absolute", p.display()))
+    };
+    let workdir = std::env::current_dir().context("reading the working directory")?;
+    let exe = std::env::current_exe().context("locating the mechlab executable")?;
+    let mechlab = format!(
+        "{} --results {}",
+        shell_quote(&exe.to_string_lossy()),
+        shell_quote(&absolute(results)?.to_string_lossy())
+    );
+    let mut spec_args = vec![shell_quote(&absolute(&args.spec.spec)?.to_string_lossy())];
+    if let Some(p) = &args.spec.profile {
+        spec_args.push(format!("--profile {}", shell_quote(p)));
+    }
+    for s in &args.spec.sets {
+        spec_args.push(format!("--set {}", shell_quote(s)));
+    }
+    let spec_args = spec_args.join(" ");
+    let run_args = format!("{spec_args} --device {}", shell_quote(&args.device));
+    let opts = SlurmOptions {
+        partition: args.partition.clone(),
+        account: args.account.clone(),
+        time: args.time.clone(),
+        cpus_per_task: args.cpus_per_task,
+        mem: args.mem.clone(),
+        gpus: args
+            .gpus
+            .unwrap_or(usize::from(matches!(device, DeviceChoice::Cuda(_)))),
+        max_parallel: args.max_parallel,
+        extra: args.sbatch_options.clone(),
+    };
+
+    let dir = absolute(&slurm::submission_dir(store, &graph.experiment))?;
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
+    let tasks_file = dir.join("tasks.txt");
+    let lines: Vec<String> = tasks
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| format!("--node {id}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    mechlab::store::atomic::write(&tasks_file, (lines.join("\n") + "\n").as_bytes())?;
+    let name = format!("mechlab-{}", graph.experiment);
+    let scripts = slurm::Scripts {
+        name: &name,
+        logs: &logs,
+        workdir: &workdir,
+        mechlab: &mechlab,
+        opts: &opts,
+    };
+    let array = dir.join("array.sbatch");
+    let script = scripts.array(tasks.len(), &tasks_file, &run_args);
+    mechlab::store::atomic::write(&array, script.as_bytes())?;
+    let collect = dir.join("collect.sbatch");
+    mechlab::store::atomic::write(&collect, scripts.collect(&spec_args).as_bytes())?;
+
+    // Runs may share a dataset node: count it once.
+    let nodes = tasks
+        .iter()
+        .flatten()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if args.dry_run {
+        say!(
+            "{}: {} tasks ({nodes} nodes) written to {}; would submit:",
+            graph.experiment,
+            tasks.len(),
+            dir.display()
+        );
+        say!("  {} --parsable {}", args.sbatch.display(), array.display());
+        say!(
+            "  {} --parsable --dependency=afterany:<array job> {}",
+            args.sbatch.display(),
+            collect.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let array_id = slurm::submit(&args.sbatch, &array, None)?;
+    let collect_id = slurm::submit(&args.sbatch, &collect, Some(&array_id))?;
+    say!(
+        "{}: submitted array job {array_id} ({} tasks, {nodes} nodes) and collect job {collect_id}; scripts and logs in {}",
+        graph.experiment,
+        tasks.len(),
+        dir.display()
+    );
+    say!("follow with `mechlab status {}`", args.spec.spec.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@ pub mod device;
 pub mod local;
 pub mod node;
 pub mod progress;
+pub mod slurm;
 
 pub use device::DeviceChoice;
 pub use local::{ExecOptions, RunReport, run_graph};

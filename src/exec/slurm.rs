@@ -1,0 +1,266 @@
+//! Slurm fan-out: one array job with one task per run that still has work (its dataset, train and
+//! evaluate nodes, which `mechlab run --node …` executes in dependency order), then one job that
+//! collects the tables once every task has ended.
+//!
+//! A task per run, not a job per wave of nodes: a run's evaluations start as soon as its own
+//! training ends, and no barrier waits for the slowest run. Runs sharing a dataset node race for
+//! it harmlessly: the node lock lets one task build it, and the others regenerate any split they
+//! miss (generation is deterministic and every write is atomic).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::plan::RunGraph;
+use crate::store::{NodeState, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot run `{program}`: {source} (is Slurm installed here? `--sbatch PATH` names it)")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Sbatch {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{command}` printed no job id: {stdout:?}")]
+    NoJobId { command: String, stdout: String },
+}
+
+/// Resources and placement of the jobs; `None` leaves the cluster's default.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    /// Wall-clock limit per task, in any form sbatch accepts (`4:00:00`, `2-00:00:00`).
+    pub time: Option<String>,
+    pub cpus_per_task: usize,
+    pub mem: Option<String>,
+    /// GPUs per task (`--gres=gpu:N`); 0 for none.
+    pub gpus: usize,
+    /// At most this many tasks at once (the array's `%N`).
+    pub max_parallel: Option<usize>,
+    /// Further `#SBATCH` options, verbatim (`--qos=high`).
+    pub extra: Vec<String>,
+}
+
+/// The pending node ids of each run that has any, in execution order (dataset, train, evaluate).
+pub fn tasks(graph: &RunGraph, store: &Store) -> Result<Vec<Vec<String>>, StoreError> {
+    let mut out = Vec::new();
+    for run in &graph.runs {
+        let mut pending = Vec::new();
+        for id in std::iter::once(&run.dataset)
+            .chain(std::iter::once(&run.train))
+            .chain(&run.evals)
+        {
+            if store.status(id)?.state != NodeState::Done {
+                pending.push(id.clone());
+            }
+        }
+        if !pending.is_empty() {
+            out.push(pending);
+        }
+    }
+    Ok(out)
+}
+
+/// Quotes `s` for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+fn header(name: &str, logs: &Path, opts: &SlurmOptions, array: Option<usize>) -> String {
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!("#SBATCH --job-name={name}"),
+    ];
+    match array {
+        Some(n) => {
+            let throttle = opts
+                .max_parallel
+                .map(|m| format!("%{m}"))
+                .unwrap_or_default();
+            lines.push(format!("#SBATCH --array=0-{}{throttle}", n - 1));
+            lines.push(format!("#SBATCH --output={}/%A_%a.out", logs.display()));
+        }
+        None => lines.push(format!("#SBATCH --output={}/%j.out", logs.display())),
+    }
+    if array.is_some() {
+        lines.push(format!(
+            "#SBATCH --cpus-per-task={}",
+            opts.cpus_per_task.max(1)
+        ));
+        if let Some(mem) = &opts.mem {
+            lines.push(format!("#SBATCH --mem={mem}"));
+        }
+        if opts.gpus > 0 {
+            lines.push(format!("#SBATCH --gres=gpu:{}", opts.gpus));
+        }
+        if let Some(time) = &opts.time {
+            lines.push(format!("#SBATCH --time={time}"));
+        }
+    }
+    for (key, value) in [("partition", &opts.partition), ("account", &opts.account)] {
+        if let Some(v) = value {
+            lines.push(format!("#SBATCH --{key}={v}"));
+        }
+    }
+    lines.extend(opts.extra.iter().map(|e| format!("#SBATCH {e}")));
+    lines.push("set -euo pipefail".into());
+    lines.join("\n") + "\n"
+}
+
+/// What both job scripts share.
+pub struct Scripts<'a> {
+    /// The job name (the collect job adds `-collect`).
+    pub name: &'a str,
+    /// Where Slurm writes the jobs' output.
+    pub logs: &'a Path,
+    /// The directory the jobs run in (relative paths of the spec resolve from there).
+    pub workdir: &'a Path,
+    /// The command prefix every job runs (executable, `--results`), shell-quoted.
+    pub mechlab: &'a str,
+    pub opts: &'a SlurmOptions,
+}
+
+impl Scripts<'_> {
+    /// The array job: task `i` runs the nodes on line `i + 1` of `tasks_file`; `run_args` is what
+    /// follows `run` (the spec, its `--profile`/`--set`, `--device`), shell-quoted.
+    pub fn array(&self, tasks: usize, tasks_file: &Path, run_args: &str) -> String {
+        header(self.name, self.logs, self.opts, Some(tasks))
+            + &format!(
+                "cd {}\nNODES=$(sed -n \"$((SLURM_ARRAY_TASK_ID + 1))p\" {})\n\
+                 # Node ids are hex, so word splitting of $NODES is safe.\n\
+                 exec {} run {run_args} --quiet --no-collect $NODES\n",
+                shell_quote(&self.workdir.to_string_lossy()),
+                shell_quote(&tasks_file.to_string_lossy()),
+                self.mechlab,
+            )
+    }
+
+    /// The job that rebuilds the tables after the array; `spec_args` names the spec as for `run`.
+    pub fn collect(&self, spec_args: &str) -> String {
+        header(
+            &format!("{}-collect", self.name),
+            self.logs,
+            self.opts,
+            None,
+        ) + &format!(
+            "cd {}\nexec {} collect {spec_args}\n",
+            shell_quote(&self.workdir.to_string_lossy()),
+            self.mechlab,
+        )
+    }
+}
+
+/// Submits `script` with `sbatch --parsable`, after `after` (any end state) when given; returns
+/// the job id.
+pub fn submit(sbatch: &Path, script: &Path, after: Option<&str>) -> Result<String, SlurmError> {
+    let mut cmd = Command::new(sbatch);
+    cmd.arg("--parsable");
+    if let Some(id) = after {
+        cmd.arg(format!("--dependency=afterany:{id}"));
+    }
+    cmd.arg(script);
+    let shown = format!("{cmd:?}").replace('"', "");
+    let out = cmd.output().map_err(|source| SlurmError::Spawn {
+        program: sbatch.display().to_string(),
+        source,
+    })?;
+    if !out.status.success() {
+        return Err(SlurmError::Sbatch {
+            command: shown,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    // `--parsable` prints `id` or `id;cluster`.
+    match stdout.trim().split(';').next() {
+        Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => Ok(id.to_string()),
+        _ => Err(SlurmError::NoJobId {
+            command: shown,
+            stdout,
+        }),
+    }
+}
+
+/// Where one submission's scripts, task list and logs go: a new
+/// `results/.slurm/<experiment>-<unix time>[-n]`, so no submission overwrites another's.
+pub fn submission_dir(store: &Store, experiment: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let base = store.root().join(".slurm");
+    (1..)
+        .map(|n| match n {
+            1 => base.join(format!("{experiment}-{stamp}")),
+            n => base.join(format!("{experiment}-{stamp}-{n}")),
+        })
+        .find(|p| !p.exists())
+        .expect("an unused name")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        for s in ["plain", "train.lr=1e-3", "it's", "a b", "$HOME", ""] {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {}", shell_quote(s)))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn array_script_asks_for_the_resources_and_runs_its_line() {
+        let opts = SlurmOptions {
+            partition: Some("gpu".into()),
+            time: Some("4:00:00".into()),
+            cpus_per_task: 4,
+            gpus: 1,
+            max_parallel: Some(8),
+            extra: vec!["--qos=high".into()],
+            ..SlurmOptions::default()
+        };
+        let scripts = Scripts {
+            name: "mechlab-x",
+            logs: Path::new("/r/logs"),
+            workdir: Path::new("/work dir"),
+            mechlab: "/bin/mechlab --results /r",
+            opts: &opts,
+        };
+        let text = scripts.array(12, Path::new("/r/tasks.txt"), "spec.toml --device cuda");
+        for line in [
+            "#SBATCH --array=0-11%8",
+            "#SBATCH --output=/r/logs/%A_%a.out",
+            "#SBATCH --cpus-per-task=4",
+            "#SBATCH --gres=gpu:1",
+            "#SBATCH --time=4:00:00",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --qos=high",
+            "cd '/work dir'",
+            "exec /bin/mechlab --results /r run spec.toml --device cuda --quiet --no-collect $NODES",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+        }
+    }
+}

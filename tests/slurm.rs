@@ -1,0 +1,184 @@
+//! Slurm fan-out, end to end, with a stand-in `sbatch` that runs each job script the way Slurm
+//! would (every array index, `SLURM_ARRAY_TASK_ID` set), so the generated scripts really run.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Dir, TINY};
+
+/// Records its arguments, runs the script (each array task in turn), prints a job id.
+const FAKE_SBATCH: &str = r#"#!/bin/bash
+set -euo pipefail
+log="$(dirname "$0")/sbatch.log"
+echo "$*" >> "$log"
+id=$(( 1000 + $(wc -l < "$log") ))
+script="${@: -1}"
+last=$(sed -n 's/^#SBATCH --array=0-\([0-9]*\).*/\1/p' "$script")
+if [ -n "$last" ]; then
+  for i in $(seq 0 "$last"); do SLURM_ARRAY_TASK_ID=$i bash "$script" >> "$log.out" 2>&1; done
+else
+  bash "$script" >> "$log.out" 2>&1
+fi
+echo "$id"
+"#;
+
+fn spec_text() -> String {
+    format!(
+        "{TINY}\n[[interventions]]\nkind = \"interchange\"\nsites = [\"block_input\"]\nexamples = 16\n"
+    )
+}
+
+fn fake_sbatch(dir: &Dir) -> std::path::PathBuf {
+    let path = dir.write("bin/sbatch", FAKE_SBATCH);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Test accuracy per run name, from collected metrics.
+fn accuracies(dir: &Dir) -> BTreeMap<(String, i64), f64> {
+    let results = dir.results().join("tiny");
+    let metrics = mechlab::report::read_parquet(&results.join("metrics.parquet")).unwrap();
+    let runs = mechlab::report::read_parquet(&results.join("runs.parquet")).unwrap();
+    let names: BTreeMap<String, String> = runs
+        .column("run_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .zip(runs.column("name").unwrap().str().unwrap().iter())
+        .map(|(id, name)| (id.unwrap().to_string(), name.unwrap().to_string()))
+        .collect();
+    let col = |c: &str| metrics.column(c).unwrap().clone();
+    let (ids, metric, split, step, value) = (
+        col("run_id"),
+        col("metric"),
+        col("split"),
+        col("step"),
+        col("value"),
+    );
+    let mut out = BTreeMap::new();
+    for i in 0..metrics.height() {
+        let text = |c: &polars::prelude::Column| c.str().unwrap().get(i).unwrap().to_string();
+        if text(&metric) == "accuracy" && text(&split) == "test" {
+            out.insert(
+                (
+                    names[&text(&ids)].clone(),
+                    step.cast(&polars::prelude::DataType::Int64)
+                        .unwrap()
+                        .i64()
+                        .unwrap()
+                        .get(i)
+                        .unwrap(),
+                ),
+                value.f64().unwrap().get(i).unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn slurm_runs_every_node_in_array_tasks_then_collects_the_same_results_as_a_local_run() {
+    let dir = Dir::new();
+    let spec = dir.write("spec.toml", &spec_text());
+    let sbatch = fake_sbatch(&dir);
+    let out = dir.ok(
+        &[
+            "slurm",
+            "--sbatch",
+            sbatch.to_str().unwrap(),
+            "--partition",
+            "debug",
+            "--time",
+            "0:10:00",
+            "--max-parallel",
+            "4",
+        ],
+        &spec,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("submitted array job 1001 (2 tasks"), "{text}");
+    assert!(text.contains("collect job 1002"), "{text}");
+
+    let log = std::fs::read_to_string(dir.path().join("bin/sbatch.log")).unwrap();
+    let calls: Vec<&str> = log.lines().collect();
+    assert_eq!(calls.len(), 2, "{log}");
+    assert!(calls[0].starts_with("--parsable ") && calls[0].ends_with("array.sbatch"));
+    assert!(
+        calls[1].contains("--dependency=afterany:1001") && calls[1].ends_with("collect.sbatch"),
+        "{log}"
+    );
+    let array = std::fs::read_to_string(calls[0].rsplit(' ').next().unwrap()).unwrap();
+    for line in [
+        "#SBATCH --array=0-1%4",
+        "#SBATCH --partition=debug",
+        "#SBATCH --time=0:10:00",
+    ] {
+        assert!(array.lines().any(|l| l == line), "{line}\n{array}");
+    }
+
+    // Every node done, tables collected, and the numbers equal a plain local run's.
+    let status = String::from_utf8_lossy(&dir.ok(&["status"], &spec).stdout).to_string();
+    assert!(
+        !status.contains("pending") && !status.contains("failed"),
+        "{status}"
+    );
+    assert!(dir.results().join("tiny/interventions.parquet").exists());
+    let local = Dir::new();
+    let local_spec = local.write("spec.toml", &spec_text());
+    local.ok(&["run", "-q"], &local_spec);
+    let (a, b) = (accuracies(&dir), accuracies(&local));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+
+    // Nothing left: nothing submitted.
+    let out = dir.ok(&["slurm", "--sbatch", sbatch.to_str().unwrap()], &spec);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to submit"));
+    let log = std::fs::read_to_string(dir.path().join("bin/sbatch.log")).unwrap();
+    assert_eq!(log.lines().count(), 2);
+}
+
+#[test]
+fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_error() {
+    let dir = Dir::new();
+    let spec = dir.write("spec.toml", &spec_text());
+    let out = dir.ok(
+        &[
+            "slurm",
+            "--dry-run",
+            "--device",
+            "cuda",
+            "--sbatch",
+            "/nonexistent/sbatch",
+        ],
+        &spec,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 tasks (5 nodes)"), "{text}");
+    assert!(text.contains("would submit"), "{text}");
+    let array = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("/nonexistent/sbatch --parsable "))
+        .unwrap();
+    let script = std::fs::read_to_string(array).unwrap();
+    assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
+    assert!(
+        script.contains("--device cuda --quiet --no-collect $NODES"),
+        "{script}"
+    );
+
+    let out = dir
+        .mechlab()
+        .args(["slurm", "--sbatch", "/nonexistent/sbatch"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot run `/nonexistent/sbatch`") && err.contains("is Slurm installed"),
+        "{err}"
+    );
+}
