@@ -419,9 +419,9 @@ fn ablating_after_the_query_has_no_effect_and_before_it_does() {
 /// right-padded to the longest; the cached path must still equal full reruns.
 #[test]
 fn cached_path_matches_the_naive_rerun_on_variable_length_atr() {
+    use mechlab::task::AtrQuery;
     use mechlab::task::atr::AtrConfig;
     use mechlab::task::pcfg::GrammarConfig;
-    use mechlab::task::AtrQuery;
     let atr = AtrConfig {
         grammar: GrammarConfig::EASY,
         max_yield: 40,
@@ -431,7 +431,10 @@ fn cached_path_matches_the_naive_rerun_on_variable_length_atr() {
         prohibit: None,
     };
     let data = atr.generate(8, Split::Test, 24);
-    assert!((0..data.len()).any(|i| data.length(i) < data.seq_len), "padded rows");
+    assert!(
+        (0..data.len()).any(|i| data.length(i) < data.seq_len),
+        "padded rows"
+    );
     for mixer in [MixerKind::Attention, MixerKind::Mamba, MixerKind::Hyena] {
         let m = ModelConfig {
             max_positions: 64,
@@ -449,7 +452,11 @@ fn cached_path_matches_the_naive_rerun_on_variable_length_atr() {
         let (cached, naive) = (run(PatchPath::Cached), run(PatchPath::Naive));
         assert_eq!(cached.len(), naive.len());
         for (a, b) in cached.iter().zip(&naive) {
-            for (x, y) in [(a.p_rest, b.p_rest), (a.logit_rest, b.logit_rest), (a.kl, b.kl)] {
+            for (x, y) in [
+                (a.p_rest, b.p_rest),
+                (a.logit_rest, b.logit_rest),
+                (a.kl, b.kl),
+            ] {
                 assert!((x - y).abs() < 1e-5, "{mixer:?}: {a:?} vs {b:?}");
             }
         }

@@ -93,7 +93,7 @@ struct Sums {
     kl: f64,
 }
 
-pub(super) const BATCH: usize = 32;
+const BATCH: usize = 32;
 
 /// What is read at the query position of each row: the full log-distribution stays on the
 /// device; only the answer's probability and logit come back.

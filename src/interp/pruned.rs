@@ -4,7 +4,7 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::interchange::{BATCH, Readout, to_f64};
+use super::interchange::{Readout, to_f64};
 use super::patch::{Capture, Patch};
 use crate::model::lm::{gather_positions, int_tensor};
 use crate::model::{LanguageModel, NoSites, Site};
@@ -124,11 +124,11 @@ pub(super) fn pruned_cell<B: Backend>(
             }
         }
     }
-    // Chunks of a batch: one large stacked batch allocates tensors big enough to page-fault on
-    // every op and measured slower per row.
-    for rows in compute.chunks(BATCH) {
-        let (p, logit, kl) = patched_readout(model, c, rows, device);
-        for (r, &(j, i)) in rows.iter().enumerate() {
+    // All patch roles of the cell in one stack: measured against stacks of 32 rows, as fast for
+    // attention and Mamba and 1.6× faster for H3, whose SSM kernel is computed once per call.
+    if !compute.is_empty() {
+        let (p, logit, kl) = patched_readout(model, c, &compute, device);
+        for (r, &(j, i)) in compute.iter().enumerate() {
             let row = j * b + i;
             out.p[row] = p[r];
             out.logit[row] = logit[r];

@@ -18,7 +18,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::init::Init;
-use super::lm::{gather_positions, int_tensor};
+use super::lm::at_positions;
 use super::sites::{NoSites, Site, Sites};
 
 /// The reference's additive causal mask value.
@@ -81,12 +81,11 @@ impl<B: Backend> Attention<B> {
     pub fn forward_at(&self, x_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
         let [b, s, d] = x_bsd.dims();
         let device = x_bsd.device();
-        let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
         let qkv_bs3d = self.wqkv.forward(x_bsd);
         let mut parts = qkv_bs3d.chunk(3, 2);
         let v_bsd = parts.pop().expect("v");
         let k_bsd = parts.pop().expect("k");
-        let q_b1d = gather_positions(parts.pop().expect("q"), int_tensor(flat, [b], &device));
+        let q_b1d = at_positions(parts.pop().expect("q"), at);
         let scores_b1t = q_b1d
             .matmul(k_bsd.swap_dims(1, 2))
             .mul_scalar(1.0 / (d as f64).sqrt());

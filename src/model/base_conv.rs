@@ -27,7 +27,8 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::init::Init;
-use super::long_conv::{causal_long_conv, positional_features};
+use super::lm::at_positions;
+use super::long_conv::{causal_long_conv, causal_long_conv_at, positional_features};
 
 /// Width of the implicit filter's hidden layer (reference: 16).
 pub const FILTER_HIDDEN: usize = 16;
@@ -104,6 +105,17 @@ impl<B: Backend> BaseConvLong<B> {
         let [_, s, _] = u_bsd.dims();
         let conv_bsd = causal_long_conv(u_bsd.clone(), self.filter(s)) + u_bsd.clone();
         conv_bsd * self.projection.forward(u_bsd.clone()) + u_bsd
+    }
+
+    /// [`Self::forward`] at one position per row, `at[r]` in row `r`.
+    ///
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
+    pub fn forward_at(&self, u_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+        let [_, s, _] = u_bsd.dims();
+        let u_b1d = at_positions(u_bsd.clone(), at);
+        let conv_b1d = causal_long_conv_at(u_bsd, self.filter(s), at) + u_b1d.clone();
+        conv_b1d * self.projection.forward(u_b1d.clone()) + u_b1d
     }
 }
 

@@ -26,7 +26,8 @@ use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::init::Init;
-use super::long_conv::causal_long_conv;
+use super::lm::at_positions;
+use super::long_conv::{causal_long_conv, causal_long_conv_at};
 
 /// Channels per head (reference configuration: 2).
 pub const HEAD_DIM: usize = 2;
@@ -188,9 +189,34 @@ impl<B: Backend> H3<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [_, s, _] = u_bsd.dims();
+        let q_bsd = self.q_proj.forward(u_bsd.clone());
+        let (kv_bsc, skip_1c, kernel_sc) = self.kv(u_bsd);
+        let y_bsc = causal_long_conv(kv_bsc.clone(), kernel_sc) + kv_bsc * skip_1c;
+        self.readout(y_bsc, q_bsd, s)
+    }
+
+    /// [`Self::forward`] at one position per row, `at[r]` in row `r`: the diagonal SSM's
+    /// convolution and everything after it only there.
+    ///
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
+    pub fn forward_at(&self, u_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+        let q_b1d = self.q_proj.forward(at_positions(u_bsd.clone(), at));
+        let (kv_bsc, skip_1c, kernel_sc) = self.kv(u_bsd);
+        let y_b1c =
+            causal_long_conv_at(kv_bsc.clone(), kernel_sc, at) + at_positions(kv_bsc, at) * skip_1c;
+        self.readout(y_b1c, q_b1d, 1)
+    }
+
+    /// The shift-SSM'd keys times values, per head outer product, with the diagonal SSM's skip
+    /// weights and kernel per channel.
+    ///
+    /// # Shapes
+    /// - `u_bsd`: `[b, s, d]` → `[b, s, c]`, `[1, 1, c]`, `[s, c]` with `c = h·HEAD_DIM²`
+    fn kv(&self, u_bsd: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 2>) {
         let [b, s, d] = u_bsd.dims();
         let h = d / HEAD_DIM;
-        let q_bsd = self.q_proj.forward(u_bsd.clone());
         let k_bsd = self.k_proj.forward(u_bsd.clone());
         let v_bsd = self.v_proj.forward(u_bsd);
         let k_bsd = causal_long_conv(k_bsd.clone(), self.shift_filter(s))
@@ -206,14 +232,22 @@ impl<B: Backend> H3<B> {
                 .reshape([rows, h * HEAD_DIM * HEAD_DIM])
         };
         let skip_1c = per_channel(self.d.val().reshape([1, h])).unsqueeze_dim::<3>(0);
-        let y_bsc =
-            causal_long_conv(kv_bsc.clone(), per_channel(self.ssm_kernel(s))) + kv_bsc * skip_1c;
-        let out = (y_bsc.reshape([b, s, h, HEAD_DIM, HEAD_DIM])
-            * q_bsd.reshape([b, s, h, HEAD_DIM, 1]))
+        (kv_bsc, skip_1c, per_channel(self.ssm_kernel(s)))
+    }
+
+    /// Queries read the SSM output, per head, then the output projection.
+    ///
+    /// # Shapes
+    /// - `y_btc`: `[b, t, c]`, `q_btd`: `[b, t, d]`, `t` → `[b, t, d]`
+    fn readout(&self, y_btc: Tensor<B, 3>, q_btd: Tensor<B, 3>, t: usize) -> Tensor<B, 3> {
+        let [b, _, d] = q_btd.dims();
+        let h = d / HEAD_DIM;
+        let out = (y_btc.reshape([b, t, h, HEAD_DIM, HEAD_DIM])
+            * q_btd.reshape([b, t, h, HEAD_DIM, 1]))
         .sum_dim(3)
-        .reshape([b, s, h, HEAD_DIM])
+        .reshape([b, t, h, HEAD_DIM])
         .swap_dims(2, 3)
-        .reshape([b, s, d]);
+        .reshape([b, t, d]);
         self.output_linear.forward(out)
     }
 }

@@ -23,7 +23,10 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::base_conv::causal_depthwise_conv;
 use super::init::Init;
-use super::long_conv::{causal_long_conv, normalised_time, positional_features};
+use super::lm::at_positions;
+use super::long_conv::{
+    causal_long_conv, causal_long_conv_at, normalised_time, positional_features,
+};
 
 /// Width of the implicit filter's FFN (reference: 64).
 pub const FILTER_ORDER: usize = 64;
@@ -108,6 +111,26 @@ impl<B: Backend> Hyena<B> {
         let v_bsd = causal_long_conv(v_bsd.clone(), self.filter(s))
             + v_bsd * self.filter_bias.val().reshape([1, 1, d]);
         self.out_proj.forward(v_bsd * x2_bsd)
+    }
+
+    /// [`Self::forward`] at one position per row, `at[r]` in row `r`: the long convolution and
+    /// everything after it only there.
+    ///
+    /// # Shapes
+    /// - `u_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
+    pub fn forward_at(&self, u_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+        let [b, s, d] = u_bsd.dims();
+        let uc_bsc = causal_depthwise_conv(
+            self.in_proj.forward(u_bsd),
+            self.short_filter_weight.val(),
+            self.short_filter_bias.val(),
+        );
+        let x1_bsd = uc_bsc.clone().slice([0..b, 0..s, 0..d]);
+        let x2_b1d = at_positions(uc_bsc.clone().slice([0..b, 0..s, d..2 * d]), at);
+        let v_bsd = uc_bsc.slice([0..b, 0..s, 2 * d..3 * d]) * x1_bsd;
+        let v_b1d = causal_long_conv_at(v_bsd.clone(), self.filter(s), at)
+            + at_positions(v_bsd, at) * self.filter_bias.val().reshape([1, 1, d]);
+        self.out_proj.forward(v_b1d * x2_b1d)
     }
 }
 

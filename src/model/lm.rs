@@ -182,12 +182,7 @@ impl<B: Backend> LanguageModel<B> {
             .mixer
             .forward_at(last.norm1.forward(r_bsd.clone()), last.layer, at);
         let r_bo = last
-            .resume_after_mixer(
-                Site::MixerOutput,
-                h_b1d,
-                gather_positions(r_bsd, flat),
-                None,
-            )
+            .resume_after_mixer(Site::MixerOutput, h_b1d, at_positions(r_bsd, at), None)
             .expect("mixer_output is after the mixer");
         self.logits_of(r_bo)
     }
@@ -217,6 +212,14 @@ pub fn gather_positions<B: Backend>(
         .reshape([b * s, w])
         .select(0, flat_n)
         .reshape([n, 1, w])
+}
+
+/// One position per row, `at[r]` of row `r`, as `[batch, 1, width]`.
+pub fn at_positions<B: Backend>(x_bsw: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+    let [b, s, _] = x_bsw.dims();
+    let device = x_bsw.device();
+    let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
+    gather_positions(x_bsw, int_tensor(flat, [b], &device))
 }
 
 /// Mean cross-entropy of `logits_nv` against `targets_n`.

@@ -31,6 +31,29 @@ pub fn causal_long_conv<B: Backend>(u_bsd: Tensor<B, 3>, h_sd: Tensor<B, 2>) -> 
     toeplitz_dts.matmul(u_dsb).permute([2, 1, 0])
 }
 
+/// [`causal_long_conv`] at one position per row, `at[r]` in row `r`: one Toeplitz row each,
+/// O(s·d) per row instead of O(s²·d).
+///
+/// # Shapes
+/// - `u_bsd`: `[b, s, d]`, `h_sd`: `[s, d]`, `at`: `b` positions → `[b, 1, d]`
+pub fn causal_long_conv_at<B: Backend>(
+    u_bsd: Tensor<B, 3>,
+    h_sd: Tensor<B, 2>,
+    at: &[usize],
+) -> Tensor<B, 3> {
+    let [b, s, d] = u_bsd.dims();
+    let device = u_bsd.device();
+    let h_pad = Tensor::cat(vec![h_sd, Tensor::zeros([1, d], &device)], 0);
+    let lags: Vec<i64> = (0..b * s)
+        .map(|i| {
+            let (t, j) = (at[i / s], i % s);
+            if j <= t { (t - j) as i64 } else { s as i64 }
+        })
+        .collect();
+    let lags = Tensor::<B, 1, Int>::from_data(TensorData::new(lags, [b * s]), &device);
+    (h_pad.select(0, lags).reshape([b, s, d]) * u_bsd).sum_dim(1)
+}
+
 /// The implicit filters' positional features for `l_max` positions:
 /// `z[i] = [i/(l_max−1), cos(2π·10⁻⁴·i/l_max), −sin(2π·10⁻⁴·i/l_max)]` (one complex band at
 /// frequency 10⁻⁴, as the reference's `PositionalEmbedding` with 3 features).

@@ -13,7 +13,7 @@ use super::h3::H3;
 use super::hyena::Hyena;
 use super::init::Init;
 use super::lm::ModelConfig;
-use super::lm::{gather_positions, int_tensor};
+use super::lm::at_positions;
 use super::mamba::Mamba;
 use super::sites::{NoSites, Sites};
 
@@ -239,22 +239,63 @@ impl<B: Backend> Mixer<B> {
     }
 
     /// The output at one position per row, `at[r]` in row `r` (the same values as
-    /// [`Self::forward`] there, to rounding). Attention computes only those queries; the other
-    /// mixers, whose cost is not dominated by the output positions, run in full and pick them.
+    /// [`Self::forward`] there, to rounding). Attention computes only those queries and the long
+    /// convolutions only those rows; the short-convolution mixers and Mamba, whose cost does not
+    /// depend on how many outputs are read, run in full and pick them.
     ///
     /// # Shapes
     /// - `x_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
     pub fn forward_at(&self, x_bsd: Tensor<B, 3>, layer: usize, at: &[usize]) -> Tensor<B, 3> {
         match self {
             Mixer::Attention(m) => m.forward_at(x_bsd, at),
-            _ => {
-                let [b, s, _] = x_bsd.dims();
-                let device = x_bsd.device();
-                let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
-                gather_positions(
-                    self.forward(x_bsd, layer, &mut NoSites),
-                    int_tensor(flat, [b], &device),
-                )
+            Mixer::BaseConvLong(m) => m.forward_at(x_bsd, at),
+            Mixer::H3(m) => m.forward_at(x_bsd, at),
+            Mixer::Hyena(m) => m.forward_at(x_bsd, at),
+            Mixer::BaseConv(_) | Mixer::BasedAttention(_) | Mixer::Mamba(_) => {
+                at_positions(self.forward(x_bsd, layer, &mut NoSites), at)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn output_at_chosen_positions_equals_the_full_output_there_for_every_mixer() {
+        let device = Default::default();
+        let at = [6, 0, 3];
+        for kind in MixerKind::ALL {
+            let cfg = ModelConfig {
+                max_positions: 16,
+                ..ModelConfig::paper(kind, 26, 16, 2)
+            };
+            // Both layers: Based and BaseConv alternate two kinds of layer.
+            for layer in 0..2 {
+                let mut init = Init::<Flex>::new(7, 0.3, &device);
+                let mixer = Mixer::init(&cfg, layer, &mut init).unwrap();
+                let x = init.normal([3, 7, 16], 1.0);
+                let full: Vec<f32> = mixer
+                    .forward(x.clone(), layer, &mut NoSites)
+                    .into_data()
+                    .to_vec()
+                    .unwrap();
+                let picked: Vec<f32> = mixer
+                    .forward_at(x, layer, &at)
+                    .into_data()
+                    .to_vec()
+                    .unwrap();
+                for (r, &t) in at.iter().enumerate() {
+                    for c in 0..16 {
+                        let (a, b) = (picked[r * 16 + c], full[(r * 7 + t) * 16 + c]);
+                        assert!(
+                            (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                            "{kind:?} layer {layer} row {r}: {a} vs {b}"
+                        );
+                    }
+                }
             }
         }
     }
