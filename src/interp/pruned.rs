@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::interchange::{Readout, to_f64};
 use super::patch::{Capture, Patch};
-use crate::model::lm::{gather_positions, int_tensor};
+use crate::model::lm::{at_positions, gather_positions, int_tensor};
 use crate::model::{LanguageModel, NoSites, Site};
 
 /// One (layer, site) of one batch and corrupted role, with everything cached for it.
@@ -164,10 +164,6 @@ fn patched_readout<B: Backend>(
         x * mask_ks1.clone().neg().add_scalar(1.0) + y * mask_ks1.clone()
     };
     let queries_k: Vec<usize> = rows.iter().map(|&(_, i)| c.queries[i]).collect();
-    let at_queries = || {
-        let flat = (0..k).map(|r| (r * s + queries_k[r]) as i64).collect();
-        int_tensor::<B, 1>(flat, [k], device)
-    };
 
     let logits_kv = if after_mixer {
         let at = rows
@@ -212,7 +208,7 @@ fn patched_readout<B: Backend>(
             };
             let h = block.mixer.forward(mixer_in, c.layer, &mut patch);
             if is_last {
-                gather_positions(h, at_queries())
+                at_positions(h, &queries_k)
             } else {
                 h
             }
@@ -223,12 +219,7 @@ fn patched_readout<B: Backend>(
         };
         if is_last {
             let r_bo = block
-                .resume_after_mixer(
-                    Site::MixerOutput,
-                    h,
-                    gather_positions(r_bi, at_queries()),
-                    None,
-                )
+                .resume_after_mixer(Site::MixerOutput, h, at_positions(r_bi, &queries_k), None)
                 .expect("mixer_output is after the mixer");
             model.logits_of(r_bo)
         } else {
