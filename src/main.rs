@@ -111,7 +111,7 @@ enum Command {
         #[arg(long, default_value = mechlab::spec::schema::SCHEMA_PATH)]
         out: PathBuf,
     },
-    /// Measure training throughput (tokens/s) of AR-32, batch 32, on the CPU backend.
+    /// Measure training throughput (tokens/s) of AR-32, batch 32, or the intervention grid's speed, on the CPU backend.
     Bench {
         /// The mixer to time.
         #[arg(long, default_value = "attention", value_parser = parse_mixer)]
@@ -241,13 +241,16 @@ struct SlurmArgs {
     /// `cpu`, or `cuda[:N]` (asks each task for a GPU unless `--gpus` says otherwise).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Slurm partition; default: the cluster's.
     #[arg(long)]
     partition: Option<String>,
+    /// Account charged; default: yours.
     #[arg(long)]
     account: Option<String>,
     /// Wall-clock limit per task (`4:00:00`); default: the partition's.
     #[arg(long)]
     time: Option<String>,
+    /// CPUs per task (burn's thread pool uses them all).
     #[arg(long, default_value_t = 2)]
     cpus_per_task: usize,
     /// Memory per task (`8G`); default: the partition's.
@@ -256,7 +259,7 @@ struct SlurmArgs {
     /// GPUs per task; default 1 with `--device cuda`, else 0.
     #[arg(long)]
     gpus: Option<usize>,
-    /// At most this many tasks at once.
+    /// At most this many tasks at once (the array's `%N`).
     #[arg(long)]
     max_parallel: Option<usize>,
     /// A further `#SBATCH` option, verbatim (`--sbatch-option=--qos=high`); repeatable.
