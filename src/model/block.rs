@@ -70,11 +70,11 @@ impl<B: Backend> Block<B> {
         sites.visit(l, Site::BlockOutput, r_bsd)
     }
 
-    /// The block from `site` on, for sites after the mixer, which acts position by position:
-    /// `x` is the site's activation, `r_bsd` the block input and `h_bsd` the mixer output at the
-    /// same positions (`h_bsd` is read only by the `mlp_*` sites). Any subset of positions may be passed (`seq` may be 1), which is what
-    /// makes patching after the mixer cheap. Returns the block output, or `None` for a site
-    /// before the mixer or one this block lacks.
+    /// The block from `site` on, for sites after the mixer, where the block acts position by
+    /// position: `x` is the site's activation, `r_bsd` the block input and `h_bsd` the mixer
+    /// output at the same positions (read only by the `mlp_*` sites). Any subset of positions may
+    /// be passed (`seq` may be 1), which is what makes patching after the mixer cheap. Returns the
+    /// block output, or `None` for a site before the mixer or one this block lacks.
     ///
     /// # Shapes
     /// - `x_bsw`, `r_bsd`, `h_bsd`: `[batch, seq, ·]` → `[batch, seq, d_model]`

@@ -165,15 +165,8 @@ impl<B: Backend> LanguageModel<B> {
     /// # Shapes
     /// - `r_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, vocab]`
     pub fn logits_from(&self, first: usize, mut r_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 2> {
-        let [b, s, _] = r_bsd.dims();
-        let device = r_bsd.device();
-        let flat = int_tensor(
-            (0..b).map(|r| (r * s + at[r]) as i64).collect(),
-            [b],
-            &device,
-        );
         let Some((last, middle)) = self.layers.get(first..).and_then(|l| l.split_last()) else {
-            return self.logits_at(r_bsd, flat);
+            return self.logits_of(at_positions(r_bsd, at));
         };
         for block in middle {
             r_bsd = block.forward(r_bsd, &mut NoSites);
