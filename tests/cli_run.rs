@@ -134,14 +134,7 @@ fn cuda_device_without_the_feature_is_a_clear_error() {
     }
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir
-        .mechlab()
-        .args(["run", "--device", "cuda"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = dir.fails(&["run", "--device", "cuda"], &spec);
     assert!(
         err.contains("built without CUDA support") && err.contains("--features cuda"),
         "{err}"

@@ -169,14 +169,7 @@ fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_err
         "{script}"
     );
 
-    let out = dir
-        .mechlab()
-        .args(["slurm", "--sbatch", "/nonexistent/sbatch"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = dir.fails(&["slurm", "--sbatch", "/nonexistent/sbatch"], &spec);
     assert!(
         err.contains("cannot run `/nonexistent/sbatch`") && err.contains("is Slurm installed"),
         "{err}"

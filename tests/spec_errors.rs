@@ -8,15 +8,10 @@ use common::{Dir, TINY};
 fn errors_of(text: &str, extra: &[&str]) -> String {
     let dir = Dir::new();
     let spec = dir.write("spec.toml", text);
-    let out = dir
-        .mechlab()
-        .arg("validate")
-        .arg(&spec)
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "validate should fail");
-    String::from_utf8(out.stderr).unwrap()
+    let args: Vec<&str> = std::iter::once("validate")
+        .chain(extra.iter().copied())
+        .collect();
+    dir.fails(&args, &spec)
 }
 
 #[test]
