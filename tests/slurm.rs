@@ -29,11 +29,15 @@ fn spec_text() -> String {
     )
 }
 
-fn fake_sbatch(dir: &Dir) -> std::path::PathBuf {
-    let path = dir.write("bin/sbatch", FAKE_SBATCH);
+/// The stand-in `sbatch`, in a directory of its own under Cargo's target tmp dir: /tmp may be
+/// mounted noexec, the build directory cannot be (the test binaries run from it).
+fn fake_sbatch() -> (tempfile::TempDir, std::path::PathBuf) {
     use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = bin.path().join("sbatch");
+    std::fs::write(&path, FAKE_SBATCH).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path
+    (bin, path)
 }
 
 /// Test accuracy per run name, from collected metrics.
@@ -83,7 +87,7 @@ fn accuracies(dir: &Dir) -> BTreeMap<(String, i64), f64> {
 fn slurm_runs_every_node_in_array_tasks_then_collects_the_same_results_as_a_local_run() {
     let dir = Dir::new();
     let spec = dir.write("spec.toml", &spec_text());
-    let sbatch = fake_sbatch(&dir);
+    let (bin, sbatch) = fake_sbatch();
     let out = dir.ok(
         &[
             "slurm",
@@ -102,7 +106,7 @@ fn slurm_runs_every_node_in_array_tasks_then_collects_the_same_results_as_a_loca
     assert!(text.contains("submitted array job 1001 (2 tasks"), "{text}");
     assert!(text.contains("collect job 1002"), "{text}");
 
-    let log = std::fs::read_to_string(dir.path().join("bin/sbatch.log")).unwrap();
+    let log = std::fs::read_to_string(bin.path().join("sbatch.log")).unwrap();
     let calls: Vec<&str> = log.lines().collect();
     assert_eq!(calls.len(), 2, "{log}");
     assert!(calls[0].starts_with("--parsable ") && calls[0].ends_with("array.sbatch"));
@@ -136,7 +140,7 @@ fn slurm_runs_every_node_in_array_tasks_then_collects_the_same_results_as_a_loca
     // Nothing left: nothing submitted.
     let out = dir.ok(&["slurm", "--sbatch", sbatch.to_str().unwrap()], &spec);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to submit"));
-    let log = std::fs::read_to_string(dir.path().join("bin/sbatch.log")).unwrap();
+    let log = std::fs::read_to_string(bin.path().join("sbatch.log")).unwrap();
     assert_eq!(log.lines().count(), 2);
 }
 
