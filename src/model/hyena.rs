@@ -99,15 +99,8 @@ impl<B: Backend> Hyena<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, s, d] = u_bsd.dims();
-        let uc_bsc = causal_depthwise_conv(
-            self.in_proj.forward(u_bsd),
-            self.short_filter_weight.val(),
-            self.short_filter_bias.val(),
-        );
-        let x1_bsd = uc_bsc.clone().slice([0..b, 0..s, 0..d]);
-        let x2_bsd = uc_bsc.clone().slice([0..b, 0..s, d..2 * d]);
-        let v_bsd = uc_bsc.slice([0..b, 0..s, 2 * d..3 * d]) * x1_bsd;
+        let [_, s, d] = u_bsd.dims();
+        let (v_bsd, x2_bsd) = self.gated_input(u_bsd);
         let v_bsd = causal_long_conv(v_bsd.clone(), self.filter(s))
             + v_bsd * self.filter_bias.val().reshape([1, 1, d]);
         self.out_proj.forward(v_bsd * x2_bsd)
@@ -119,6 +112,19 @@ impl<B: Backend> Hyena<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
     pub fn forward_at(&self, u_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+        let [_, s, d] = u_bsd.dims();
+        let (v_bsd, x2_bsd) = self.gated_input(u_bsd);
+        let v_b1d = causal_long_conv_at(v_bsd.clone(), self.filter(s), at)
+            + at_positions(v_bsd, at) * self.filter_bias.val().reshape([1, 1, d]);
+        self.out_proj.forward(v_b1d * at_positions(x2_bsd, at))
+    }
+
+    /// The long convolution's input `v ⊙ x1` and the output gate `x2`, all three from one
+    /// projection through the short convolution.
+    ///
+    /// # Shapes
+    /// - `u_bsd`: `[b, s, d]` → `[b, s, d]`, `[b, s, d]`
+    fn gated_input(&self, u_bsd: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [b, s, d] = u_bsd.dims();
         let uc_bsc = causal_depthwise_conv(
             self.in_proj.forward(u_bsd),
@@ -126,11 +132,9 @@ impl<B: Backend> Hyena<B> {
             self.short_filter_bias.val(),
         );
         let x1_bsd = uc_bsc.clone().slice([0..b, 0..s, 0..d]);
-        let x2_b1d = at_positions(uc_bsc.clone().slice([0..b, 0..s, d..2 * d]), at);
+        let x2_bsd = uc_bsc.clone().slice([0..b, 0..s, d..2 * d]);
         let v_bsd = uc_bsc.slice([0..b, 0..s, 2 * d..3 * d]) * x1_bsd;
-        let v_b1d = causal_long_conv_at(v_bsd.clone(), self.filter(s), at)
-            + at_positions(v_bsd, at) * self.filter_bias.val().reshape([1, 1, d]);
-        self.out_proj.forward(v_b1d * x2_b1d)
+        (v_bsd, x2_bsd)
     }
 }
 
