@@ -21,7 +21,7 @@ fn validate_and_plan_show_the_expanded_graph() {
         stdout(&out)
     );
 
-    let out = dir.mechlab().arg("plan").arg(&spec).output().unwrap();
+    let out = dir.ok(&["plan"], &spec);
     let text = stdout(&out);
     assert!(text.contains("dataset nodes:    1 (0 done)"), "{text}");
     assert!(text.contains("train nodes:    2 (0 done)"), "{text}");
@@ -97,20 +97,14 @@ fn run_writes_tidy_tables_and_rerun_skips_done_nodes() {
     );
     assert_eq!(get("mechlab.spec_hash").map(|h| h.len()), Some(16));
 
-    let out = dir
-        .mechlab()
-        .args(["run", "--quiet"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = dir.ok(&["run", "--quiet"], &spec);
     assert!(
         stdout(&out).contains("0 nodes ran, 3 already done"),
         "{}",
         stdout(&out)
     );
 
-    let out = dir.mechlab().arg("status").arg(&spec).output().unwrap();
+    let out = dir.ok(&["status"], &spec);
     assert!(stdout(&out).contains("3 nodes: 3 done"), "{}", stdout(&out));
 
     // Another spec that includes this one and adds a learning rate reuses the dataset node and
@@ -284,17 +278,9 @@ fn interventions_every_n_steps_read_the_kept_weights() {
 fn export_weights_writes_safetensors_with_reference_names() {
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", TINY);
-    let out = dir
-        .mechlab()
-        .args(["export", "weights", "--run", "lr1e-3-s1"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        !out.status.success(),
-        "a run that is not done cannot be exported"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not done"));
+    // A run that is not done cannot be exported.
+    let err = dir.fails(&["export", "weights", "--run", "lr1e-3-s1"], &spec);
+    assert!(err.contains("not done"), "{err}");
 
     dir.ok(&["run", "--quiet"], &spec);
     dir.ok(&["export", "weights", "--run", "lr1e-3-s1"], &spec);
@@ -604,14 +590,11 @@ fn export_table_joins_run_parameters_and_filters() {
         "{text}"
     );
     // An unknown column is an error that lists the columns.
-    let bad = dir
-        .mechlab()
-        .args(["export", "table", "--table", "metrics", "--filter", "lrr=1"])
-        .arg(&spec)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("no column \"lrr\""));
+    let err = dir.fails(
+        &["export", "table", "--table", "metrics", "--filter", "lrr=1"],
+        &spec,
+    );
+    assert!(err.contains("no column \"lrr\""), "{err}");
 }
 
 #[test]

@@ -50,26 +50,25 @@ impl Dir {
         cmd
     }
 
-    /// Runs `mechlab ARGS… SPEC`, asserts failure and returns its stderr.
-    pub fn fails(&self, args: &[&str], spec: &Path) -> String {
-        let out = self
-            .mechlab()
+    /// Runs `mechlab ARGS… SPEC`.
+    fn output(&self, args: &[&str], spec: &Path) -> std::process::Output {
+        self.mechlab()
             .args(args)
             .arg(spec)
             .output()
-            .expect("mechlab runs");
+            .expect("mechlab runs")
+    }
+
+    /// Runs `mechlab ARGS… SPEC`, asserts failure and returns its stderr.
+    pub fn fails(&self, args: &[&str], spec: &Path) -> String {
+        let out = self.output(args, spec);
         assert!(!out.status.success(), "mechlab {args:?} should fail");
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
 
     /// Runs `mechlab ARGS… SPEC` and asserts success.
     pub fn ok(&self, args: &[&str], spec: &Path) -> std::process::Output {
-        let out = self
-            .mechlab()
-            .args(args)
-            .arg(spec)
-            .output()
-            .expect("mechlab runs");
+        let out = self.output(args, spec);
         assert!(
             out.status.success(),
             "mechlab {args:?} failed:\n{}",
