@@ -53,7 +53,7 @@ fn wrong_type_says_expected_and_found() {
 #[test]
 fn out_of_range_values_are_all_reported_together() {
     let text = TINY
-        .replace("pairs = 2", "pairs = 9")
+        .replace("pairs = 2", "pairs = 9\nprohibit = 1.5")
         .replace("d_model = 16", "d_model = 0");
     let err = errors_of(&text, &[]);
     assert!(
@@ -61,10 +61,16 @@ fn out_of_range_values_are_all_reported_together() {
         "{err}"
     );
     assert!(
-        err.contains("spec.toml:15:1: model.d_model: expected a width from 1 to 16384, found 0"),
+        err.contains("spec.toml:16:1: model.d_model: expected a width from 1 to 16384, found 0"),
         "{err}"
     );
-    assert!(err.contains("(2 errors in this spec)"), "{err}");
+    assert!(
+        err.contains(
+            "spec.toml:10:1: task.prohibit: expected a share of pairs from 0.01 to 0.99, found 1.5"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("(3 errors in this spec)"), "{err}");
 }
 
 #[test]

@@ -13,6 +13,16 @@ fn problem(key: &str, message: impl Into<String>) -> Problem {
     (key.to_string(), message.into(), Vec::new())
 }
 
+/// The held-out share of a generalisation split (AR and ATR).
+fn check_prohibit(prohibit: Option<f64>) -> Option<Problem> {
+    prohibit.filter(|f| !(0.01..=0.99).contains(f)).map(|f| {
+        problem(
+            "task.prohibit",
+            format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
+        )
+    })
+}
+
 /// Split sizes, common to every task: at least one test sequence and one training batch, and
 /// evaluation on at most the smallest split (`dev` counts when it has any sequences).
 fn check_sizes(
@@ -79,14 +89,7 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
             format!("expected a positive weight, found {f}"),
         ));
     }
-    if let Some(f) = a.prohibit
-        && !(0.01..=0.99).contains(&f)
-    {
-        out.push(problem(
-            "task.prohibit",
-            format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
-        ));
-    }
+    out.extend(check_prohibit(a.prohibit));
     out.extend(check_sizes(
         a.train_size,
         a.test_size,
@@ -257,14 +260,7 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
                     format!("expected 1 to {} pairs (keys are distinct, and num_kv = {} gives {} keys), found {}", a.num_kv / 2, a.num_kv, a.num_kv / 2, a.pairs),
                 ));
             }
-            if let Some(f) = a.prohibit
-                && !(0.01..=0.99).contains(&f)
-            {
-                out.push(problem(
-                    "task.prohibit",
-                    format!("expected a share of pairs from 0.01 to 0.99, found {f}"),
-                ));
-            }
+            out.extend(check_prohibit(a.prohibit));
             out.extend(check_sizes(
                 a.train_size,
                 a.test_size,
