@@ -98,24 +98,42 @@ fn finished(outcome: TrainOutcome<B>) -> Vec<MetricRow> {
     }
 }
 
-#[test]
-fn tiny_model_learns_recall_far_above_chance() {
-    let (train_set, test_set) = data();
-    let metrics = finished(
+/// Trains without checkpoints or interruption, evaluating on `test_set`.
+fn train_to_end(
+    model: &ModelConfig,
+    cfg: &TrainConfig,
+    train_set: &Dataset,
+    test_set: &Dataset,
+) -> Vec<MetricRow> {
+    finished(
         train::<B>(
-            &model(),
-            &config(300, 3e-3),
-            &train_set,
-            &[("test", &test_set)],
+            model,
+            cfg,
+            train_set,
+            &[("test", test_set)],
             &Default::default(),
             &mut NoCheckpoints,
             &mut StopAt(None),
         )
         .unwrap(),
-    );
+    )
+}
+
+/// The first recorded loss, then the final test accuracy and loss.
+fn learning(metrics: &[MetricRow]) -> (f64, f64, f64) {
     let first = metrics.iter().find(|r| r.metric == "loss").unwrap().value;
-    let acc = final_metric(&metrics, "test", "accuracy");
-    let loss = final_metric(&metrics, "test", "loss");
+    (
+        first,
+        final_metric(metrics, "test", "accuracy"),
+        final_metric(metrics, "test", "loss"),
+    )
+}
+
+#[test]
+fn tiny_model_learns_recall_far_above_chance() {
+    let (train_set, test_set) = data();
+    let metrics = train_to_end(&model(), &config(300, 3e-3), &train_set, &test_set);
+    let (first, acc, loss) = learning(&metrics);
     // Chance is 1/20 over the vocabulary and 1/8 over the value tokens. A model that has learned
     // the task's structure (answer with a value from the context) reaches 1/2 with 2 pairs; the
     // induction solution above that forms much later (see README), so this asserts the former.
@@ -206,18 +224,7 @@ fn based_learns_associative_recall_beyond_the_plateau() {
     cfg.eval_every = 2000;
     let train_set = task.generate(42, Split::Train, 64_000);
     let test_set = task.generate(42, Split::Test, 320);
-    let metrics = finished(
-        train::<B>(
-            &model,
-            &cfg,
-            &train_set,
-            &[("test", &test_set)],
-            &Default::default(),
-            &mut NoCheckpoints,
-            &mut StopAt(None),
-        )
-        .unwrap(),
-    );
+    let metrics = train_to_end(&model, &cfg, &train_set, &test_set);
     let acc = final_metric(&metrics, "test", "accuracy");
     // The plateau is 1/4 (4 pairs); recall by lookup reaches it far above.
     assert!(acc > 0.9, "test accuracy {acc}");
@@ -241,21 +248,8 @@ fn every_other_mixer_learns_far_above_chance() {
             init_std: 0.02,
             ..ModelConfig::paper(mixer, task().vocab_size(), 32, 2)
         };
-        let metrics = finished(
-            train::<B>(
-                &model,
-                &config(300, lr),
-                &train_set,
-                &[("test", &test_set)],
-                &Default::default(),
-                &mut NoCheckpoints,
-                &mut StopAt(None),
-            )
-            .unwrap(),
-        );
-        let first = metrics.iter().find(|r| r.metric == "loss").unwrap().value;
-        let acc = final_metric(&metrics, "test", "accuracy");
-        let loss = final_metric(&metrics, "test", "loss");
+        let metrics = train_to_end(&model, &config(300, lr), &train_set, &test_set);
+        let (first, acc, loss) = learning(&metrics);
         assert!(acc > 0.35, "{mixer:?}: test accuracy {acc}");
         assert!(loss < 0.5 * first, "{mixer:?}: loss {first} -> {loss}");
     }
