@@ -157,6 +157,34 @@ fn color(i: usize) -> RGBColor {
 }
 
 /// A line chart: `series` (label, points) over numeric x and y.
+/// A chart builder with the figures' common caption, margin and axis-label space.
+fn framed<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    size: u32,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, (FONT, size))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60);
+    builder
+}
+
+/// The series legend, drawn the same way on every figure that has one.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font((FONT, 14))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn lines<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
@@ -178,11 +206,7 @@ fn lines<DB: DrawingBackend>(
         (x0 - 1.0, x0 + 1.0)
     };
     let (y0, y1) = (y0.min(0.0), y1.max(1e-9) * 1.05);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 22))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut chart = framed(area, title, 22)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| e.to_string())?;
     chart
@@ -211,13 +235,7 @@ fn lines<DB: DrawingBackend>(
             .draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))
             .map_err(|e| e.to_string())?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(|e| e.to_string())
+    legend(&mut chart)
 }
 
 /// Draws figure `kind` from the collected tables in `dir` into `out`.
@@ -430,11 +448,7 @@ fn scatter<DB: DrawingBackend>(
         (a.min(x).min(y), b.max(x).max(y))
     });
     let (lo, hi) = (lo.max(-2.0) - 0.05, hi.min(3.0) + 0.05);
-    let mut chart = ChartBuilder::on(area)
-        .caption(title, (FONT, 20))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut chart = framed(area, title, 20)
         .build_cartesian_2d(lo..hi, lo..hi)
         .map_err(|e| e.to_string())?;
     chart
@@ -452,13 +466,7 @@ fn scatter<DB: DrawingBackend>(
             .label(label.clone())
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .label_font((FONT, 14))
-        .draw()
-        .map_err(|e| e.to_string())
+    legend(&mut chart)
 }
 
 /// One heatmap panel per mixer: layers down, patch roles across, Attrib as colour and text.
@@ -556,11 +564,7 @@ fn boxes<DB: DrawingBackend>(
     by_mixer: &BTreeMap<String, Vec<f32>>,
 ) -> Result<(), String> {
     let names: Vec<String> = by_mixer.keys().cloned().collect();
-    let mut chart = ChartBuilder::on(area)
-        .caption("Final test accuracy over learning rates", (FONT, 22))
-        .margin(15)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
+    let mut chart = framed(area, "Final test accuracy over learning rates", 22)
         .build_cartesian_2d(names.as_slice().into_segmented(), 0f32..100f32)
         .map_err(|e| e.to_string())?;
     chart
