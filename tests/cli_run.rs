@@ -359,6 +359,14 @@ layers = [0]
 examples = 16
 "#;
 
+/// The distinct values of a string column of a Parquet table, sorted.
+fn distinct(table: &std::path::Path, column: &str) -> Vec<String> {
+    let df = mechlab::report::read_parquet(table).unwrap();
+    let values = df.column(column).unwrap().str().unwrap().clone();
+    let set: std::collections::BTreeSet<&str> = values.iter().flatten().collect();
+    set.into_iter().map(str::to_string).collect()
+}
+
 #[test]
 fn atr_data_show_stats_and_a_run_with_a_dev_split() {
     let dir = Dir::new();
@@ -384,21 +392,13 @@ fn atr_data_show_stats_and_a_run_with_a_dev_split() {
     let table = dir.results().join("atr/data_stats.parquet");
     assert!(table.exists(), "{text}");
     dir.ok(&["run", "-q"], &spec);
-    let metrics =
-        mechlab::report::read_parquet(&dir.results().join("atr/metrics.parquet")).unwrap();
-    let splits = metrics.column("split").unwrap().str().unwrap().clone();
-    let names: std::collections::BTreeSet<&str> = splits.iter().flatten().collect();
     assert_eq!(
-        names.into_iter().collect::<Vec<_>>(),
+        distinct(&dir.results().join("atr/metrics.parquet"), "split"),
         ["dev", "test", "train"],
         "evaluation on named splits"
     );
-    let rows =
-        mechlab::report::read_parquet(&dir.results().join("atr/interventions.parquet")).unwrap();
-    let sites = rows.column("site").unwrap().str().unwrap().clone();
-    let sites: std::collections::BTreeSet<&str> = sites.iter().flatten().collect();
     assert_eq!(
-        sites.into_iter().collect::<Vec<_>>(),
+        distinct(&dir.results().join("atr/interventions.parquet"), "site"),
         [
             "block_input",
             "block_output",
