@@ -749,7 +749,8 @@ fn export_weights(
         ("mechlab.run_id", run.train.clone()),
         ("mechlab.mixer", run.point.model.mixer.name().to_string()),
     ];
-    let n = mechlab::report::export::export_weights(&model, &path, &metadata)?;
+    let n =
+        mechlab::report::export::export_weights(&model, run.point.model.mixer, &path, &metadata)?;
     say!("wrote {} tensors to {}", n, path.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -923,7 +924,7 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
     let point = pick_run(&resolved, run)?;
     let split = parse_split(split)?;
     let task = point.task.config();
-    let data = task.generate(point.seed, split, n);
+    let data = point.task.generate(point.seed, split, n)?;
     say!(
         "{} data of run {} (seed {}), first {}:",
         split.name(),
@@ -964,19 +965,48 @@ fn data_stats(
     n: usize,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    use mechlab::task::TaskConfig;
+    use mechlab::task::{Split, TaskConfig};
     let resolved = resolve(args)?;
     let point = pick_run(&resolved, run)?;
     let split = parse_split(split)?;
     let start = std::time::Instant::now();
     let (data, extra) = match point.task.config() {
+        TaskConfig::Atr(c) if point.task.rng() == mechlab::task::DataRng::Reference => {
+            let counts = mechlab::task::reference::Counts {
+                train: point.task.train_size(),
+                test: point.task.test_size(),
+            };
+            let mut stats = Vec::new();
+            let splits = mechlab::task::reference::atr::generate(
+                &c,
+                point.seed,
+                counts,
+                1_000_000,
+                Some(&mut stats),
+            )?;
+            // The stream's statistics run train, dev, test in order; keep the split's own.
+            let skip = match split {
+                Split::Train => 0,
+                Split::Dev => splits.train.len(),
+                Split::Test => splits.train.len() + splits.dev.as_ref().map_or(0, |d| d.len()),
+            };
+            let data = match split {
+                Split::Train => splits.train,
+                Split::Dev => splits.dev.ok_or_else(|| {
+                    anyhow::anyhow!("the reference draws a dev split only with task.prohibit")
+                })?,
+                Split::Test => splits.test,
+            };
+            let n = n.min(data.len());
+            (data.head(n), Some(stats[skip..skip + n].to_vec()))
+        }
         TaskConfig::Atr(c) => {
             let (d, s) = c
                 .generate_with_stats(point.seed, split, n)
                 .map_err(|e| anyhow::anyhow!(e))?;
             (d, Some(s))
         }
-        other => (other.generate(point.seed, split, n), None),
+        _ => (point.task.generate(point.seed, split, n)?, None),
     };
     let seconds = start.elapsed().as_secs_f64();
     let frame = mechlab::report::data_stats_frame(&data, extra.as_deref());

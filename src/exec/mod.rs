@@ -24,6 +24,8 @@ pub enum ExecError {
     Report(#[from] crate::report::ReportError),
     #[error(transparent)]
     Dataset(#[from] crate::task::DatasetError),
+    #[error("generating data: {0}")]
+    Generate(#[from] crate::task::reference::ReferenceError),
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
     #[error("node {0} is not in the plan")]

@@ -118,14 +118,14 @@ fn run_point<'a>(node: &Node, run: Option<&'a PlannedRun>) -> Result<&'a Planned
 
 fn run_dataset(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
     let point = &run_point(node, run)?.point;
-    let task = point.task.config();
-    for split in [Split::Train, Split::Test, Split::Dev] {
-        let n = point.task.size_of(split);
-        if split == Split::Dev && n == 0 {
-            continue;
-        }
-        let data = task.generate(point.seed, split, n);
-        write_atomic(&data_path(ctx.store, &node.id, split), &data.to_bytes())?;
+    let want: Vec<(Split, usize)> = [Split::Train, Split::Test, Split::Dev]
+        .into_iter()
+        .map(|split| (split, point.task.size_of(split)))
+        .filter(|&(split, n)| split != Split::Dev || n > 0)
+        .collect();
+    let data = point.task.generate_splits(point.seed, &want)?;
+    for ((split, _), data) in want.iter().zip(data) {
+        write_atomic(&data_path(ctx.store, &node.id, *split), &data.to_bytes())?;
     }
     Ok(())
 }
@@ -144,7 +144,7 @@ fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, 
         }
         Err(_) => {}
     }
-    let data = run.point.task.config().generate(run.point.seed, split, n);
+    let data = run.point.task.generate(run.point.seed, split, n)?;
     write_atomic(&path, &data.to_bytes())?;
     Ok(data)
 }

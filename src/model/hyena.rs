@@ -8,12 +8,16 @@
 //! u ─► in_proj (d → 3d) ─► causal depthwise conv (k = 3, bias) on all 3d ─► x1 | x2 | v
 //! v ← v ⊙ x1
 //! h = FFN(z[..s]) ⊙ exp(−t·|Δ|)      FFN: Linear(3,64)·Sin·Linear(64,64)·Sin·Linear(64,64)·Sin·Linear(64,d, no bias)
-//! v ← Σ_{j≤t} h[t−j] ⊙ v[j] + bias ⊙ v[t]
+//! v ← Σ_{j≤t} h[t−j] ⊙ v[j]
 //! out = out_proj(v ⊙ x2)
 //! ```
 //! The three Sin activations share one trainable frequency vector (init 1); the positional
 //! features z are trainable; t = i/(l_max−1) and Δ = linspace(ln 10⁻²/1.5, ln 10⁻²/0.3, d) are
 //! fixed, so they are recomputed rather than stored.
+//!
+//! The filter's `bias` exists (it is counted, initialised and exported under the reference's name)
+//! but does not act: the paper builds Hyena with `bias=False`, and zoology's filter then adds
+//! `v·(0·bias)`. Leaving the term out gives the same output and the same (zero) gradient for it.
 //!
 //! Shape letters: b batch, s sequence, d model width, c 3d channels, o filter order (64).
 
@@ -49,7 +53,7 @@ pub struct Hyena<B: Backend> {
     pub filter_4: Linear<B>,
     /// Linear(64, d), no bias.
     pub filter_6: Linear<B>,
-    /// `[d]`, the skip of the long convolution (reference: `filter_fn.bias`).
+    /// `[d]`, the reference's `filter_fn.bias`: a parameter with no effect (see the module doc).
     pub filter_bias: Param<Tensor<B, 1>>,
     pub out_proj: Linear<B>,
 }
@@ -99,10 +103,9 @@ impl<B: Backend> Hyena<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, s, d] = u_bsd.dims();
+        let [_, s, _] = u_bsd.dims();
         let (v_bsd, x2_bsd) = self.gated_input(u_bsd);
-        let v_bsd = causal_long_conv(v_bsd.clone(), self.filter(s))
-            + v_bsd * self.filter_bias.val().reshape([1, 1, d]);
+        let v_bsd = causal_long_conv(v_bsd, self.filter(s));
         self.out_proj.forward(v_bsd * x2_bsd)
     }
 
@@ -112,10 +115,9 @@ impl<B: Backend> Hyena<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
     pub fn forward_at(&self, u_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
-        let [_, s, d] = u_bsd.dims();
+        let [_, s, _] = u_bsd.dims();
         let (v_bsd, x2_bsd) = self.gated_input(u_bsd);
-        let v_b1d = causal_long_conv_at(v_bsd.clone(), self.filter(s), at)
-            + at_positions(v_bsd, at) * self.filter_bias.val().reshape([1, 1, d]);
+        let v_b1d = causal_long_conv_at(v_bsd, self.filter(s), at);
         self.out_proj.forward(v_b1d * at_positions(x2_bsd, at))
     }
 

@@ -58,6 +58,19 @@ impl ModelConfig {
             .or_else(|| self.mixer.default_conv(layer))
     }
 
+    /// Parameters the reference's model counts but mechlab does not build: the conv1d of
+    /// kernel 4 that the reference's Mamba without a convolution allocates and never uses.
+    pub fn reference_only_params(&self) -> usize {
+        if self.mixer != MixerKind::Mamba {
+            return 0;
+        }
+        let inner = super::mamba::EXPAND * self.d_model;
+        (0..self.layers)
+            .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
+            .map(|_| inner * 4 + inner)
+            .sum()
+    }
+
     /// Builds the model with reference initialisation drawn from `seed`.
     pub fn init<B: Backend>(
         &self,

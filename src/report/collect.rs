@@ -153,6 +153,18 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
                 .map(|s| s.as_ref().map(|s| s.params as i64))
                 .collect::<Vec<_>>(),
         ),
+        // The reference's own count (its Mamba ablation without a convolution still allocates one).
+        Column::new(
+            "reference_params".into(),
+            summaries
+                .iter()
+                .zip(&graph.runs)
+                .map(|(s, r)| {
+                    s.as_ref()
+                        .map(|s| (s.params + r.point.model_config().reference_only_params()) as i64)
+                })
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "status".into(),
             statuses

@@ -342,6 +342,11 @@ pub struct AtrSpec {
     /// Examples evaluated per split, from the start of each. Paper: 320.
     #[serde(default = "d_eval_examples")]
     pub eval_examples: usize,
+    /// Random streams drawing the data: `chacha` (default; mechlab's own, one stream per split)
+    /// or `reference` (the reference generators' numpy and CPython streams and call order: seed 42
+    /// reproduces the paper's datasets token for token, grammar included).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rng: crate::task::DataRng,
 }
 
 fn d_num_terminals() -> usize {
@@ -418,6 +423,11 @@ pub struct ArSpec {
     /// queries allowed pairs only) or `strict` (the test split queries only prohibited pairs).
     #[serde(default, skip_serializing_if = "is_default")]
     pub prohibit_split: ProhibitSplit,
+    /// Random streams drawing the data: `chacha` (default; mechlab's own, one stream per split)
+    /// or `reference` (the reference generators' numpy and CPython streams and call order: seed 42
+    /// reproduces the paper's datasets token for token, grammar included).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub rng: crate::task::DataRng,
 }
 
 fn is_default<T: Default + PartialEq>(t: &T) -> bool {

@@ -7,7 +7,8 @@ use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig}
 use crate::model::Site;
 use crate::model::{ConvKernel, MixerKind, ModelConfig};
 use crate::task::Role;
-use crate::task::{ArConfig, Prohibit, Split, TaskConfig};
+use crate::task::reference::{self, Counts, ReferenceError};
+use crate::task::{ArConfig, DataRng, Dataset, Prohibit, Split, TaskConfig};
 use crate::train::{Schedule, ScheduleKind, TrainConfig};
 
 /// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
@@ -259,6 +260,68 @@ impl TaskSpec {
             TaskSpec::Atr(a) => a.eval_examples,
             TaskSpec::Mqar(a) => a.eval_examples,
         }
+    }
+
+    /// The random streams drawing this task's data.
+    pub fn rng(&self) -> DataRng {
+        match self {
+            TaskSpec::Ar(a) => a.rng,
+            TaskSpec::Atr(a) => a.rng,
+            TaskSpec::Mqar(_) => DataRng::Chacha,
+        }
+    }
+
+    /// `n` examples of `split` (the first `n` of the split, with `rng = "reference"`).
+    pub fn generate(&self, seed: u64, split: Split, n: usize) -> Result<Dataset, ReferenceError> {
+        let mut all = self.generate_splits(seed, &[(split, n)])?;
+        Ok(all.remove(0))
+    }
+
+    /// Several splits at once: with `rng = "reference"`, one pass through the stream they share.
+    pub fn generate_splits(
+        &self,
+        seed: u64,
+        want: &[(Split, usize)],
+    ) -> Result<Vec<Dataset>, ReferenceError> {
+        if self.rng() == DataRng::Chacha {
+            let task = self.config();
+            return Ok(want
+                .iter()
+                .map(|&(split, n)| task.generate(seed, split, n))
+                .collect());
+        }
+        let counts = Counts {
+            train: self.train_size(),
+            test: self.test_size(),
+        };
+        let splits = match self.config() {
+            TaskConfig::Ar(c) => reference::ar::generate(&c, seed, counts)?,
+            TaskConfig::Atr(c) => reference::atr::generate(&c, seed, counts, 1_000_000, None)?,
+            TaskConfig::Mqar(_) => unreachable!("MQAR has no reference streams (rng() is ChaCha)"),
+        };
+        want.iter()
+            .map(|&(split, n)| {
+                let data = match split {
+                    Split::Train => &splits.train,
+                    Split::Test => &splits.test,
+                    Split::Dev => splits.dev.as_ref().ok_or_else(|| {
+                        ReferenceError::Generation(
+                            "the reference draws a dev split only when pairs are prohibited \
+                             (task.prohibit)"
+                                .into(),
+                        )
+                    })?,
+                };
+                if n > data.len() {
+                    return Err(ReferenceError::Generation(format!(
+                        "{} split: {n} examples asked, the reference's stream has {}",
+                        split.name(),
+                        data.len()
+                    )));
+                }
+                Ok(data.head(n))
+            })
+            .collect()
     }
 
     /// The longest sequence the task can produce.

@@ -4,7 +4,7 @@
 use super::raw::{AtrSpec, MqarSpec, TaskSpec};
 use super::resolve::{ResolvedIntervention, RunPoint};
 use crate::model::{ConvKernel, MixerKind, Site};
-use crate::task::{Role, Split};
+use crate::task::{DataRng, Role, Split};
 
 /// A failed check: (dotted key, message, help lines).
 pub type Problem = (String, String, Vec<String>);
@@ -97,13 +97,69 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
         a.eval_examples,
         batch_size,
     ));
-    if out.is_empty() {
+    if out.is_empty() && a.rng == DataRng::Chacha {
         let cfg = a.config();
         for split in [Split::Train, Split::Test] {
             if let Err(e) = cfg.try_generate(seed, split, 8, 100_000) {
                 out.push(problem("task", e));
             }
         }
+    }
+    out
+}
+
+/// `task.rng = "reference"` reproduces the reference's generators, so it takes only what they
+/// can do; then a trial generation, as for ChaCha ATR.
+fn check_reference(task: &TaskSpec, seed: u64) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if u32::try_from(seed).is_err() {
+        out.push(problem(
+            "experiment.seeds",
+            format!(
+                "task.rng = \"reference\" seeds numpy's legacy generator, which takes 0 to \
+                 4294967295; found {seed}"
+            ),
+        ));
+    }
+    match task {
+        TaskSpec::Ar(a) if a.prohibit_split == crate::task::ProhibitSplit::Strict => {
+            out.push(problem(
+                "task.prohibit_split",
+                "the reference's generator has only the `reference` split (its test set queries \
+                 allowed pairs); `strict` needs task.rng = \"chacha\""
+                    .to_string(),
+            ));
+        }
+        TaskSpec::Atr(a) => {
+            if !a.sibling_may_be_self {
+                out.push(problem(
+                    "task.sibling_may_be_self",
+                    "the reference's generator lets a sibling target be the query itself; \
+                     `false` needs task.rng = \"chacha\""
+                        .to_string(),
+                ));
+            }
+            let dev_max = if a.prohibit.is_some() { a.test_size } else { 0 };
+            if a.dev_size > dev_max {
+                out.push(problem(
+                    "task.dev_size",
+                    format!(
+                        "the reference draws a dev split only with task.prohibit, and then of \
+                         test_size examples: expected at most {dev_max}, found {}",
+                        a.dev_size
+                    ),
+                ));
+            }
+            if out.is_empty() {
+                let counts = crate::task::reference::Counts { train: 8, test: 8 };
+                if let Err(e) =
+                    crate::task::reference::atr::generate(&a.config(), seed, counts, 100_000, None)
+                {
+                    out.push(problem("task", e.to_string()));
+                }
+            }
+        }
+        _ => {}
     }
     out
 }
@@ -275,6 +331,9 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     let seq_len = run.task.seq_len();
     if let TaskSpec::Atr(a) = &run.task {
         out.extend(check_atr(a, t.batch_size, run.seed));
+    }
+    if run.task.rng() == DataRng::Reference {
+        out.extend(check_reference(&run.task, run.seed));
     }
     let long_filter = m.mixer == MixerKind::Hyena
         || (0..m.layers)

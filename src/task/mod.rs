@@ -7,6 +7,7 @@ pub mod atr;
 pub mod dataset;
 pub mod mqar;
 pub mod pcfg;
+pub mod reference;
 
 pub use ar::{ArConfig, ArQuery, Prohibit, ProhibitSplit};
 pub use atr::{AtrConfig, AtrQuery};
@@ -17,6 +18,30 @@ pub use mqar::MqarConfig;
 pub const PAD: u32 = 0;
 pub const BOS: u32 = 1;
 pub const EOS: u32 = 2;
+
+/// Which random streams draw a task's data.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DataRng {
+    /// mechlab's own: ChaCha8, one independent stream per split.
+    #[default]
+    Chacha,
+    /// The reference's: numpy's legacy `RandomState` and CPython's `random`, seeded with the run
+    /// seed and called in the reference generators' order through train, dev and test; seed 42
+    /// gives the paper's datasets token for token (see [`reference`]).
+    Reference,
+}
 
 /// A task's configuration, as the science code sees it.
 #[derive(Debug, Clone, PartialEq)]

@@ -147,7 +147,7 @@ Hyena (order 2, both layers of hyena), filter width F = 64:
   f = implicit_filter.1.freq (one frequency vector, shared by all three sines)
   h = L6(sin(f * L4(sin(f * L2(sin(f * L0(z[0, :L])))))))     [L, d]; Li = implicit_filter.i
   h = h * exp(-t[:L, None] * |deltas|[None, :])
-  v = causalconv(v, h) + v * filter_fn.bias
+  v = causalconv(v, h) + v * (0 * filter_fn.bias)   (the reference: bias=False zeroes it)
   v = v * x2
   out = out_proj(v)
 
@@ -237,6 +237,12 @@ KINDS = {
     "hyena": (8, ("hyena", "hyena"), "standard"),
     "h3": (9, ("h3", "h3"), "standard"),
 }
+
+
+def mixer_prefix(kind, l):
+    """The reference's hybrid wrapper (the `based` family) nests each layer's mixer one level
+    deeper, under `sequence_mixer.mixer`."""
+    return f"backbone.layers.{l}.sequence_mixer" + (".mixer" if kind.startswith("based") else "")
 
 
 # --- draws: each takes the shape and returns a tensor (None = FIXED, no draw) ---
@@ -395,7 +401,7 @@ def param_specs(kind):
                 (f"{p}.norm2.weight", (D,), norm_weight),
                 (f"{p}.norm2.bias", (D,), normal),
             ]
-        specs += mixer_specs(mixer, f"{p}.sequence_mixer")
+        specs += mixer_specs(mixer, mixer_prefix(kind, l))
         if block != "mamba":
             specs += [
                 (f"{p}.state_mixer.fc1.weight", (4 * D, D), normal),
@@ -457,7 +463,7 @@ def forward(kind, params, alt=False):
         r = r + params["backbone.embeddings.position_embeddings.weight"][:L]
     for l, mixer in enumerate(layer_mixers):
         p = f"backbone.layers.{l}"
-        sub = local(params, f"{p}.sequence_mixer")
+        sub = local(params, mixer_prefix(kind, l))
         if block == "mamba":
             r = r + run_mixer(mixer, mixers.rms_norm(r, params[f"{p}.norm.weight"]), sub, alt)
             continue
@@ -646,7 +652,7 @@ def hyena_naive(u, p):
     a, c = math.log(1e-2) / 1.5, math.log(1e-2) / 0.3
     deltas = torch.tensor([a + (c - a) * j / (d - 1) for j in range(d)], dtype=torch.float64)
     h = h * torch.exp(-t_[:, None] * deltas.abs()[None, :])
-    y = v * p["filter_fn.bias"]
+    y = v * (0 * p["filter_fn.bias"])  # the reference's bias=False filter
     for t in range(L):
         for s in range(t + 1):
             y[:, t] += h[t - s] * v[:, s]
@@ -691,7 +697,7 @@ def check_mixers(kind, params):
     g = torch.Generator().manual_seed(7)
     _, layer_mixers, _ = KINDS[kind]
     for l, mixer in enumerate(layer_mixers):
-        sub = {k: v.detach() for k, v in local(params, f"backbone.layers.{l}.sequence_mixer").items()}
+        sub = {k: v.detach() for k, v in local(params, mixer_prefix(kind, l)).items()}
         u = torch.randn(2, 7, D, generator=g)
         a = run_mixer(mixer, u, sub)
         b = run_mixer(mixer, u, sub, alt=True)

@@ -253,7 +253,8 @@ def hyena(u, p, direct=False):
     x1, x2, v = uc.split(d, dim=-1)
     v = v * x1
     h = hyena_filter(p, L, d)
-    v = causal_conv(v, h, direct) + v * p["filter_fn.bias"]
+    # As the reference (zoology Hyena built with bias=False): the bias is multiplied by 0.
+    v = causal_conv(v, h, direct) + v * (0 * p["filter_fn.bias"])
     v = v * x2
     return F.linear(v, p["out_proj.weight"], p["out_proj.bias"])
 

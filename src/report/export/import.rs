@@ -8,7 +8,7 @@ use burn::module::Param;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::names::{Layout, Slot, named_params};
-use crate::model::LanguageModel;
+use crate::model::{LanguageModel, MixerKind};
 
 /// A tensor read from a safetensors file.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,10 +129,11 @@ fn load<B: Backend, const D: usize>(
 /// Replaces every parameter of `model` with the tensor of the same reference name.
 pub fn load_state_dict<B: Backend>(
     mut model: LanguageModel<B>,
+    mixer: MixerKind,
     tensors: &HashMap<String, Stored>,
     device: &B::Device,
 ) -> Result<LanguageModel<B>, ImportError> {
-    for n in named_params(&mut model) {
+    for n in named_params(&mut model, mixer) {
         match n.slot {
             Slot::Vector(p) => load(tensors, &n.name, &n.layout, p, device)?,
             Slot::Matrix(p) => load(tensors, &n.name, &n.layout, p, device)?,
@@ -159,12 +160,17 @@ mod tests {
             };
             let device = Default::default();
             let source = cfg.init::<Flex>(1, &device).unwrap();
-            let tensors = read(&encode(&state_dict(&source), &[])).unwrap();
+            let tensors = read(&encode(&state_dict(&source, mixer), &[])).unwrap();
             // A differently seeded model takes on every weight of the source.
-            let loaded =
-                load_state_dict(cfg.init::<Flex>(2, &device).unwrap(), &tensors, &device).unwrap();
+            let loaded = load_state_dict(
+                cfg.init::<Flex>(2, &device).unwrap(),
+                mixer,
+                &tensors,
+                &device,
+            )
+            .unwrap();
             let names = |m: &LanguageModel<Flex>| {
-                state_dict(m)
+                state_dict(m, mixer)
                     .into_iter()
                     .map(|e| (e.name, e.values))
                     .collect::<Vec<_>>()

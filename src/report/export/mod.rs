@@ -5,4 +5,4 @@ pub mod names;
 pub mod safetensors;
 pub mod tables;
 
-pub use safetensors::{export_weights, state_dict};
+pub use safetensors::{export_weights, param_entries, state_dict};

@@ -20,18 +20,22 @@
 //! | MLP `fc1`, `fc2` | `state_mixer.{fc1,fc2}.{weight,bias}` | Linear transposed |
 //! | `ln_f` | `backbone.ln_f.{weight,bias}` | — |
 //!
-//! burn stores a Linear weight as `[in, out]`; PyTorch as `[out, in]`. The reference's Sin
-//! frequency is one module used three times, so PyTorch's state dict also lists it as
-//! `implicit_filter.3.freq` and `.5.freq`; mechlab writes it once. A Mamba model with
-//! `d_conv = 0` has no `conv1d` (the reference's ablation keeps unused conv weights).
+//! burn stores a Linear weight as `[in, out]`; PyTorch as `[out, in]`. The `based` model is the
+//! reference's hybrid wrapper, which nests each layer's mixer under `sequence_mixer.mixer.`.
+//!
+//! This table holds the parameters mechlab trains. The export adds what PyTorch's state dict
+//! also lists ([`super::safetensors::state_dict`]): the tied `lm_head.weight`; Hyena's Sin
+//! frequency again as `implicit_filter.3.freq` and `.5.freq` (one module used three times) and
+//! its buffers `pos_emb.t` and `modulation.deltas`; and for Mamba with `d_conv = 0` the
+//! reference's unused `conv1d` (kernel 4, which its ablation allocates and counts), as zeros.
 
 use burn::module::Param;
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{Tensor, backend::Backend};
 
-use crate::model::LanguageModel;
 use crate::model::mixer::Mixer;
 use crate::model::norm::Norm;
+use crate::model::{LanguageModel, MixerKind};
 
 /// A parameter of any rank.
 pub enum Slot<'a, B: Backend> {
@@ -220,8 +224,20 @@ impl<'a, B: Backend> Table<'a, B> {
     }
 }
 
-/// Every parameter of `model` under its reference name, in the reference's order.
-pub fn named_params<B: Backend>(model: &mut LanguageModel<B>) -> Vec<Named<'_, B>> {
+/// Where layer `l`'s mixer sits in the reference's state dict, for a model of kind `mixer`.
+pub fn mixer_prefix(mixer: MixerKind, l: usize) -> String {
+    match mixer {
+        MixerKind::Based => format!("backbone.layers.{l}.sequence_mixer.mixer"),
+        _ => format!("backbone.layers.{l}.sequence_mixer"),
+    }
+}
+
+/// Every parameter of `model` (of kind `mixer`) under its reference name, in the reference's
+/// order.
+pub fn named_params<B: Backend>(
+    model: &mut LanguageModel<B>,
+    mixer: MixerKind,
+) -> Vec<Named<'_, B>> {
     let mut t = Table(Vec::new());
     t.add(
         "backbone.embeddings.word_embeddings.weight".into(),
@@ -240,7 +256,7 @@ pub fn named_params<B: Backend>(model: &mut LanguageModel<B>) -> Vec<Named<'_, B
         let mamba = matches!(block.mixer, Mixer::Mamba(_));
         let norm1 = if mamba { "norm" } else { "norm1" };
         t.norm(&format!("{p}.{norm1}"), &mut block.norm1);
-        t.mixer(&format!("{p}.sequence_mixer"), &mut block.mixer);
+        t.mixer(&mixer_prefix(mixer, l), &mut block.mixer);
         if let (Some(norm2), Some(mlp)) = (&mut block.norm2, &mut block.mlp) {
             t.norm(&format!("{p}.norm2"), norm2);
             t.linear(&format!("{p}.state_mixer.fc1"), &mut mlp.fc1);

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::names::{Layout, Slot, named_params};
-use crate::model::LanguageModel;
+use super::names::{Layout, Slot, mixer_prefix, named_params};
+use crate::model::mixer::Mixer;
+use crate::model::{LanguageModel, MixerKind};
 use crate::store::{StoreError, write_atomic};
 
 /// One named f32 tensor in PyTorch layout.
@@ -40,22 +41,95 @@ fn entry<B: Backend, const D: usize>(name: String, t: Tensor<B, D>, layout: &Lay
     }
 }
 
-/// The model's parameters under the reference's names, in PyTorch layout.
-pub fn state_dict<B: Backend>(model: &LanguageModel<B>) -> Vec<Entry> {
+/// The state dict the reference's model of kind `mixer` has: every parameter under its
+/// reference name in PyTorch layout, plus the entries PyTorch lists besides ([`super::names`]).
+pub fn state_dict<B: Backend>(model: &LanguageModel<B>, mixer: MixerKind) -> Vec<Entry> {
+    let emb = model.word_embeddings.weight.val();
+    let mut out = param_entries(model, mixer);
+    // The LM head is tied to the word embedding; PyTorch's state dict lists it under both names.
+    out.push(entry("lm_head.weight".into(), emb, &Layout::AsIs));
+    for (l, block) in model.layers.iter().enumerate() {
+        let m = mixer_prefix(mixer, l);
+        match &block.mixer {
+            Mixer::Hyena(h) => {
+                let f = format!("{m}.filter_fn");
+                let freq = values(h.filter_freq.val());
+                for i in [3, 5] {
+                    out.push(Entry {
+                        name: format!("{f}.implicit_filter.{i}.freq"),
+                        shape: vec![1, freq.len()],
+                        values: freq.clone(),
+                    });
+                }
+                let [l_max, _] = h.pos_emb_z.dims();
+                let [_, d] = h.filter_6.weight.dims();
+                out.push(Entry {
+                    name: format!("{f}.pos_emb.t"),
+                    shape: vec![1, l_max, 1],
+                    values: torch_linspace(0.0, 1.0, l_max),
+                });
+                let target = 1e-2f64.ln();
+                out.push(Entry {
+                    name: format!("{f}.modulation.deltas"),
+                    shape: vec![1, 1, d],
+                    values: torch_linspace(target / 1.5, target / 0.3, d),
+                });
+            }
+            Mixer::Mamba(x) if x.conv1d.is_none() => {
+                // The reference's `MambaWithoutConv` keeps Mamba's default conv1d (kernel 4).
+                let [_, two_inner] = x.in_proj.weight.dims();
+                let inner = two_inner / 2;
+                out.push(Entry {
+                    name: format!("{m}.conv1d.weight"),
+                    shape: vec![inner, 1, REFERENCE_UNUSED_CONV],
+                    values: vec![0.0; inner * REFERENCE_UNUSED_CONV],
+                });
+                out.push(Entry {
+                    name: format!("{m}.conv1d.bias"),
+                    shape: vec![inner],
+                    values: vec![0.0; inner],
+                });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// mechlab's parameters alone (each once) under their reference names, in PyTorch layout.
+pub fn param_entries<B: Backend>(model: &LanguageModel<B>, mixer: MixerKind) -> Vec<Entry> {
     // Tensors are reference-counted: the clone shares the weights.
     let mut model = model.clone();
-    let emb = model.word_embeddings.weight.val();
-    let mut out: Vec<Entry> = named_params(&mut model)
+    named_params(&mut model, mixer)
         .into_iter()
         .map(|n| match n.slot {
             Slot::Vector(p) => entry(n.name, p.val(), &n.layout),
             Slot::Matrix(p) => entry(n.name, p.val(), &n.layout),
             Slot::Cube(p) => entry(n.name, p.val(), &n.layout),
         })
-        .collect();
-    // The LM head is tied to the word embedding; PyTorch's state dict lists it under both names.
-    out.push(entry("lm_head.weight".into(), emb, &Layout::AsIs));
-    out
+        .collect()
+}
+
+/// Taps of the conv1d the reference allocates, unused, in Mamba without a convolution.
+pub const REFERENCE_UNUSED_CONV: usize = 4;
+
+/// `torch.linspace(start, end, steps)` in float32, as PyTorch's CPU kernel computes it: the
+/// first half up from `start`, the second half down from `end`.
+fn torch_linspace(start: f64, end: f64, steps: usize) -> Vec<f32> {
+    let (start, end) = (start as f32, end as f32);
+    if steps == 1 {
+        return vec![start];
+    }
+    let step = (end - start) / (steps - 1) as f32;
+    (0..steps)
+        .map(|i| {
+            if i < steps / 2 {
+                start + step * i as f32
+            } else {
+                end - step * (steps - i - 1) as f32
+            }
+        })
+        .collect()
 }
 
 /// The safetensors encoding: `u64` header length, JSON header, then little-endian data.
@@ -94,10 +168,11 @@ pub fn encode(entries: &[Entry], metadata: &[(&str, String)]) -> Vec<u8> {
 /// Writes `model` to `path` (atomically) as safetensors with reference names.
 pub fn export_weights<B: Backend>(
     model: &LanguageModel<B>,
+    mixer: MixerKind,
     path: &Path,
     metadata: &[(&str, String)],
 ) -> Result<usize, StoreError> {
-    let entries = state_dict(model);
+    let entries = state_dict(model, mixer);
     write_atomic(path, &encode(&entries, metadata))?;
     Ok(entries.len())
 }
@@ -120,19 +195,40 @@ mod tests {
     }
 
     #[test]
-    fn state_dict_covers_every_parameter_once_plus_the_tied_head() {
+    fn every_parameter_is_exported_once() {
         for mixer in MixerKind::ALL {
             let m = model(mixer);
-            let entries = state_dict(&m);
-            let total: usize = entries.iter().map(|e| e.values.len()).sum();
-            assert_eq!(total, m.num_params() + 12 * 8, "{mixer:?}");
+            let total: usize = param_entries(&m, mixer)
+                .iter()
+                .map(|e| e.values.len())
+                .sum();
+            assert_eq!(total, m.num_params(), "{mixer:?}");
         }
+    }
+
+    /// PyTorch's float32 `linspace` values, printed by `torch.linspace(...).tolist()`.
+    #[test]
+    fn linspace_rounds_as_torch_does() {
+        let target = 1e-2f64.ln();
+        let d = torch_linspace(target / 1.5, target / 0.3, 8);
+        let torch: [f32; 8] = [
+            -3.07011342048645,
+            -4.824463844299316,
+            -6.578814506530762,
+            -8.333165168762207,
+            -10.087514877319336,
+            -11.841865539550781,
+            -13.596216201782227,
+            -15.350566864013672,
+        ];
+        assert_eq!(d, torch);
+        assert_eq!(torch_linspace(0.0, 1.0, 3), [0.0, 0.5, 1.0]);
     }
 
     #[test]
     fn encoded_file_reads_back_with_names_shapes_and_values() {
         let m = model(MixerKind::Attention);
-        let entries = state_dict(&m);
+        let entries = state_dict(&m, MixerKind::Attention);
         let bytes = encode(&entries, &[("format", "pt".into())]);
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         assert_eq!((8 + n) % 8, 0);
