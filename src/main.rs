@@ -69,9 +69,15 @@ enum Command {
     Plot {
         #[command(flatten)]
         spec: SpecArgs,
-        /// Figure kinds: curves, accuracy, attrib, scatter, lr_box (repeatable; default: all).
+        /// Figure kinds: curves, accuracy, accuracy_lr, lr_box, scatter, attrib_layers, attrib
+        /// (repeatable; default: all).
         #[arg(long = "kind")]
         kinds: Vec<String>,
+        /// Attrib figures keep runs whose corruption moves the clean answer's probability by
+        /// more than this (mean p_orig − mean p_corr). Default: the reference's, 0.01 for AR and
+        /// MQAR, 0.1 for ATR.
+        #[arg(long)]
+        threshold: Option<f64>,
         /// `png`, `svg` or `both`.
         #[arg(long, default_value = "both")]
         format: String,
@@ -315,8 +321,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             kinds,
             format,
             site,
+            threshold,
             out,
-        } => plot(&spec, &store, &kinds, &format, &site, out),
+        } => plot(&spec, &store, &kinds, &format, &site, threshold, out),
         Command::Table { spec, name, format } => {
             print_tables(&spec, &store, name.as_deref(), &format)
         }
@@ -823,6 +830,7 @@ fn plot(
     kinds: &[String],
     format: &str,
     site: &str,
+    threshold: Option<f64>,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
     use mechlab::report::plot::KINDS;
@@ -844,8 +852,19 @@ fn plot(
     let graph = plan(&resolved);
     let summary = mechlab::report::collect(&graph, store)?;
     let out = out.unwrap_or_else(|| summary.dir.join("figures"));
+    if let Some(t) = threshold
+        && !t.is_finite()
+    {
+        bail!("--threshold {t}: expected a finite number");
+    }
+    let opts = mechlab::report::plot::PlotOptions {
+        png,
+        svg,
+        site: site.to_string(),
+        threshold,
+    };
     for kind in kinds {
-        let files = mechlab::report::plot::plot(&summary.dir, &out, kind, png, svg, site)?;
+        let files = mechlab::report::plot::plot(&summary.dir, &out, kind, &opts)?;
         for f in files {
             say!("{kind}: {}", f.display());
         }

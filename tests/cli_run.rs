@@ -613,7 +613,15 @@ examples = 16
     dir.ok(&["run", "-q"], &spec);
     let out = stdout(&dir.ok(&["plot"], &spec));
     let figures = dir.results().join("tiny/figures");
-    for kind in ["curves", "accuracy", "attrib", "scatter", "lr_box"] {
+    for kind in [
+        "curves",
+        "accuracy",
+        "accuracy_lr",
+        "lr_box",
+        "scatter",
+        "attrib_layers",
+        "attrib",
+    ] {
         let png = std::fs::read(figures.join(format!("{kind}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{kind}");
         let svg = std::fs::read_to_string(figures.join(format!("{kind}.svg"))).unwrap();
@@ -625,4 +633,17 @@ examples = 16
     assert!(curves.contains("training step") && curves.contains("test accuracy (%)"));
     let attrib = std::fs::read_to_string(figures.join("attrib.svg")).unwrap();
     assert!(attrib.contains("layer 1") && attrib.contains("value"));
+    // The Attrib figures say what they filtered, with the AR default threshold.
+    let scatter = std::fs::read_to_string(figures.join("scatter.svg")).unwrap();
+    assert!(
+        scatter.contains("mean p_orig − p_corr &gt; 0.01")
+            || scatter.contains("mean p_orig − p_corr > 0.01"),
+        "{scatter}"
+    );
+    // A threshold no run passes leaves every heatmap panel grey, with the reason.
+    dir.ok(&["plot", "--kind", "attrib", "--threshold", "2"], &spec);
+    let attrib = std::fs::read_to_string(figures.join("attrib.svg")).unwrap();
+    assert!(attrib.contains("corrupting changes nothing"), "{attrib}");
+    let err = dir.fails(&["plot", "--kind", "attrib", "--threshold", "nan"], &spec);
+    assert!(err.contains("--threshold"), "{err}");
 }

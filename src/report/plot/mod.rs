@@ -1,0 +1,511 @@
+//! `mechlab plot`: the reference's figure set from collected results, as PNG and SVG.
+//!
+//! | kind | what it shows |
+//! |---|---|
+//! | `curves` | test accuracy by training step, one line per run (one panel per mixer when many) |
+//! | `accuracy` | final test accuracy by width, best learning rate per cell, one line per mixer |
+//! | `accuracy_lr` | final test accuracy over learning rates, one panel per width |
+//! | `lr_box` | final test accuracy over learning rates as boxes, per width and mixer |
+//! | `scatter` | Attrib at value vs at query, and at key vs at query, last layer, one point per run |
+//! | `attrib_layers` | Attrib per layer over learning-rate runs, at value and at query |
+//! | `attrib` | Attrib heatmaps (layer × patch role), each mixer's best run |
+//!
+//! The Attrib figures read one site (`--site`) with `key` corrupted at each run's last
+//! intervention step, and keep only runs whose corruption matters ([`data`]): the subtitle says
+//! the threshold and how many runs remain. plotters has no PDF backend; SVG is the vector format.
+
+pub mod charts;
+pub mod data;
+pub mod style;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use super::ReportError;
+use super::table::final_values;
+use charts::{Series, XAxis};
+use data::{Cell, Filter, RunInfo};
+use style::render;
+
+/// The figure kinds, in the order `mechlab plot` draws them.
+pub const KINDS: [&str; 7] = [
+    "curves",
+    "accuracy",
+    "accuracy_lr",
+    "lr_box",
+    "scatter",
+    "attrib_layers",
+    "attrib",
+];
+
+/// How to draw.
+#[derive(Debug, Clone)]
+pub struct PlotOptions {
+    pub png: bool,
+    pub svg: bool,
+    /// The intervention site the Attrib figures read.
+    pub site: String,
+    /// Keep runs with mean p_orig − mean p_corr above this; `None`: the task's default
+    /// ([`data::default_threshold`]).
+    pub threshold: Option<f64>,
+}
+
+fn err(what: &str) -> impl Fn(PolarsError) -> ReportError + '_ {
+    move |e| ReportError::Shard {
+        path: what.to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Column `name` as text, or empty strings where the table lacks it.
+fn text(df: &DataFrame, name: &str) -> Result<Vec<String>, ReportError> {
+    let Ok(c) = df.column(name) else {
+        return Ok(vec![String::new(); df.height()]);
+    };
+    let c = c.cast(&DataType::String).map_err(err(name))?;
+    Ok(c.str()
+        .map_err(err(name))?
+        .iter()
+        .map(|v| v.unwrap_or("").to_string())
+        .collect())
+}
+
+/// Column `name` as numbers (NaN where missing).
+fn numbers(df: &DataFrame, name: &str) -> Result<Vec<f64>, ReportError> {
+    let Ok(c) = df.column(name) else {
+        return Ok(vec![f64::NAN; df.height()]);
+    };
+    let c = c.cast(&DataType::Float64).map_err(err(name))?;
+    Ok(c.f64()
+        .map_err(err(name))?
+        .iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+fn load_runs(dir: &Path) -> Result<HashMap<String, RunInfo>, ReportError> {
+    let df = super::read_parquet(&dir.join("runs.parquet"))?;
+    let (ids, names, mixers, tasks) = (
+        text(&df, "run_id")?,
+        text(&df, "name")?,
+        text(&df, "model.mixer")?,
+        text(&df, "task.kind")?,
+    );
+    let (widths, lrs) = (numbers(&df, "model.d_model")?, numbers(&df, "train.lr")?);
+    Ok((0..df.height())
+        .map(|i| {
+            let run = RunInfo {
+                id: ids[i].clone(),
+                name: names[i].clone(),
+                mixer: mixers[i].clone(),
+                d_model: widths[i].is_finite().then_some(widths[i] as i64),
+                lr: lrs[i].is_finite().then_some(lrs[i]),
+                task: tasks[i].clone(),
+            };
+            (ids[i].clone(), run)
+        })
+        .collect())
+}
+
+/// The interchange cells at `site` with `key` corrupted, each run's last step, pooled over
+/// intervention blocks (n-weighted means).
+fn load_cells(dir: &Path, site: &str) -> Result<Vec<Cell>, ReportError> {
+    let df = super::read_parquet(&dir.join("interventions.parquet"))?;
+    let (ids, sites, corrupted, roles) = (
+        text(&df, "run_id")?,
+        text(&df, "site")?,
+        text(&df, "corrupted_role")?,
+        text(&df, "patch_role")?,
+    );
+    let (steps, layers, n) = (
+        numbers(&df, "step")?,
+        numbers(&df, "layer")?,
+        numbers(&df, "n")?,
+    );
+    let (po, pc, pr) = (
+        numbers(&df, "p_orig")?,
+        numbers(&df, "p_corr")?,
+        numbers(&df, "p_rest")?,
+    );
+    let rows: Vec<usize> = (0..df.height())
+        .filter(|&i| sites[i] == site && corrupted[i] == "key")
+        .collect();
+    let mut last: HashMap<&str, f64> = HashMap::new();
+    for &i in &rows {
+        let e = last.entry(ids[i].as_str()).or_insert(steps[i]);
+        *e = e.max(steps[i]);
+    }
+    let mut pooled: BTreeMap<(String, i64, String), [f64; 4]> = BTreeMap::new();
+    for &i in rows.iter().filter(|&&i| last[ids[i].as_str()] == steps[i]) {
+        let e = pooled
+            .entry((ids[i].clone(), layers[i] as i64, roles[i].clone()))
+            .or_insert([0.0; 4]);
+        e[0] += n[i];
+        e[1] += n[i] * po[i];
+        e[2] += n[i] * pc[i];
+        e[3] += n[i] * pr[i];
+    }
+    Ok(pooled
+        .into_iter()
+        .map(|((run, layer, role), s)| Cell {
+            run,
+            layer,
+            role,
+            n: s[0],
+            p_orig: s[1] / s[0],
+            p_corr: s[2] / s[0],
+            p_rest: s[3] / s[0],
+        })
+        .collect())
+}
+
+fn finals(dir: &Path) -> Result<HashMap<String, f64>, ReportError> {
+    let m = super::read_parquet(&dir.join("metrics.parquet"))?;
+    final_values(&m, "accuracy", "test")
+}
+
+/// The corruption filter of these runs: the given threshold or their task's default.
+fn filter(cells: &[Cell], runs: &HashMap<String, RunInfo>, threshold: Option<f64>) -> Filter {
+    let threshold = threshold.unwrap_or_else(|| {
+        let task = runs
+            .values()
+            .map(|r| r.task.as_str())
+            .next()
+            .unwrap_or("ar");
+        data::default_threshold(task)
+    });
+    Filter::new(&data::corruption_gaps(cells), threshold)
+}
+
+fn series(map: BTreeMap<String, Vec<(f64, f64)>>) -> Vec<Series> {
+    map.into_iter()
+        .map(|(name, points)| Series {
+            name,
+            points,
+            color: None,
+        })
+        .collect()
+}
+
+/// mixer → run (or series) name → points.
+type ByMixer = BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>>;
+/// category label → series name → values (one box each).
+type BoxGroups = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
+
+/// Test accuracy by step: one panel per mixer when `facet`, else every run in one.
+fn curves_figure<DB: plotters::prelude::DrawingBackend>(
+    a: &plotters::drawing::DrawingArea<DB, plotters::coord::Shift>,
+    by_mixer: &ByMixer,
+    facet: bool,
+) -> Result<(), String> {
+    let body = style::titled(a, "Test accuracy during training", None)?;
+    if !facet {
+        // One panel: each mixer's colour, a shade per run.
+        let all: Vec<Series> = by_mixer
+            .iter()
+            .enumerate()
+            .flat_map(|(m, (mixer, runs))| {
+                let base = style::color(mixer, m);
+                runs.iter()
+                    .enumerate()
+                    .map(move |(k, (name, points))| Series {
+                        name: name.clone(),
+                        points: points.clone(),
+                        color: Some(style::shade(base, k, runs.len())),
+                    })
+            })
+            .collect();
+        return charts::line_panel(
+            &body,
+            None,
+            "training step",
+            "test accuracy (%)",
+            &XAxis::Linear,
+            (0.0, 100.0),
+            &all,
+            true,
+        );
+    }
+    for ((mixer, runs), panel) in by_mixer.iter().zip(style::facets(&body, by_mixer.len())) {
+        charts::line_panel(
+            &panel,
+            Some(mixer),
+            "training step",
+            "test accuracy (%)",
+            &XAxis::Linear,
+            (0.0, 100.0),
+            &series(runs.clone()),
+            runs.len() <= 6,
+        )?;
+    }
+    Ok(())
+}
+
+/// Draws figure `kind` from the collected tables in `dir` into `out`.
+pub fn plot(
+    dir: &Path,
+    out: &Path,
+    kind: &str,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>, ReportError> {
+    style::register_font();
+    let runs = load_runs(dir)?;
+    let (png, svg) = (opts.png, opts.svg);
+    macro_rules! draw {
+        ($stem:expr, $f:expr) => {
+            render(out, $stem, png, svg, &|a| $f(a), &|a| $f(a))
+        };
+    }
+    match kind {
+        "curves" => {
+            let m = super::read_parquet(&dir.join("metrics.parquet"))?;
+            let (ids, steps, splits, metrics, values) = (
+                text(&m, "run_id")?,
+                numbers(&m, "step")?,
+                text(&m, "split")?,
+                text(&m, "metric")?,
+                numbers(&m, "value")?,
+            );
+            // mixer → run name → points.
+            let mut by_mixer: BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
+            for i in 0..m.height() {
+                if splits[i] == "test" && metrics[i] == "accuracy" {
+                    let (mixer, name) = runs
+                        .get(&ids[i])
+                        .map_or((String::new(), ids[i].clone()), |r| {
+                            (r.mixer.clone(), r.name.clone())
+                        });
+                    by_mixer
+                        .entry(mixer)
+                        .or_default()
+                        .entry(name)
+                        .or_default()
+                        .push((steps[i], 100.0 * values[i]));
+                }
+            }
+            for runs in by_mixer.values_mut() {
+                for p in runs.values_mut() {
+                    p.sort_by(|a, b| a.0.total_cmp(&b.0));
+                }
+            }
+            let total: usize = by_mixer.values().map(BTreeMap::len).sum();
+            let facet = by_mixer.len() > 1 && total > 6;
+            draw!("curves", |a| curves_figure(a, &by_mixer, facet))
+        }
+        "accuracy" => {
+            let by_width = data::accuracy_by_width(&runs, &finals(dir)?);
+            let mut widths: Vec<i64> = by_width.values().flatten().map(|p| p.0).collect();
+            widths.sort();
+            widths.dedup();
+            let labels: Vec<String> = widths.iter().map(i64::to_string).collect();
+            let s: Vec<Series> = by_width
+                .into_iter()
+                .map(|(name, points)| Series {
+                    name,
+                    points: points
+                        .into_iter()
+                        .map(|(d, acc)| {
+                            let i = widths.iter().position(|w| *w == d).unwrap_or(0);
+                            (i as f64, 100.0 * acc)
+                        })
+                        .collect(),
+                    color: None,
+                })
+                .collect();
+            let axis = XAxis::Categories(labels);
+            draw!("accuracy", |a| {
+                let body = style::titled(
+                    a,
+                    "Final test accuracy by width",
+                    Some("best learning rate per cell, as the paper's tables"),
+                )?;
+                charts::line_panel(
+                    &body,
+                    None,
+                    "d_model",
+                    "test accuracy (%)",
+                    &axis,
+                    (0.0, 100.0),
+                    &s,
+                    true,
+                )
+            })
+        }
+        "accuracy_lr" => {
+            let by_lr = data::accuracy_by_lr(&runs, &finals(dir)?);
+            // Learning rates are a discrete sweep: one evenly spaced tick each.
+            let mut lrs: Vec<f64> = by_lr
+                .values()
+                .flat_map(|m| m.values().flatten().map(|p| p.0))
+                .collect();
+            lrs.sort_by(f64::total_cmp);
+            lrs.dedup();
+            let labels: Vec<String> = lrs.iter().map(|lr| format!("{lr:e}")).collect();
+            let panels: Vec<(i64, Vec<Series>)> = by_lr
+                .into_iter()
+                .map(|(d, per_mixer)| {
+                    let s = per_mixer
+                        .into_iter()
+                        .map(|(name, points)| Series {
+                            name,
+                            points: points
+                                .into_iter()
+                                .map(|(lr, acc)| {
+                                    let i = lrs.iter().position(|x| *x == lr).unwrap_or(0);
+                                    (i as f64, 100.0 * acc)
+                                })
+                                .collect(),
+                            color: None,
+                        })
+                        .collect();
+                    (d, s)
+                })
+                .collect();
+            let axis = XAxis::Categories(labels);
+            draw!("accuracy_lr", |a| {
+                let body = style::titled(
+                    a,
+                    "Final test accuracy over learning rates",
+                    Some("one panel per width; the paper keeps the best learning rate"),
+                )?;
+                for ((d, s), panel) in panels.iter().zip(style::facets(&body, panels.len())) {
+                    charts::line_panel(
+                        &panel,
+                        Some(&format!("d_model {d}")),
+                        "learning rate",
+                        "test accuracy (%)",
+                        &axis,
+                        (0.0, 100.0),
+                        s,
+                        true,
+                    )?;
+                }
+                Ok(())
+            })
+        }
+        "lr_box" => {
+            let finals = finals(dir)?;
+            let mut groups: BoxGroups = BTreeMap::new();
+            let mut by_width: BTreeMap<i64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+            for (id, acc) in &finals {
+                if let Some(r) = runs.get(id) {
+                    by_width
+                        .entry(r.d_model.unwrap_or(0))
+                        .or_default()
+                        .entry(r.mixer.clone())
+                        .or_default()
+                        .push(100.0 * acc);
+                }
+            }
+            for (d, per_mixer) in by_width {
+                groups.insert(format!("{d:>5}"), per_mixer);
+            }
+            draw!("lr_box", |a| {
+                let body = style::titled(
+                    a,
+                    "Final test accuracy over learning rates",
+                    Some("one box per mixer and width, over its learning-rate runs"),
+                )?;
+                charts::box_panel(
+                    &body,
+                    None,
+                    "d_model",
+                    "test accuracy (%)",
+                    (0.0, 100.0),
+                    &groups,
+                )
+            })
+        }
+        "scatter" | "attrib_layers" | "attrib" => {
+            let cells = load_cells(dir, &opts.site)?;
+            let f = filter(&cells, &runs, opts.threshold);
+            let caption = f.caption();
+            let top = cells.iter().map(|c| c.layer).max().unwrap_or(0);
+            match kind {
+                "scatter" => {
+                    let vq = data::scatter(&cells, &runs, &f, "value", "query");
+                    let kq = data::scatter(&cells, &runs, &f, "key", "query");
+                    let title = format!("Attrib, layer {top} {}, key corrupted", opts.site);
+                    draw!("scatter", |a| {
+                        let body = style::titled(a, &title, Some(&caption))?;
+                        let (l, r) = body.split_horizontally(body.dim_in_pixel().0 / 2);
+                        charts::scatter_panel(
+                            &l,
+                            "value vs query",
+                            "Attrib at value (≈1: induction)",
+                            "Attrib at query (≈1: at the last state)",
+                            data::SCATTER_RANGE,
+                            &vq,
+                        )?;
+                        charts::scatter_panel(
+                            &r,
+                            "key vs query",
+                            "Attrib at key",
+                            "Attrib at query",
+                            data::SCATTER_RANGE,
+                            &kq,
+                        )
+                    })
+                }
+                "attrib_layers" => {
+                    let panels: Vec<(&str, BoxGroups)> = ["value", "query"]
+                        .into_iter()
+                        .map(|role| {
+                            // layer label → mixer → values.
+                            let mut g: BoxGroups = BTreeMap::new();
+                            for (mixer, layers) in data::layer_attribs(&cells, &runs, &f, role) {
+                                for (l, v) in layers {
+                                    g.entry(format!("layer {l}"))
+                                        .or_default()
+                                        .insert(mixer.clone(), v);
+                                }
+                            }
+                            (role, g)
+                        })
+                        .collect();
+                    let title = format!("Attrib per layer ({}, key corrupted)", opts.site);
+                    draw!("attrib_layers", |a| {
+                        let body = style::titled(a, &title, Some(&caption))?;
+                        for ((role, g), panel) in panels.iter().zip(style::facets(&body, 2)) {
+                            charts::box_panel(
+                                &panel,
+                                Some(&format!("patched at {role}")),
+                                "",
+                                "Attrib",
+                                (-0.5, 1.5),
+                                g,
+                            )?;
+                        }
+                        Ok(())
+                    })
+                }
+                _ => {
+                    let finals = finals(dir)?;
+                    let gaps = data::corruption_gaps(&cells);
+                    let panels = data::heatmap_panels(&cells, &runs, &finals, &gaps, f.threshold);
+                    let title = format!(
+                        "Attrib (key corrupted, {}): layer × patch role, each mixer's best run",
+                        opts.site
+                    );
+                    let sub = format!(
+                        "colour clipped to [{}, {}], exact values printed; grey: corrupting the \
+                         input does not change the answer (mean p_orig − p_corr ≤ {})",
+                        data::HEATMAP_RANGE.0,
+                        data::HEATMAP_RANGE.1,
+                        f.threshold
+                    );
+                    draw!("attrib", |a| {
+                        let body = style::titled(a, &title, Some(&sub))?;
+                        charts::heatmaps(&body, &panels)
+                    })
+                }
+            }
+        }
+        other => Err(ReportError::Shard {
+            path: format!("--kind {other}"),
+            message: format!("expected one of {}", KINDS.join(", ")),
+        }),
+    }
+}
