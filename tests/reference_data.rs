@@ -7,6 +7,8 @@
 //! dataset at full size (100,032 training and 1,024 test sequences for the paper's four) and must
 //! match every hash.
 
+mod common;
+
 use mechlab::task::pcfg::GrammarConfig;
 use mechlab::task::reference::{
     Counts, Splits, ar, atr, numpy::RandomState, pyset, python::PyRandom,
@@ -269,4 +271,48 @@ fn pcfg_medium_and_easy_8192_seed_42_are_the_papers() {
 fn atr_variants_follow_the_reference() {
     atr_case("pcfg_gen", GrammarConfig::EASY, AtrQuery::Parent, Some(0.2));
     atr_case("pcfg_sibling", GrammarConfig::EASY, AtrQuery::Sibling, None);
+}
+
+/// The same through a spec: `task.rng = "reference"` with the paper's sizes, seed 42, shows the
+/// reference's first AR-32 training sequence.
+#[test]
+fn a_spec_with_reference_streams_gives_the_papers_first_sequence() {
+    let dir = common::Dir::new();
+    let spec = dir.write(
+        "ar.toml",
+        r#"
+[experiment]
+name = "ar_ref"
+seeds = [42]
+
+[task]
+kind = "ar"
+rng = "reference"
+
+[model]
+d_model = 16
+
+[train]
+steps = 10
+"#,
+    );
+    let out = dir.ok(&["data", "show", "--split", "train", "-n", "1"], &spec);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first = usizes(&fixture()["datasets"]["ar_32"]["splits"]["train"]["head"][0]);
+    // Decoded: k<i> for token 3 + i, v<j> for token 4099 + j.
+    let name = |t: usize| match t {
+        1 => "<bos>".to_string(),
+        2 => "<eos>".to_string(),
+        t if t < 4099 => format!("k{}", t - 3),
+        t => format!("v{}", t - 4099),
+    };
+    // The example's line: its index, then each token, role annotations ("k2[key]") aside.
+    let line = text.lines().nth(1).expect("one example");
+    let shown: Vec<String> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|t| t.split('[').next().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = first.iter().map(|&t| name(t)).collect();
+    assert_eq!(shown, expected, "{text}");
 }

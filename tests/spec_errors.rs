@@ -267,3 +267,19 @@ fn intervention_errors_name_the_key_inside_the_block() {
         "{err}"
     );
 }
+
+#[test]
+fn reference_streams_take_only_what_the_reference_generators_do() {
+    let text = TINY.replace("seeds = [1]", "seeds = [4294967296]").replace(
+        "pairs = 2",
+        "pairs = 2\nrng = \"reference\"\nprohibit = 0.2\nprohibit_split = \"strict\"",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(err.contains("experiment.seeds"), "{err}");
+    assert!(err.contains("0 to 4294967295"), "{err}");
+    assert!(err.contains("task.prohibit_split"), "{err}");
+    assert!(
+        err.contains("`strict` needs task.rng = \"chacha\""),
+        "{err}"
+    );
+}
