@@ -207,9 +207,10 @@ enum ExportWhat {
     },
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct SpecArgs {
-    /// The experiment spec (TOML).
+    /// The experiment spec (TOML), or a folder: every experiment spec in it, in path order
+    /// (files without an `[experiment]` table are include fragments, skipped).
     spec: PathBuf,
     /// Merge `[profile.NAME]` over the spec.
     #[arg(long)]
@@ -219,7 +220,7 @@ struct SpecArgs {
     sets: Vec<String>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct RunArgs {
     #[command(flatten)]
     spec: SpecArgs,
@@ -297,13 +298,22 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     let store = Store::new(&cli.results);
     match cli.command {
-        Command::Validate(args) => validate(&args),
-        Command::Plan(args) => print_plan(&args, &store),
-        Command::Run(args) => run(&args, &store),
+        Command::Validate(args) => each_spec(&args, "validate", None, validate),
+        Command::Plan(args) => each_spec(&args, "plan", None, |a| print_plan(a, &store)),
+        Command::Run(args) => {
+            let interrupt = interrupt_flag()?;
+            each_spec(&args.spec, "run", Some(&interrupt), |a| {
+                let one = RunArgs {
+                    spec: a.clone(),
+                    ..args.clone()
+                };
+                run(&one, &store, interrupt.clone())
+            })
+        }
         Command::Slurm(args) => slurm(&args, &store, &cli.results),
-        Command::Status(args) => status(&args, &store),
-        Command::Collect(args) => {
-            let graph = plan(&resolve(&args)?);
+        Command::Status(args) => each_spec(&args, "status", None, |a| status(a, &store)),
+        Command::Collect(args) => each_spec(&args, "collect", None, |args| {
+            let graph = plan(&resolve(args)?);
             let summary = mechlab::report::collect(&graph, &store)?;
             say!(
                 "collected {} runs ({} done, {} metric rows, {} intervention rows) into {}",
@@ -314,7 +324,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 summary.dir.display()
             );
             Ok(ExitCode::SUCCESS)
-        }
+        }),
         Command::Schema { check, out } => schema(check, &out),
         Command::Plot {
             spec,
@@ -323,9 +333,22 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             site,
             threshold,
             out,
-        } => plot(&spec, &store, &kinds, &format, &site, threshold, out),
+        } => {
+            let batch = spec.spec.is_dir();
+            each_spec(&spec, "plot", None, |a| {
+                // A folder's figures go to one subfolder per spec under --out.
+                let out = match (&out, batch) {
+                    (Some(o), true) => Some(o.join(a.spec.file_stem().unwrap_or_default())),
+                    (o, _) => o.clone(),
+                };
+                plot(a, &store, &kinds, &format, &site, threshold, out)
+            })
+        }
         Command::Table { spec, name, format } => {
-            print_tables(&spec, &store, name.as_deref(), &format)
+            let batch = spec.spec.is_dir();
+            each_spec(&spec, "table", None, |a| {
+                print_tables(a, &store, name.as_deref(), &format, batch)
+            })
         }
         Command::Data {
             what:
@@ -382,6 +405,84 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs `f` on the spec, or on every experiment spec of a folder: a summary line per spec, one
+/// exit code for all (failure if any failed). After Ctrl-C (`interrupt`) no further spec starts.
+fn each_spec(
+    args: &SpecArgs,
+    what: &str,
+    interrupt: Option<&Arc<AtomicBool>>,
+    mut f: impl FnMut(&SpecArgs) -> Result<ExitCode>,
+) -> Result<ExitCode> {
+    use mechlab::spec::batch::{Found, discover};
+    if !args.spec.is_dir() {
+        return f(args);
+    }
+    let (mut ok, mut failed, mut skipped) = (0usize, 0usize, 0usize);
+    for found in discover(&args.spec)? {
+        if interrupt.is_some_and(|i| i.load(Ordering::SeqCst)) {
+            say!("{what}: interrupted; the remaining specs were not started");
+            return Ok(ExitCode::from(130));
+        }
+        match found {
+            Found::Fragment(path) => {
+                skipped += 1;
+                say!(
+                    "{what} {}: skipped (no [experiment]: an include fragment)",
+                    path.display()
+                );
+            }
+            Found::Experiment(path) => {
+                let one = SpecArgs {
+                    spec: path.clone(),
+                    ..args.clone()
+                };
+                if what != "validate" {
+                    // validate's own line names the spec; the others print more than one line.
+                    say!("── {}", path.display());
+                }
+                match f(&one) {
+                    Ok(code) if code == ExitCode::SUCCESS => ok += 1,
+                    Ok(_) => {
+                        failed += 1;
+                        say!("{what} {}: failed", path.display());
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {e:#}");
+                        say!("{what} {}: failed", path.display());
+                    }
+                }
+            }
+        }
+    }
+    say!(
+        "{what} {}: {ok} ok, {failed} failed, {skipped} fragments skipped",
+        args.spec.display()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Ctrl-C sets the returned flag: running nodes checkpoint and stop. A second Ctrl-C exits.
+fn interrupt_flag() -> Result<Arc<AtomicBool>> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            // Second Ctrl-C: the user wants out now; checkpoints already written stay valid.
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupt: checkpointing running nodes, then stopping (Ctrl-C again to quit now)"
+        );
+    })
+    .context("installing the Ctrl-C handler")?;
+    Ok(interrupt)
 }
 
 fn resolve(args: &SpecArgs) -> Result<Resolved> {
@@ -526,7 +627,7 @@ fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
+fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<ExitCode> {
     let device: DeviceChoice = args.device.parse()?;
     device.check_available()?;
     let resolved = resolve(&args.spec)?;
@@ -536,18 +637,6 @@ fn run(args: &RunArgs, store: &Store) -> Result<ExitCode> {
             bail!("--node {id}: no such node in this spec's plan (see `mechlab plan`)");
         }
     }
-    let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = interrupt.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // Second Ctrl-C: the user wants out now; checkpoints already written stay valid.
-            std::process::exit(130);
-        }
-        eprintln!(
-            "\ninterrupt: checkpointing running nodes, then stopping (Ctrl-C again to quit now)"
-        );
-    })
-    .context("installing the Ctrl-C handler")?;
     let opts = ExecOptions {
         jobs: args.jobs,
         device,
@@ -775,6 +864,7 @@ fn print_tables(
     store: &Store,
     name: Option<&str>,
     format: &str,
+    batch: bool,
 ) -> Result<ExitCode> {
     use mechlab::report::table::{Format, build_table, final_values};
     let format = match format {
@@ -785,6 +875,10 @@ fn print_tables(
         other => bail!("--format {other}: expected terminal, markdown, csv or latex"),
     };
     let resolved = resolve(args)?;
+    if resolved.tables.is_empty() && batch {
+        say!("{}: declares no tables", args.spec.display());
+        return Ok(ExitCode::SUCCESS);
+    }
     if resolved.tables.is_empty() {
         bail!(
             "{}: the spec declares no tables; add a [[tables]] block (name, rows, columns; see README.md)",

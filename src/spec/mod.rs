@@ -8,6 +8,7 @@
 //! 3. [`resolve`]: per-run resolved configs (no defaults left) from which node ids are hashed and
 //!    the science configs are built.
 
+pub mod batch;
 pub mod error;
 pub mod load;
 pub mod locate;
