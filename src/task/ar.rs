@@ -180,13 +180,7 @@ impl ArConfig {
                 ArQuery::Value => tokens.extend([value, key]),
             }
             tokens.push(EOS);
-            let mut r = [0u32; Role::COUNT];
-            r[Role::Key as usize] = (2 * q + 1) as u32;
-            r[Role::Value as usize] = (2 * q + 2) as u32;
-            r[Role::Divider as usize] = divider as u32;
-            r[Role::Query as usize] = (divider + 1) as u32;
-            r[Role::Answer as usize] = (divider + 2) as u32;
-            roles.push(r);
+            roles.push(Role::positions(2 * q + 1, 2 * q + 2, divider));
         }
         Dataset {
             seq_len: len,

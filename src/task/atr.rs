@@ -274,14 +274,8 @@ impl AtrConfig {
             row.push(self.terminal_token(tree.tokens[query]));
             row.push(self.terminal_token(tree.tokens[*target]));
             row.push(EOS);
-            let mut r = [0u32; Role::COUNT];
-            r[Role::Key as usize] = (query + 1) as u32;
-            r[Role::Value as usize] = (target + 1) as u32;
-            r[Role::Divider as usize] = (len + 1) as u32;
-            r[Role::Query as usize] = (len + 2) as u32;
-            r[Role::Answer as usize] = (len + 3) as u32;
             rows.push(row);
-            roles.push(r);
+            roles.push(Role::positions(query + 1, *target + 1, len + 1));
         }
         Ok(Dataset::from_rows(rows, roles, self.vocab_size()))
     }

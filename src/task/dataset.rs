@@ -32,6 +32,18 @@ pub enum Role {
 
 impl Role {
     pub const COUNT: usize = 5;
+
+    /// The role positions of an example laid out `… key … value … EOS query answer EOS`: the
+    /// query and answer follow the divider.
+    pub fn positions(key: usize, value: usize, divider: usize) -> [u32; Role::COUNT] {
+        let mut r = [0u32; Role::COUNT];
+        r[Role::Key as usize] = key as u32;
+        r[Role::Value as usize] = value as u32;
+        r[Role::Divider as usize] = divider as u32;
+        r[Role::Query as usize] = (divider + 1) as u32;
+        r[Role::Answer as usize] = (divider + 2) as u32;
+        r
+    }
     pub const ALL: [Role; Role::COUNT] = [
         Role::Key,
         Role::Value,

@@ -26,6 +26,22 @@ pub struct Series {
     pub color: Option<RGBColor>,
 }
 
+/// A panel's chart builder: optional caption, the shared margin and axis-label space.
+fn panel<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: Option<&str>,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    if let Some(c) = caption {
+        builder.caption(c, (FONT, 15).into_font().color(&INK));
+    }
+    builder
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(56);
+    builder
+}
+
 /// A line chart with markers: one line per series, coloured by name.
 #[allow(clippy::too_many_arguments)]
 pub fn line_panel<DB: DrawingBackend>(
@@ -48,14 +64,7 @@ pub fn line_panel<DB: DrawingBackend>(
     }
     let pad = if x1 > x0 { (x1 - x0) * 0.04 } else { 0.5 };
     let (x0, x1) = (x0 - pad, x1 + pad);
-    let mut builder = ChartBuilder::on(area);
-    if let Some(c) = caption {
-        builder.caption(c, (FONT, 15).into_font().color(&INK));
-    }
-    let mut chart = builder
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(56)
+    let mut chart = panel(area, caption)
         .build_cartesian_2d(x0..x1, y_range.0..y_range.1)
         .map_err(e)?;
     let n_labels = match x_axis {
@@ -138,11 +147,7 @@ pub fn scatter_panel<DB: DrawingBackend>(
     range: (f64, f64),
     points: &[ScatterPoint],
 ) -> Result<(), String> {
-    let mut chart = ChartBuilder::on(area)
-        .caption(caption, (FONT, 15).into_font().color(&INK))
-        .margin(14)
-        .x_label_area_size(42)
-        .y_label_area_size(56)
+    let mut chart = panel(area, Some(caption))
         .build_cartesian_2d(range.0..range.1, range.0..range.1)
         .map_err(e)?;
     chart
@@ -444,14 +449,7 @@ pub fn box_panel<DB: DrawingBackend>(
     names.sort();
     names.dedup();
     let n = categories.len().max(1) as i32;
-    let mut builder = ChartBuilder::on(area);
-    if let Some(c) = caption {
-        builder.caption(c, (FONT, 15).into_font().color(&INK));
-    }
-    let mut chart = builder
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(56)
+    let mut chart = panel(area, caption)
         .build_cartesian_2d((0..n - 1).into_segmented(), y_range.0..y_range.1)
         .map_err(e)?;
     chart

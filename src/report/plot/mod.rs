@@ -243,6 +243,18 @@ fn curves_figure<DB: plotters::prelude::DrawingBackend>(
     Ok(())
 }
 
+/// (key, accuracy) points placed at the index of their key among `keys` (evenly spaced ticks),
+/// accuracy in percent.
+fn on_categories<K: PartialEq>(points: Vec<(K, f64)>, keys: &[K]) -> Vec<(f64, f64)> {
+    points
+        .into_iter()
+        .map(|(k, acc)| {
+            let i = keys.iter().position(|x| *x == k).unwrap_or(0);
+            (i as f64, 100.0 * acc)
+        })
+        .collect()
+}
+
 /// Draws figure `kind` from the collected tables in `dir` into `out`.
 pub fn plot(
     dir: &Path,
@@ -304,13 +316,7 @@ pub fn plot(
                 .into_iter()
                 .map(|(name, points)| Series {
                     name,
-                    points: points
-                        .into_iter()
-                        .map(|(d, acc)| {
-                            let i = widths.iter().position(|w| *w == d).unwrap_or(0);
-                            (i as f64, 100.0 * acc)
-                        })
-                        .collect(),
+                    points: on_categories(points, &widths),
                     color: None,
                 })
                 .collect();
@@ -350,13 +356,7 @@ pub fn plot(
                         .into_iter()
                         .map(|(name, points)| Series {
                             name,
-                            points: points
-                                .into_iter()
-                                .map(|(lr, acc)| {
-                                    let i = lrs.iter().position(|x| *x == lr).unwrap_or(0);
-                                    (i as f64, 100.0 * acc)
-                                })
-                                .collect(),
+                            points: on_categories(points, &lrs),
                             color: None,
                         })
                         .collect();

@@ -52,13 +52,7 @@ pub fn generate(c: &ArConfig, seed: u64, counts: Counts) -> Result<Splits, Refer
                 ArQuery::Value => tokens.extend([value, key, EOS]),
             }
             let divider = 2 * pairs + 1;
-            let mut r = [0u32; Role::COUNT];
-            r[Role::Key as usize] = (2 * q + 1) as u32;
-            r[Role::Value as usize] = (2 * q + 2) as u32;
-            r[Role::Divider as usize] = divider as u32;
-            r[Role::Query as usize] = (divider + 1) as u32;
-            r[Role::Answer as usize] = (divider + 2) as u32;
-            roles.push(r);
+            roles.push(Role::positions(2 * q + 1, 2 * q + 2, divider));
         }
         Ok(Dataset {
             seq_len: c.seq_len(),
