@@ -17,8 +17,6 @@ pub enum Origin {
     Set(String),
     /// A `MECHLAB_…` environment variable.
     Env(String),
-    /// Unknown (built-in default).
-    Default,
 }
 
 impl fmt::Display for Origin {
@@ -36,7 +34,6 @@ impl fmt::Display for Origin {
             }
             Origin::Set(s) => write!(f, "--set {s}"),
             Origin::Env(v) => write!(f, "environment variable {v}"),
-            Origin::Default => write!(f, "<default>"),
         }
     }
 }

@@ -587,22 +587,13 @@ fn task_section(
             section::<MqarSpec>(&wrapped, "task", sources, set_by, issues, true).map(TaskSpec::Mqar)
         }
         other => {
-            let (message, mut help) = match (other, &kind) {
-                (Some(found), _) if TaskSpec::PLANNED.contains(&found) => (
-                    format!(
-                        "task kind \"{found}\" is not implemented yet in this version of mechlab"
-                    ),
-                    Vec::new(),
-                ),
-                (Some(found), _) => (format!("unknown value \"{found}\""), Vec::new()),
-                (None, Some(v)) => (format!("expected a string, found {v}"), Vec::new()),
-                (None, None) => ("missing required key".to_string(), Vec::new()),
+            let message = match (other, &kind) {
+                (Some(found), _) => format!("unknown value \"{found}\""),
+                (None, Some(v)) => format!("expected a string, found {v}"),
+                (None, None) => "missing required key".to_string(),
             };
-            help.push(format!("valid: {}", TaskSpec::KINDS.join(", ")));
-            if let Some(s) = other
-                .filter(|found| !TaskSpec::PLANNED.contains(found))
-                .and_then(|found| suggest(found, TaskSpec::KINDS))
-            {
+            let mut help = vec![format!("valid: {}", TaskSpec::KINDS.join(", "))];
+            if let Some(s) = other.and_then(|found| suggest(found, TaskSpec::KINDS)) {
                 help.push(format!("help: did you mean \"{s}\"?"));
             }
             issues.push(sources.issue("task.kind", set_by, message, help));

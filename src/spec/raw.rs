@@ -230,8 +230,6 @@ pub enum TaskSpec {
 impl TaskSpec {
     /// Every `task.kind`.
     pub const KINDS: [&'static str; 3] = ["ar", "atr", "mqar"];
-    /// Kinds of the reference study not implemented yet (rejected with a clear message).
-    pub const PLANNED: [&'static str; 0] = [];
 }
 
 /// Multi-query associative recall (zoology `multiquery_ar`).
