@@ -283,3 +283,14 @@ fn reference_streams_take_only_what_the_reference_generators_do() {
         "{err}"
     );
 }
+
+#[test]
+fn h3_names_the_key_that_is_wrong() {
+    let text = TINY.replace(
+        "d_model = 16",
+        "d_model = 16\nmixer = \"h3\"\nmax_positions = 1",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(err.contains("model.max_positions"), "{err}");
+    assert!(!err.contains("model.d_model"), "{err}");
+}

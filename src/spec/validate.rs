@@ -347,12 +347,21 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             ),
         ));
     }
-    if m.mixer == MixerKind::H3 && (!m.d_model.is_multiple_of(2) || m.max_positions < 2) {
+    if m.mixer == MixerKind::H3 && !m.d_model.is_multiple_of(2) {
         out.push(problem(
             "model.d_model",
             format!(
                 "h3 has heads of 2 channels: expected an even width, found {}",
                 m.d_model
+            ),
+        ));
+    }
+    if m.mixer == MixerKind::H3 && m.max_positions < 2 {
+        out.push(problem(
+            "model.max_positions",
+            format!(
+                "h3's shift SSM has a state of max_positions entries: expected at least 2, found {}",
+                m.max_positions
             ),
         ));
     }
