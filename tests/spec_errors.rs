@@ -294,3 +294,21 @@ fn h3_names_the_key_that_is_wrong() {
     assert!(err.contains("model.max_positions"), "{err}");
     assert!(!err.contains("model.d_model"), "{err}");
 }
+
+#[test]
+fn a_sweep_key_outside_the_run_is_refused_with_a_suggestion() {
+    let text = TINY.replace(
+        "\"train.lr\" = [1e-3, 3e-3]",
+        "\"modle.d_model\" = [16, 32]",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(err.contains("sweep.grid.modle.d_model"), "{err}");
+    assert!(
+        err.contains("a swept key is `task.…`, `model.…` or `train.…`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean \"model.d_model\"?"), "{err}");
+    let text = TINY.replace("\"train.lr\" = [1e-3, 3e-3]", "\"x.y\" = [\"../..\"]");
+    let err = errors_of(&text, &[]);
+    assert!(err.contains("`x.y` is not a key of a run"), "{err}");
+}

@@ -23,11 +23,28 @@ pub struct Point {
 /// A structural problem of the sweep section: (raw path, message).
 pub type SweepProblem = (Vec<String>, String);
 
-/// Keys the sweep may not touch: they identify the experiment or are sweep machinery.
-fn forbidden(key: &str) -> bool {
-    key.split('.')
-        .next()
-        .is_some_and(|top| ["experiment", "sweep", "profile", "include"].contains(&top))
+/// Sections a sweep key may start with: what a run point is made of.
+const SWEPT_SECTIONS: [&str; 3] = ["task", "model", "train"];
+
+/// Why `key` cannot be swept, or `None`: the experiment's identity and the sweep machinery are
+/// off limits, and a key outside the run's sections (a typo such as `modle.d_model`) would
+/// silently make runs that differ in nothing.
+fn unsweepable(key: &str) -> Option<String> {
+    let top = key.split('.').next().unwrap_or("");
+    if ["experiment", "sweep", "profile", "include"].contains(&top) {
+        return Some(format!(
+            "`{key}` cannot be swept (use experiment.seeds for seeds)"
+        ));
+    }
+    if SWEPT_SECTIONS.contains(&top) && key.len() > top.len() + 1 {
+        return None;
+    }
+    let hint = super::error::suggest(top, SWEPT_SECTIONS)
+        .map(|s| format!("; did you mean \"{s}{}\"?", &key[top.len()..]))
+        .unwrap_or_default();
+    Some(format!(
+        "`{key}` is not a key of a run: a swept key is `task.…`, `model.…` or `train.…`{hint}"
+    ))
 }
 
 fn path(parts: &[&str]) -> Vec<String> {
@@ -49,11 +66,8 @@ pub fn expand(
 
     for (key, values) in &sweep.grid {
         let raw = path(&["sweep", "grid", key]);
-        if forbidden(key) {
-            problems.push((
-                raw,
-                format!("`{key}` cannot be swept (use experiment.seeds for seeds)"),
-            ));
+        if let Some(why) = unsweepable(key) {
+            problems.push((raw, why));
             continue;
         }
         if values.is_empty() {
@@ -97,11 +111,8 @@ pub fn expand(
         let keys: Vec<&String> = group
             .keys()
             .filter(|k| {
-                if forbidden(k) {
-                    problems.push((
-                        path(&["sweep", "zip", &g.to_string(), k]),
-                        format!("`{k}` cannot be swept"),
-                    ));
+                if let Some(why) = unsweepable(k) {
+                    problems.push((path(&["sweep", "zip", &g.to_string(), k]), why));
                     false
                 } else if pinned.contains(*k) {
                     warnings.push(format!(
@@ -135,10 +146,10 @@ pub fn expand(
     }
     for (w, rule) in sweep.when.iter().enumerate() {
         for key in rule.condition.keys().chain(rule.set.keys()) {
-            if forbidden(key) {
+            if let Some(why) = unsweepable(key) {
                 problems.push((
                     path(&["sweep", "when", &w.to_string()]),
-                    format!("`{key}` cannot be used in a sweep rule"),
+                    format!("in a sweep rule: {why}"),
                 ));
             }
         }
