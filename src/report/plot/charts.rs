@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use super::data::{Clip, HEATMAP_RANGE, Panel, ScatterPoint, clip};
@@ -40,6 +42,28 @@ fn panel<'a, 'b, DB: DrawingBackend>(
         .x_label_area_size(42)
         .y_label_area_size(56);
     builder
+}
+
+/// The axes every x/y panel shares: major grid lines only, muted axes, labelled.
+fn house_mesh<'a, 'b, X, Y, DB>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_label: &str,
+    y_label: &str,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged + ValueFormatter<X::ValueType>,
+    Y: Ranged + ValueFormatter<Y::ValueType>,
+    DB: DrawingBackend,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.light_line_style(TRANSPARENT)
+        .bold_line_style(GRID)
+        .axis_style(MUTED)
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style((FONT, 13).into_font().color(&INK))
+        .axis_desc_style((FONT, 14).into_font().color(&INK));
+    mesh
 }
 
 /// A line chart with markers: one line per series, coloured by name.
@@ -88,18 +112,10 @@ pub fn line_panel<DB: DrawingBackend>(
             }
         }
     };
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(MUTED)
+    house_mesh(&mut chart, x_label, y_label)
         .x_labels(n_labels)
         .x_label_formatter(&fmt)
         .y_label_formatter(&|v: &f64| format!("{v:.0}"))
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style((FONT, 13).into_font().color(&INK))
-        .axis_desc_style((FONT, 14).into_font().color(&INK))
         .draw()
         .map_err(e)?;
     for (i, s) in series.iter().enumerate() {
@@ -150,17 +166,9 @@ pub fn scatter_panel<DB: DrawingBackend>(
     let mut chart = panel(area, Some(caption))
         .build_cartesian_2d(range.0..range.1, range.0..range.1)
         .map_err(e)?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(MUTED)
+    house_mesh(&mut chart, x_label, y_label)
         .x_label_formatter(&tick)
         .y_label_formatter(&tick)
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style((FONT, 13).into_font().color(&INK))
-        .axis_desc_style((FONT, 14).into_font().color(&INK))
         .draw()
         .map_err(e)?;
     // Reference lines at 0 and 1: the two mechanisms' signatures.
@@ -452,11 +460,7 @@ pub fn box_panel<DB: DrawingBackend>(
     let mut chart = panel(area, caption)
         .build_cartesian_2d((0..n - 1).into_segmented(), y_range.0..y_range.1)
         .map_err(e)?;
-    chart
-        .configure_mesh()
-        .light_line_style(TRANSPARENT)
-        .bold_line_style(GRID)
-        .axis_style(MUTED)
+    house_mesh(&mut chart, x_label, y_label)
         .disable_x_mesh()
         .x_label_formatter(&|x| match x {
             SegmentValue::CenterOf(i) => categories
@@ -471,10 +475,6 @@ pub fn box_panel<DB: DrawingBackend>(
                 tick(&(*v as f64))
             }
         })
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .label_style((FONT, 13).into_font().color(&INK))
-        .axis_desc_style((FONT, 14).into_font().color(&INK))
         .draw()
         .map_err(e)?;
     let width = (60 / names.len().max(1)).clamp(8, 40) as i32;
