@@ -312,3 +312,21 @@ fn a_sweep_key_outside_the_run_is_refused_with_a_suggestion() {
     let err = errors_of(&text, &[]);
     assert!(err.contains("`x.y` is not a key of a run"), "{err}");
 }
+
+#[test]
+fn experiment_names_that_would_clash_or_overflow_are_refused() {
+    let err = errors_of(&TINY.replace("name = \"tiny\"", "name = \"store\""), &[]);
+    assert!(
+        err.contains("experiment.name: \"store\" is reserved"),
+        "{err}"
+    );
+    let long = "x".repeat(300);
+    let err = errors_of(
+        &TINY.replace("name = \"tiny\"", &format!("name = \"{long}\"")),
+        &[],
+    );
+    assert!(
+        err.contains("expected at most 100 characters, found 300"),
+        "{err}"
+    );
+}

@@ -37,6 +37,9 @@ pub struct LoadOptions {
     pub env: bool,
 }
 
+/// The longest experiment name: it names a directory.
+const MAX_NAME: usize = 100;
+
 const SECTIONS: [&str; 9] = [
     "include",
     "experiment",
@@ -275,6 +278,31 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
             format!(
                 "expected letters, digits, `_`, `-` or `.` (it names a directory), found \"{}\"",
                 experiment.name
+            ),
+            Vec::new(),
+        ));
+    }
+    // The name is a directory beside the node store: not the store's own, and short enough for
+    // every file system (a 300-character name trained and then failed at collect).
+    if experiment.name == crate::store::STORE_DIR {
+        issues.push(sources.issue(
+            "experiment.name",
+            None,
+            format!(
+                "\"{}\" is reserved: the node store lives in results/{}/",
+                experiment.name,
+                crate::store::STORE_DIR
+            ),
+            Vec::new(),
+        ));
+    }
+    if experiment.name.len() > MAX_NAME {
+        issues.push(sources.issue(
+            "experiment.name",
+            None,
+            format!(
+                "expected at most {MAX_NAME} characters, found {}",
+                experiment.name.len()
             ),
             Vec::new(),
         ));

@@ -35,6 +35,9 @@ impl StoreError {
     }
 }
 
+/// The folder of node directories under the results root (experiments' tables sit beside it).
+pub const STORE_DIR: &str = "store";
+
 /// The layout of one results root.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -52,7 +55,7 @@ impl Store {
 
     /// Directory of one node: `<root>/store/<id>/`.
     pub fn node_dir(&self, id: &str) -> PathBuf {
-        self.root.join("store").join(id)
+        self.root.join(STORE_DIR).join(id)
     }
 
     /// Directory of an experiment's collected tables: `<root>/<experiment>/`.
