@@ -9,7 +9,7 @@
 
 mod common;
 
-use mechlab::task::pcfg::GrammarConfig;
+use mechlab::task::pcfg::{GrammarConfig, Symbol};
 use mechlab::task::reference::{
     Counts, Splits, ar, atr, numpy::RandomState, pyset, python::PyRandom,
 };
@@ -244,8 +244,8 @@ fn pcfg_easy_seed_42_grammar_and_data_are_the_papers() {
                 .map(|r| {
                     r.iter()
                         .map(|s| match s {
-                            Ok(t) => format!("t{t}"),
-                            Err(n) => format!("nt{n}"),
+                            Symbol::Terminal(t) => format!("t{t}"),
+                            Symbol::Nonterminal(n) => format!("nt{n}"),
                         })
                         .collect()
                 })

@@ -15,6 +15,7 @@ use super::pyset::set_order;
 use super::{Counts, ReferenceError, Splits, numpy_seed};
 use crate::task::atr::{AtrConfig, AtrQuery, ExampleStats, MIN_YIELD};
 use crate::task::dataset::{Dataset, Role, Split};
+use crate::task::pcfg::Symbol;
 use crate::task::{BOS, EOS};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,8 +39,8 @@ struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grammar {
     pub max_depths: Vec<usize>,
-    /// Per nonterminal, its rules' right-hand sides: `Ok(terminal)` or `Err(nonterminal)`.
-    pub rules: Vec<Vec<Vec<Result<u32, usize>>>>,
+    /// Per nonterminal, its rules' right-hand sides.
+    pub rules: Vec<Vec<Vec<Symbol>>>,
     pub rule_probs: Vec<Vec<f64>>,
     pub head_probs: Vec<Vec<f64>>,
     rule_cdf: Vec<Cdf>,
@@ -121,8 +122,8 @@ fn setup(c: &AtrConfig, np: &mut RandomState) -> Setup {
                     .map(|rhs| {
                         rhs.iter()
                             .map(|s| match *s {
-                                Sym::T(x) => Ok(x),
-                                Sym::N(n) => Err(n),
+                                Sym::T(x) => Symbol::Terminal(x),
+                                Sym::N(n) => Symbol::Nonterminal(n as u32),
                                 Sym::Placeholder => unreachable!("placeholders were replaced"),
                             })
                             .collect()
@@ -176,8 +177,8 @@ impl Grammar {
             for s in rhs.iter().rev() {
                 stack.push(Node {
                     sym: match *s {
-                        Ok(x) => Sym::T(x),
-                        Err(n) => Sym::N(n),
+                        Symbol::Terminal(x) => Sym::T(x),
+                        Symbol::Nonterminal(n) => Sym::N(n as usize),
                     },
                     id: next_id,
                     head_id: Some(this_head),
