@@ -330,3 +330,27 @@ fn experiment_names_that_would_clash_or_overflow_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn includes_must_be_regular_spec_sized_files() {
+    let dir = Dir::new();
+    dir.write("sub/placeholder.txt", "");
+    dir.write("big.toml", &"# padding\n".repeat(120_000));
+    for (target, expected) in [
+        ("sub", "is not a regular file"),
+        ("/dev/zero", "is not a regular file"),
+        ("big.toml", "a spec or include fragment is at most 1048576"),
+        ("missing.toml", "does not exist"),
+    ] {
+        let spec = dir.write("spec.toml", &format!("include = [\"{target}\"]\n{TINY}"));
+        let err = dir.fails(&["validate"], &spec);
+        assert!(
+            err.contains("spec.toml:1:1: include: included file"),
+            "{target}: {err}"
+        );
+        assert!(err.contains(expected), "{target}: {err}");
+    }
+    // The spec itself, too: no runaway read of a device.
+    let err = dir.fails(&["validate"], std::path::Path::new("/dev/zero"));
+    assert!(err.contains("is not a regular file"), "{err}");
+}

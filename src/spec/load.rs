@@ -422,6 +422,24 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     })
 }
 
+/// The largest spec or include fragment read: far above any real spec, far below a runaway read.
+const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// Why `path` cannot be a spec file (a folder, a device such as `/dev/zero`, something huge), or
+/// `None`; a path that cannot be inspected is left to the read, which reports why.
+fn not_a_spec_file(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return Some("is not a regular file".into());
+    }
+    (meta.len() > MAX_SPEC_BYTES).then(|| {
+        format!(
+            "is {} bytes; a spec or include fragment is at most {MAX_SPEC_BYTES}",
+            meta.len()
+        )
+    })
+}
+
 /// Reads `path` and, depth first, the files it includes. Syntax errors and include cycles are
 /// issues; an unreadable spec is an error of its own.
 fn collect_files(
@@ -430,6 +448,12 @@ fn collect_files(
     files: &mut Vec<(PathBuf, String)>,
     issues: &mut Vec<Issue>,
 ) -> Result<(), SpecError> {
+    if let Some(problem) = not_a_spec_file(path) {
+        return Err(SpecError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(problem),
+        });
+    }
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         path: path.to_path_buf(),
         source,
@@ -483,7 +507,12 @@ fn collect_files(
                     match item.as_str() {
                         Some(rel) => {
                             let inc = dir.join(rel);
-                            if !inc.exists() {
+                            let problem = if inc.exists() {
+                                not_a_spec_file(&inc)
+                            } else {
+                                Some("does not exist".to_string())
+                            };
+                            if let Some(problem) = problem {
                                 let (line, col) = locate(&text, &["include".into()])
                                     .map(|f| (f.line, f.col))
                                     .unzip();
@@ -494,10 +523,7 @@ fn collect_files(
                                         col,
                                     },
                                     key: "include".into(),
-                                    message: format!(
-                                        "included file {} does not exist",
-                                        inc.display()
-                                    ),
+                                    message: format!("included file {} {problem}", inc.display()),
                                     help: Vec::new(),
                                 });
                                 continue;
