@@ -1078,7 +1078,7 @@ fn data_stats(
     n: usize,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    use mechlab::task::{Split, TaskConfig};
+    use mechlab::task::TaskConfig;
     let resolved = resolve(args)?;
     let point = pick_run(&resolved, run)?;
     let split = parse_split(split)?;
@@ -1098,18 +1098,7 @@ fn data_stats(
                 Some(&mut stats),
             )?;
             // The stream's statistics run train, dev, test in order; keep the split's own.
-            let skip = match split {
-                Split::Train => 0,
-                Split::Dev => splits.train.len(),
-                Split::Test => splits.train.len() + splits.dev.as_ref().map_or(0, |d| d.len()),
-            };
-            let data = match split {
-                Split::Train => splits.train,
-                Split::Dev => splits.dev.ok_or_else(|| {
-                    anyhow::anyhow!("the reference draws a dev split only with task.prohibit")
-                })?,
-                Split::Test => splits.test,
-            };
+            let (skip, data) = (splits.offset(split), splits.get(split)?);
             let n = n.min(data.len());
             (data.head(n), Some(stats[skip..skip + n].to_vec()))
         }

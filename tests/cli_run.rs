@@ -613,15 +613,8 @@ examples = 16
     dir.ok(&["run", "-q"], &spec);
     let out = stdout(&dir.ok(&["plot"], &spec));
     let figures = dir.results().join("tiny/figures");
-    for kind in [
-        "curves",
-        "accuracy",
-        "accuracy_lr",
-        "lr_box",
-        "scatter",
-        "attrib_layers",
-        "attrib",
-    ] {
+    assert_eq!(mechlab::report::plot::KINDS.len(), 7);
+    for kind in mechlab::report::plot::KINDS {
         let png = std::fs::read(figures.join(format!("{kind}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{kind}");
         let svg = std::fs::read_to_string(figures.join(format!("{kind}.svg"))).unwrap();

@@ -301,17 +301,7 @@ impl TaskSpec {
         };
         want.iter()
             .map(|&(split, n)| {
-                let data = match split {
-                    Split::Train => &splits.train,
-                    Split::Test => &splits.test,
-                    Split::Dev => splits.dev.as_ref().ok_or_else(|| {
-                        ReferenceError::Generation(
-                            "the reference draws a dev split only when pairs are prohibited \
-                             (task.prohibit)"
-                                .into(),
-                        )
-                    })?,
-                };
+                let data = splits.get(split)?;
                 if n > data.len() {
                     return Err(ReferenceError::Generation(format!(
                         "{} split: {n} examples asked, the reference's stream has {}",

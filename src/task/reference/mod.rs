@@ -19,7 +19,7 @@ pub mod numpy;
 pub mod pyset;
 pub mod python;
 
-use super::dataset::Dataset;
+use super::dataset::{Dataset, Split};
 
 /// How many examples the reference draws for each split, in stream order. `dev` is drawn only
 /// when pairs are prohibited, and then with the test set's size (the reference's one
@@ -36,6 +36,33 @@ pub struct Splits {
     pub train: Dataset,
     pub dev: Option<Dataset>,
     pub test: Dataset,
+}
+
+impl Splits {
+    /// The dataset of `split`; dev exists only where the reference draws one.
+    pub fn get(&self, split: Split) -> Result<&Dataset, ReferenceError> {
+        match split {
+            Split::Train => Ok(&self.train),
+            Split::Test => Ok(&self.test),
+            Split::Dev => self.dev.as_ref().ok_or_else(|| {
+                ReferenceError::Generation(
+                    "the reference draws a dev split only when pairs are prohibited \
+                     (task.prohibit)"
+                        .into(),
+                )
+            }),
+        }
+    }
+
+    /// Examples drawn before `split` in the stream (train, then dev, then test).
+    pub fn offset(&self, split: Split) -> usize {
+        let dev = self.dev.as_ref().map_or(0, Dataset::len);
+        match split {
+            Split::Train => 0,
+            Split::Dev => self.train.len(),
+            Split::Test => self.train.len() + dev,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
