@@ -11,8 +11,9 @@
 //! - [`spec`]: TOML types (serde, `deny_unknown_fields`), figment layering, sweep expansion, located errors.
 //! - [`plan`]: the content-addressed run graph (dataset → train → evaluate) and its dry-run printing.
 //! - [`exec`]: the local scheduler (jobs, progress, Ctrl-C, locking) and backend selection.
-//! - [`store`]: run directories under `results/store/<id>/`, status records, atomic writes.
-//! - [`report`]: polars collection of per-node shards into tidy Parquet tables.
+//! - [`store`]: the on-disk layout and formats: node directories under `results/store/<id>/`,
+//!   status records, run summaries, shard schemas and Parquet I/O, atomic writes, locks.
+//! - [`report`]: experiment tables collected from the store's shards, report tables, figures, exports.
 //! - [`task`]: synthetic task generators emitting tokens plus named roles (AR).
 //! - [`model`]: the backbone, one file per mixer, named intervention sites.
 //! - [`train`]: the training loop, schedules, checkpoints and evaluation.

@@ -10,9 +10,8 @@ use clap::{Args, Parser, Subcommand};
 
 use mechlab::exec::{DeviceChoice, ExecOptions, run_graph};
 use mechlab::plan::{NodeKind, RunGraph, plan};
-use mechlab::report::collect::RunSummary;
 use mechlab::spec::{LoadOptions, Resolved, load};
-use mechlab::store::{NodeState, Store};
+use mechlab::store::{NodeState, Store, Table};
 
 // Tensor ops allocate a fresh output buffer each; the system allocator returns large ones to the
 // kernel and page-faults them back in on every op, mimalloc keeps them (see README, Speed).
@@ -192,9 +191,9 @@ enum ExportWhat {
     Table {
         #[command(flatten)]
         spec: SpecArgs,
-        /// Which table: runs, metrics, interventions, interventions_detail or ablations.
-        #[arg(long)]
-        table: String,
+        /// Which table.
+        #[arg(long, value_enum)]
+        table: Table,
         /// Keep rows where COLUMN equals VALUE (repeatable), e.g. `--filter model.mixer=based`.
         #[arg(long = "filter", value_name = "COLUMN=VALUE")]
         filters: Vec<String>,
@@ -321,7 +320,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 summary.done,
                 summary.metric_rows,
                 summary.intervention_rows,
-                summary.dir.display()
+                summary.tables.path().display()
             );
             Ok(ExitCode::SUCCESS)
         }),
@@ -368,7 +367,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     n,
                     out,
                 },
-        } => data_stats(&spec, store.root(), run.as_deref(), &split, n, out),
+        } => data_stats(&spec, &store, run.as_deref(), &split, n, out),
         Command::Export {
             what: ExportWhat::Weights { spec, run, out },
         } => export_weights(&spec, &store, &run, out),
@@ -381,7 +380,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     format,
                     out,
                 },
-        } => export_table(&spec, &store, &table, &filters, &format, out),
+        } => export_table(&spec, &store, table, &filters, &format, out),
         Command::Bench {
             interventions: Some(examples),
             mixer,
@@ -582,7 +581,10 @@ fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
             (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
             (s, _) => s.to_string(),
         };
-        let acc = RunSummary::read(&store.node_dir(&run.train))
+        let acc = store
+            .run_summary(&run.train)
+            .ok()
+            .flatten()
             .and_then(|s| s.last.get("test.accuracy").copied())
             .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
         row.extend([
@@ -650,7 +652,7 @@ fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<Exit
         "not collected".to_string()
     } else {
         let summary = mechlab::report::collect(&graph, store)?;
-        format!("tables in {}", summary.dir.display())
+        format!("tables in {}", summary.tables.path().display())
     };
     say!(
         "{}: {} nodes ran, {} already done, {} failed; {tables}",
@@ -720,7 +722,7 @@ fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<E
         extra: args.sbatch_options.clone(),
     };
 
-    let dir = absolute(&slurm::submission_dir(store, &graph.experiment))?;
+    let dir = absolute(&store.new_slurm_submission_dir(&graph.experiment))?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
     let tasks_file = dir.join("tasks.txt");
@@ -834,9 +836,8 @@ fn export_weights(
     )?;
     let path = out.unwrap_or_else(|| {
         store
-            .experiment_dir(&graph.experiment)
-            .join("weights")
-            .join(format!("{}.safetensors", run.point.name))
+            .experiment(&graph.experiment)
+            .exported_weights(&run.point.name)
     });
     let metadata = [
         ("format", "pt".to_string()),
@@ -899,7 +900,7 @@ fn print_tables(
     let graph = plan(&resolved);
     // Fresh tables from whatever is done so far.
     let summary = mechlab::report::collect(&graph, store)?;
-    let metrics = mechlab::report::read_parquet(&summary.dir.join("metrics.parquet"))?;
+    let metrics = mechlab::store::read_parquet(&summary.tables.table(Table::Metrics))?;
     for (i, spec) in tables.iter().enumerate() {
         let values = final_values(&metrics, &spec.metric, &spec.split)?;
         let table = build_table(spec, &graph, &values);
@@ -945,7 +946,7 @@ fn plot(
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
     let summary = mechlab::report::collect(&graph, store)?;
-    let out = out.unwrap_or_else(|| summary.dir.join("figures"));
+    let out = out.unwrap_or_else(|| summary.tables.figures());
     if let Some(t) = threshold
         && !t.is_finite()
     {
@@ -958,7 +959,7 @@ fn plot(
         threshold,
     };
     for kind in kinds {
-        let files = mechlab::report::plot::plot(&summary.dir, &out, kind, &opts)?;
+        let files = mechlab::report::plot::plot(&summary.tables, &out, kind, &opts)?;
         for f in files {
             say!("{kind}: {}", f.display());
         }
@@ -969,15 +970,12 @@ fn plot(
 fn export_table(
     args: &SpecArgs,
     store: &Store,
-    table: &str,
+    table: Table,
     filters: &[String],
     format: &str,
     out: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    use mechlab::report::export::tables::{TABLES, filter, load_table, write_table};
-    if !TABLES.contains(&table) {
-        bail!("table {table}: expected one of {}", TABLES.join(", "));
-    }
+    use mechlab::report::export::tables::{filter, load_table, write_table};
     let csv = match format {
         "parquet" => false,
         "csv" => true,
@@ -994,8 +992,8 @@ fn export_table(
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
     let summary = mechlab::report::collect(&graph, store)?;
-    let mut df = filter(load_table(&summary.dir, table)?, &filters)?;
-    let path = out.unwrap_or_else(|| summary.dir.join("export").join(format!("{table}.{format}")));
+    let mut df = filter(load_table(&summary.tables, table)?, &filters)?;
+    let path = out.unwrap_or_else(|| summary.tables.exported_table(table, format));
     write_table(&mut df, &path, csv)?;
     say!(
         "{} rows × {} columns → {}",
@@ -1072,7 +1070,7 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
 
 fn data_stats(
     args: &SpecArgs,
-    store: &std::path::Path,
+    store: &Store,
     run: Option<&str>,
     split: &str,
     n: usize,
@@ -1112,9 +1110,9 @@ fn data_stats(
     };
     let seconds = start.elapsed().as_secs_f64();
     let frame = mechlab::report::data_stats_frame(&data, extra.as_deref());
-    let path = out.unwrap_or_else(|| store.join(&resolved.experiment).join("data_stats.parquet"));
+    let path = out.unwrap_or_else(|| store.experiment(&resolved.experiment).data_stats());
     let mut frame = frame;
-    mechlab::report::write_parquet(
+    mechlab::store::write_parquet(
         &path,
         &mut frame,
         &[

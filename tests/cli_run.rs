@@ -3,7 +3,7 @@
 mod common;
 
 use common::{Dir, TINY};
-use mechlab::report::{read_parquet, read_parquet_metadata};
+use mechlab::store::{read_parquet, read_parquet_metadata};
 use polars::prelude::*;
 
 fn stdout(out: &std::process::Output) -> String {
@@ -361,7 +361,7 @@ examples = 16
 
 /// The distinct values of a string column of a Parquet table, sorted.
 fn distinct(table: &std::path::Path, column: &str) -> Vec<String> {
-    let df = mechlab::report::read_parquet(table).unwrap();
+    let df = mechlab::store::read_parquet(table).unwrap();
     let values = df.column(column).unwrap().str().unwrap().clone();
     let set: std::collections::BTreeSet<&str> = values.iter().flatten().collect();
     set.into_iter().map(str::to_string).collect()
@@ -452,7 +452,7 @@ examples = 32
     );
     dir.ok(&["run", "-q"], &spec);
     let rows =
-        mechlab::report::read_parquet(&dir.results().join("mqar/interventions.parquet")).unwrap();
+        mechlab::store::read_parquet(&dir.results().join("mqar/interventions.parquet")).unwrap();
     assert_eq!(rows.height(), 2 * 3, "2 layers × 3 patch roles");
 }
 
@@ -483,8 +483,8 @@ columns = "model.d_model"
     let csv = stdout(&dir.ok(&["table", "--format", "csv"], &spec));
     // Recompute from metrics.parquet: final test accuracy per run, mean over seeds per lr.
     let metrics =
-        mechlab::report::read_parquet(&dir.results().join("tiny/metrics.parquet")).unwrap();
-    let runs = mechlab::report::read_parquet(&dir.results().join("tiny/runs.parquet")).unwrap();
+        mechlab::store::read_parquet(&dir.results().join("tiny/metrics.parquet")).unwrap();
+    let runs = mechlab::store::read_parquet(&dir.results().join("tiny/runs.parquet")).unwrap();
     let finals = mechlab::report::table::final_values(&metrics, "accuracy", "test").unwrap();
     let ids = runs.column("run_id").unwrap().str().unwrap().clone();
     let lrs = runs.column("train.lr").unwrap().f64().unwrap().clone();

@@ -43,8 +43,8 @@ fn fake_sbatch() -> (tempfile::TempDir, std::path::PathBuf) {
 /// Test accuracy per run name, from collected metrics.
 fn accuracies(dir: &Dir) -> BTreeMap<(String, i64), f64> {
     let results = dir.results().join("tiny");
-    let metrics = mechlab::report::read_parquet(&results.join("metrics.parquet")).unwrap();
-    let runs = mechlab::report::read_parquet(&results.join("runs.parquet")).unwrap();
+    let metrics = mechlab::store::read_parquet(&results.join("metrics.parquet")).unwrap();
+    let runs = mechlab::store::read_parquet(&results.join("runs.parquet")).unwrap();
     let names: BTreeMap<String, String> = runs
         .column("run_id")
         .unwrap()

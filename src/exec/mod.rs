@@ -21,8 +21,6 @@ pub enum ExecError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
-    Report(#[from] crate::report::ReportError),
-    #[error(transparent)]
     Dataset(#[from] crate::task::DatasetError),
     #[error("generating data: {0}")]
     Generate(#[from] crate::task::reference::ReferenceError),

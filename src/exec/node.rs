@@ -1,6 +1,5 @@
 //! Executing one node: lock, status bookkeeping, and the node's work.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -13,12 +12,11 @@ use indicatif::ProgressBar;
 use super::ExecError;
 use super::device::DeviceChoice;
 use crate::plan::{Node, NodeKind, PlannedRun};
-use crate::report::collect::RunSummary;
-use crate::report::{metrics_frame, write_parquet};
 use crate::spec::RunPoint;
 use crate::spec::resolve::ResolvedIntervention;
+use crate::store::shards::{ablations_frame, detail_frame, interventions_frame, metrics_frame};
 use crate::store::status::now;
-use crate::store::{NodeLock, NodeState, Status, Store, write_atomic};
+use crate::store::{NodeLock, NodeState, RunSummary, Shard, Status, Store, write_atomic};
 use crate::task::{Dataset, Split};
 use crate::train::{Checkpoint, Checkpointer, Control, MetricRow, Observer, TrainOutcome};
 
@@ -45,12 +43,6 @@ pub struct NodeContext<'a> {
     pub bar: Option<ProgressBar>,
 }
 
-pub fn data_path(store: &Store, dataset_id: &str, split: Split) -> PathBuf {
-    store
-        .node_dir(dataset_id)
-        .join(format!("data-{}.bin", split.name()))
-}
-
 /// Runs `node` unless it is done or busy. Failures of the node's work are recorded in its
 /// status and returned as `Outcome::Failed`; only store errors abort.
 pub fn execute(
@@ -58,16 +50,14 @@ pub fn execute(
     run: Option<&PlannedRun>,
     ctx: &NodeContext,
 ) -> Result<Outcome, ExecError> {
-    let dir = ctx.store.node_dir(&node.id);
-    let Some(_lock) = NodeLock::try_acquire(&dir)? else {
+    let Some(_lock) = NodeLock::try_acquire(&ctx.store.node(&node.id).lock())? else {
         return Ok(Outcome::Busy);
     };
     let previous = ctx.store.status(&node.id)?;
     if previous.state == NodeState::Done {
         return Ok(Outcome::Skipped);
     }
-    let config = serde_json::to_vec_pretty(&node.config).expect("config serialises");
-    write_atomic(&dir.join("spec.json"), &config)?;
+    ctx.store.write_spec(&node.id, &node.config)?;
     let started = Instant::now();
     let mut status = Status {
         state: NodeState::Running,
@@ -125,14 +115,14 @@ fn run_dataset(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Resu
         .collect();
     let data = point.task.generate_splits(point.seed, &want)?;
     for ((split, _), data) in want.iter().zip(data) {
-        write_atomic(&data_path(ctx.store, &node.id, *split), &data.to_bytes())?;
+        write_atomic(&ctx.store.node(&node.id).data(*split), &data.to_bytes())?;
     }
     Ok(())
 }
 
 /// Loads a cached split; a corrupt cache is regenerated (generation is deterministic).
 fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, ExecError> {
-    let path = data_path(store, &run.dataset, split);
+    let path = store.node(&run.dataset).data(split);
     let n = run.point.task.size_of(split);
     match std::fs::read(&path) {
         Ok(bytes) => match Dataset::from_bytes(&bytes, &path.display().to_string()) {
@@ -151,14 +141,14 @@ fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, 
 
 /// Checkpoints as one atomic file in the node directory.
 struct FileCheckpoints {
-    path: PathBuf,
+    node: crate::store::NodeDir,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 impl Checkpointer for FileCheckpoints {
     fn load(&mut self) -> Result<Option<Checkpoint>, BoxError> {
-        match std::fs::read(&self.path) {
+        match std::fs::read(self.node.checkpoint()) {
             Ok(bytes) => Ok(Some(Checkpoint::from_bytes(&bytes)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Box::new(e)),
@@ -166,22 +156,14 @@ impl Checkpointer for FileCheckpoints {
     }
 
     fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), BoxError> {
-        write_atomic(&self.path, &checkpoint.to_bytes())?;
+        write_atomic(&self.node.checkpoint(), &checkpoint.to_bytes())?;
         Ok(())
     }
 
     fn keep_weights(&mut self, step: u64, weights: &[u8]) -> Result<(), BoxError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        write_atomic(&kept_weights_path(dir, step as usize), weights)?;
+        write_atomic(&self.node.kept_weights(step as usize), weights)?;
         Ok(())
     }
-}
-
-/// Weights a train node keeps at an intermediate `step` (`train.keep_weights_every`).
-pub fn kept_weights_path(train_dir: &Path, step: usize) -> PathBuf {
-    train_dir
-        .join("weights")
-        .join(format!("step-{step:08}.bin"))
 }
 
 struct BarObserver<'a> {
@@ -252,10 +234,8 @@ fn train_on<B: AutodiffBackend>(
     if let Some(dev) = &dev_eval {
         evals.push(("dev", dev));
     }
-    let dir = ctx.store.node_dir(&run.train);
-    let checkpoint_path = dir.join("checkpoint.bin");
     let mut checkpoints = FileCheckpoints {
-        path: checkpoint_path.clone(),
+        node: ctx.store.node(&run.train),
     };
     let cfg = run.point.train_config();
     if let Some(bar) = &ctx.bar {
@@ -277,17 +257,17 @@ fn train_on<B: AutodiffBackend>(
     match outcome {
         TrainOutcome::Stopped { step } => Ok(Some(step)),
         TrainOutcome::Finished { model, metrics } => {
-            save_final(&dir, &run.point, *model, &metrics, cfg.steps as u64)?;
+            save_final(ctx.store, run, *model, &metrics, cfg.steps as u64)?;
             // The final weights are in model.bin; the optimizer state is no longer needed.
-            let _ = std::fs::remove_file(&checkpoint_path);
+            let _ = std::fs::remove_file(ctx.store.node(&run.train).checkpoint());
             Ok(None)
         }
     }
 }
 
 fn save_final<B: AutodiffBackend>(
-    dir: &Path,
-    point: &RunPoint,
+    store: &Store,
+    run: &PlannedRun,
     model: crate::model::LanguageModel<B>,
     metrics: &[MetricRow],
     steps: u64,
@@ -306,18 +286,23 @@ fn save_final<B: AutodiffBackend>(
     let bytes = recorder
         .record(model.valid().into_record(), ())
         .map_err(|e| crate::train::TrainError::Checkpoint(e.to_string()))?;
-    write_atomic(&dir.join("model.bin"), &bytes)?;
-    let meta = [
+    write_atomic(&store.node(&run.train).model(), &bytes)?;
+    store.write_shard(
+        &run.train,
+        Shard::Metrics,
+        &mut metrics_frame(metrics),
+        &shard_metadata(&run.point),
+    )?;
+    store.write_run_summary(&run.train, &summary)?;
+    Ok(())
+}
+
+/// Key-value metadata of a node's shards.
+fn shard_metadata(point: &RunPoint) -> [(&'static str, String); 2] {
+    [
         ("mechlab.version", crate::VERSION.to_string()),
         ("mechlab.run", point.name.clone()),
-    ];
-    write_parquet(
-        &dir.join("metrics.parquet"),
-        &mut metrics_frame(metrics),
-        &meta,
-    )?;
-    summary.write(dir)?;
-    Ok(())
+    ]
 }
 
 /// Runs one intervention grid on the final weights of the run's train node.
@@ -380,41 +365,28 @@ fn eval_on<B: burn::tensor::backend::Backend>(
                 );
                 append(
                     &mut frame,
-                    crate::report::interventions_frame(&out.rows, step as u64, "test"),
+                    interventions_frame(&out.rows, step as u64, "test"),
                 );
                 if g.detail {
-                    append(
-                        &mut detail,
-                        crate::report::detail_frame(&out.detail, step as u64, "test"),
-                    );
+                    append(&mut detail, detail_frame(&out.detail, step as u64, "test"));
                 }
             }
             ResolvedIntervention::Ablation(a) => {
                 let rows = crate::interp::ablate(&model, &test, &a.config(), device);
-                append(
-                    &mut frame,
-                    crate::report::ablations_frame(&rows, step as u64, "test"),
-                );
+                append(&mut frame, ablations_frame(&rows, step as u64, "test"));
             }
         }
     }
     let mut frame = frame.expect("the final step is always evaluated");
-    let meta = [
-        ("mechlab.version", crate::VERSION.to_string()),
-        ("mechlab.run", run.point.name.clone()),
-    ];
-    let dir = ctx.store.node_dir(&node.id);
+    let meta = shard_metadata(&run.point);
     let shard = match grid {
-        ResolvedIntervention::Interchange(_) => "interventions.parquet",
-        ResolvedIntervention::Ablation(_) => "ablations.parquet",
+        ResolvedIntervention::Interchange(_) => Shard::Interventions,
+        ResolvedIntervention::Ablation(_) => Shard::Ablations,
     };
-    write_parquet(&dir.join(shard), &mut frame, &meta)?;
+    ctx.store.write_shard(&node.id, shard, &mut frame, &meta)?;
     if let Some(mut detail) = detail {
-        write_parquet(
-            &dir.join("interventions_detail.parquet"),
-            &mut detail,
-            &meta,
-        )?;
+        ctx.store
+            .write_shard(&node.id, Shard::InterventionsDetail, &mut detail, &meta)?;
     }
     Ok(())
 }
@@ -437,11 +409,11 @@ pub fn load_weights<B: burn::tensor::backend::Backend>(
     step: usize,
     device: &B::Device,
 ) -> Result<crate::model::LanguageModel<B>, ExecError> {
-    let train_dir = store.node_dir(&run.train);
+    let train = store.node(&run.train);
     let weights_path = if step == run.point.train.steps {
-        train_dir.join("model.bin")
+        train.model()
     } else {
-        kept_weights_path(&train_dir, step)
+        train.kept_weights(step)
     };
     let bytes =
         std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;

@@ -7,7 +7,7 @@
 //! it harmlessly: the node lock lets one task build it, and the others regenerate any split they
 //! miss (generation is deterministic and every write is atomic).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::plan::RunGraph;
@@ -195,23 +195,6 @@ pub fn submit(sbatch: &Path, script: &Path, after: Option<&str>) -> Result<Strin
             stdout,
         }),
     }
-}
-
-/// Where one submission's scripts, task list and logs go: a new
-/// `results/.slurm/<experiment>-<unix time>[-n]`, so no submission overwrites another's.
-pub fn submission_dir(store: &Store, experiment: &str) -> PathBuf {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let base = store.root().join(".slurm");
-    (1..)
-        .map(|n| match n {
-            1 => base.join(format!("{experiment}-{stamp}")),
-            n => base.join(format!("{experiment}-{stamp}-{n}")),
-        })
-        .find(|p| !p.exists())
-        .expect("an unused name")
 }
 
 #[cfg(test)]

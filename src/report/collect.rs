@@ -6,10 +6,10 @@ use polars::prelude::*;
 use serde_json::{Value, json};
 
 use super::ReportError;
-use super::parquet::{read_parquet, write_parquet};
 use crate::plan::RunGraph;
 use crate::spec::sweep::get_dotted;
-use crate::store::{NodeState, Store};
+use crate::store::shards::{interventions_frame, metrics_frame};
+use crate::store::{ExperimentDir, NodeState, Shard, Store, Table, write_parquet};
 
 /// Columns every runs table has, beside the swept ones (same dotted names as the spec).
 const CORE_COLUMNS: [&str; 6] = [
@@ -28,30 +28,8 @@ pub struct CollectSummary {
     pub done: usize,
     pub metric_rows: usize,
     pub intervention_rows: usize,
-    pub dir: std::path::PathBuf,
-}
-
-/// Per-run facts written by the train node beside its shard.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct RunSummary {
-    pub params: usize,
-    pub steps: u64,
-    /// Last evaluation, keyed `split.metric` (e.g. `test.accuracy`).
-    #[serde(default)]
-    pub last: std::collections::BTreeMap<String, f64>,
-}
-
-impl RunSummary {
-    /// The summary a done train node left in `dir`, if any.
-    pub fn read(dir: &std::path::Path) -> Option<RunSummary> {
-        let bytes = std::fs::read(dir.join("summary.json")).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
-
-    pub fn write(&self, dir: &std::path::Path) -> Result<(), crate::store::StoreError> {
-        let json = serde_json::to_vec_pretty(self).expect("summary serialises");
-        crate::store::write_atomic(&dir.join("summary.json"), &json)
-    }
+    /// Where the tables are.
+    pub tables: ExperimentDir,
 }
 
 /// Writes `runs.parquet` (one row per run, every run of the plan, done or not) and
@@ -64,11 +42,17 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     let mut devices = BTreeSet::new();
     for run in &graph.runs {
         let status = store.status(&run.train)?;
-        let dir = store.node_dir(&run.train);
-        let summary = RunSummary::read(&dir);
+        // An unreadable summary leaves the run's parameter count empty rather than blocking the
+        // whole experiment's tables.
+        let summary = store.run_summary(&run.train).ok().flatten();
         if status.state == NodeState::Done {
-            let shard = dir.join("metrics.parquet");
-            let df = read_parquet(&shard)?;
+            let shard = store.node(&run.train).shard(Shard::Metrics);
+            let df = store
+                .read_shard(&run.train, Shard::Metrics)?
+                .ok_or_else(|| ReportError::Shard {
+                    path: shard.display().to_string(),
+                    message: "missing, though the node is done".into(),
+                })?;
             let n = df.height();
             let id = Column::new_scalar(
                 "run_id".into(),
@@ -201,13 +185,13 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     })?;
 
     let mut metrics = if metric_frames.is_empty() {
-        let mut empty = super::metrics_frame(&[]);
+        let mut empty = metrics_frame(&[]);
         empty
             .insert_column(0, Column::new("run_id".into(), Vec::<String>::new()))
             .expect("empty column");
         empty
     } else {
-        concat_df(&metric_frames)
+        concat_df(&metric_frames, Table::Metrics)?
     };
 
     let mut intervention_frames = Vec::new();
@@ -219,27 +203,26 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
                 continue;
             }
             // Each evaluate node writes the shards of its kind.
-            for (file, frames) in [
-                ("interventions.parquet", &mut intervention_frames),
-                ("interventions_detail.parquet", &mut detail_frames),
-                ("ablations.parquet", &mut ablation_frames),
-            ] {
-                let shard = store.node_dir(eval).join(file);
-                if shard.exists() {
-                    frames.push(tag(read_parquet(&shard)?, &run.train, k, &shard)?);
+            for (shard, frames) in Shard::EVALUATION.into_iter().zip([
+                &mut intervention_frames,
+                &mut detail_frames,
+                &mut ablation_frames,
+            ]) {
+                if let Some(df) = store.read_shard(eval, shard)? {
+                    frames.push(tag(df, &run.train, k, &store.node(eval).shard(shard))?);
                 }
             }
         }
     }
     let mut interventions = if intervention_frames.is_empty() {
         tag(
-            super::interventions_frame(&[], 0, "test"),
+            interventions_frame(&[], 0, "test"),
             "",
             0,
             std::path::Path::new("interventions"),
         )?
     } else {
-        concat_df(&intervention_frames)
+        concat_df(&intervention_frames, Table::Interventions)?
     };
 
     let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
@@ -250,25 +233,25 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         ("mechlab.backend", join(&backends)),
         ("mechlab.device", join(&devices)),
     ];
-    let dir = store.experiment_dir(&graph.experiment);
-    write_parquet(&dir.join("runs.parquet"), &mut runs, &metadata)?;
-    write_parquet(&dir.join("metrics.parquet"), &mut metrics, &metadata)?;
+    let tables = store.experiment(&graph.experiment);
+    write_parquet(&tables.table(Table::Runs), &mut runs, &metadata)?;
+    write_parquet(&tables.table(Table::Metrics), &mut metrics, &metadata)?;
     write_parquet(
-        &dir.join("interventions.parquet"),
+        &tables.table(Table::Interventions),
         &mut interventions,
         &metadata,
     )?;
     if !ablation_frames.is_empty() {
         write_parquet(
-            &dir.join("ablations.parquet"),
-            &mut concat_df(&ablation_frames),
+            &tables.table(Table::Ablations),
+            &mut concat_df(&ablation_frames, Table::Ablations)?,
             &metadata,
         )?;
     }
     if !detail_frames.is_empty() {
         write_parquet(
-            &dir.join("interventions_detail.parquet"),
-            &mut concat_df(&detail_frames),
+            &tables.table(Table::InterventionsDetail),
+            &mut concat_df(&detail_frames, Table::InterventionsDetail)?,
             &metadata,
         )?;
     }
@@ -280,7 +263,7 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
             .count(),
         metric_rows: metrics.height(),
         intervention_rows: interventions.height(),
-        dir,
+        tables,
     })
 }
 
@@ -303,13 +286,18 @@ fn tag(
     Ok(df)
 }
 
-fn concat_df(frames: &[DataFrame]) -> DataFrame {
+/// The shards stacked; shards of different schemas (written by another mechlab version, or
+/// damaged) are an error naming the table, not a panic.
+fn concat_df(frames: &[DataFrame], table: Table) -> Result<DataFrame, ReportError> {
     let mut out = frames[0].clone();
     for f in &frames[1..] {
-        out.vstack_mut(f).expect("metric shards share one schema");
+        out.vstack_mut(f).map_err(|e| ReportError::Shard {
+            path: format!("{} shards", table.name()),
+            message: format!("shards of different schemas: {e}"),
+        })?;
     }
     out.rechunk_mut();
-    out
+    Ok(out)
 }
 
 /// One typed column from JSON values: Boolean, Int64, Float64, else String; nulls kept.

@@ -8,7 +8,7 @@ use fs4::fs_std::FileExt;
 
 use super::StoreError;
 
-/// Holds `<node-dir>/lock` exclusively until dropped.
+/// Holds a node's lock file exclusively until dropped.
 #[derive(Debug)]
 pub struct NodeLock {
     file: File,
@@ -16,9 +16,11 @@ pub struct NodeLock {
 
 impl NodeLock {
     /// Takes the lock without waiting; `Ok(None)` means another process holds it.
-    pub fn try_acquire(node_dir: &Path) -> Result<Option<NodeLock>, StoreError> {
-        std::fs::create_dir_all(node_dir).map_err(StoreError::io(node_dir))?;
-        let path = node_dir.join("lock");
+    pub fn try_acquire(path: &Path) -> Result<Option<NodeLock>, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(StoreError::io(dir))?;
+        }
+        let path = path.to_path_buf();
         let file = File::options()
             .create(true)
             .truncate(false)
@@ -46,10 +48,11 @@ mod tests {
     #[test]
     fn second_acquire_fails_until_first_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let first = NodeLock::try_acquire(dir.path()).unwrap();
+        let path = dir.path().join("node").join("lock");
+        let first = NodeLock::try_acquire(&path).unwrap();
         assert!(first.is_some());
-        assert!(NodeLock::try_acquire(dir.path()).unwrap().is_none());
+        assert!(NodeLock::try_acquire(&path).unwrap().is_none());
         drop(first);
-        assert!(NodeLock::try_acquire(dir.path()).unwrap().is_some());
+        assert!(NodeLock::try_acquire(&path).unwrap().is_some());
     }
 }

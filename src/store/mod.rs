@@ -1,15 +1,28 @@
-//! The results store: `results/store/<node-id>/` holds one node's resolved spec, its `status.json`,
-//! checkpoints and shards. Every write goes through [`atomic::write`].
+//! The results store owns everything mechlab keeps on disk: where each file lives
+//! ([`layout`]), the formats (status records, run summaries, Parquet shards and their schemas),
+//! and how they are written (atomically, [`atomic`]) and locked ([`lock`]).
+//!
+//! `<results>/store/<node-id>/` holds one node's files; `<results>/<experiment>/` its experiment's
+//! collected tables. `exec` writes through this module, `report` reads through it.
 
 pub mod atomic;
+pub mod layout;
 pub mod lock;
+pub mod parquet;
+pub mod shards;
 pub mod status;
+pub mod summary;
 
 use std::path::{Path, PathBuf};
 
+use polars::prelude::DataFrame;
+
 pub use atomic::write as write_atomic;
+pub use layout::{ExperimentDir, NodeDir, Shard, Table};
 pub use lock::NodeLock;
+pub use parquet::{read_parquet, read_parquet_metadata, write_parquet};
 pub use status::{NodeState, Status};
+pub use summary::RunSummary;
 
 /// Store-level failures: always carry the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +39,18 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path}: malformed JSON: {source}")]
+    BadJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: polars::error::PolarsError,
+    },
 }
 
 impl StoreError {
@@ -33,6 +58,16 @@ impl StoreError {
         let path = path.into();
         move |source| StoreError::Io { path, source }
     }
+}
+
+/// Pretty JSON of one of the store's records.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    // The records are plain structs of numbers, strings and maps with string keys: serde_json
+    // cannot fail on them, but a failure would still be reported rather than panic.
+    serde_json::to_vec_pretty(value).map_err(|source| StoreError::BadJson {
+        path: PathBuf::from("<record>"),
+        source,
+    })
 }
 
 /// The folder of node directories under the results root (experiments' tables sit beside it).
@@ -53,26 +88,75 @@ impl Store {
         &self.root
     }
 
+    /// The files of one node: `<root>/store/<id>/`.
+    pub fn node(&self, id: &str) -> NodeDir {
+        NodeDir::new(self.root.join(STORE_DIR).join(id))
+    }
+
     /// Directory of one node: `<root>/store/<id>/`.
     pub fn node_dir(&self, id: &str) -> PathBuf {
-        self.root.join(STORE_DIR).join(id)
+        self.node(id).path().to_path_buf()
     }
 
-    /// Directory of an experiment's collected tables: `<root>/<experiment>/`.
-    pub fn experiment_dir(&self, experiment: &str) -> PathBuf {
-        self.root.join(experiment)
+    /// An experiment's collected tables: `<root>/<experiment>/`.
+    pub fn experiment(&self, experiment: &str) -> ExperimentDir {
+        ExperimentDir::at(self.root.join(experiment))
     }
 
-    pub fn status_path(&self, id: &str) -> PathBuf {
-        self.node_dir(id).join("status.json")
+    /// Where one `mechlab slurm` submission keeps its scripts, task list and logs: a new
+    /// `<root>/.slurm/<experiment>-<unix time>[-n]`, so no submission overwrites another's.
+    pub fn new_slurm_submission_dir(&self, experiment: &str) -> PathBuf {
+        let stamp = status::now();
+        let base = self.root.join(".slurm");
+        (1..)
+            .map(|n| match n {
+                1 => base.join(format!("{experiment}-{stamp}")),
+                n => base.join(format!("{experiment}-{stamp}-{n}")),
+            })
+            .find(|p| !p.exists())
+            .expect("an endless sequence of names has an unused one")
     }
 
     /// The node's status, or `Pending` when it has never run.
     pub fn status(&self, id: &str) -> Result<Status, StoreError> {
-        Status::read(&self.status_path(id))
+        Status::read(&self.node(id).status())
     }
 
     pub fn write_status(&self, id: &str, status: &Status) -> Result<(), StoreError> {
-        status.write(&self.status_path(id))
+        status.write(&self.node(id).status())
+    }
+
+    /// Records the configuration a node runs with beside its results.
+    pub fn write_spec<T: serde::Serialize>(&self, id: &str, config: &T) -> Result<(), StoreError> {
+        atomic::write(&self.node(id).spec(), &to_json(config)?)
+    }
+
+    /// A train node's summary; `None` when it has not finished.
+    pub fn run_summary(&self, id: &str) -> Result<Option<RunSummary>, StoreError> {
+        RunSummary::read(&self.node(id).summary())
+    }
+
+    pub fn write_run_summary(&self, id: &str, summary: &RunSummary) -> Result<(), StoreError> {
+        summary.write(&self.node(id).summary())
+    }
+
+    /// Writes one of a node's shards with key-value `metadata`.
+    pub fn write_shard(
+        &self,
+        id: &str,
+        shard: Shard,
+        df: &mut DataFrame,
+        metadata: &[(&str, String)],
+    ) -> Result<(), StoreError> {
+        write_parquet(&self.node(id).shard(shard), df, metadata)
+    }
+
+    /// One of a node's shards; `None` when the node did not write it.
+    pub fn read_shard(&self, id: &str, shard: Shard) -> Result<Option<DataFrame>, StoreError> {
+        let path = self.node(id).shard(shard);
+        if !path.exists() {
+            return Ok(None);
+        }
+        read_parquet(&path).map(Some)
     }
 }

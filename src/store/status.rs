@@ -77,8 +77,7 @@ impl Status {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), StoreError> {
-        let json = serde_json::to_vec_pretty(self).expect("status serialises");
-        atomic::write(path, &json)
+        atomic::write(path, &super::to_json(self)?)
     }
 }
 

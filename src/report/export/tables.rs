@@ -5,17 +5,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::report::{ReportError, read_parquet, write_parquet};
-use crate::store::write_atomic;
-
-/// Collected tables that can be exported.
-pub const TABLES: [&str; 5] = [
-    "runs",
-    "metrics",
-    "interventions",
-    "interventions_detail",
-    "ablations",
-];
+use crate::report::ReportError;
+use crate::store::{ExperimentDir, Table, read_parquet, write_atomic, write_parquet};
 
 fn polars_err(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
     move |e| ReportError::Shard {
@@ -24,15 +15,21 @@ fn polars_err(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
     }
 }
 
-/// Table `name` of the experiment directory `dir`; every table but `runs` gets the runs'
-/// columns (parameters, seed, status) joined on `run_id`, so it can be filtered by them.
-pub fn load_table(dir: &Path, name: &str) -> Result<DataFrame, ReportError> {
-    let path = dir.join(format!("{name}.parquet"));
+/// One of an experiment's collected tables; every table but `runs` gets the runs' columns
+/// (parameters, seed, status) joined on `run_id`, so it can be filtered by them.
+pub fn load_table(tables: &ExperimentDir, which: Table) -> Result<DataFrame, ReportError> {
+    let path = tables.table(which);
+    if !path.exists() {
+        return Err(ReportError::Shard {
+            path: path.display().to_string(),
+            message: format!("no {which} table: this experiment has no {which} results yet"),
+        });
+    }
     let table = read_parquet(&path)?;
-    if name == "runs" {
+    if which == Table::Runs {
         return Ok(table);
     }
-    let runs_path = dir.join("runs.parquet");
+    let runs_path = tables.table(Table::Runs);
     let runs = read_parquet(&runs_path)?;
     // Columns of both tables other than the key come from the table itself.
     let keep: Vec<String> = runs
@@ -95,6 +92,7 @@ pub fn write_table(df: &mut DataFrame, path: &Path, csv: bool) -> Result<(), Rep
         write_atomic(path, &bytes)?;
         Ok(())
     } else {
-        write_parquet(path, df, &[("mechlab.version", crate::VERSION.to_string())])
+        write_parquet(path, df, &[("mechlab.version", crate::VERSION.to_string())])?;
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ use polars::prelude::*;
 
 use super::ReportError;
 use super::table::final_values;
+use crate::store::{ExperimentDir, Table, read_parquet};
 use charts::{Series, XAxis};
 use data::{Cell, Filter, RunInfo};
 use style::render;
@@ -85,8 +86,8 @@ fn numbers(df: &DataFrame, name: &str) -> Result<Vec<f64>, ReportError> {
         .collect())
 }
 
-fn load_runs(dir: &Path) -> Result<HashMap<String, RunInfo>, ReportError> {
-    let df = super::read_parquet(&dir.join("runs.parquet"))?;
+fn load_runs(tables: &ExperimentDir) -> Result<HashMap<String, RunInfo>, ReportError> {
+    let df = read_parquet(&tables.table(Table::Runs))?;
     let (ids, names, mixers, tasks) = (
         text(&df, "run_id")?,
         text(&df, "name")?,
@@ -111,8 +112,8 @@ fn load_runs(dir: &Path) -> Result<HashMap<String, RunInfo>, ReportError> {
 
 /// The interchange cells at `site` with `key` corrupted, each run's last step, pooled over
 /// intervention blocks (n-weighted means).
-fn load_cells(dir: &Path, site: &str) -> Result<Vec<Cell>, ReportError> {
-    let df = super::read_parquet(&dir.join("interventions.parquet"))?;
+fn load_cells(tables: &ExperimentDir, site: &str) -> Result<Vec<Cell>, ReportError> {
+    let df = read_parquet(&tables.table(Table::Interventions))?;
     let (ids, sites, corrupted, roles) = (
         text(&df, "run_id")?,
         text(&df, "site")?,
@@ -161,8 +162,8 @@ fn load_cells(dir: &Path, site: &str) -> Result<Vec<Cell>, ReportError> {
         .collect())
 }
 
-fn finals(dir: &Path) -> Result<HashMap<String, f64>, ReportError> {
-    let m = super::read_parquet(&dir.join("metrics.parquet"))?;
+fn finals(tables: &ExperimentDir) -> Result<HashMap<String, f64>, ReportError> {
+    let m = read_parquet(&tables.table(Table::Metrics))?;
     final_values(&m, "accuracy", "test")
 }
 
@@ -255,15 +256,15 @@ fn on_categories<K: PartialEq>(points: Vec<(K, f64)>, keys: &[K]) -> Vec<(f64, f
         .collect()
 }
 
-/// Draws figure `kind` from the collected tables in `dir` into `out`.
+/// Draws figure `kind` from an experiment's collected `tables` into `out`.
 pub fn plot(
-    dir: &Path,
+    tables: &ExperimentDir,
     out: &Path,
     kind: &str,
     opts: &PlotOptions,
 ) -> Result<Vec<PathBuf>, ReportError> {
     style::register_font();
-    let runs = load_runs(dir)?;
+    let runs = load_runs(tables)?;
     let (png, svg) = (opts.png, opts.svg);
     macro_rules! draw {
         ($stem:expr, $f:expr) => {
@@ -272,7 +273,7 @@ pub fn plot(
     }
     match kind {
         "curves" => {
-            let m = super::read_parquet(&dir.join("metrics.parquet"))?;
+            let m = read_parquet(&tables.table(Table::Metrics))?;
             let (ids, steps, splits, metrics, values) = (
                 text(&m, "run_id")?,
                 numbers(&m, "step")?,
@@ -307,7 +308,7 @@ pub fn plot(
             draw!("curves", |a| curves_figure(a, &by_mixer, facet))
         }
         "accuracy" => {
-            let by_width = data::accuracy_by_width(&runs, &finals(dir)?);
+            let by_width = data::accuracy_by_width(&runs, &finals(tables)?);
             let mut widths: Vec<i64> = by_width.values().flatten().map(|p| p.0).collect();
             widths.sort();
             widths.dedup();
@@ -340,7 +341,7 @@ pub fn plot(
             })
         }
         "accuracy_lr" => {
-            let by_lr = data::accuracy_by_lr(&runs, &finals(dir)?);
+            let by_lr = data::accuracy_by_lr(&runs, &finals(tables)?);
             // Learning rates are a discrete sweep: one evenly spaced tick each.
             let mut lrs: Vec<f64> = by_lr
                 .values()
@@ -386,7 +387,7 @@ pub fn plot(
             })
         }
         "lr_box" => {
-            let finals = finals(dir)?;
+            let finals = finals(tables)?;
             let mut groups: BoxGroups = BTreeMap::new();
             let mut by_width: BTreeMap<i64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
             for (id, acc) in &finals {
@@ -419,7 +420,7 @@ pub fn plot(
             })
         }
         "scatter" | "attrib_layers" | "attrib" => {
-            let cells = load_cells(dir, &opts.site)?;
+            let cells = load_cells(tables, &opts.site)?;
             let f = filter(&cells, &runs, opts.threshold);
             let caption = f.caption();
             let top = cells.iter().map(|c| c.layer).max().unwrap_or(0);
@@ -482,7 +483,7 @@ pub fn plot(
                     })
                 }
                 _ => {
-                    let finals = finals(dir)?;
+                    let finals = finals(tables)?;
                     let gaps = data::corruption_gaps(&cells);
                     let panels = data::heatmap_panels(&cells, &runs, &finals, &gaps, f.threshold);
                     let title = format!(

@@ -1,58 +1,10 @@
-//! Parquet reading and atomic writing, and the metrics shard schema.
-
-use std::path::Path;
+//! The schemas of the per-node shards: one tidy row per observation, built from the rows the
+//! science modules return.
 
 use polars::prelude::*;
 
-use super::ReportError;
 use crate::interp::{AblationRow, DetailRow, InterchangeRow};
-use crate::store::write_atomic;
 use crate::train::MetricRow;
-
-fn polars_err(path: &Path) -> impl FnOnce(PolarsError) -> ReportError + '_ {
-    move |source| ReportError::Polars {
-        path: path.display().to_string(),
-        source,
-    }
-}
-
-/// Writes `df` with key-value `metadata` to `path` atomically (zstd-compressed).
-pub fn write_parquet(
-    path: &Path,
-    df: &mut DataFrame,
-    metadata: &[(&str, String)],
-) -> Result<(), ReportError> {
-    let mut bytes = Vec::new();
-    let kv = metadata
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    ParquetWriter::new(&mut bytes)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
-        .finish(df)
-        .map_err(polars_err(path))?;
-    write_atomic(path, &bytes)?;
-    Ok(())
-}
-
-pub fn read_parquet(path: &Path) -> Result<DataFrame, ReportError> {
-    let file = std::fs::File::open(path).map_err(crate::store::StoreError::io(path))?;
-    ParquetReader::new(file).finish().map_err(polars_err(path))
-}
-
-/// The key-value metadata of a Parquet file.
-pub fn read_parquet_metadata(path: &Path) -> Result<Vec<(String, String)>, ReportError> {
-    let file = std::fs::File::open(path).map_err(crate::store::StoreError::io(path))?;
-    let mut reader = ParquetReader::new(file);
-    let meta = reader.get_metadata().map_err(polars_err(path))?;
-    Ok(meta
-        .key_value_metadata
-        .iter()
-        .flatten()
-        .map(|kv| (kv.key.clone(), kv.value.clone().unwrap_or_default()))
-        .collect())
-}
 
 /// `step: i64, split: str, metric: str, value: f64`, one row per observation.
 pub fn metrics_frame(rows: &[MetricRow]) -> DataFrame {
