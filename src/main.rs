@@ -8,26 +8,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
+use mechlab::exec::node::Outcome;
+use mechlab::exec::slurm::{Invocation, SlurmOptions};
 use mechlab::exec::{DeviceChoice, ExecOptions, run_graph};
+use mechlab::model::MixerKind;
 use mechlab::plan::{NodeKind, RunGraph, plan};
-use mechlab::spec::{LoadOptions, Resolved, load};
-use mechlab::store::{NodeState, Store, Table};
+use mechlab::report::export::tables::FileFormat;
+use mechlab::report::plot::{ImageFormat, Kind as PlotKind, PlotOptions};
+use mechlab::report::table::Format as TableFormat;
+use mechlab::spec::{LoadOptions, Resolved, RunPoint, load};
+use mechlab::store::{Store, Table};
+use mechlab::task::Split;
 
 // Tensor ops allocate a fresh output buffer each; the system allocator returns large ones to the
 // kernel and page-faults them back in on every op, mimalloc keeps them (see README, Speed).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `println!` that treats a closed pipe (`mechlab status | head`) as a normal end, as ripgrep
-/// does, instead of panicking.
+/// `println!` that returns write errors (a closed pipe ends the command quietly, see `main`)
+/// instead of panicking.
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
+        writeln!(std::io::stdout().lock(), $($arg)*)?;
     }};
 }
 
@@ -68,20 +71,18 @@ enum Command {
     Plot {
         #[command(flatten)]
         spec: SpecArgs,
-        /// Figure kinds: curves, accuracy, accuracy_lr, lr_box, scatter, attrib_layers, attrib
-        /// (repeatable; default: all).
-        #[arg(long = "kind")]
-        kinds: Vec<String>,
+        /// Figure kinds (repeatable; default: all).
+        #[arg(long = "kind", value_enum)]
+        kinds: Vec<PlotKind>,
         /// Attrib figures keep runs whose corruption moves the clean answer's probability by
         /// more than this (mean p_orig − mean p_corr). Default: the reference's, 0.01 for AR and
         /// MQAR, 0.1 for ATR.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_finite)]
         threshold: Option<f64>,
-        /// `png`, `svg` or `both`.
-        #[arg(long, default_value = "both")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ImageFormat::Both)]
+        format: ImageFormat,
         /// The intervention site of the Attrib figures.
-        #[arg(long, default_value = "block_input")]
+        #[arg(long, default_value = "block_input", value_parser = parse_site)]
         site: String,
         /// Output directory. Default: results/<experiment>/figures.
         #[arg(long)]
@@ -94,9 +95,8 @@ enum Command {
         /// Only this table (default: every table of the spec).
         #[arg(long)]
         name: Option<String>,
-        /// `terminal`, `markdown`, `csv` or `latex`.
-        #[arg(long, default_value = "terminal")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = TableFormat::Terminal)]
+        format: TableFormat,
     },
     /// Export a trained run's weights (safetensors, reference state-dict names).
     Export {
@@ -120,7 +120,7 @@ enum Command {
     Bench {
         /// The mixer to time.
         #[arg(long, default_value = "attention", value_parser = parse_mixer)]
-        mixer: mechlab::model::MixerKind,
+        mixer: MixerKind,
         #[arg(long, default_value_t = 64)]
         d_model: usize,
         #[arg(long, default_value_t = 32)]
@@ -145,9 +145,8 @@ enum DataWhat {
         /// The run whose data to show (default: the first run).
         #[arg(long)]
         run: Option<String>,
-        /// `train` or `test`.
-        #[arg(long, default_value = "test")]
-        split: String,
+        #[arg(long, value_enum, default_value_t = Split::Test)]
+        split: Split,
         /// How many examples.
         #[arg(long, short, default_value_t = 5)]
         n: usize,
@@ -161,9 +160,8 @@ enum DataWhat {
         /// The run whose data to measure (default: the first run).
         #[arg(long)]
         run: Option<String>,
-        /// `train`, `test` or `dev`.
-        #[arg(long, default_value = "train")]
-        split: String,
+        #[arg(long, value_enum, default_value_t = Split::Train)]
+        split: Split,
         /// How many examples to generate.
         #[arg(long, short, default_value_t = 10_000)]
         n: usize,
@@ -195,11 +193,10 @@ enum ExportWhat {
         #[arg(long, value_enum)]
         table: Table,
         /// Keep rows where COLUMN equals VALUE (repeatable), e.g. `--filter model.mixer=based`.
-        #[arg(long = "filter", value_name = "COLUMN=VALUE")]
-        filters: Vec<String>,
-        /// `parquet` or `csv`.
-        #[arg(long, default_value = "parquet")]
-        format: String,
+        #[arg(long = "filter", value_name = "COLUMN=VALUE", value_parser = parse_filter)]
+        filters: Vec<(String, String)>,
+        #[arg(long, value_enum, default_value_t = FileFormat::Parquet)]
+        format: FileFormat,
         /// Output file. Default: results/<experiment>/export/<table>.<format>.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -228,7 +225,7 @@ struct RunArgs {
     jobs: usize,
     /// `cpu`, or `cuda[:N]` in a build with `--features cuda`.
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// Run only this node (as a Slurm task does); repeatable.
     #[arg(long = "node")]
     nodes: Vec<String>,
@@ -246,7 +243,7 @@ struct SlurmArgs {
     spec: SpecArgs,
     /// `cpu`, or `cuda[:N]` (asks each task for a GPU unless `--gpus` says otherwise).
     #[arg(long, default_value = "cpu")]
-    device: String,
+    device: DeviceChoice,
     /// Slurm partition; default: the cluster's.
     #[arg(long)]
     partition: Option<String>,
@@ -287,6 +284,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
+        // `mechlab status | head`: a closed pipe is a normal end, as for ripgrep.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -302,25 +306,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Run(args) => {
             let interrupt = interrupt_flag()?;
             each_spec(&args.spec, "run", Some(&interrupt), |a| {
-                let one = RunArgs {
-                    spec: a.clone(),
-                    ..args.clone()
-                };
-                run(&one, &store, interrupt.clone())
+                run(a, &args, &store, interrupt.clone())
             })
         }
         Command::Slurm(args) => slurm(&args, &store, &cli.results),
         Command::Status(args) => each_spec(&args, "status", None, |a| status(a, &store)),
         Command::Collect(args) => each_spec(&args, "collect", None, |args| {
             let graph = plan(&resolve(args)?);
-            let summary = mechlab::report::collect(&graph, &store)?;
+            let s = mechlab::report::collect(&graph, &store)?;
             say!(
                 "collected {} runs ({} done, {} metric rows, {} intervention rows) into {}",
-                summary.runs,
-                summary.done,
-                summary.metric_rows,
-                summary.intervention_rows,
-                summary.tables.path().display()
+                s.runs,
+                s.done,
+                s.metric_rows,
+                s.intervention_rows,
+                s.tables.path().display()
             );
             Ok(ExitCode::SUCCESS)
         }),
@@ -334,19 +334,42 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             out,
         } => {
             let batch = spec.spec.is_dir();
+            let opts = PlotOptions {
+                format,
+                site,
+                threshold,
+            };
             each_spec(&spec, "plot", None, |a| {
                 // A folder's figures go to one subfolder per spec under --out.
                 let out = match (&out, batch) {
                     (Some(o), true) => Some(o.join(a.spec.file_stem().unwrap_or_default())),
                     (o, _) => o.clone(),
                 };
-                plot(a, &store, &kinds, &format, &site, threshold, out)
+                let graph = plan(&resolve(a)?);
+                for (kind, files) in
+                    mechlab::report::plot::plot_experiment(&graph, &store, &kinds, out, &opts)?
+                {
+                    for f in files {
+                        say!("{}: {}", kind.name(), f.display());
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
             })
         }
         Command::Table { spec, name, format } => {
             let batch = spec.spec.is_dir();
             each_spec(&spec, "table", None, |a| {
-                print_tables(a, &store, name.as_deref(), &format, batch)
+                let resolved = resolve(a)?;
+                if resolved.tables.is_empty() && batch {
+                    say!("{}: declares no tables", a.spec.display());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let graph = plan(&resolved);
+                let tables =
+                    mechlab::report::table::spec_tables(&resolved, &graph, &store, name.as_deref())
+                        .with_context(|| a.spec.display().to_string())?;
+                out(&mechlab::report::table::render_all(&tables, format))?;
+                Ok(ExitCode::SUCCESS)
             })
         }
         Command::Data {
@@ -357,7 +380,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     split,
                     n,
                 },
-        } => show_data(&spec, run.as_deref(), &split, n),
+        } => show_data(&spec, run.as_deref(), split, n),
         Command::Data {
             what:
                 DataWhat::Stats {
@@ -367,10 +390,16 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     n,
                     out,
                 },
-        } => data_stats(&spec, &store, run.as_deref(), &split, n, out),
+        } => data_stats(&spec, &store, run.as_deref(), split, n, out),
         Command::Export {
             what: ExportWhat::Weights { spec, run, out },
-        } => export_weights(&spec, &store, &run, out),
+        } => {
+            let graph = plan(&resolve(&spec)?);
+            let (n, path) = mechlab::report::export::export_run_weights(&graph, &store, &run, out)
+                .with_context(|| spec.spec.display().to_string())?;
+            say!("wrote {} tensors to {}", n, path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export {
             what:
                 ExportWhat::Table {
@@ -380,7 +409,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     format,
                     out,
                 },
-        } => export_table(&spec, &store, table, &filters, &format, out),
+        } => {
+            let graph = plan(&resolve(&spec)?);
+            let (df, path) = mechlab::report::export::tables::export_table(
+                &graph, &store, table, &filters, format, out,
+            )?;
+            say!(
+                "{} rows × {} columns → {}",
+                df.height(),
+                df.width(),
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             interventions: Some(examples),
             mixer,
@@ -404,6 +445,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Writes `text` to stdout as is.
+fn out(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
 }
 
 /// Runs `f` on the spec, or on every experiment spec of a folder: a summary line per spec, one
@@ -514,10 +562,6 @@ fn validate(args: &SpecArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn state_of(store: &Store, id: &str) -> Result<NodeState> {
-    Ok(store.status(id)?.state)
-}
-
 fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
@@ -529,94 +573,26 @@ fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     if let Some(d) = &resolved.description {
         say!("{d}");
     }
-    for kind in [NodeKind::Dataset, NodeKind::Train, NodeKind::Evaluate] {
-        let ids: Vec<_> = graph.nodes.iter().filter(|n| n.kind == kind).collect();
-        let done = ids
-            .iter()
-            .filter(|n| state_of(store, &n.id).is_ok_and(|s| s == NodeState::Done))
-            .count();
-        say!("{:>8} nodes: {:>4} ({} done)", kind.name(), ids.len(), done);
+    for c in mechlab::report::runs::kind_counts(&graph, store) {
+        say!(
+            "{:>8} nodes: {:>4} ({} done)",
+            c.kind.name(),
+            c.total,
+            c.done
+        );
     }
     say!();
-    print_runs_table(&graph, store)?;
-    Ok(ExitCode::SUCCESS)
+    print_runs(&graph, store)
 }
 
-/// One row per run: name, swept values, train node id and state.
-fn print_runs_table(graph: &RunGraph, store: &Store) -> Result<()> {
-    let axes: Vec<String> = graph
-        .runs
-        .first()
-        .map(|r| r.point.axes.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default();
-    let mut rows = vec![{
-        let mut h = vec!["run".to_string()];
-        h.extend(axes.iter().cloned());
-        h.extend([
-            "steps".into(),
-            "test acc".into(),
-            "train node".into(),
-            "state".into(),
-        ]);
-        h
-    }];
-    for run in &graph.runs {
-        let mut row = vec![run.point.name.clone()];
-        for key in &axes {
-            let v = run
-                .point
-                .axes
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, v)| v.clone());
-            row.push(match v {
-                Some(serde_json::Value::String(s)) => s,
-                Some(v) => v.to_string(),
-                None => "-".into(),
-            });
-        }
-        let status = store.status(&run.train)?;
-        let state = match (status.state, status.step) {
-            (NodeState::Pending, Some(step)) => format!("pending (checkpoint at step {step})"),
-            (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
-            (s, _) => s.to_string(),
-        };
-        let acc = store
-            .run_summary(&run.train)
-            .ok()
-            .flatten()
-            .and_then(|s| s.last.get("test.accuracy").copied())
-            .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
-        row.extend([
-            run.point.train.steps.to_string(),
-            acc,
-            run.train.clone(),
-            state,
-        ]);
-        rows.push(row);
-    }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        say!("{}", line.join("  ").trim_end());
-    }
-    Ok(())
+fn print_runs(graph: &RunGraph, store: &Store) -> Result<ExitCode> {
+    out(&mechlab::report::runs::runs_table(graph, store)?.aligned())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     let graph = plan(&resolve(args)?);
-    let mut counts = std::collections::BTreeMap::new();
-    for node in &graph.nodes {
-        *counts
-            .entry(state_of(store, &node.id)?.to_string())
-            .or_insert(0) += 1;
-    }
+    let counts = mechlab::report::runs::state_counts(&graph, store)?;
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     say!(
         "experiment {}: {} nodes: {}",
@@ -625,15 +601,17 @@ fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
         summary.join(", ")
     );
     say!();
-    print_runs_table(&graph, store)?;
-    Ok(ExitCode::SUCCESS)
+    print_runs(&graph, store)
 }
 
-fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<ExitCode> {
-    let device: DeviceChoice = args.device.parse()?;
-    device.check_available()?;
-    let resolved = resolve(&args.spec)?;
-    let graph = plan(&resolved);
+fn run(
+    spec: &SpecArgs,
+    args: &RunArgs,
+    store: &Store,
+    interrupt: Arc<AtomicBool>,
+) -> Result<ExitCode> {
+    args.device.check_available()?;
+    let graph = plan(&resolve(spec)?);
     for id in &args.nodes {
         if graph.node(id).is_none() {
             bail!("--node {id}: no such node in this spec's plan (see `mechlab plan`)");
@@ -641,13 +619,11 @@ fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<Exit
     }
     let opts = ExecOptions {
         jobs: args.jobs,
-        device,
+        device: args.device,
         quiet: args.quiet,
         only: args.nodes.clone(),
     };
     let report = run_graph(&graph, store, &opts, interrupt)?;
-    let done = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Done));
-    let skipped = report.count(|o| matches!(o, mechlab::exec::node::Outcome::Skipped));
     let tables = if args.no_collect {
         "not collected".to_string()
     } else {
@@ -657,8 +633,8 @@ fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<Exit
     say!(
         "{}: {} nodes ran, {} already done, {} failed; {tables}",
         graph.experiment,
-        done,
-        skipped,
+        report.count(|o| matches!(o, Outcome::Done)),
+        report.count(|o| matches!(o, Outcome::Skipped)),
         report.failed(),
     );
     if report.interrupted {
@@ -669,7 +645,7 @@ fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<Exit
         eprintln!(
             "error: {} node(s) failed; see `mechlab status {}`",
             report.failed(),
-            args.spec.spec.display()
+            spec.spec.display()
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -677,38 +653,14 @@ fn run(args: &RunArgs, store: &Store, interrupt: Arc<AtomicBool>) -> Result<Exit
 }
 
 fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<ExitCode> {
-    use mechlab::exec::slurm::{self, SlurmOptions, shell_quote};
-    let device: DeviceChoice = args.device.parse()?;
-    let resolved = resolve(&args.spec)?;
-    let graph = plan(&resolved);
-    let tasks = slurm::tasks(&graph, store)?;
-    if tasks.is_empty() {
-        say!(
-            "{}: every node is done; nothing to submit",
-            graph.experiment
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Tasks run elsewhere and later: every path they read must be absolute.
-    let absolute = |p: &std::path::Path| -> Result<PathBuf> {
-        std::path::absolute(p).with_context(|| format!("{}: cannot make absolute", p.display()))
+    let graph = plan(&resolve(&args.spec)?);
+    let call = Invocation {
+        spec: args.spec.spec.clone(),
+        profile: args.spec.profile.clone(),
+        sets: args.spec.sets.clone(),
+        device: args.device.device_name(),
+        results: results.to_path_buf(),
     };
-    let workdir = std::env::current_dir().context("reading the working directory")?;
-    let exe = std::env::current_exe().context("locating the mechlab executable")?;
-    let mechlab = format!(
-        "{} --results {}",
-        shell_quote(&exe.to_string_lossy()),
-        shell_quote(&absolute(results)?.to_string_lossy())
-    );
-    let mut spec_args = vec![shell_quote(&absolute(&args.spec.spec)?.to_string_lossy())];
-    if let Some(p) = &args.spec.profile {
-        spec_args.push(format!("--profile {}", shell_quote(p)));
-    }
-    for s in &args.spec.sets {
-        spec_args.push(format!("--set {}", shell_quote(s)));
-    }
-    let spec_args = spec_args.join(" ");
-    let run_args = format!("{spec_args} --device {}", shell_quote(&args.device));
     let opts = SlurmOptions {
         partition: args.partition.clone(),
         account: args.account.clone(),
@@ -717,295 +669,117 @@ fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<E
         mem: args.mem.clone(),
         gpus: args
             .gpus
-            .unwrap_or(usize::from(matches!(device, DeviceChoice::Cuda(_)))),
+            .unwrap_or(usize::from(matches!(args.device, DeviceChoice::Cuda(_)))),
         max_parallel: args.max_parallel,
         extra: args.sbatch_options.clone(),
     };
-
-    let dir = absolute(&store.new_slurm_submission_dir(&graph.experiment))?;
-    let logs = dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("{}: cannot create", logs.display()))?;
-    let tasks_file = dir.join("tasks.txt");
-    let lines: Vec<String> = tasks
-        .iter()
-        .map(|ids| {
-            ids.iter()
-                .map(|id| format!("--node {id}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect();
-    mechlab::store::atomic::write(&tasks_file, (lines.join("\n") + "\n").as_bytes())?;
-    let name = format!("mechlab-{}", graph.experiment);
-    let scripts = slurm::Scripts {
-        name: &name,
-        logs: &logs,
-        workdir: &workdir,
-        mechlab: &mechlab,
-        opts: &opts,
-    };
-    let array = dir.join("array.sbatch");
-    let script = scripts.array(tasks.len(), &tasks_file, &run_args);
-    mechlab::store::atomic::write(&array, script.as_bytes())?;
-    let collect = dir.join("collect.sbatch");
-    mechlab::store::atomic::write(&collect, scripts.collect(&spec_args).as_bytes())?;
-
-    // Runs may share a dataset node: count it once.
-    let nodes = tasks
-        .iter()
-        .flatten()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
-    if args.dry_run {
+    let submitted = mechlab::exec::slurm::submit_graph(
+        &graph,
+        store,
+        &call,
+        &opts,
+        &args.sbatch,
+        args.dry_run,
+    )?;
+    let Some(s) = submitted else {
         say!(
-            "{}: {} tasks ({nodes} nodes) written to {}; would submit:",
-            graph.experiment,
-            tasks.len(),
-            dir.display()
-        );
-        say!("  {} --parsable {}", args.sbatch.display(), array.display());
-        say!(
-            "  {} --parsable --dependency=afterany:<array job> {}",
-            args.sbatch.display(),
-            collect.display()
+            "{}: every node is done; nothing to submit",
+            graph.experiment
         );
         return Ok(ExitCode::SUCCESS);
+    };
+    match &s.job_ids {
+        None => {
+            say!(
+                "{}: {} tasks ({} nodes) written to {}; would submit:",
+                graph.experiment,
+                s.tasks,
+                s.nodes,
+                s.dir.display()
+            );
+            say!(
+                "  {} --parsable {}",
+                args.sbatch.display(),
+                s.array.display()
+            );
+            say!(
+                "  {} --parsable --dependency=afterany:<array job> {}",
+                args.sbatch.display(),
+                s.collect.display()
+            );
+        }
+        Some((array, collect)) => {
+            say!(
+                "{}: submitted array job {array} ({} tasks, {} nodes) and collect job {collect}; scripts and logs in {}",
+                graph.experiment,
+                s.tasks,
+                s.nodes,
+                s.dir.display()
+            );
+            say!("follow with `mechlab status {}`", args.spec.spec.display());
+        }
     }
-    let array_id = slurm::submit(&args.sbatch, &array, None)?;
-    let collect_id = slurm::submit(&args.sbatch, &collect, Some(&array_id))?;
-    say!(
-        "{}: submitted array job {array_id} ({} tasks, {nodes} nodes) and collect job {collect_id}; scripts and logs in {}",
-        graph.experiment,
-        tasks.len(),
-        dir.display()
-    );
-    say!("follow with `mechlab status {}`", args.spec.spec.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn schema(check: bool, out: &std::path::Path) -> Result<ExitCode> {
+fn schema(check: bool, path: &std::path::Path) -> Result<ExitCode> {
     let text = mechlab::spec::schema::experiment_schema();
     if check {
-        let committed = std::fs::read_to_string(out)
-            .with_context(|| format!("{}: cannot read", out.display()))?;
+        let committed = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
         if committed != text {
             bail!(
                 "{} is stale: run `mechlab schema` and commit the result",
-                out.display()
+                path.display()
             );
         }
-        say!("{}: up to date", out.display());
+        say!("{}: up to date", path.display());
     } else {
-        mechlab::store::write_atomic(out, text.as_bytes())?;
-        say!("wrote {}", out.display());
+        mechlab::store::write_atomic(path, text.as_bytes())?;
+        say!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn export_weights(
-    args: &SpecArgs,
-    store: &Store,
-    name: &str,
-    out: Option<PathBuf>,
-) -> Result<ExitCode> {
-    let graph = plan(&resolve(args)?);
-    let Some(run) = graph
-        .runs
-        .iter()
-        .find(|r| r.point.name == name || r.train == name)
-    else {
-        let names: Vec<&str> = graph.runs.iter().map(|r| r.point.name.as_str()).collect();
-        bail!(
-            "--run {name}: no such run in this spec; runs: {}",
-            names.join(", ")
-        );
-    };
-    let state = store.status(&run.train)?.state;
-    if state != NodeState::Done {
-        bail!(
-            "run {name} is {state}, not done: run `mechlab run {}` first",
-            args.spec.display()
-        );
-    }
-    let device = Default::default();
-    let model = mechlab::exec::node::load_weights::<burn::backend::Flex>(
-        store,
-        run,
-        run.point.train.steps,
-        &device,
-    )?;
-    let path = out.unwrap_or_else(|| {
-        store
-            .experiment(&graph.experiment)
-            .exported_weights(&run.point.name)
-    });
-    let metadata = [
-        ("format", "pt".to_string()),
-        ("mechlab.version", mechlab::VERSION.to_string()),
-        ("mechlab.run", run.point.name.clone()),
-        ("mechlab.run_id", run.train.clone()),
-        ("mechlab.mixer", run.point.model.mixer.name().to_string()),
-    ];
-    let n =
-        mechlab::report::export::export_weights(&model, run.point.model.mixer, &path, &metadata)?;
-    say!("wrote {} tensors to {}", n, path.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-fn parse_mixer(s: &str) -> Result<mechlab::model::MixerKind, String> {
-    let kind = mechlab::model::MixerKind::ALL
+fn parse_mixer(s: &str) -> Result<MixerKind, String> {
+    MixerKind::ALL
         .into_iter()
         .find(|k| k.name() == s)
-        .ok_or_else(|| format!("unknown mixer \"{s}\""))?;
-    Ok(kind)
-}
-
-fn print_tables(
-    args: &SpecArgs,
-    store: &Store,
-    name: Option<&str>,
-    format: &str,
-    batch: bool,
-) -> Result<ExitCode> {
-    use mechlab::report::table::{Format, build_table, final_values};
-    let format = match format {
-        "terminal" => Format::Terminal,
-        "markdown" => Format::Markdown,
-        "csv" => Format::Csv,
-        "latex" => Format::Latex,
-        other => bail!("--format {other}: expected terminal, markdown, csv or latex"),
-    };
-    let resolved = resolve(args)?;
-    if resolved.tables.is_empty() && batch {
-        say!("{}: declares no tables", args.spec.display());
-        return Ok(ExitCode::SUCCESS);
-    }
-    if resolved.tables.is_empty() {
-        bail!(
-            "{}: the spec declares no tables; add a [[tables]] block (name, rows, columns; see README.md)",
-            args.spec.display()
-        );
-    }
-    let tables: Vec<_> = match name {
-        Some(n) => {
-            let t: Vec<_> = resolved.tables.iter().filter(|t| t.name == n).collect();
-            if t.is_empty() {
-                let names: Vec<&str> = resolved.tables.iter().map(|t| t.name.as_str()).collect();
-                bail!("--name {n}: no such table; tables: {}", names.join(", "));
-            }
-            t
-        }
-        None => resolved.tables.iter().collect(),
-    };
-    let graph = plan(&resolved);
-    // Fresh tables from whatever is done so far.
-    let summary = mechlab::report::collect(&graph, store)?;
-    let metrics = mechlab::store::read_parquet(&summary.tables.table(Table::Metrics))?;
-    for (i, spec) in tables.iter().enumerate() {
-        let values = final_values(&metrics, &spec.metric, &spec.split)?;
-        let table = build_table(spec, &graph, &values);
-        if i > 0 && format != Format::Csv {
-            say!("");
-        }
-        let text = table.render(format);
-        // CSV: one header for all tables.
-        let text = if format == Format::Csv && i > 0 {
-            text.lines().skip(1).map(|l| format!("{l}\n")).collect()
-        } else {
-            text
-        };
-        say!("{}", text.trim_end());
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn plot(
-    args: &SpecArgs,
-    store: &Store,
-    kinds: &[String],
-    format: &str,
-    site: &str,
-    threshold: Option<f64>,
-    out: Option<PathBuf>,
-) -> Result<ExitCode> {
-    use mechlab::report::plot::KINDS;
-    let (png, svg) = match format {
-        "png" => (true, false),
-        "svg" => (false, true),
-        "both" => (true, true),
-        other => bail!("--format {other}: expected png, svg or both"),
-    };
-    if let Some(k) = kinds.iter().find(|k| !KINDS.contains(&k.as_str())) {
-        bail!("--kind {k}: expected one of {}", KINDS.join(", "));
-    }
-    let kinds: Vec<&str> = if kinds.is_empty() {
-        KINDS.to_vec()
-    } else {
-        kinds.iter().map(String::as_str).collect()
-    };
-    let resolved = resolve(args)?;
-    let graph = plan(&resolved);
-    let summary = mechlab::report::collect(&graph, store)?;
-    let out = out.unwrap_or_else(|| summary.tables.figures());
-    if let Some(t) = threshold
-        && !t.is_finite()
-    {
-        bail!("--threshold {t}: expected a finite number");
-    }
-    let opts = mechlab::report::plot::PlotOptions {
-        png,
-        svg,
-        site: site.to_string(),
-        threshold,
-    };
-    for kind in kinds {
-        let files = mechlab::report::plot::plot(&summary.tables, &out, kind, &opts)?;
-        for f in files {
-            say!("{kind}: {}", f.display());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn export_table(
-    args: &SpecArgs,
-    store: &Store,
-    table: Table,
-    filters: &[String],
-    format: &str,
-    out: Option<PathBuf>,
-) -> Result<ExitCode> {
-    use mechlab::report::export::tables::{filter, load_table, write_table};
-    let csv = match format {
-        "parquet" => false,
-        "csv" => true,
-        other => bail!("--format {other}: expected parquet or csv"),
-    };
-    let filters: Vec<(String, String)> = filters
-        .iter()
-        .map(|f| {
-            f.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .with_context(|| format!("--filter {f}: expected COLUMN=VALUE"))
+        .ok_or_else(|| {
+            let names: Vec<&str> = MixerKind::ALL.iter().map(|k| k.name()).collect();
+            format!("expected one of {}", names.join(", "))
         })
-        .collect::<Result<_>>()?;
-    let resolved = resolve(args)?;
-    let graph = plan(&resolved);
-    let summary = mechlab::report::collect(&graph, store)?;
-    let mut df = filter(load_table(&summary.tables, table)?, &filters)?;
-    let path = out.unwrap_or_else(|| summary.tables.exported_table(table, format));
-    write_table(&mut df, &path, csv)?;
-    say!(
-        "{} rows × {} columns → {}",
-        df.height(),
-        df.width(),
-        path.display()
-    );
-    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_site(s: &str) -> Result<String, String> {
+    use mechlab::model::Site;
+    let names: Vec<&str> = Site::BLOCK
+        .iter()
+        .chain(&Site::INTERNAL)
+        .map(|s| s.name())
+        .collect();
+    if names.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("expected one of {}", names.join(", ")))
+    }
+}
+
+fn parse_finite(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() => Ok(x),
+        _ => Err("expected a finite number".into()),
+    }
+}
+
+fn parse_filter(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| "expected COLUMN=VALUE".into())
 }
 
 /// The run `run` (default: the first) of the spec.
-fn pick_run<'r>(resolved: &'r Resolved, run: Option<&str>) -> Result<&'r mechlab::spec::RunPoint> {
+fn pick_run<'r>(resolved: &'r Resolved, run: Option<&str>) -> Result<&'r RunPoint> {
     match run {
         Some(name) => resolved
             .runs
@@ -1019,21 +793,9 @@ fn pick_run<'r>(resolved: &'r Resolved, run: Option<&str>) -> Result<&'r mechlab
     }
 }
 
-fn parse_split(split: &str) -> Result<mechlab::task::Split> {
-    use mechlab::task::Split;
-    Ok(match split {
-        "train" => Split::Train,
-        "test" => Split::Test,
-        "dev" => Split::Dev,
-        other => bail!("--split {other}: expected train, test or dev"),
-    })
-}
-
-fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Result<ExitCode> {
-    use mechlab::task::Role;
+fn show_data(args: &SpecArgs, run: Option<&str>, split: Split, n: usize) -> Result<ExitCode> {
     let resolved = resolve(args)?;
     let point = pick_run(&resolved, run)?;
-    let split = parse_split(split)?;
     let task = point.task.config();
     let data = point.task.generate(point.seed, split, n)?;
     say!(
@@ -1044,26 +806,7 @@ fn show_data(args: &SpecArgs, run: Option<&str>, split: &str, n: usize) -> Resul
         data.len()
     );
     for i in 0..data.len() {
-        let roles = data.roles_of(i);
-        let cells: Vec<String> = data.example(i)[..data.length(i)]
-            .iter()
-            .enumerate()
-            .map(|(pos, &t)| {
-                let name = task.token_name(t);
-                // Roles can share a position (MQAR's first query may open the query region).
-                let here: Vec<&str> = Role::ALL
-                    .iter()
-                    .filter(|r| roles[**r as usize] as usize == pos)
-                    .map(|r| r.name())
-                    .collect();
-                if here.is_empty() {
-                    name
-                } else {
-                    format!("{name}[{}]", here.join(","))
-                }
-            })
-            .collect();
-        say!("{i:>4}  {}", cells.join(" "));
+        say!("{i:>4}  {}", task.describe(&data, i));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1072,46 +815,17 @@ fn data_stats(
     args: &SpecArgs,
     store: &Store,
     run: Option<&str>,
-    split: &str,
+    split: Split,
     n: usize,
-    out: Option<PathBuf>,
+    out_path: Option<PathBuf>,
 ) -> Result<ExitCode> {
-    use mechlab::task::TaskConfig;
     let resolved = resolve(args)?;
     let point = pick_run(&resolved, run)?;
-    let split = parse_split(split)?;
     let start = std::time::Instant::now();
-    let (data, extra) = match point.task.config() {
-        TaskConfig::Atr(c) if point.task.rng() == mechlab::task::DataRng::Reference => {
-            let counts = mechlab::task::reference::Counts {
-                train: point.task.train_size(),
-                test: point.task.test_size(),
-            };
-            let mut stats = Vec::new();
-            let splits = mechlab::task::reference::atr::generate(
-                &c,
-                point.seed,
-                counts,
-                1_000_000,
-                Some(&mut stats),
-            )?;
-            // The stream's statistics run train, dev, test in order; keep the split's own.
-            let (skip, data) = (splits.offset(split), splits.get(split)?);
-            let n = n.min(data.len());
-            (data.head(n), Some(stats[skip..skip + n].to_vec()))
-        }
-        TaskConfig::Atr(c) => {
-            let (d, s) = c
-                .generate_with_stats(point.seed, split, n)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            (d, Some(s))
-        }
-        _ => (point.task.generate(point.seed, split, n)?, None),
-    };
+    let (data, extra) = point.task.generate_with_stats(point.seed, split, n)?;
     let seconds = start.elapsed().as_secs_f64();
-    let frame = mechlab::report::data_stats_frame(&data, extra.as_deref());
-    let path = out.unwrap_or_else(|| store.experiment(&resolved.experiment).data_stats());
-    let mut frame = frame;
+    let mut frame = mechlab::report::data_stats_frame(&data, extra.as_deref());
+    let path = out_path.unwrap_or_else(|| store.experiment(&resolved.experiment).data_stats());
     mechlab::store::write_parquet(
         &path,
         &mut frame,
@@ -1130,35 +844,7 @@ fn data_stats(
         seconds,
         data.len() as f64 / seconds.max(1e-9)
     );
-    say!(
-        "{:<22} {:>9} {:>9} {:>7} {:>7} {:>7} {:>7}",
-        "statistic",
-        "mean",
-        "std",
-        "min",
-        "p50",
-        "p90",
-        "max"
-    );
-    for (name, values) in mechlab::report::data_stats_columns(&frame) {
-        let mut v = values;
-        v.sort_by(|a, b| a.total_cmp(b));
-        let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-        let std =
-            (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
-        let q = |p: f64| {
-            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-                .copied()
-                .unwrap_or(f64::NAN)
-        };
-        say!(
-            "{name:<22} {mean:>9.3} {std:>9.3} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
-            q(0.0),
-            q(0.5),
-            q(0.9),
-            q(1.0)
-        );
-    }
+    out(&mechlab::report::data_stats::summary_table(&frame).aligned())?;
     say!("per-example table: {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -613,8 +613,7 @@ examples = 16
     dir.ok(&["run", "-q"], &spec);
     let out = stdout(&dir.ok(&["plot"], &spec));
     let figures = dir.results().join("tiny/figures");
-    assert_eq!(mechlab::report::plot::KINDS.len(), 7);
-    for kind in mechlab::report::plot::KINDS {
+    for kind in mechlab::report::plot::Kind::ALL.map(|k| k.name()) {
         let png = std::fs::read(figures.join(format!("{kind}.png"))).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{kind}");
         let svg = std::fs::read_to_string(figures.join(format!("{kind}.svg"))).unwrap();

@@ -169,7 +169,7 @@ fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_err
     let script = std::fs::read_to_string(array).unwrap();
     assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
     assert!(
-        script.contains("--device cuda --quiet --no-collect $NODES"),
+        script.contains("--device cuda:0 --quiet --no-collect $NODES"),
         "{script}"
     );
 

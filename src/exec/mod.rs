@@ -34,8 +34,6 @@ pub enum ExecError {
         dep: String,
         state: String,
     },
-    #[error("{0}: cannot load weights: {1}")]
-    Weights(String, String),
     #[error(transparent)]
     Model(#[from] crate::model::mixer::ModelError),
 }

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::ProgressBar;
 
@@ -282,10 +281,7 @@ fn save_final<B: AutodiffBackend>(
         steps,
         last,
     };
-    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let bytes = recorder
-        .record(model.valid().into_record(), ())
-        .map_err(|e| crate::train::TrainError::Checkpoint(e.to_string()))?;
+    let bytes = crate::store::weights::encode(model.valid())?;
     write_atomic(&store.node(&run.train).model(), &bytes)?;
     store.write_shard(
         &run.train,
@@ -352,7 +348,7 @@ fn eval_on<B: burn::tensor::backend::Backend>(
     let mut frame: Option<polars::prelude::DataFrame> = None;
     let mut detail: Option<polars::prelude::DataFrame> = None;
     for step in steps {
-        let model = load_weights::<B>(ctx.store, run, step, device)?;
+        let model = ctx.store.load_model::<B>(run, step, device)?;
         match grid {
             ResolvedIntervention::Interchange(g) => {
                 let out = crate::interp::interchange_with(
@@ -399,30 +395,4 @@ fn append(acc: &mut Option<polars::prelude::DataFrame>, part: polars::prelude::D
         }
         None => *acc = Some(part),
     }
-}
-
-/// The weights of `run` after `step` updates: the final `model.bin`, or weights the train node
-/// kept (`train.keep_weights_every`).
-pub fn load_weights<B: burn::tensor::backend::Backend>(
-    store: &Store,
-    run: &PlannedRun,
-    step: usize,
-    device: &B::Device,
-) -> Result<crate::model::LanguageModel<B>, ExecError> {
-    let train = store.node(&run.train);
-    let weights_path = if step == run.point.train.steps {
-        train.model()
-    } else {
-        train.kept_weights(step)
-    };
-    let bytes =
-        std::fs::read(&weights_path).map_err(crate::store::StoreError::io(&weights_path))?;
-    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
-        .load(bytes, device)
-        .map_err(|e| ExecError::Weights(weights_path.display().to_string(), e.to_string()))?;
-    Ok(run
-        .point
-        .model_config()
-        .init::<B>(run.point.seed, device)?
-        .load_record(record))
 }

@@ -7,11 +7,11 @@
 //! it harmlessly: the node lock lets one task build it, and the others regenerate any split they
 //! miss (generation is deterministic and every write is atomic).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::plan::RunGraph;
-use crate::store::{NodeState, Store, StoreError};
+use crate::store::{NodeState, Store, StoreError, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
@@ -30,6 +30,11 @@ pub enum SlurmError {
     },
     #[error("`{command}` printed no job id: {stdout:?}")]
     NoJobId { command: String, stdout: String },
+    #[error("{what}: {source}")]
+    Environment {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 /// Resources and placement of the jobs; `None` leaves the cluster's default.
@@ -195,6 +200,131 @@ pub fn submit(sbatch: &Path, script: &Path, after: Option<&str>) -> Result<Strin
             stdout,
         }),
     }
+}
+
+/// How the submitted tasks call mechlab again: the same spec, profile, overrides and device.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub spec: PathBuf,
+    pub profile: Option<String>,
+    pub sets: Vec<String>,
+    /// As given to `--device` (`cpu`, `cuda:1`).
+    pub device: String,
+    /// The results root the tasks write to.
+    pub results: PathBuf,
+}
+
+/// What [`submit_graph`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// Where the scripts, task list and logs are.
+    pub dir: PathBuf,
+    /// Array tasks (runs with work left).
+    pub tasks: usize,
+    /// Distinct nodes those tasks run.
+    pub nodes: usize,
+    pub array: PathBuf,
+    pub collect: PathBuf,
+    /// The array and collect job ids; `None` on a dry run.
+    pub job_ids: Option<(String, String)>,
+}
+
+/// Writes the array and collect scripts for what is not done in `graph` into a new submission
+/// folder and, unless `dry_run`, submits them with `sbatch`. `None` when every node is done.
+pub fn submit_graph(
+    graph: &RunGraph,
+    store: &Store,
+    call: &Invocation,
+    opts: &SlurmOptions,
+    sbatch: &Path,
+    dry_run: bool,
+) -> Result<Option<Submission>, SlurmError> {
+    let tasks = tasks(graph, store)?;
+    if tasks.is_empty() {
+        return Ok(None);
+    }
+    // Tasks run elsewhere and later: every path they read must be absolute.
+    let absolute = |p: &Path| -> Result<PathBuf, SlurmError> {
+        std::path::absolute(p).map_err(|source| SlurmError::Environment {
+            what: format!("{}: cannot make absolute", p.display()),
+            source,
+        })
+    };
+    let env = |what: &str| {
+        let what = what.to_string();
+        move |source| SlurmError::Environment { what, source }
+    };
+    let workdir = std::env::current_dir().map_err(env("reading the working directory"))?;
+    let exe = std::env::current_exe().map_err(env("locating the mechlab executable"))?;
+    let mechlab = format!(
+        "{} --results {}",
+        shell_quote(&exe.to_string_lossy()),
+        shell_quote(&absolute(&call.results)?.to_string_lossy())
+    );
+    let mut spec_args = vec![shell_quote(&absolute(&call.spec)?.to_string_lossy())];
+    if let Some(p) = &call.profile {
+        spec_args.push(format!("--profile {}", shell_quote(p)));
+    }
+    for s in &call.sets {
+        spec_args.push(format!("--set {}", shell_quote(s)));
+    }
+    let spec_args = spec_args.join(" ");
+    let run_args = format!("{spec_args} --device {}", shell_quote(&call.device));
+
+    let dir = crate::store::SubmissionDir::at(absolute(
+        store.new_slurm_submission(&graph.experiment).path(),
+    )?);
+    let logs = dir.logs();
+    std::fs::create_dir_all(&logs).map_err(StoreError::io(&logs))?;
+    let tasks_file = dir.tasks();
+    let lines: Vec<String> = tasks
+        .iter()
+        .map(|ids| {
+            ids.iter()
+                .map(|id| format!("--node {id}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    write_atomic(&tasks_file, (lines.join("\n") + "\n").as_bytes())?;
+    let name = format!("mechlab-{}", graph.experiment);
+    let scripts = Scripts {
+        name: &name,
+        logs: &logs,
+        workdir: &workdir,
+        mechlab: &mechlab,
+        opts,
+    };
+    let array = dir.array_script();
+    write_atomic(
+        &array,
+        scripts
+            .array(tasks.len(), &tasks_file, &run_args)
+            .as_bytes(),
+    )?;
+    let collect = dir.collect_script();
+    write_atomic(&collect, scripts.collect(&spec_args).as_bytes())?;
+    // Runs may share a dataset node: count it once.
+    let nodes = tasks
+        .iter()
+        .flatten()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let job_ids = if dry_run {
+        None
+    } else {
+        let array_id = submit(sbatch, &array, None)?;
+        let collect_id = submit(sbatch, &collect, Some(&array_id))?;
+        Some((array_id, collect_id))
+    };
+    Ok(Some(Submission {
+        dir: dir.path().to_path_buf(),
+        tasks: tasks.len(),
+        nodes,
+        array,
+        collect,
+        job_ids,
+    }))
 }
 
 #[cfg(test)]

@@ -70,3 +70,33 @@ pub fn data_stats_columns(frame: &DataFrame) -> Vec<(String, Vec<f64>)> {
         })
         .collect()
 }
+
+/// Mean, standard deviation and quantiles (min, median, 90th percentile, max) of every column
+/// of a stats frame, one row per statistic.
+pub fn summary_table(frame: &DataFrame) -> super::text::TextTable {
+    let mut table =
+        super::text::TextTable::new(["statistic", "mean", "std", "min", "p50", "p90", "max"])
+            .numbers_from(1);
+    for (name, mut v) in data_stats_columns(frame) {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let std = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt();
+        // Nearest-rank quantile on the sorted values; NaN for an empty split.
+        let q = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        table.push(vec![
+            name,
+            format!("{mean:.3}"),
+            format!("{std:.3}"),
+            format!("{:.2}", q(0.0)),
+            format!("{:.2}", q(0.5)),
+            format!("{:.2}", q(0.9)),
+            format!("{:.2}", q(1.0)),
+        ]);
+    }
+    table
+}

@@ -8,7 +8,9 @@ pub mod data_stats;
 pub mod export;
 pub mod plot;
 pub mod published;
+pub mod runs;
 pub mod table;
+pub mod text;
 
 pub use collect::{CollectSummary, collect};
 pub use data_stats::{data_stats_columns, data_stats_frame};
@@ -25,4 +27,14 @@ pub enum ReportError {
     Store(#[from] crate::store::StoreError),
     #[error("{path}: {message}")]
     Shard { path: String, message: String },
+    #[error("--run {name}: no such run in this spec; runs: {runs}")]
+    NoSuchRun { name: String, runs: String },
+    #[error("run {name} is {state}, not done: run it first (`mechlab run SPEC`)")]
+    NotDone { name: String, state: String },
+    #[error(
+        "the spec declares no tables; add a [[tables]] block (name, rows, columns; see README.md)"
+    )]
+    NoTables,
+    #[error("--name {name}: no such table; tables: {tables}")]
+    NoSuchTable { name: String, tables: String },
 }

@@ -11,9 +11,12 @@ use serde_json::{Value, json};
 
 use super::ReportError;
 use super::published::published;
+use super::text::TextTable;
 use crate::plan::RunGraph;
+use crate::spec::Resolved;
 use crate::spec::raw::{BestIs, TableSpec};
 use crate::spec::sweep::get_dotted;
+use crate::store::{Store, read_parquet};
 
 /// One cell: the runs of the best value of `best_of` (or all runs), aggregated.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +50,7 @@ pub struct Table {
 type Arm = (String, Vec<f64>);
 
 /// Output formats of `mechlab table`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Terminal,
     Markdown,
@@ -259,6 +262,61 @@ pub fn build_table(spec: &TableSpec, graph: &RunGraph, values: &HashMap<String, 
     }
 }
 
+/// The tables the spec declares (only the one called `name`, if given), built from results
+/// collected now from the store.
+pub fn spec_tables(
+    resolved: &Resolved,
+    graph: &RunGraph,
+    store: &Store,
+    name: Option<&str>,
+) -> Result<Vec<Table>, ReportError> {
+    if resolved.tables.is_empty() {
+        return Err(ReportError::NoTables);
+    }
+    let specs: Vec<&TableSpec> = match name {
+        Some(n) => {
+            let t: Vec<_> = resolved.tables.iter().filter(|t| t.name == n).collect();
+            if t.is_empty() {
+                let names: Vec<&str> = resolved.tables.iter().map(|t| t.name.as_str()).collect();
+                return Err(ReportError::NoSuchTable {
+                    name: n.to_string(),
+                    tables: names.join(", "),
+                });
+            }
+            t
+        }
+        None => resolved.tables.iter().collect(),
+    };
+    let summary = super::collect(graph, store)?;
+    let metrics = read_parquet(&summary.tables.table(crate::store::Table::Metrics))?;
+    specs
+        .into_iter()
+        .map(|spec| {
+            let values = final_values(&metrics, &spec.metric, &spec.split)?;
+            Ok(build_table(spec, graph, &values))
+        })
+        .collect()
+}
+
+/// Several tables as one text: a blank line between them, one CSV header for all.
+pub fn render_all(tables: &[Table], format: Format) -> String {
+    let mut out = String::new();
+    for (i, table) in tables.iter().enumerate() {
+        if i > 0 && format != Format::Csv {
+            out.push('\n');
+        }
+        let text = table.render(format);
+        let text = if format == Format::Csv && i > 0 {
+            text.lines().skip(1).map(|l| format!("{l}\n")).collect()
+        } else {
+            text
+        };
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 impl Table {
     fn scale(&self, x: f64) -> f64 {
         if self.percent { 100.0 * x } else { x }
@@ -315,36 +373,14 @@ impl Table {
                             .collect()
                     })
                     .collect();
+                let mut grid = TextTable::new(header);
+                grid.rows = body;
                 let _ = writeln!(out, "{}: {}", self.name, self.title);
                 if format == Format::Markdown {
                     let _ = writeln!(out);
-                    let _ = writeln!(out, "| {} |", header.join(" | "));
-                    let _ = writeln!(out, "|{}", "---|".repeat(header.len()));
-                    for row in &body {
-                        let _ = writeln!(out, "| {} |", row.join(" | "));
-                    }
+                    out.push_str(&grid.markdown());
                 } else {
-                    let widths: Vec<usize> = (0..header.len())
-                        .map(|i| {
-                            std::iter::once(&header[i])
-                                .chain(body.iter().map(|r| &r[i]))
-                                .map(|s| s.chars().count())
-                                .max()
-                                .unwrap_or(0)
-                        })
-                        .collect();
-                    let line = |cells: &[String]| {
-                        cells
-                            .iter()
-                            .zip(&widths)
-                            .map(|(s, w)| format!("{s:<w$}"))
-                            .collect::<Vec<_>>()
-                            .join("  ")
-                    };
-                    let _ = writeln!(out, "{}", line(&header).trim_end());
-                    for row in &body {
-                        let _ = writeln!(out, "{}", line(row).trim_end());
-                    }
+                    out.push_str(&grid.aligned());
                 }
                 for n in notes() {
                     let _ = writeln!(out, "{n}");

@@ -7,6 +7,7 @@ use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig}
 use crate::model::Site;
 use crate::model::{ConvKernel, MixerKind, ModelConfig};
 use crate::task::Role;
+use crate::task::atr::ExampleStats;
 use crate::task::reference::{self, Counts, ReferenceError};
 use crate::task::{ArConfig, DataRng, Dataset, Prohibit, Split, TaskConfig};
 use crate::train::{Schedule, ScheduleKind, TrainConfig};
@@ -312,6 +313,38 @@ impl TaskSpec {
                 Ok(data.head(n))
             })
             .collect()
+    }
+
+    /// `n` examples of `split` and, for ATR, each example's statistics (yield, depth, repeated
+    /// terminals, eligible pairs), from the spec's random stream.
+    pub fn generate_with_stats(
+        &self,
+        seed: u64,
+        split: Split,
+        n: usize,
+    ) -> Result<(Dataset, Option<Vec<ExampleStats>>), ReferenceError> {
+        match self.config() {
+            TaskConfig::Atr(c) if self.rng() == DataRng::Reference => {
+                let counts = Counts {
+                    train: self.train_size(),
+                    test: self.test_size(),
+                };
+                let mut stats = Vec::new();
+                let splits =
+                    reference::atr::generate(&c, seed, counts, 1_000_000, Some(&mut stats))?;
+                // The stream's statistics run train, dev, test in order; keep the split's own.
+                let (skip, data) = (splits.offset(split), splits.get(split)?);
+                let n = n.min(data.len());
+                Ok((data.head(n), Some(stats[skip..skip + n].to_vec())))
+            }
+            TaskConfig::Atr(c) => {
+                let (data, stats) = c
+                    .generate_with_stats(seed, split, n)
+                    .map_err(ReferenceError::Generation)?;
+                Ok((data, Some(stats)))
+            }
+            _ => Ok((self.generate(seed, split, n)?, None)),
+        }
     }
 
     /// The longest sequence the task can produce.

@@ -136,6 +136,15 @@ impl NodeDir {
         self.dir.join("weights").join(format!("step-{step:08}.bin"))
     }
 
+    /// Train node: the weights after `step` of `steps` updates (the final ones at `steps`).
+    pub fn weights_at(&self, step: usize, steps: usize) -> PathBuf {
+        if step == steps {
+            self.model()
+        } else {
+            self.kept_weights(step)
+        }
+    }
+
     /// Train node: parameter count and last evaluation.
     pub fn summary(&self) -> PathBuf {
         self.dir.join("summary.json")
@@ -186,5 +195,44 @@ impl ExperimentDir {
         self.dir
             .join("export")
             .join(format!("{}.{extension}", table.name()))
+    }
+}
+
+/// The folder of one `mechlab slurm` submission: scripts, task list and logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubmissionDir {
+    dir: PathBuf,
+}
+
+impl SubmissionDir {
+    pub(super) fn new(dir: PathBuf) -> Self {
+        SubmissionDir { dir }
+    }
+
+    /// The submission folder at `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        SubmissionDir { dir: dir.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where Slurm writes the jobs' output.
+    pub fn logs(&self) -> PathBuf {
+        self.dir.join("logs")
+    }
+
+    /// One line of `--node` arguments per array task.
+    pub fn tasks(&self) -> PathBuf {
+        self.dir.join("tasks.txt")
+    }
+
+    pub fn array_script(&self) -> PathBuf {
+        self.dir.join("array.sbatch")
+    }
+
+    pub fn collect_script(&self) -> PathBuf {
+        self.dir.join("collect.sbatch")
     }
 }

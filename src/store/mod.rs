@@ -12,13 +12,14 @@ pub mod parquet;
 pub mod shards;
 pub mod status;
 pub mod summary;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
 
 pub use atomic::write as write_atomic;
-pub use layout::{ExperimentDir, NodeDir, Shard, Table};
+pub use layout::{ExperimentDir, NodeDir, Shard, SubmissionDir, Table};
 pub use lock::NodeLock;
 pub use parquet::{read_parquet, read_parquet_metadata, write_parquet};
 pub use status::{NodeState, Status};
@@ -45,6 +46,8 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path}: cannot read weights: {message}")]
+    Weights { path: PathBuf, message: String },
     #[error("{path}: {source}")]
     Parquet {
         path: PathBuf,
@@ -105,7 +108,7 @@ impl Store {
 
     /// Where one `mechlab slurm` submission keeps its scripts, task list and logs: a new
     /// `<root>/.slurm/<experiment>-<unix time>[-n]`, so no submission overwrites another's.
-    pub fn new_slurm_submission_dir(&self, experiment: &str) -> PathBuf {
+    pub fn new_slurm_submission(&self, experiment: &str) -> SubmissionDir {
         let stamp = status::now();
         let base = self.root.join(".slurm");
         (1..)
@@ -114,6 +117,7 @@ impl Store {
                 n => base.join(format!("{experiment}-{stamp}-{n}")),
             })
             .find(|p| !p.exists())
+            .map(SubmissionDir::new)
             .expect("an endless sequence of names has an unused one")
     }
 

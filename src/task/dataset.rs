@@ -64,7 +64,7 @@ impl Role {
 }
 
 /// Which sample of a task: each split draws from its own RNG stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Split {
     Train,
     Test,

@@ -87,6 +87,31 @@ impl TaskConfig {
         }
     }
 
+    /// Example `i` of `data` as text: each token's name, with the roles at its position in
+    /// brackets (`k3[key]`); roles can share a position (MQAR's first query may open the query
+    /// region).
+    pub fn describe(&self, data: &Dataset, i: usize) -> String {
+        let roles = data.roles_of(i);
+        let cells: Vec<String> = data.example(i)[..data.length(i)]
+            .iter()
+            .enumerate()
+            .map(|(pos, &t)| {
+                let name = self.token_name(t);
+                let here: Vec<&str> = Role::ALL
+                    .iter()
+                    .filter(|r| roles[**r as usize] as usize == pos)
+                    .map(|r| r.name())
+                    .collect();
+                if here.is_empty() {
+                    name
+                } else {
+                    format!("{name}[{}]", here.join(","))
+                }
+            })
+            .collect();
+        cells.join(" ")
+    }
+
     /// Generates `n` examples of `split`, deterministic in `(self, seed, split)`.
     pub fn generate(&self, seed: u64, split: Split, n: usize) -> Dataset {
         match self {

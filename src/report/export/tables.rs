@@ -82,9 +82,26 @@ pub fn filter(mut df: DataFrame, filters: &[(String, String)]) -> Result<DataFra
     Ok(df)
 }
 
-/// Writes `df` to `path` as Parquet (`.parquet`) or CSV (anything else), atomically.
-pub fn write_table(df: &mut DataFrame, path: &Path, csv: bool) -> Result<(), ReportError> {
-    if csv {
+/// The file format of an exported table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FileFormat {
+    #[default]
+    Parquet,
+    Csv,
+}
+
+impl FileFormat {
+    pub fn extension(self) -> &'static str {
+        match self {
+            FileFormat::Parquet => "parquet",
+            FileFormat::Csv => "csv",
+        }
+    }
+}
+
+/// Writes `df` to `path` in `format`, atomically.
+pub fn write_table(df: &mut DataFrame, path: &Path, format: FileFormat) -> Result<(), ReportError> {
+    if format == FileFormat::Csv {
         let mut bytes = Vec::new();
         CsvWriter::new(&mut bytes)
             .finish(df)
@@ -95,4 +112,21 @@ pub fn write_table(df: &mut DataFrame, path: &Path, csv: bool) -> Result<(), Rep
         write_parquet(path, df, &[("mechlab.version", crate::VERSION.to_string())])?;
         Ok(())
     }
+}
+
+/// `mechlab export table`: table `which` of the experiment (collected now), runs' columns joined,
+/// rows kept where every filter holds, written to `out` or `<experiment>/export/<table>.<ext>`.
+pub fn export_table(
+    graph: &crate::plan::RunGraph,
+    store: &crate::store::Store,
+    which: Table,
+    filters: &[(String, String)],
+    format: FileFormat,
+    out: Option<std::path::PathBuf>,
+) -> Result<(DataFrame, std::path::PathBuf), ReportError> {
+    let summary = super::super::collect(graph, store)?;
+    let mut df = filter(load_table(&summary.tables, which)?, filters)?;
+    let path = out.unwrap_or_else(|| summary.tables.exported_table(which, format.extension()));
+    write_table(&mut df, &path, format)?;
+    Ok((df, path))
 }

@@ -30,22 +30,70 @@ use charts::{Series, XAxis};
 use data::{Cell, Filter, RunInfo};
 use style::render;
 
-/// The figure kinds, in the order `mechlab plot` draws them.
-pub const KINDS: [&str; 7] = [
-    "curves",
-    "accuracy",
-    "accuracy_lr",
-    "lr_box",
-    "scatter",
-    "attrib_layers",
-    "attrib",
-];
+/// A figure kind (see the table above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Curves,
+    Accuracy,
+    #[value(name = "accuracy_lr")]
+    AccuracyLr,
+    #[value(name = "lr_box")]
+    LrBox,
+    Scatter,
+    #[value(name = "attrib_layers")]
+    AttribLayers,
+    Attrib,
+}
+
+impl Kind {
+    /// Every kind, in the order `mechlab plot` draws them.
+    pub const ALL: [Kind; 7] = [
+        Kind::Curves,
+        Kind::Accuracy,
+        Kind::AccuracyLr,
+        Kind::LrBox,
+        Kind::Scatter,
+        Kind::AttribLayers,
+        Kind::Attrib,
+    ];
+
+    /// The kind's name, also the stem of its files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Curves => "curves",
+            Kind::Accuracy => "accuracy",
+            Kind::AccuracyLr => "accuracy_lr",
+            Kind::LrBox => "lr_box",
+            Kind::Scatter => "scatter",
+            Kind::AttribLayers => "attrib_layers",
+            Kind::Attrib => "attrib",
+        }
+    }
+}
+
+/// Which image files to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ImageFormat {
+    Png,
+    Svg,
+    #[default]
+    Both,
+}
+
+impl ImageFormat {
+    fn png(self) -> bool {
+        matches!(self, ImageFormat::Png | ImageFormat::Both)
+    }
+
+    fn svg(self) -> bool {
+        matches!(self, ImageFormat::Svg | ImageFormat::Both)
+    }
+}
 
 /// How to draw.
 #[derive(Debug, Clone)]
 pub struct PlotOptions {
-    pub png: bool,
-    pub svg: bool,
+    pub format: ImageFormat,
     /// The intervention site the Attrib figures read.
     pub site: String,
     /// Keep runs with mean p_orig − mean p_corr above this; `None`: the task's default
@@ -260,19 +308,19 @@ fn on_categories<K: PartialEq>(points: Vec<(K, f64)>, keys: &[K]) -> Vec<(f64, f
 pub fn plot(
     tables: &ExperimentDir,
     out: &Path,
-    kind: &str,
+    kind: Kind,
     opts: &PlotOptions,
 ) -> Result<Vec<PathBuf>, ReportError> {
     style::register_font();
     let runs = load_runs(tables)?;
-    let (png, svg) = (opts.png, opts.svg);
+    let (png, svg) = (opts.format.png(), opts.format.svg());
     macro_rules! draw {
         ($stem:expr, $f:expr) => {
             render(out, $stem, png, svg, &|a| $f(a), &|a| $f(a))
         };
     }
     match kind {
-        "curves" => {
+        Kind::Curves => {
             let m = read_parquet(&tables.table(Table::Metrics))?;
             let (ids, steps, splits, metrics, values) = (
                 text(&m, "run_id")?,
@@ -307,7 +355,7 @@ pub fn plot(
             let facet = by_mixer.len() > 1 && total > 6;
             draw!("curves", |a| curves_figure(a, &by_mixer, facet))
         }
-        "accuracy" => {
+        Kind::Accuracy => {
             let by_width = data::accuracy_by_width(&runs, &finals(tables)?);
             let mut widths: Vec<i64> = by_width.values().flatten().map(|p| p.0).collect();
             widths.sort();
@@ -340,7 +388,7 @@ pub fn plot(
                 )
             })
         }
-        "accuracy_lr" => {
+        Kind::AccuracyLr => {
             let by_lr = data::accuracy_by_lr(&runs, &finals(tables)?);
             // Learning rates are a discrete sweep: one evenly spaced tick each.
             let mut lrs: Vec<f64> = by_lr
@@ -386,7 +434,7 @@ pub fn plot(
                 Ok(())
             })
         }
-        "lr_box" => {
+        Kind::LrBox => {
             let finals = finals(tables)?;
             let mut groups: BoxGroups = BTreeMap::new();
             let mut by_width: BTreeMap<i64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
@@ -419,13 +467,13 @@ pub fn plot(
                 )
             })
         }
-        "scatter" | "attrib_layers" | "attrib" => {
+        Kind::Scatter | Kind::AttribLayers | Kind::Attrib => {
             let cells = load_cells(tables, &opts.site)?;
             let f = filter(&cells, &runs, opts.threshold);
             let caption = f.caption();
             let top = cells.iter().map(|c| c.layer).max().unwrap_or(0);
             match kind {
-                "scatter" => {
+                Kind::Scatter => {
                     let vq = data::scatter(&cells, &runs, &f, "value", "query");
                     let kq = data::scatter(&cells, &runs, &f, "key", "query");
                     let title = format!("Attrib, layer {top} {}, key corrupted", opts.site);
@@ -450,7 +498,7 @@ pub fn plot(
                         )
                     })
                 }
-                "attrib_layers" => {
+                Kind::AttribLayers => {
                     let panels: Vec<(&str, BoxGroups)> = ["value", "query"]
                         .into_iter()
                         .map(|role| {
@@ -504,9 +552,28 @@ pub fn plot(
                 }
             }
         }
-        other => Err(ReportError::Shard {
-            path: format!("--kind {other}"),
-            message: format!("expected one of {}", KINDS.join(", ")),
-        }),
     }
+}
+
+/// `mechlab plot`: collects the experiment's tables from the store now, then draws every kind of
+/// `kinds` (all when empty) into `out` (default: the experiment's `figures/`). Returns the files
+/// of each kind.
+pub fn plot_experiment(
+    graph: &crate::plan::RunGraph,
+    store: &crate::store::Store,
+    kinds: &[Kind],
+    out: Option<PathBuf>,
+    opts: &PlotOptions,
+) -> Result<Vec<(Kind, Vec<PathBuf>)>, ReportError> {
+    let summary = super::collect(graph, store)?;
+    let out = out.unwrap_or_else(|| summary.tables.figures());
+    let kinds = if kinds.is_empty() {
+        &Kind::ALL[..]
+    } else {
+        kinds
+    };
+    kinds
+        .iter()
+        .map(|&kind| Ok((kind, plot(&summary.tables, &out, kind, opts)?)))
+        .collect()
 }
