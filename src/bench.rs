@@ -58,8 +58,7 @@ pub fn train_throughput(
         steps: total,
         lr: 1e-3,
         weight_decay: 0.0,
-        beta1: 0.9,
-        beta2: 0.999,
+        betas: [0.9, 0.999],
         eps: 1e-8,
         schedule: Schedule {
             kind: ScheduleKind::Constant,
@@ -69,14 +68,14 @@ pub fn train_throughput(
         eval_every: usize::MAX,
         checkpoint_every: usize::MAX,
         keep_weights_every: None,
-        seed: 0,
     };
     let mut timer = Timer {
         warmup,
         start: None,
     };
+    let device = Default::default();
     crate::train::train::<crate::exec::device::CpuBackend>(
-        &model,
+        model.init(0, &device)?,
         &cfg,
         &data,
         &[],

@@ -33,8 +33,7 @@ fn config(steps: usize, lr: f64) -> TrainConfig {
         steps,
         lr,
         weight_decay: 0.0,
-        beta1: 0.9,
-        beta2: 0.999,
+        betas: [0.9, 0.999],
         eps: 1e-8,
         schedule: Schedule {
             kind: ScheduleKind::Cosine,
@@ -43,7 +42,6 @@ fn config(steps: usize, lr: f64) -> TrainConfig {
         eval_every: 50,
         checkpoint_every: 40,
         keep_weights_every: None,
-        seed: 5,
     }
 }
 
@@ -98,16 +96,25 @@ fn finished(outcome: TrainOutcome<B>) -> Vec<MetricRow> {
     }
 }
 
+/// The seed of every model's initial weights here.
+const SEED: u64 = 5;
+
+/// The attention model of [`model`], freshly initialised.
+fn fresh() -> mechlab::model::LanguageModel<B> {
+    model().init(SEED, &Default::default()).unwrap()
+}
+
 /// Trains without checkpoints or interruption, evaluating on `test_set`.
 fn train_to_end(
     model: &ModelConfig,
+    seed: u64,
     cfg: &TrainConfig,
     train_set: &Dataset,
     test_set: &Dataset,
 ) -> Vec<MetricRow> {
     finished(
         train::<B>(
-            model,
+            model.init(seed, &Default::default()).unwrap(),
             cfg,
             train_set,
             &[("test", test_set)],
@@ -132,7 +139,7 @@ fn learning(metrics: &[MetricRow]) -> (f64, f64, f64) {
 #[test]
 fn tiny_model_learns_recall_far_above_chance() {
     let (train_set, test_set) = data();
-    let metrics = train_to_end(&model(), &config(300, 3e-3), &train_set, &test_set);
+    let metrics = train_to_end(&model(), SEED, &config(300, 3e-3), &train_set, &test_set);
     let (first, acc, loss) = learning(&metrics);
     // Chance is 1/20 over the vocabulary and 1/8 over the value tokens. A model that has learned
     // the task's structure (answer with a value from the context) reaches 1/2 with 2 pairs; the
@@ -148,7 +155,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     let device = Default::default();
     let full = finished(
         train::<B>(
-            &model(),
+            fresh(),
             &config(120, 3e-3),
             &train_set,
             &evals,
@@ -161,7 +168,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
 
     let mut store = Memory::default();
     let stopped = train::<B>(
-        &model(),
+        fresh(),
         &config(120, 3e-3),
         &train_set,
         &evals,
@@ -173,7 +180,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
     assert!(matches!(stopped, TrainOutcome::Stopped { step: 70 }));
     let resumed = finished(
         train::<B>(
-            &model(),
+            fresh(),
             &config(120, 3e-3),
             &train_set,
             &evals,
@@ -190,7 +197,7 @@ fn resumed_run_matches_uninterrupted_run_exactly() {
 fn nan_loss_is_reported_as_divergence_with_its_step() {
     let (train_set, test_set) = data();
     let err = train::<B>(
-        &model(),
+        fresh(),
         &config(50, f64::NAN),
         &train_set,
         &[("test", &test_set)],
@@ -221,11 +228,10 @@ fn based_learns_associative_recall_beyond_the_plateau() {
     // The quickstart's schedule: the transition's timing depends on it (in 2,000 steps the cosine
     // can decay the rate before the transition; 3,000 leave room).
     let mut cfg = config(3000, 1e-3);
-    cfg.seed = 42;
     cfg.eval_every = 3000;
     let train_set = task.generate(42, Split::Train, 64_000);
     let test_set = task.generate(42, Split::Test, 320);
-    let metrics = train_to_end(&model, &cfg, &train_set, &test_set);
+    let metrics = train_to_end(&model, 42, &cfg, &train_set, &test_set);
     let acc = final_metric(&metrics, "test", "accuracy");
     // The plateau is 1/4 (4 pairs); recall by lookup reaches it far above.
     assert!(acc > 0.9, "test accuracy {acc}");
@@ -249,7 +255,7 @@ fn every_other_mixer_learns_far_above_chance() {
             init_std: 0.02,
             ..ModelConfig::paper(mixer, task().vocab_size(), 32, 2)
         };
-        let metrics = train_to_end(&model, &config(300, lr), &train_set, &test_set);
+        let metrics = train_to_end(&model, SEED, &config(300, lr), &train_set, &test_set);
         let (first, acc, loss) = learning(&metrics);
         assert!(acc > 0.35, "{mixer:?}: test accuracy {acc}");
         assert!(loss < 0.5 * first, "{mixer:?}: loss {first} -> {loss}");

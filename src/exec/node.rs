@@ -236,7 +236,7 @@ fn train_on<B: AutodiffBackend>(
     let mut checkpoints = FileCheckpoints {
         node: ctx.store.node(&run.train),
     };
-    let cfg = run.point.train_config();
+    let cfg = &run.point.train;
     if let Some(bar) = &ctx.bar {
         bar.set_length(cfg.steps as u64);
     }
@@ -244,9 +244,10 @@ fn train_on<B: AutodiffBackend>(
         bar: ctx.bar.as_ref(),
         interrupt: &ctx.interrupt,
     };
+    let model = run.point.model.init::<B>(run.point.seed, device)?;
     let outcome = crate::train::train::<B>(
-        &run.point.model_config(),
-        &cfg,
+        model,
+        cfg,
         &train,
         &evals,
         device,

@@ -10,8 +10,8 @@
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::config::ModelConfig;
 use super::init::Init;
-use super::lm::ModelConfig;
 use super::mixer::{Mixer, ModelError};
 use super::mlp::Mlp;
 use super::norm::Norm;

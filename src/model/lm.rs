@@ -2,100 +2,13 @@
 //! LayerNorm, and an LM head computed only where it is needed.
 
 use burn::module::Module;
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
+use burn::nn::{Embedding, LayerNorm};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::module::embedding;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::block::Block;
-use super::init::Init;
-use super::mixer::{ConvKernel, MixerKind, ModelError};
-use super::norm::NORM_EPS;
 use super::sites::{NoSites, Site, Sites};
-
-/// Everything needed to build a model; derived from a resolved spec by the orchestration layer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ModelConfig {
-    pub vocab_size: usize,
-    pub d_model: usize,
-    pub layers: usize,
-    pub mixer: MixerKind,
-    /// Learned absolute position embedding (paper: on for attention, off elsewhere).
-    pub pos_emb: bool,
-    /// Rows of the position table (reference: 1024).
-    pub max_positions: usize,
-    /// MLP after each mixer (reference: on, except in Mamba blocks).
-    pub mlp: bool,
-    /// Base σ of weights and embeddings (reference: 0.02; out-projections get σ/√(2·layers)).
-    pub init_std: f64,
-    /// Convolution per layer for mixers with a choice (Mamba's d_conv, Based's short kernel,
-    /// BaseConv's per-layer kernels); empty = the reference's ([`MixerKind::default_conv`]).
-    pub conv: Vec<ConvKernel>,
-}
-
-impl ModelConfig {
-    /// The paper's model for `mixer`: learned positions only for attention, an MLP in every block
-    /// except Mamba's, 1024 positions, σ = 0.02.
-    pub fn paper(mixer: MixerKind, vocab_size: usize, d_model: usize, layers: usize) -> Self {
-        ModelConfig {
-            vocab_size,
-            d_model,
-            layers,
-            mixer,
-            pos_emb: mixer == MixerKind::Attention,
-            max_positions: 1024,
-            mlp: mixer != MixerKind::Mamba,
-            init_std: super::init::REFERENCE_INIT_STD,
-            conv: Vec::new(),
-        }
-    }
-
-    /// The convolution of block `layer`: the configured one, or the reference's.
-    pub fn conv_for(&self, layer: usize) -> Option<ConvKernel> {
-        self.conv
-            .get(layer)
-            .copied()
-            .or_else(|| self.mixer.default_conv(layer))
-    }
-
-    /// Parameters the reference's model counts but mechlab does not build: the conv1d of
-    /// kernel 4 that the reference's Mamba without a convolution allocates and never uses.
-    pub fn reference_only_params(&self) -> usize {
-        if self.mixer != MixerKind::Mamba {
-            return 0;
-        }
-        let inner = super::mamba::EXPAND * self.d_model;
-        (0..self.layers)
-            .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
-            .map(|_| inner * 4 + inner)
-            .sum()
-    }
-
-    /// Builds the model with reference initialisation drawn from `seed`.
-    pub fn init<B: Backend>(
-        &self,
-        seed: u64,
-        device: &B::Device,
-    ) -> Result<LanguageModel<B>, ModelError> {
-        let mut init = Init::<B>::new(seed, self.init_std, device);
-        let word_embeddings = init.embedding(self.vocab_size, self.d_model, self.init_std);
-        let position_embeddings = self
-            .pos_emb
-            .then(|| init.embedding(self.max_positions, self.d_model, self.init_std));
-        let layers = (0..self.layers)
-            .map(|l| Block::init(l, self, &mut init))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ln_f = LayerNormConfig::new(self.d_model)
-            .with_epsilon(NORM_EPS)
-            .init(device);
-        Ok(LanguageModel {
-            word_embeddings,
-            position_embeddings,
-            layers,
-            ln_f,
-        })
-    }
-}
 
 #[derive(Module, Debug)]
 pub struct LanguageModel<B: Backend> {
@@ -251,6 +164,7 @@ pub fn int_tensor<B: Backend, const D: usize>(
 mod tests {
     use super::*;
     use crate::model::sites::{NoSites, Site, Sites};
+    use crate::model::{ConvKernel, MixerKind, ModelConfig};
     use burn::backend::{Autodiff, Flex};
 
     fn config(vocab: usize, d: usize, pos: bool) -> ModelConfig {

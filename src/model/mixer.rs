@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::attention::Attention;
 use super::base_conv::{BaseConv, BaseConvLong};
 use super::based::BasedAttention;
+use super::config::ModelConfig;
 use super::h3::H3;
 use super::hyena::Hyena;
 use super::init::Init;
-use super::lm::ModelConfig;
 use super::lm::at_positions;
 use super::mamba::Mamba;
 use super::sites::{NoSites, Sites};
@@ -65,6 +65,16 @@ impl MixerKind {
     /// Mamba blocks use RMSNorm and, by default, no MLP.
     pub fn is_mamba(self) -> bool {
         self == MixerKind::Mamba
+    }
+
+    /// The reference's default for learned absolute positions: attention only.
+    pub fn default_pos_emb(self) -> bool {
+        self == MixerKind::Attention
+    }
+
+    /// The reference's default for an MLP after the mixer: every block but Mamba's.
+    pub fn default_mlp(self) -> bool {
+        self != MixerKind::Mamba
     }
 
     /// The reference's convolution for `layer`, where the mixer has a choice: Mamba's d_conv 4,

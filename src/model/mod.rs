@@ -8,6 +8,7 @@ pub mod attention;
 pub mod base_conv;
 pub mod based;
 pub mod block;
+pub mod config;
 pub mod h3;
 pub mod hyena;
 pub mod init;
@@ -20,6 +21,7 @@ pub mod norm;
 pub mod selective_scan;
 pub mod sites;
 
-pub use lm::{LanguageModel, ModelConfig};
+pub use config::ModelConfig;
+pub use lm::LanguageModel;
 pub use mixer::{ConvKernel, MixerKind};
 pub use sites::{NoSites, Site, Sites};

@@ -145,7 +145,7 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
                 .zip(&graph.runs)
                 .map(|(s, r)| {
                     s.as_ref()
-                        .map(|s| (s.params + r.point.model_config().reference_only_params()) as i64)
+                        .map(|s| (s.params + r.point.model.reference_only_params()) as i64)
                 })
                 .collect::<Vec<_>>(),
         ),

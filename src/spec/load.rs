@@ -370,7 +370,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
             axes.push(("seed".to_string(), Value::from(seed)));
             let mut name: Vec<String> = point.axes.iter().map(|(k, v)| label(k, v)).collect();
             name.push(format!("s{seed}"));
-            let resolved_model = resolve_model(&model);
+            let resolved_model = resolve_model(&model, task.config().vocab_size());
             let run = RunPoint {
                 name: name.join("-"),
                 seed,
@@ -404,7 +404,10 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
             run.name = format!("{}-{i}", run.name);
         }
     }
-    let canonical = serde_json::to_string(&runs).expect("runs serialise");
+    // Through a JSON value, so keys are sorted and the hash does not depend on field order.
+    let canonical = serde_json::to_value(&runs)
+        .map(|v| crate::plan::id::canonical(&v))
+        .expect("runs serialise");
     let mut warnings_dedup = Vec::new();
     for w in all_warnings {
         if !warnings_dedup.contains(&w) {

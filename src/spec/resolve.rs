@@ -5,50 +5,18 @@ use serde::{Deserialize, Serialize};
 use super::raw::{ArSpec, ConvChoice, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
 use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig};
 use crate::model::Site;
-use crate::model::{ConvKernel, MixerKind, ModelConfig};
+use crate::model::{ConvKernel, ModelConfig};
 use crate::task::Role;
 use crate::task::atr::ExampleStats;
 use crate::task::reference::{self, Counts, ReferenceError};
 use crate::task::{ArConfig, DataRng, Dataset, Prohibit, Split, TaskConfig};
-use crate::train::{Schedule, ScheduleKind, TrainConfig};
+use crate::train::{Schedule, TrainConfig};
 
 /// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
 pub const DEFAULT_EPOCHS: usize = 16;
 
 /// The task as resolved (today the raw spec is already complete).
 pub type ResolvedTask = TaskSpec;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResolvedModel {
-    pub mixer: MixerKind,
-    pub layers: usize,
-    pub d_model: usize,
-    pub pos_emb: bool,
-    pub mlp: bool,
-    pub max_positions: usize,
-    pub init_std: f64,
-    /// Convolution per layer; absent when it is the mixer's reference default, so that specs
-    /// which leave it out keep their content ids.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub conv_kernel: Option<Vec<ConvKernel>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResolvedTrain {
-    pub batch_size: usize,
-    pub steps: usize,
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub betas: [f64; 2],
-    pub eps: f64,
-    pub schedule: ScheduleKind,
-    pub warmup: f64,
-    pub eval_every: usize,
-    pub checkpoint_every: usize,
-    /// Omitted from the JSON when unset, so node ids of runs without it do not change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep_weights_every: Option<usize>,
-}
 
 /// An interchange grid with `"all"` expanded for one run's model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,7 +75,7 @@ impl ResolvedIntervention {
 }
 
 /// The listed sites, or every block site this model has.
-fn expand_sites(sites: &Option<Vec<Site>>, model: &ResolvedModel) -> Vec<Site> {
+fn expand_sites(sites: &Option<Vec<Site>>, model: &ModelConfig) -> Vec<Site> {
     match sites {
         Some(s) => s.clone(),
         None => Site::BLOCK
@@ -117,17 +85,14 @@ fn expand_sites(sites: &Option<Vec<Site>>, model: &ResolvedModel) -> Vec<Site> {
     }
 }
 
-fn expand_layers(layers: &Layers, model: &ResolvedModel) -> Vec<usize> {
+fn expand_layers(layers: &Layers, model: &ModelConfig) -> Vec<usize> {
     match layers {
         Layers::Named(_) => (0..model.layers).collect(),
         Layers::List(l) => l.clone(),
     }
 }
 
-pub fn resolve_intervention(
-    spec: &InterventionSpec,
-    model: &ResolvedModel,
-) -> ResolvedIntervention {
+pub fn resolve_intervention(spec: &InterventionSpec, model: &ModelConfig) -> ResolvedIntervention {
     match spec {
         InterventionSpec::Ablation(a) => ResolvedIntervention::Ablation(ResolvedAblation {
             mode: a.mode,
@@ -167,7 +132,7 @@ impl ResolvedInterchange {
 }
 
 /// One run of an experiment: a point of the sweep with one seed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunPoint {
     /// Readable name from the swept values, e.g. `attention-d64-lr3e-4-s42`.
     pub name: String,
@@ -175,15 +140,17 @@ pub struct RunPoint {
     /// Swept parameters of this run (dotted key → value), `seed` last.
     pub axes: Vec<(String, serde_json::Value)>,
     pub task: ResolvedTask,
-    pub model: ResolvedModel,
-    pub train: ResolvedTrain,
+    /// What the train node builds (resolved: the mixer's defaults filled in).
+    pub model: ModelConfig,
+    /// How the train node optimises it.
+    pub train: TrainConfig,
     /// Intervention grids run on this run's final weights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interventions: Vec<ResolvedIntervention>,
 }
 
 /// A whole expanded spec.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Resolved {
     pub experiment: String,
     pub description: Option<String>,
@@ -357,16 +324,19 @@ impl TaskSpec {
     }
 }
 
-pub fn resolve_model(m: &ModelSpec) -> ResolvedModel {
-    ResolvedModel {
+/// The model of a spec's `[model]` for a task of `vocab_size` tokens, the mixer's defaults
+/// ([`MixerKind::default_pos_emb`], [`MixerKind::default_mlp`]) filled in.
+pub fn resolve_model(m: &ModelSpec, vocab_size: usize) -> ModelConfig {
+    ModelConfig {
+        vocab_size,
         mixer: m.mixer,
         layers: m.layers,
         d_model: m.d_model,
-        pos_emb: m.pos_emb.unwrap_or(m.mixer == MixerKind::Attention),
-        mlp: m.mlp.unwrap_or(m.mixer != MixerKind::Mamba),
+        pos_emb: m.pos_emb.unwrap_or(m.mixer.default_pos_emb()),
+        mlp: m.mlp.unwrap_or(m.mixer.default_mlp()),
         max_positions: m.max_positions,
         init_std: m.init_std,
-        conv_kernel: resolve_conv(m),
+        conv: resolve_conv(m).unwrap_or_default(),
     }
 }
 
@@ -382,9 +352,11 @@ fn resolve_conv(m: &ModelSpec) -> Option<Vec<ConvKernel>> {
     (!same).then_some(per_layer)
 }
 
-pub fn resolve_train(t: &TrainSpec, train_size: usize) -> ResolvedTrain {
+/// The optimisation of a spec's `[train]`: `steps` from `epochs` over `train_size` sequences
+/// when not given.
+pub fn resolve_train(t: &TrainSpec, train_size: usize) -> TrainConfig {
     let steps_per_epoch = train_size / t.batch_size.max(1);
-    ResolvedTrain {
+    TrainConfig {
         batch_size: t.batch_size,
         steps: t
             .steps
@@ -393,48 +365,13 @@ pub fn resolve_train(t: &TrainSpec, train_size: usize) -> ResolvedTrain {
         weight_decay: t.weight_decay,
         betas: t.betas,
         eps: t.eps,
-        schedule: t.schedule.kind,
-        warmup: t.schedule.warmup,
+        schedule: Schedule {
+            kind: t.schedule.kind,
+            warmup: t.schedule.warmup,
+        },
         eval_every: t.eval_every,
         checkpoint_every: t.checkpoint_every,
         keep_weights_every: t.keep_weights_every,
-    }
-}
-
-impl RunPoint {
-    pub fn model_config(&self) -> ModelConfig {
-        ModelConfig {
-            vocab_size: self.task.config().vocab_size(),
-            d_model: self.model.d_model,
-            layers: self.model.layers,
-            mixer: self.model.mixer,
-            pos_emb: self.model.pos_emb,
-            max_positions: self.model.max_positions,
-            mlp: self.model.mlp,
-            init_std: self.model.init_std,
-            conv: self.model.conv_kernel.clone().unwrap_or_default(),
-        }
-    }
-
-    pub fn train_config(&self) -> TrainConfig {
-        let t = &self.train;
-        TrainConfig {
-            batch_size: t.batch_size,
-            steps: t.steps,
-            lr: t.lr,
-            weight_decay: t.weight_decay,
-            beta1: t.betas[0],
-            beta2: t.betas[1],
-            eps: t.eps,
-            schedule: Schedule {
-                kind: t.schedule,
-                warmup: t.warmup,
-            },
-            eval_every: t.eval_every,
-            checkpoint_every: t.checkpoint_every,
-            keep_weights_every: t.keep_weights_every,
-            seed: self.seed,
-        }
     }
 }
 

@@ -215,9 +215,10 @@ fn check_mqar(q: &MqarSpec, batch_size: usize) -> Vec<Problem> {
 /// `model.conv_kernel` against the mixer it configures.
 fn check_conv(run: &RunPoint) -> Vec<Problem> {
     let m = &run.model;
-    let Some(kernels) = &m.conv_kernel else {
+    let kernels = &m.conv;
+    if kernels.is_empty() {
         return Vec::new();
-    };
+    }
     let key = "model.conv_kernel";
     let name = m.mixer.name();
     let shown = |k: &ConvKernel| k.to_string();
@@ -336,8 +337,7 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
         out.extend(check_reference(&run.task, run.seed));
     }
     let long_filter = m.mixer == MixerKind::Hyena
-        || (0..m.layers)
-            .any(|l| matches!(run.model_config().conv_for(l), Some(ConvKernel::Long(_))));
+        || (0..m.layers).any(|l| matches!(run.model.conv_for(l), Some(ConvKernel::Long(_))));
     if long_filter && seq_len > m.max_positions {
         out.push(problem(
             "model.max_positions",
@@ -407,10 +407,13 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             format!("expected > 0, found {}", t.eps),
         ));
     }
-    if !(0.0..=1.0).contains(&t.warmup) {
+    if !(0.0..=1.0).contains(&t.schedule.warmup) {
         out.push(problem(
             "train.schedule.warmup",
-            format!("expected a fraction of steps in [0, 1], found {}", t.warmup),
+            format!(
+                "expected a fraction of steps in [0, 1], found {}",
+                t.schedule.warmup
+            ),
         ));
     }
     if t.eval_every == 0 {

@@ -59,6 +59,6 @@ impl Store {
         let path = self
             .node(&run.train)
             .weights_at(step, run.point.train.steps);
-        load(&path, &run.point.model_config(), run.point.seed, device)
+        load(&path, &run.point.model, run.point.seed, device)
     }
 }

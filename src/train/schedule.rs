@@ -13,8 +13,10 @@ pub enum ScheduleKind {
     Constant,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Serialised flat into the train config (`schedule = "cosine"`, `warmup = 0.1`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    #[serde(rename = "schedule")]
     pub kind: ScheduleKind,
     /// Fraction of total steps spent warming up (paper: 0.1).
     pub warmup: f64,

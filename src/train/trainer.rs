@@ -8,35 +8,38 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
 
 use super::batch::Batch;
 use super::checkpoint::{Checkpoint, CheckpointHeader, Checkpointer};
 use super::eval::{MetricRow, evaluate};
 use super::schedule::Schedule;
 use crate::model::lm::cross_entropy;
-use crate::model::{LanguageModel, ModelConfig, NoSites};
+use crate::model::{LanguageModel, NoSites};
 use crate::task::Dataset;
 
-/// Optimisation settings, resolved (no defaults left to fill).
-#[derive(Debug, Clone, PartialEq)]
+/// Optimisation settings, resolved from a spec's `[train]` (no defaults left to fill) and
+/// serialised as the `train` of a train node's hashed config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub batch_size: usize,
     /// Total optimizer updates.
     pub steps: usize,
     pub lr: f64,
     pub weight_decay: f64,
-    pub beta1: f64,
-    pub beta2: f64,
+    /// AdamW β1, β2.
+    pub betas: [f64; 2],
     pub eps: f64,
+    #[serde(flatten)]
     pub schedule: Schedule,
     /// Evaluate every this many updates (and at step 0 and the last step).
     pub eval_every: usize,
     /// Checkpoint every this many updates (and when stopped).
     pub checkpoint_every: usize,
     /// Also keep the weights every this many updates (for interventions on intermediate steps).
+    /// Absent from the serialised config when unset, so runs without it keep their ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_weights_every: Option<usize>,
-    /// Seed of the weight initialisation.
-    pub seed: u64,
 }
 
 /// Whether the loop should go on; returned by the observer after every step.
@@ -78,9 +81,10 @@ fn ckpt_err(e: impl std::fmt::Display) -> TrainError {
     TrainError::Checkpoint(e.to_string())
 }
 
-/// Trains a fresh (or checkpointed) model on `train`, evaluating on `eval_sets` (name, data).
+/// Trains `model` (freshly initialised; replaced by the checkpoint's weights when one exists) on
+/// `train`, evaluating on `eval_sets` (name, data).
 pub fn train<B: AutodiffBackend>(
-    model_cfg: &ModelConfig,
+    mut model: LanguageModel<B>,
     cfg: &TrainConfig,
     train: &Dataset,
     eval_sets: &[(&str, &Dataset)],
@@ -95,10 +99,9 @@ pub fn train<B: AutodiffBackend>(
         });
     }
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
-    let mut model: LanguageModel<B> = model_cfg.init(cfg.seed, device)?;
     let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.beta1 as f32)
-        .with_beta_2(cfg.beta2 as f32)
+        .with_beta_1(cfg.betas[0] as f32)
+        .with_beta_2(cfg.betas[1] as f32)
         .with_epsilon(cfg.eps as f32)
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, LanguageModel<B>>();

@@ -1,0 +1,66 @@
+//! The run graph: node ids are content addresses, so a refactor that changes what a node's
+//! config serialises to would silently orphan every stored result. These ids were computed by
+//! mechlab before the config types were unified (and equal what it has computed since); change
+//! them only together with `CODE_SALT`, when a node's output really changes.
+
+use std::path::Path;
+
+use mechlab::plan::{NodeKind, plan};
+use mechlab::spec::{LoadOptions, load};
+
+fn graph(spec: &str) -> mechlab::plan::RunGraph {
+    let opts = LoadOptions {
+        env: false,
+        ..LoadOptions::default()
+    };
+    plan(&load(Path::new(spec), &opts).unwrap())
+}
+
+#[test]
+fn train_node_ids_are_stable() {
+    for (spec, run, id) in [
+        (
+            "experiments/quickstart.toml",
+            "attention-lr1e-3-s42",
+            "6c6bb7276f5a7d75",
+        ),
+        (
+            "experiments/quickstart.toml",
+            "based-lr3e-3-s42",
+            "85cb96db0489e922",
+        ),
+        (
+            "experiments/paper/ar_32.toml",
+            "d16-attention-lr3e-5-s42",
+            "227480f985872c09",
+        ),
+        (
+            "experiments/paper/pcfg_easy.toml",
+            "d16-attention-lr1e-4-s42",
+            "96ea7d8e5b2b88f2",
+        ),
+    ] {
+        let g = graph(spec);
+        let planned = g.runs.iter().find(|r| r.point.name == run).unwrap();
+        assert_eq!(planned.train, id, "{spec}: {run}");
+    }
+}
+
+#[test]
+fn identical_nodes_collapse_and_dependencies_come_first() {
+    let g = graph("experiments/quickstart.toml");
+    // Four runs (two mixers × two learning rates) share one dataset node.
+    assert_eq!(g.runs.len(), 4);
+    assert_eq!(g.count(NodeKind::Dataset), 1);
+    assert_eq!(g.count(NodeKind::Train), 4);
+    let position = |id: &str| g.nodes.iter().position(|n| n.id == id).unwrap();
+    for node in &g.nodes {
+        for dep in &node.deps {
+            assert!(
+                position(dep) < position(&node.id),
+                "{} before {dep}",
+                node.id
+            );
+        }
+    }
+}
