@@ -274,11 +274,22 @@ fn check_conv(run: &RunPoint) -> Vec<Problem> {
     }
 }
 
-/// Every problem of one run.
+/// Every problem of one run, section by section.
 pub fn check_run(run: &RunPoint) -> Vec<Problem> {
+    let mut out = check_model(run);
+    out.extend(check_task(run));
+    out.extend(check_lengths(run));
+    out.extend(check_train(run));
+    for (i, intervention) in run.interventions.iter().enumerate() {
+        out.extend(check_intervention(run, i, intervention));
+    }
+    out
+}
+
+/// `[model]`: sizes, initialisation, convolutions, what the mixer needs of the width.
+fn check_model(run: &RunPoint) -> Vec<Problem> {
     let mut out = Vec::new();
     let m = &run.model;
-    let t = &run.train;
     out.extend(check_conv(run));
     if !(1..=64).contains(&m.layers) {
         out.push(problem(
@@ -301,6 +312,31 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             ),
         ));
     }
+    if m.mixer == MixerKind::H3 && !m.d_model.is_multiple_of(2) {
+        out.push(problem(
+            "model.d_model",
+            format!(
+                "h3 has heads of 2 channels: expected an even width, found {}",
+                m.d_model
+            ),
+        ));
+    }
+    if m.mixer == MixerKind::H3 && m.max_positions < 2 {
+        out.push(problem(
+            "model.max_positions",
+            format!(
+                "h3's shift SSM has a state of max_positions entries: expected at least 2, found {}",
+                m.max_positions
+            ),
+        ));
+    }
+    out
+}
+
+/// `[task]`: its sizes and, with the reference's streams, what they can draw.
+fn check_task(run: &RunPoint) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let t = &run.train;
     match &run.task {
         TaskSpec::Ar(a) => {
             if a.num_kv < 2 || a.num_kv % 2 != 0 {
@@ -329,13 +365,20 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
         TaskSpec::Atr(_) => {}
         TaskSpec::Mqar(q) => out.extend(check_mqar(q, t.batch_size)),
     }
-    let seq_len = run.task.seq_len();
     if let TaskSpec::Atr(a) = &run.task {
         out.extend(check_atr(a, t.batch_size, run.seed));
     }
     if run.task.rng() == DataRng::Reference {
         out.extend(check_reference(&run.task, run.seed));
     }
+    out
+}
+
+/// Sequences against what the model can hold (position table, implicit filters).
+fn check_lengths(run: &RunPoint) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let m = &run.model;
+    let seq_len = run.task.seq_len();
     let long_filter = m.mixer == MixerKind::Hyena
         || (0..m.layers).any(|l| matches!(run.model.conv_for(l), Some(ConvKernel::Long(_))));
     if long_filter && seq_len > m.max_positions {
@@ -343,24 +386,6 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             "model.max_positions",
             format!(
                 "sequences have {seq_len} tokens but the implicit long filters cover {} positions",
-                m.max_positions
-            ),
-        ));
-    }
-    if m.mixer == MixerKind::H3 && !m.d_model.is_multiple_of(2) {
-        out.push(problem(
-            "model.d_model",
-            format!(
-                "h3 has heads of 2 channels: expected an even width, found {}",
-                m.d_model
-            ),
-        ));
-    }
-    if m.mixer == MixerKind::H3 && m.max_positions < 2 {
-        out.push(problem(
-            "model.max_positions",
-            format!(
-                "h3's shift SSM has a state of max_positions entries: expected at least 2, found {}",
                 m.max_positions
             ),
         ));
@@ -374,6 +399,13 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
             ),
         ));
     }
+    out
+}
+
+/// `[train]`: optimiser and bookkeeping settings.
+fn check_train(run: &RunPoint) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let t = &run.train;
     if t.batch_size == 0 {
         out.push(problem("train.batch_size", "expected at least 1"));
     }
@@ -419,100 +451,109 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     if t.eval_every == 0 {
         out.push(problem("train.eval_every", "expected at least 1"));
     }
-    for (i, intervention) in run.interventions.iter().enumerate() {
-        let key = |k: &str| format!("interventions.{i}.{k}");
-        let (every, layers, sites, examples) = intervention.common();
-        if let Some(every) = every {
-            match t.keep_weights_every {
-                _ if every == 0 => out.push(problem(&key("every"), "expected at least 1")),
-                Some(k) if every.is_multiple_of(k) => {}
-                kept => out.push((
-                    key("every"),
-                    match kept {
-                        Some(k) => format!("every = {every} needs the weights of steps the training does not keep (train.keep_weights_every = {k})"),
-                        None => format!("every = {every} needs intermediate weights, but the training keeps only the final ones"),
-                    },
-                    vec![format!("set train.keep_weights_every to a divisor of {every} (this retrains), or omit `every`")],
-                )),
-            }
-        }
-        if let Some(&l) = layers.iter().find(|&&l| l >= m.layers) {
-            out.push(problem(
-                &key("layers"),
-                format!(
-                    "layer {l} does not exist: the model has layers 0 to {}",
-                    m.layers - 1
-                ),
-            ));
-        }
-        if let Some(s) = sites.iter().find(|s| !s.exists_in(m.mixer, m.mlp)) {
-            let valid: Vec<&str> = Site::BLOCK
-                .into_iter()
-                .chain(Site::INTERNAL)
-                .filter(|s| s.exists_in(m.mixer, m.mlp))
-                .map(Site::name)
-                .collect();
-            let why = match s {
-                Site::MlpInput | Site::MlpOutput => {
-                    "these blocks have no MLP (model.mlp = false)".to_string()
-                }
-                Site::AttnPattern => format!(
-                    "only softmax attention has an attention pattern; this model's mixer is {}",
-                    m.mixer.name()
-                ),
-                _ => format!(
-                    "only Mamba has a conv_output site; this model's mixer is {}",
-                    m.mixer.name()
-                ),
-            };
-            out.push((
-                key("sites"),
-                format!("site {s} does not exist: {why}"),
-                vec![format!("valid here: {}", valid.join(", "))],
-            ));
-        }
-        let (corrupt, roles, roles_key): (&[Role], &[Role], &str) = match intervention {
-            ResolvedIntervention::Interchange(iv) => (&iv.corrupt, &iv.patch_at, "patch_at"),
-            ResolvedIntervention::Ablation(a) => (&[Role::Key], &a.ablate_at, "ablate_at"),
-        };
-        if let Some(r) = corrupt
-            .iter()
-            .find(|r| !matches!(r, Role::Key | Role::Value))
-        {
-            out.push(problem(
-                &key("corrupt"),
-                format!(
-                    "only key and value tokens can be corrupted, found {}",
-                    r.name()
-                ),
-            ));
-        }
-        for (name, empty) in [
-            ("sites", sites.is_empty()),
-            ("layers", layers.is_empty()),
-            ("corrupt", corrupt.is_empty()),
-            (roles_key, roles.is_empty()),
-        ] {
-            if empty {
-                out.push(problem(&key(name), "expected at least one entry"));
-            }
-        }
-        let test_size = run.task.test_size();
-        if examples == 0 || examples > test_size {
-            out.push(problem(
-                &key("examples"),
-                format!(
-                    "expected 1 to task.test_size = {test_size}, found {}",
-                    examples
-                ),
-            ));
-        }
-    }
     if t.keep_weights_every == Some(0) {
         out.push(problem("train.keep_weights_every", "expected at least 1"));
     }
     if t.checkpoint_every == 0 {
         out.push(problem("train.checkpoint_every", "expected at least 1"));
+    }
+    out
+}
+
+/// Intervention block `i` against the model it runs on and the data it reads.
+fn check_intervention(
+    run: &RunPoint,
+    i: usize,
+    intervention: &ResolvedIntervention,
+) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let (m, t) = (&run.model, &run.train);
+    let key = |k: &str| format!("interventions.{i}.{k}");
+    let (every, layers, sites, examples) = intervention.common();
+    if let Some(every) = every {
+        match t.keep_weights_every {
+            _ if every == 0 => out.push(problem(&key("every"), "expected at least 1")),
+            Some(k) if every.is_multiple_of(k) => {}
+            kept => out.push((
+                key("every"),
+                match kept {
+                    Some(k) => format!("every = {every} needs the weights of steps the training does not keep (train.keep_weights_every = {k})"),
+                    None => format!("every = {every} needs intermediate weights, but the training keeps only the final ones"),
+                },
+                vec![format!("set train.keep_weights_every to a divisor of {every} (this retrains), or omit `every`")],
+            )),
+        }
+    }
+    if let Some(&l) = layers.iter().find(|&&l| l >= m.layers) {
+        out.push(problem(
+            &key("layers"),
+            format!(
+                "layer {l} does not exist: the model has layers 0 to {}",
+                m.layers - 1
+            ),
+        ));
+    }
+    if let Some(s) = sites.iter().find(|s| !s.exists_in(m.mixer, m.mlp)) {
+        let valid: Vec<&str> = Site::BLOCK
+            .into_iter()
+            .chain(Site::INTERNAL)
+            .filter(|s| s.exists_in(m.mixer, m.mlp))
+            .map(Site::name)
+            .collect();
+        let why = match s {
+            Site::MlpInput | Site::MlpOutput => {
+                "these blocks have no MLP (model.mlp = false)".to_string()
+            }
+            Site::AttnPattern => format!(
+                "only softmax attention has an attention pattern; this model's mixer is {}",
+                m.mixer.name()
+            ),
+            _ => format!(
+                "only Mamba has a conv_output site; this model's mixer is {}",
+                m.mixer.name()
+            ),
+        };
+        out.push((
+            key("sites"),
+            format!("site {s} does not exist: {why}"),
+            vec![format!("valid here: {}", valid.join(", "))],
+        ));
+    }
+    let (corrupt, roles, roles_key): (&[Role], &[Role], &str) = match intervention {
+        ResolvedIntervention::Interchange(iv) => (&iv.corrupt, &iv.patch_at, "patch_at"),
+        ResolvedIntervention::Ablation(a) => (&[Role::Key], &a.ablate_at, "ablate_at"),
+    };
+    if let Some(r) = corrupt
+        .iter()
+        .find(|r| !matches!(r, Role::Key | Role::Value))
+    {
+        out.push(problem(
+            &key("corrupt"),
+            format!(
+                "only key and value tokens can be corrupted, found {}",
+                r.name()
+            ),
+        ));
+    }
+    for (name, empty) in [
+        ("sites", sites.is_empty()),
+        ("layers", layers.is_empty()),
+        ("corrupt", corrupt.is_empty()),
+        (roles_key, roles.is_empty()),
+    ] {
+        if empty {
+            out.push(problem(&key(name), "expected at least one entry"));
+        }
+    }
+    let test_size = run.task.test_size();
+    if examples == 0 || examples > test_size {
+        out.push(problem(
+            &key("examples"),
+            format!(
+                "expected 1 to task.test_size = {test_size}, found {}",
+                examples
+            ),
+        ));
     }
     out
 }

@@ -1,0 +1,261 @@
+//! Layering: the spec file and its includes, then `[profile.NAME]`, environment variables and
+//! `--set` overrides, merged by figment into one JSON value, with the provenance of each layer.
+//!
+//! Layers, lowest first: field defaults < `include`d files (depth first) < the spec file <
+//! `[profile.<name>]` of the merged files < `MECHLAB_<SECTION>__<KEY>` environment variables <
+//! `--set key=value`.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde_json::Value;
+
+use super::error::{Issue, Origin, SpecError, suggest};
+use super::load::LoadOptions;
+use super::locate::locate;
+use super::sources::Sources;
+
+/// The merged value of every layer of the spec at `path`, and where each layer came from.
+pub(super) fn layer(path: &Path, opts: &LoadOptions) -> Result<(Value, Sources), SpecError> {
+    let mut files = Vec::new();
+    let mut issues = Vec::new();
+    collect_files(path, &mut Vec::new(), &mut files, &mut issues)?;
+    if !issues.is_empty() {
+        return Err(SpecError::Invalid(issues));
+    }
+
+    let mut sources = Sources {
+        files,
+        profile: opts.profile.clone(),
+        sets: Vec::new(),
+        env: Vec::new(),
+    };
+    let mut fig = Figment::new();
+    for (_, text) in &sources.files {
+        fig = fig.merge(Toml::string(text));
+    }
+    if let Some(name) = &opts.profile {
+        match fig.find_value(&format!("profile.{name}")) {
+            Ok(section) => fig = fig.merge(Serialized::defaults(section)),
+            Err(_) => {
+                let available: Vec<String> = fig
+                    .find_value("profile")
+                    .ok()
+                    .and_then(|v| v.into_dict())
+                    .map(|d| d.into_keys().collect())
+                    .unwrap_or_default();
+                let mut help = vec![if available.is_empty() {
+                    "this spec defines no profiles; add a [profile.NAME] table".to_string()
+                } else {
+                    format!("profiles defined: {}", available.join(", "))
+                }];
+                if let Some(s) = suggest(name, available.iter().map(String::as_str)) {
+                    help.push(format!("help: did you mean \"{s}\"?"));
+                }
+                return Err(SpecError::Invalid(vec![Issue {
+                    origin: Origin::File {
+                        path: sources.spec().to_path_buf(),
+                        line: None,
+                        col: None,
+                    },
+                    key: format!("profile.{name}"),
+                    message: format!("--profile {name}: no such profile"),
+                    help,
+                }]));
+            }
+        }
+    }
+    if opts.env {
+        for (var, _) in std::env::vars() {
+            if let Some(rest) = var.strip_prefix("MECHLAB_").filter(|r| r.contains("__")) {
+                sources
+                    .env
+                    .push((rest.to_lowercase().replace("__", "."), var.clone()));
+            }
+        }
+        fig = fig.merge(
+            Env::prefixed("MECHLAB_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+    }
+    for set in &opts.sets {
+        let Some((key, raw)) = set.split_once('=') else {
+            issues.push(Issue {
+                origin: Origin::Set(set.clone()),
+                key: String::new(),
+                message: "expected KEY=VALUE, e.g. --set train.lr=1e-3".into(),
+                help: Vec::new(),
+            });
+            continue;
+        };
+        let key = key.trim().to_string();
+        let value = parse_set_value(raw.trim());
+        sources.sets.push((key.clone(), raw.trim().to_string()));
+        fig = fig.merge(Serialized::default(&key, value));
+    }
+    if !issues.is_empty() {
+        return Err(SpecError::Invalid(issues));
+    }
+
+    let merged: Value = fig.extract().map_err(|e| {
+        SpecError::Invalid(vec![Issue {
+            origin: Origin::File {
+                path: sources.spec().to_path_buf(),
+                line: None,
+                col: None,
+            },
+            key: e.path.join("."),
+            message: e.kind.to_string(),
+            help: Vec::new(),
+        }])
+    })?;
+    Ok((merged, sources))
+}
+
+/// The largest spec or include fragment read: far above any real spec, far below a runaway read.
+const MAX_SPEC_BYTES: u64 = 1 << 20;
+
+/// Why `path` cannot be a spec file (a folder, a device such as `/dev/zero`, something huge), or
+/// `None`; a path that cannot be inspected is left to the read, which reports why.
+fn not_a_spec_file(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() {
+        return Some("is not a regular file".into());
+    }
+    (meta.len() > MAX_SPEC_BYTES).then(|| {
+        format!(
+            "is {} bytes; a spec or include fragment is at most {MAX_SPEC_BYTES}",
+            meta.len()
+        )
+    })
+}
+
+/// Reads `path` and, depth first, the files it includes. Syntax errors and include cycles are
+/// issues; an unreadable spec is an error of its own.
+fn collect_files(
+    path: &Path,
+    stack: &mut Vec<PathBuf>,
+    files: &mut Vec<(PathBuf, String)>,
+    issues: &mut Vec<Issue>,
+) -> Result<(), SpecError> {
+    if let Some(problem) = not_a_spec_file(path) {
+        return Err(SpecError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(problem),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if stack.contains(&canonical) {
+        issues.push(Issue {
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line: None,
+                col: None,
+            },
+            key: "include".into(),
+            message: "include cycle: this file includes itself through its includes".into(),
+            help: Vec::new(),
+        });
+        return Ok(());
+    }
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            let (line, col) = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    (
+                        before.matches('\n').count() + 1,
+                        before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                    )
+                })
+                .unzip();
+            issues.push(Issue {
+                origin: Origin::File {
+                    path: path.to_path_buf(),
+                    line,
+                    col,
+                },
+                key: String::new(),
+                message: format!("invalid TOML: {}", e.message()),
+                help: Vec::new(),
+            });
+            return Ok(());
+        }
+    };
+    stack.push(canonical);
+    if let Some(includes) = table.get("include") {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        match includes.as_array() {
+            Some(items) => {
+                for item in items {
+                    match item.as_str() {
+                        Some(rel) => {
+                            let inc = dir.join(rel);
+                            let problem = if inc.exists() {
+                                not_a_spec_file(&inc)
+                            } else {
+                                Some("does not exist".to_string())
+                            };
+                            if let Some(problem) = problem {
+                                let (line, col) = locate(&text, &["include".into()])
+                                    .map(|f| (f.line, f.col))
+                                    .unzip();
+                                issues.push(Issue {
+                                    origin: Origin::File {
+                                        path: path.to_path_buf(),
+                                        line,
+                                        col,
+                                    },
+                                    key: "include".into(),
+                                    message: format!("included file {} {problem}", inc.display()),
+                                    help: Vec::new(),
+                                });
+                                continue;
+                            }
+                            collect_files(&inc, stack, files, issues)?;
+                        }
+                        None => issues.push(Issue {
+                            origin: Origin::File {
+                                path: path.to_path_buf(),
+                                line: None,
+                                col: None,
+                            },
+                            key: "include".into(),
+                            message: "expected a list of file paths".into(),
+                            help: Vec::new(),
+                        }),
+                    }
+                }
+            }
+            None => issues.push(Issue {
+                origin: Origin::File {
+                    path: path.to_path_buf(),
+                    line: None,
+                    col: None,
+                },
+                key: "include".into(),
+                message: "expected a list of file paths, e.g. include = [\"base.toml\"]".into(),
+                help: Vec::new(),
+            }),
+        }
+    }
+    stack.pop();
+    files.push((path.to_path_buf(), text));
+    Ok(())
+}
+
+/// `--set` values are TOML; bare words become strings.
+fn parse_set_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
