@@ -119,7 +119,7 @@ pub fn intervention_speed(
     mixer: MixerKind,
     d_model: usize,
     examples: usize,
-) -> Result<InterventionBench, crate::model::mixer::ModelError> {
+) -> Result<InterventionBench, crate::model::ModelError> {
     use crate::interp::{Corruption, InterchangeConfig, PatchPath, interchange_with};
     use crate::model::Site;
     use crate::task::Role;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use burn::backend::Flex;
 use burn::module::Module;
-use mechlab::model::mixer::LongConv;
+use mechlab::model::kind::LongConv;
 use mechlab::model::{ConvKernel, MixerKind, ModelConfig};
 use mechlab::report::export::state_dict;
 use serde_json::Value;

@@ -5,8 +5,9 @@
 use burn::backend::{Autodiff, Flex};
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData};
-use mechlab::model::lm::{cross_entropy, int_tensor};
+use mechlab::model::lm::cross_entropy;
 use mechlab::model::mixer::Mixer;
+use mechlab::model::ops::int_tensor;
 use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites};
 
 type B = Autodiff<Flex>;

@@ -6,7 +6,7 @@ use mechlab::interp::{
     AblationConfig, AblationMode, Capture, Corruption, InterchangeConfig, Patch, PatchPath, ablate,
     interchange, interchange_with,
 };
-use mechlab::model::lm::int_tensor;
+use mechlab::model::ops::int_tensor;
 use mechlab::model::{LanguageModel, MixerKind, ModelConfig, NoSites, Site};
 use mechlab::task::{ArConfig, ArQuery, Role, Split, TaskConfig};
 

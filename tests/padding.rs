@@ -2,7 +2,7 @@
 //! positions, for every mixer (all of them are causal, which is what makes padding invisible).
 
 use burn::backend::Flex;
-use mechlab::model::lm::int_tensor;
+use mechlab::model::ops::int_tensor;
 use mechlab::model::{MixerKind, ModelConfig, NoSites};
 use mechlab::task::atr::AtrConfig;
 use mechlab::task::pcfg::GrammarConfig;

@@ -35,5 +35,5 @@ pub enum ExecError {
         state: String,
     },
     #[error(transparent)]
-    Model(#[from] crate::model::mixer::ModelError),
+    Model(#[from] crate::model::ModelError),
 }

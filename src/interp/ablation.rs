@@ -8,7 +8,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use super::patch::{Capture, Patch};
-use crate::model::lm::int_tensor;
+use crate::model::ops::int_tensor;
 use crate::model::{LanguageModel, Site};
 use crate::task::{Dataset, Role};
 

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::corrupt::{Corruption, corrupt_token};
 use super::patch::{Capture, Patch};
 use super::pruned::{Cell, CellOut, kl_rows, pruned_cell};
-use crate::model::lm::int_tensor;
+use crate::model::ops::int_tensor;
 use crate::model::{LanguageModel, Site};
 use crate::task::{Dataset, Role, TaskConfig};
 

@@ -6,7 +6,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::interchange::{Readout, to_f64};
 use super::patch::{Capture, Patch};
-use crate::model::lm::{at_positions, gather_positions, int_tensor};
+use crate::model::ops::{at_positions, gather_positions, int_tensor};
 use crate::model::{LanguageModel, NoSites, Site};
 
 /// One (layer, site) of one batch and corrupted role, with everything cached for it.

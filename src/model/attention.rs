@@ -17,8 +17,10 @@ use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::config::MixerShape;
 use super::init::Init;
-use super::lm::at_positions;
+use super::kind::ModelError;
+use super::ops::at_positions;
 use super::sites::{NoSites, Site, Sites};
 
 /// The reference's additive causal mask value.
@@ -32,8 +34,11 @@ pub struct Attention<B: Backend> {
 
 impl<B: Backend> Attention<B> {
     /// Reference init (σ = 0.02): Wqkv N(0, σ); out_proj N(0, σ/√(2·layers)), bias 0.
-    pub fn init(d_model: usize, layers: usize, init: &mut Init<B>) -> Self {
-        Attention {
+    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
+        let MixerShape {
+            d_model, layers, ..
+        } = *shape;
+        Ok(Attention {
             wqkv: init.linear(d_model, 3 * d_model, false, init.std()),
             out_proj: init.linear(
                 d_model,
@@ -41,7 +46,7 @@ impl<B: Backend> Attention<B> {
                 true,
                 init.std() / (2.0 * layers as f64).sqrt(),
             ),
-        }
+        })
     }
 
     /// # Shapes
@@ -109,6 +114,15 @@ pub fn causal_bias<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 2> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shape(d_model: usize, layers: usize) -> MixerShape {
+        MixerShape {
+            d_model,
+            layers,
+            max_positions: 64,
+            conv: None,
+        }
+    }
     use burn::backend::Flex;
 
     type B = Flex;
@@ -159,7 +173,7 @@ mod tests {
     fn forward_matches_naive_causal_softmax() {
         let device = Default::default();
         let mut init = Init::<B>::new(3, 0.02, &device);
-        let mut attn = Attention::init(8, 2, &mut init);
+        let mut attn = Attention::init(&shape(8, 2), &mut init).unwrap();
         // Non-zero bias, so the bias path is exercised too.
         attn.out_proj.bias = Some(burn::module::Param::from_tensor(init.normal([8], 0.5)));
         let x = init.normal([1, 6, 8], 1.0);
@@ -187,7 +201,7 @@ mod tests {
     fn output_at_chosen_positions_equals_the_full_output_there() {
         let device = Default::default();
         let mut init = Init::<B>::new(5, 0.3, &device);
-        let attn = Attention::init(8, 2, &mut init);
+        let attn = Attention::init(&shape(8, 2), &mut init).unwrap();
         let x = init.normal([3, 6, 8], 1.0);
         let at = [5, 0, 3];
         let full = rows(attn.forward(x.clone()).reshape([18, 8]));
@@ -203,7 +217,7 @@ mod tests {
     fn output_at_t_ignores_later_positions() {
         let device = Default::default();
         let mut init = Init::<B>::new(4, 0.02, &device);
-        let attn = Attention::init(8, 2, &mut init);
+        let attn = Attention::init(&shape(8, 2), &mut init).unwrap();
         let x = init.normal([1, 5, 8], 1.0);
         let mut x2 = x.clone();
         x2 = x2.slice_assign([0..1, 4..5, 0..8], init.normal([1, 1, 8], 1.0));

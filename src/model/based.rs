@@ -17,7 +17,9 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::config::MixerShape;
 use super::init::Init;
+use super::kind::ModelError;
 
 /// Dimension of q and k before the feature map (reference: 8).
 pub const FEATURE_DIM: usize = 8;
@@ -36,14 +38,15 @@ impl<B: Backend> BasedAttention<B> {
     /// Reference init (σ = 0.02): every projection N(0, σ), no biases. The reference rescales
     /// only parameters named `out_proj`/`fc2` by 1/√(2·layers); Based's output projection is
     /// named `proj_o`, so it keeps σ.
-    pub fn init(d_model: usize, init: &mut Init<B>) -> Self {
+    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
+        let d_model = shape.d_model;
         let std = init.std();
-        BasedAttention {
+        Ok(BasedAttention {
             proj_q: init.linear(d_model, FEATURE_DIM, false, std),
             proj_k: init.linear(d_model, FEATURE_DIM, false, std),
             proj_v: init.linear(d_model, d_model, false, std),
             proj_o: init.linear(d_model, d_model, false, std),
-        }
+        })
     }
 
     /// # Shapes
@@ -119,7 +122,16 @@ mod tests {
     fn parallel_form_matches_the_recurrent_oracle() {
         let device = Default::default();
         let mut init = Init::<B>::new(5, 0.3, &device);
-        let m = BasedAttention::init(6, &mut init);
+        let m = BasedAttention::init(
+            &MixerShape {
+                d_model: 6,
+                layers: 2,
+                max_positions: 64,
+                conv: None,
+            },
+            &mut init,
+        )
+        .unwrap();
         let x = init.normal([1, 7, 6], 1.0);
         let y = rows(m.forward(x.clone()).reshape([7, 6]));
         let (wq, wk, wv, wo) = (

@@ -12,7 +12,8 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use super::config::ModelConfig;
 use super::init::Init;
-use super::mixer::{Mixer, ModelError};
+use super::kind::ModelError;
+use super::mixer::Mixer;
 use super::mlp::Mlp;
 use super::norm::Norm;
 use super::sites::{Site, Sites};

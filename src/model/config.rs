@@ -1,15 +1,9 @@
 //! What a model is, before it is built: mixer, sizes, positions, MLP, initialisation and
 //! convolutions, with the reference's defaults in one place ([`MixerKind`]'s `default_*`).
 
-use burn::nn::LayerNormConfig;
-use burn::tensor::backend::Backend;
 use serde::Serialize;
 
-use super::block::Block;
-use super::init::Init;
-use super::lm::LanguageModel;
-use super::mixer::{ConvKernel, MixerKind, ModelError};
-use super::norm::NORM_EPS;
+use super::kind::{ConvKernel, MixerKind};
 
 /// Everything needed to build a model. Resolved from a spec's `[model]` (defaults filled) and
 /// serialised as the `model` of a train node's hashed config.
@@ -62,41 +56,26 @@ impl ModelConfig {
             .or_else(|| self.mixer.default_conv(layer))
     }
 
-    /// Parameters the reference's model counts but mechlab does not build: the conv1d of
-    /// kernel 4 that the reference's Mamba without a convolution allocates and never uses.
-    pub fn reference_only_params(&self) -> usize {
-        if self.mixer != MixerKind::Mamba {
-            return 0;
+    /// What the mixer of block `layer` is built from.
+    pub fn mixer_shape(&self, layer: usize) -> MixerShape {
+        MixerShape {
+            d_model: self.d_model,
+            layers: self.layers,
+            max_positions: self.max_positions,
+            conv: self.conv_for(layer),
         }
-        let inner = super::mamba::EXPAND * self.d_model;
-        (0..self.layers)
-            .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
-            .map(|_| inner * 4 + inner)
-            .sum()
     }
+}
 
-    /// Builds the model with reference initialisation drawn from `seed`.
-    pub fn init<B: Backend>(
-        &self,
-        seed: u64,
-        device: &B::Device,
-    ) -> Result<LanguageModel<B>, ModelError> {
-        let mut init = Init::<B>::new(seed, self.init_std, device);
-        let word_embeddings = init.embedding(self.vocab_size, self.d_model, self.init_std);
-        let position_embeddings = self
-            .pos_emb
-            .then(|| init.embedding(self.max_positions, self.d_model, self.init_std));
-        let layers = (0..self.layers)
-            .map(|l| Block::init(l, self, &mut init))
-            .collect::<Result<Vec<_>, _>>()?;
-        let ln_f = LayerNormConfig::new(self.d_model)
-            .with_epsilon(NORM_EPS)
-            .init(device);
-        Ok(LanguageModel {
-            word_embeddings,
-            position_embeddings,
-            layers,
-            ln_f,
-        })
-    }
+/// What every mixer's constructor is given (one shape for all): the model's width, depth and
+/// longest sequence, and the layer's convolution where the mixer has a choice.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MixerShape {
+    pub d_model: usize,
+    /// Blocks in the model (out-projections are initialised with σ/√(2·layers)).
+    pub layers: usize,
+    /// The longest sequence: implicit filters and H3's shift state cover this many positions.
+    pub max_positions: usize,
+    /// [`ModelConfig::conv_for`] of this layer.
+    pub conv: Option<ConvKernel>,
 }

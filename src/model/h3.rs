@@ -25,9 +25,11 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
+use super::config::MixerShape;
 use super::init::Init;
-use super::lm::at_positions;
+use super::kind::ModelError;
 use super::long_conv::{causal_long_conv, causal_long_conv_at};
+use super::ops::at_positions;
 
 /// Channels per head (reference configuration: 2).
 pub const HEAD_DIM: usize = 2;
@@ -66,7 +68,15 @@ impl<B: Backend> H3<B> {
     /// `out_proj`, so it is not rescaled); skips N(0, 1); shift C U(±1/√N) (PyTorch's kaiming
     /// default); S4D-Lin: Re A = −½, Im A = π·m, B = 1, C complex normal, Δ log-uniform in
     /// [0.001, 0.1].
-    pub fn init(d_model: usize, state: usize, init: &mut Init<B>) -> Self {
+    /// Needs an even width (heads of [`HEAD_DIM`] channels) and a state of at least 2.
+    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
+        let (d_model, state) = (shape.d_model, shape.max_positions);
+        if !d_model.is_multiple_of(HEAD_DIM) || state < 2 {
+            return Err(ModelError::H3Shape {
+                d_model,
+                max_positions: state,
+            });
+        }
         let std = init.std();
         let h = d_model / HEAD_DIM;
         let m = state / 2;
@@ -110,7 +120,7 @@ impl<B: Backend> H3<B> {
         );
         let d = Param::from_tensor(init.normal([h], 1.0));
         let output_linear = init.linear(d_model, d_model, true, std);
-        H3 {
+        Ok(H3 {
             q_proj,
             k_proj,
             v_proj,
@@ -124,7 +134,7 @@ impl<B: Backend> H3<B> {
             a_imag,
             d,
             output_linear,
-        }
+        })
     }
 
     /// The shift SSM's filter, `f[t, c] = Σ_{n+t<N} B[c, n]·C[c, n + t]`.

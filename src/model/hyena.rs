@@ -25,12 +25,13 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::base_conv::causal_depthwise_conv;
+use super::config::MixerShape;
 use super::init::Init;
-use super::lm::at_positions;
+use super::kind::ModelError;
 use super::long_conv::{
     causal_long_conv, causal_long_conv_at, normalised_time, positional_features,
 };
+use super::ops::{at_positions, causal_depthwise_conv};
 
 /// Width of the implicit filter's FFN (reference: 64).
 pub const FILTER_ORDER: usize = 64;
@@ -61,12 +62,13 @@ pub struct Hyena<B: Backend> {
 impl<B: Backend> Hyena<B> {
     /// Reference init: every Linear N(0, σ) with zero bias, out_proj N(0, σ/√(2·layers)); the
     /// short filter PyTorch's Conv1d default U(±1/√3); the skip N(0, 1); frequency 1.
-    pub fn init(d_model: usize, l_max: usize, layers: usize, init: &mut Init<B>) -> Self {
+    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
+        let (d_model, l_max, layers) = (shape.d_model, shape.max_positions, shape.layers);
         let std = init.std();
         let c = 3 * d_model;
         let bound = 1.0 / (SHORT_FILTER as f64).sqrt();
         let device = init.device();
-        Hyena {
+        Ok(Hyena {
             in_proj: init.linear(d_model, c, true, std),
             short_filter_weight: Param::from_tensor(init.uniform([c, SHORT_FILTER], bound)),
             short_filter_bias: Param::from_tensor(init.uniform([c], bound)),
@@ -78,7 +80,7 @@ impl<B: Backend> Hyena<B> {
             filter_6: init.linear(FILTER_ORDER, d_model, false, std),
             filter_bias: Param::from_tensor(init.normal([d_model], 1.0)),
             out_proj: init.linear(d_model, d_model, true, std / (2.0 * layers as f64).sqrt()),
-        }
+        })
     }
 
     /// The modulated filter for the first `s` lags.

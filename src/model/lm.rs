@@ -2,13 +2,45 @@
 //! LayerNorm, and an LM head computed only where it is needed.
 
 use burn::module::Module;
-use burn::nn::{Embedding, LayerNorm};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::module::embedding;
-use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, backend::Backend};
 
 use super::block::Block;
+use super::config::ModelConfig;
+use super::init::Init;
+use super::kind::ModelError;
+use super::norm::NORM_EPS;
+use super::ops::at_positions;
 use super::sites::{NoSites, Site, Sites};
+
+impl ModelConfig {
+    /// Builds the model with reference initialisation drawn from `seed`.
+    pub fn init<B: Backend>(
+        &self,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<LanguageModel<B>, ModelError> {
+        let mut init = Init::<B>::new(seed, self.init_std, device);
+        let word_embeddings = init.embedding(self.vocab_size, self.d_model, self.init_std);
+        let position_embeddings = self
+            .pos_emb
+            .then(|| init.embedding(self.max_positions, self.d_model, self.init_std));
+        let layers = (0..self.layers)
+            .map(|l| Block::init(l, self, &mut init))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ln_f = LayerNormConfig::new(self.d_model)
+            .with_epsilon(NORM_EPS)
+            .init(device);
+        Ok(LanguageModel {
+            word_embeddings,
+            position_embeddings,
+            layers,
+            ln_f,
+        })
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct LanguageModel<B: Backend> {
@@ -120,27 +152,6 @@ impl<B: Backend> LanguageModel<B> {
     }
 }
 
-/// Rows at flat positions `b·seq + t` of a `[batch, seq, width]` tensor, as `[n, 1, width]`.
-pub fn gather_positions<B: Backend>(
-    x_bsw: Tensor<B, 3>,
-    flat_n: Tensor<B, 1, Int>,
-) -> Tensor<B, 3> {
-    let [b, s, w] = x_bsw.dims();
-    let [n] = flat_n.dims();
-    x_bsw
-        .reshape([b * s, w])
-        .select(0, flat_n)
-        .reshape([n, 1, w])
-}
-
-/// One position per row, `at[r]` of row `r`, as `[batch, 1, width]`.
-pub fn at_positions<B: Backend>(x_bsw: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
-    let [b, s, _] = x_bsw.dims();
-    let device = x_bsw.device();
-    let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
-    gather_positions(x_bsw, int_tensor(flat, [b], &device))
-}
-
 /// Mean cross-entropy of `logits_nv` against `targets_n`.
 pub fn cross_entropy<B: Backend>(
     logits_nv: Tensor<B, 2>,
@@ -151,21 +162,14 @@ pub fn cross_entropy<B: Backend>(
     picked.mean().neg()
 }
 
-/// Builds an `Int` tensor from `u32` data.
-pub fn int_tensor<B: Backend, const D: usize>(
-    values: Vec<i64>,
-    shape: [usize; D],
-    device: &B::Device,
-) -> Tensor<B, D, Int> {
-    Tensor::from_data(TensorData::new(values, shape), device)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ops::int_tensor;
     use crate::model::sites::{NoSites, Site, Sites};
     use crate::model::{ConvKernel, MixerKind, ModelConfig};
     use burn::backend::{Autodiff, Flex};
+    use burn::tensor::TensorData;
 
     fn config(vocab: usize, d: usize, pos: bool) -> ModelConfig {
         ModelConfig {

@@ -21,8 +21,10 @@ use burn::nn::Linear;
 use burn::tensor::activation::{silu, softplus};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::base_conv::causal_depthwise_conv;
+use super::config::{MixerShape, ModelConfig};
 use super::init::Init;
+use super::kind::{ConvKernel, MixerKind, ModelError};
+use super::ops::causal_depthwise_conv;
 use super::selective_scan::selective_scan;
 use super::sites::{NoSites, Site, Sites};
 
@@ -66,7 +68,19 @@ impl<B: Backend> Mamba<B> {
     /// PyTorch defaults U(±1/√fan_in) for in_proj, x_proj and the convolution; dt_proj weight
     /// U(±R^−½) and bias softplus⁻¹(Δ₀) with Δ₀ log-uniform in [0.001, 0.1]; A_log = ln(1..N);
     /// D = 1; out_proj U(±1/√d_inner)/√layers.
-    pub fn init(d_model: usize, d_conv: usize, layers: usize, init: &mut Init<B>) -> Self {
+    /// Needs a number of convolution taps (0: none).
+    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
+        let (d_model, layers) = (shape.d_model, shape.layers);
+        let d_conv = match shape.conv {
+            Some(ConvKernel::Taps(k)) => k,
+            other => {
+                return Err(ModelError::Convolution {
+                    mixer: "mamba",
+                    expected: "d_conv taps (0 = no convolution)",
+                    found: other.map_or("none".into(), |k| k.to_string()),
+                });
+            }
+        };
         let i = EXPAND * d_model;
         let r = dt_rank(d_model);
         let device = init.device();
@@ -110,7 +124,7 @@ impl<B: Backend> Mamba<B> {
             .flat_map(|_| (1..=D_STATE).map(|n| (n as f32).ln()))
             .collect();
         let out_proj = kaiming(init, i, d_model, 1.0 / (layers as f64).sqrt());
-        Mamba {
+        Ok(Mamba {
             in_proj,
             conv1d,
             x_proj,
@@ -121,7 +135,7 @@ impl<B: Backend> Mamba<B> {
             )),
             d: Param::from_tensor(Tensor::ones([i], device)),
             out_proj,
-        }
+        })
     }
 
     /// # Shapes
@@ -157,5 +171,19 @@ impl<B: Backend> Mamba<B> {
         let y_bsi = selective_scan(x_bsi.clone(), delta_bsi, a_in, b_bsn, c_bsn)
             + x_bsi * self.d.val().reshape([1, 1, i]);
         self.out_proj.forward(y_bsi * silu(z_bsi))
+    }
+}
+impl ModelConfig {
+    /// Parameters the reference's model counts but mechlab does not build: the conv1d of
+    /// kernel 4 that the reference's Mamba without a convolution allocates and never uses.
+    pub fn reference_only_params(&self) -> usize {
+        if self.mixer != MixerKind::Mamba {
+            return 0;
+        }
+        let inner = EXPAND * self.d_model;
+        (0..self.layers)
+            .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
+            .map(|_| inner * 4 + inner)
+            .sum()
     }
 }

@@ -3,6 +3,11 @@
 //!
 //! Every forward pass takes a [`Sites`] visitor, through which each named intervention site
 //! passes exactly once; [`NoSites`] is the zero-cost default.
+//!
+//! Modules import downward only:
+//! `kind`, `init`, `norm`, `ops`, `sites`, `long_conv`, `selective_scan`, `mlp` → `config` →
+//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, each built
+//! by `init(&MixerShape, &mut Init)`) → `mixer` (which mixer a layer gets) → `block` → `lm`.
 
 pub mod attention;
 pub mod base_conv;
@@ -12,16 +17,18 @@ pub mod config;
 pub mod h3;
 pub mod hyena;
 pub mod init;
+pub mod kind;
 pub mod lm;
 pub mod long_conv;
 pub mod mamba;
 pub mod mixer;
 pub mod mlp;
 pub mod norm;
+pub mod ops;
 pub mod selective_scan;
 pub mod sites;
 
 pub use config::ModelConfig;
+pub use kind::{ConvKernel, MixerKind, ModelError};
 pub use lm::LanguageModel;
-pub use mixer::{ConvKernel, MixerKind};
 pub use sites::{NoSites, Site, Sites};

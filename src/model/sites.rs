@@ -5,7 +5,7 @@
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use super::mixer::MixerKind;
+use super::kind::MixerKind;
 
 /// An activation of one layer, shape `[batch, seq, width]`: `d_model` wide for the block sites;
 /// the mixer-internal sites have their own width, with positions on the second axis as everywhere.

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::interp::{AblationMode, Corruption};
-use crate::model::mixer::{CONV_KERNEL_EXPECTED, ConvKernelVisitor};
+use crate::model::kind::{CONV_KERNEL_EXPECTED, ConvKernelVisitor};
 use crate::model::{ConvKernel, MixerKind, Site};
 use crate::task::{ArQuery, AtrQuery, ProhibitSplit, Role};
 use crate::train::ScheduleKind;

@@ -2,7 +2,7 @@
 
 use burn::tensor::{Int, Tensor, backend::Backend};
 
-use crate::model::lm::int_tensor;
+use crate::model::ops::int_tensor;
 use crate::task::Dataset;
 
 /// One batch: tokens `[b, s]`, supervised flat positions `b·s + t` `[n]` and their targets `[n]`

@@ -60,7 +60,7 @@ pub enum TrainError {
     #[error("training diverged: loss is {loss} at step {step}")]
     Diverged { step: usize, loss: f32 },
     #[error(transparent)]
-    Model(#[from] crate::model::mixer::ModelError),
+    Model(#[from] crate::model::ModelError),
     #[error("training set is empty or smaller than one batch ({rows} rows, batch {batch})")]
     TooLittleData { rows: usize, batch: usize },
     #[error("checkpoint: {0}")]

@@ -1,0 +1,105 @@
+//! Tensor operations the mixers share: picking positions out of a sequence, and the causal
+//! depthwise convolution (BaseConv, Hyena, Mamba).
+
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+
+/// Rows at flat positions `b·seq + t` of a `[batch, seq, width]` tensor, as `[n, 1, width]`.
+pub fn gather_positions<B: Backend>(
+    x_bsw: Tensor<B, 3>,
+    flat_n: Tensor<B, 1, Int>,
+) -> Tensor<B, 3> {
+    let [b, s, w] = x_bsw.dims();
+    let [n] = flat_n.dims();
+    x_bsw
+        .reshape([b * s, w])
+        .select(0, flat_n)
+        .reshape([n, 1, w])
+}
+
+/// One position per row, `at[r]` of row `r`, as `[batch, 1, width]`.
+pub fn at_positions<B: Backend>(x_bsw: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
+    let [b, s, _] = x_bsw.dims();
+    let device = x_bsw.device();
+    let flat = (0..b).map(|r| (r * s + at[r]) as i64).collect();
+    gather_positions(x_bsw, int_tensor(flat, [b], &device))
+}
+
+/// Builds an `Int` tensor from `u32` data.
+pub fn int_tensor<B: Backend, const D: usize>(
+    values: Vec<i64>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D, Int> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// `y[t] = Σ_j w[j]·u[t − (k−1) + j] + bias`, with `u` zero before the start: PyTorch's
+/// `Conv1d(padding = k − 1)` truncated to the first `s` outputs (cross-correlation order).
+///
+/// # Shapes
+/// - `u_bsd`: `[b, s, d]`, `w_dk`: `[d, k]`, `bias_d`: `[d]` → `[b, s, d]`
+pub fn causal_depthwise_conv<B: Backend>(
+    u_bsd: Tensor<B, 3>,
+    w_dk: Tensor<B, 2>,
+    bias_d: Tensor<B, 1>,
+) -> Tensor<B, 3> {
+    let [b, s, d] = u_bsd.dims();
+    let [_, k] = w_dk.dims();
+    let padded = if k > 1 {
+        Tensor::cat(
+            vec![Tensor::zeros([b, k - 1, d], &u_bsd.device()), u_bsd],
+            1,
+        )
+    } else {
+        u_bsd
+    };
+    let mut y_bsd = bias_d.reshape([1, 1, d]).expand([b, s, d]);
+    for j in 0..k {
+        let tap_11d = w_dk.clone().slice([0..d, j..j + 1]).reshape([1, 1, d]);
+        y_bsd = y_bsd + padded.clone().slice([0..b, j..j + s, 0..d]) * tap_11d;
+    }
+    y_bsd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn causal_conv_matches_the_formula() {
+        let device = Default::default();
+        // b = 1, s = 4, d = 2; channel 0 is 1,2,3,4 and channel 1 is 10,20,30,40.
+        let u = Tensor::<Flex, 3>::from_data(
+            TensorData::new(vec![1., 10., 2., 20., 3., 30., 4., 40.], [1, 4, 2]),
+            &device,
+        );
+        let w = Tensor::<Flex, 2>::from_data(
+            TensorData::new(vec![1., 2., 3., 0.5, 0., -1.], [2, 3]),
+            &device,
+        );
+        let bias = Tensor::<Flex, 1>::from_data(TensorData::new(vec![0.1, 0.2], [2]), &device);
+        let y: Vec<f32> = causal_depthwise_conv(u, w, bias)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        // Channel 0: y[t] = 1·u[t−2] + 2·u[t−1] + 3·u[t] + 0.1.
+        let c0 = [3.1, 2. + 6. + 0.1, 1. + 4. + 9. + 0.1, 2. + 6. + 12. + 0.1];
+        // Channel 1: y[t] = 0.5·u[t−2] + 0·u[t−1] − 1·u[t] + 0.2.
+        let c1 = [-10. + 0.2, -20. + 0.2, 5. - 30. + 0.2, 10. - 40. + 0.2];
+        for t in 0..4 {
+            assert!(
+                (y[2 * t] - c0[t]).abs() < 1e-5,
+                "t {t}: {} vs {}",
+                y[2 * t],
+                c0[t]
+            );
+            assert!(
+                (y[2 * t + 1] - c1[t]).abs() < 1e-5,
+                "t {t}: {} vs {}",
+                y[2 * t + 1],
+                c1[t]
+            );
+        }
+    }
+}
