@@ -36,4 +36,10 @@ pub enum ExecError {
     },
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    #[error("node {node}: assembling its results: {source}")]
+    Shard {
+        node: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
 }

@@ -13,7 +13,9 @@ use super::device::DeviceChoice;
 use crate::plan::{Node, NodeKind, PlannedRun};
 use crate::spec::RunPoint;
 use crate::spec::resolve::ResolvedIntervention;
-use crate::store::shards::{ablations_frame, detail_frame, interventions_frame, metrics_frame};
+use crate::store::shards::{
+    ablations_frame, detail_frame, interventions_frame, metrics_frame, stack,
+};
 use crate::store::status::now;
 use crate::store::{NodeLock, NodeState, RunSummary, Shard, Status, Store, write_atomic};
 use crate::task::{Dataset, Split};
@@ -346,8 +348,7 @@ fn eval_on<B: burn::tensor::backend::Backend>(
     steps.push(total);
     let test = load_split(ctx.store, run, Split::Test)?;
     let task = run.point.task.config();
-    let mut frame: Option<polars::prelude::DataFrame> = None;
-    let mut detail: Option<polars::prelude::DataFrame> = None;
+    let (mut frames, mut details) = (Vec::new(), Vec::new());
     for step in steps {
         let model = ctx.store.load_model::<B>(run, step, device)?;
         match grid {
@@ -360,40 +361,32 @@ fn eval_on<B: burn::tensor::backend::Backend>(
                     device,
                     crate::interp::PatchPath::Cached,
                 );
-                append(
-                    &mut frame,
-                    interventions_frame(&out.rows, step as u64, "test"),
-                );
+                frames.push(interventions_frame(&out.rows, step as u64, "test"));
                 if g.detail {
-                    append(&mut detail, detail_frame(&out.detail, step as u64, "test"));
+                    details.push(detail_frame(&out.detail, step as u64, "test"));
                 }
             }
             ResolvedIntervention::Ablation(a) => {
                 let rows = crate::interp::ablate(&model, &test, &a.config(), device);
-                append(&mut frame, ablations_frame(&rows, step as u64, "test"));
+                frames.push(ablations_frame(&rows, step as u64, "test"));
             }
         }
     }
-    let mut frame = frame.expect("the final step is always evaluated");
+    let shard_err = |source| ExecError::Shard {
+        node: node.id.clone(),
+        source,
+    };
+    let mut frame = stack(frames).map_err(shard_err)?;
     let meta = shard_metadata(&run.point);
     let shard = match grid {
         ResolvedIntervention::Interchange(_) => Shard::Interventions,
         ResolvedIntervention::Ablation(_) => Shard::Ablations,
     };
     ctx.store.write_shard(&node.id, shard, &mut frame, &meta)?;
-    if let Some(mut detail) = detail {
+    if !details.is_empty() {
+        let mut detail = stack(details).map_err(shard_err)?;
         ctx.store
             .write_shard(&node.id, Shard::InterventionsDetail, &mut detail, &meta)?;
     }
     Ok(())
-}
-
-fn append(acc: &mut Option<polars::prelude::DataFrame>, part: polars::prelude::DataFrame) {
-    match acc {
-        Some(f) => {
-            f.vstack_mut(&part)
-                .expect("shards of one grid share a schema");
-        }
-        None => *acc = Some(part),
-    }
 }

@@ -6,6 +6,19 @@ use polars::prelude::*;
 use crate::interp::{AblationRow, DetailRow, InterchangeRow};
 use crate::train::MetricRow;
 
+/// The frames of one shard (one per evaluated step) stacked into one.
+pub fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut frames = frames.into_iter();
+    let Some(mut out) = frames.next() else {
+        return Ok(DataFrame::empty());
+    };
+    for f in frames {
+        out.vstack_mut(&f)?;
+    }
+    out.rechunk_mut();
+    Ok(out)
+}
+
 /// `step: i64, split: str, metric: str, value: f64`, one row per observation.
 pub fn metrics_frame(rows: &[MetricRow]) -> DataFrame {
     DataFrame::new_infer_height(vec![

@@ -281,8 +281,13 @@ impl Dataset {
         if u32_at(24) as usize != Role::COUNT {
             return Err(corrupt("unexpected role count"));
         }
-        let fixed = HEADER + 4 * (n * seq_len + n * Role::COUNT);
-        if body.len() < fixed + 8 || !(body.len() - fixed).is_multiple_of(4) {
+        // Sizes come from the file: checked arithmetic, so a damaged header is an error.
+        let fixed = n
+            .checked_mul(seq_len + Role::COUNT)
+            .and_then(|words| words.checked_mul(4))
+            .and_then(|bytes| bytes.checked_add(HEADER))
+            .ok_or_else(|| corrupt("size does not match header"))?;
+        if body.len() < fixed.saturating_add(8) || !(body.len() - fixed).is_multiple_of(4) {
             return Err(corrupt("size does not match header"));
         }
         let words: Vec<u32> = body[HEADER..]

@@ -22,12 +22,18 @@ pub struct Checkpoint {
     pub optimizer: Vec<u8>,
 }
 
+/// Why bytes are not a checkpoint.
 #[derive(Debug, thiserror::Error)]
-#[error("malformed checkpoint: {0}")]
-pub struct CheckpointFormatError(String);
+pub enum CheckpointFormatError {
+    #[error("malformed checkpoint: truncated {0}")]
+    Truncated(&'static str),
+    #[error("malformed checkpoint: header: {0}")]
+    Header(#[from] serde_json::Error),
+}
 
 impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
+        // A step and rows of strings and numbers: serde_json cannot fail on them.
         let header = serde_json::to_vec(&self.header).expect("header serialises");
         let mut out =
             Vec::with_capacity(16 + header.len() + self.model.len() + self.optimizer.len());
@@ -40,22 +46,29 @@ impl Checkpoint {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, CheckpointFormatError> {
-        let err = |m: &str| CheckpointFormatError(m.to_string());
-        let take_len = |b: &[u8], at: usize| -> Result<usize, CheckpointFormatError> {
-            b.get(at..at + 8)
-                .map(|s| u64::from_le_bytes(s.try_into().expect("8 bytes")) as usize)
-                .ok_or_else(|| err("truncated length"))
+        use CheckpointFormatError::Truncated;
+        // Lengths come from the file: checked arithmetic, so a damaged one is an error.
+        let range = |at: usize, len: usize| at.checked_add(len).map(|end| at..end);
+        let take_len = |at: usize, what| -> Result<usize, CheckpointFormatError> {
+            range(at, 8)
+                .and_then(|r| bytes.get(r))
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .map(|s| u64::from_le_bytes(s) as usize)
+                .ok_or(Truncated(what))
         };
-        let h = take_len(bytes, 0)?;
-        let header_bytes = bytes.get(8..8 + h).ok_or_else(|| err("truncated header"))?;
-        let header = serde_json::from_slice(header_bytes).map_err(|e| err(&e.to_string()))?;
-        let m = take_len(bytes, 8 + h)?;
+        let h = take_len(0, "header length")?;
+        let header_bytes = range(8, h)
+            .and_then(|r| bytes.get(r))
+            .ok_or(Truncated("header"))?;
+        let header = serde_json::from_slice(header_bytes)?;
         let model_start = 16 + h;
+        let m = take_len(8 + h, "model length")?;
+        let model_range = range(model_start, m).ok_or(Truncated("model"))?;
         let model = bytes
-            .get(model_start..model_start + m)
-            .ok_or_else(|| err("truncated model"))?
+            .get(model_range.clone())
+            .ok_or(Truncated("model"))?
             .to_vec();
-        let optimizer = bytes[model_start + m..].to_vec();
+        let optimizer = bytes[model_range.end..].to_vec();
         Ok(Checkpoint {
             header,
             model,

@@ -63,8 +63,13 @@ pub enum TrainError {
     Model(#[from] crate::model::ModelError),
     #[error("training set is empty or smaller than one batch ({rows} rows, batch {batch})")]
     TooLittleData { rows: usize, batch: usize },
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
+    /// Saving or restoring a checkpoint, or encoding kept weights, failed.
+    #[error("checkpoint: {what}: {source}")]
+    Checkpoint {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub enum TrainOutcome<B: AutodiffBackend> {
@@ -77,8 +82,14 @@ pub enum TrainOutcome<B: AutodiffBackend> {
     Stopped { step: usize },
 }
 
-fn ckpt_err(e: impl std::fmt::Display) -> TrainError {
-    TrainError::Checkpoint(e.to_string())
+/// Wraps a checkpointing failure with what was being done.
+fn ckpt_err<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    what: &'static str,
+) -> impl FnOnce(E) -> TrainError {
+    move |e| TrainError::Checkpoint {
+        what,
+        source: e.into(),
+    }
 }
 
 /// Trains `model` (freshly initialised; replaced by the checkpoint's weights when one exists) on
@@ -108,10 +119,14 @@ pub fn train<B: AutodiffBackend>(
     let mut metrics = Vec::new();
     let mut step = 0usize;
 
-    if let Some(ckpt) = checkpoints.load().map_err(ckpt_err)? {
-        let record = recorder.load(ckpt.model, device).map_err(ckpt_err)?;
+    if let Some(ckpt) = checkpoints.load().map_err(ckpt_err("reading"))? {
+        let record = recorder
+            .load(ckpt.model, device)
+            .map_err(ckpt_err("decoding its weights"))?;
         model = model.load_record(record);
-        let record = recorder.load(ckpt.optimizer, device).map_err(ckpt_err)?;
+        let record = recorder
+            .load(ckpt.optimizer, device)
+            .map_err(ckpt_err("decoding its optimizer state"))?;
         optim = optim.load_record(record);
         step = ckpt.header.step as usize;
         metrics = ckpt.header.metrics;
@@ -130,15 +145,15 @@ pub fn train<B: AutodiffBackend>(
             },
             model: recorder
                 .record(model.clone().into_record(), ())
-                .map_err(ckpt_err)?,
+                .map_err(ckpt_err("encoding the weights"))?,
             optimizer: Recorder::<B>::record(
                 &recorder,
                 Optimizer::<LanguageModel<B>, B>::to_record(optim),
                 (),
             )
-            .map_err(ckpt_err)?,
+            .map_err(ckpt_err("encoding the optimizer state"))?,
         };
-        checkpoints.save(&ckpt).map_err(ckpt_err)
+        checkpoints.save(&ckpt).map_err(ckpt_err("writing"))
     };
 
     let eval = |model: &LanguageModel<B>,
@@ -185,10 +200,10 @@ pub fn train<B: AutodiffBackend>(
         {
             let weights = recorder
                 .record(model.valid().into_record(), ())
-                .map_err(ckpt_err)?;
+                .map_err(ckpt_err("encoding kept weights"))?;
             checkpoints
                 .keep_weights(step as u64, &weights)
-                .map_err(ckpt_err)?;
+                .map_err(ckpt_err("writing kept weights"))?;
         }
         let control = observer.on_step(step, cfg.steps, loss_value);
         if control == Control::Stop {

@@ -41,9 +41,12 @@ pub fn read(bytes: &[u8]) -> Result<HashMap<String, Stored>, ImportError> {
             .try_into()
             .expect("8 bytes"),
     ) as usize;
+    let head = n
+        .checked_add(8)
+        .and_then(|end| bytes.get(8..end))
+        .ok_or_else(|| bad("truncated header"))?;
     let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(bytes.get(8..8 + n).ok_or_else(|| bad("truncated header"))?)
-            .map_err(|e| bad(&e.to_string()))?;
+        serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
     let data = &bytes[8 + n..];
     let mut out = HashMap::new();
     for (name, info) in header {
