@@ -4,6 +4,26 @@ mod common;
 
 use common::{Dir, TINY};
 
+/// `spec.toml:LINE:COL` of the first `needle` in `text` that starts a word (`every =` is not
+/// found in `eval_every =`): computed from the spec text rather than written down, so editing
+/// the shared spec moves every expectation with it.
+fn at(text: &str, needle: &str) -> String {
+    let word_start = |i: usize| {
+        text[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+    };
+    let i = text
+        .match_indices(needle)
+        .map(|(i, _)| i)
+        .find(|&i| word_start(i))
+        .unwrap_or_else(|| panic!("{needle:?} is not in the spec"));
+    let line = text[..i].matches('\n').count() + 1;
+    let col = i - text[..i].rfind('\n').map_or(0, |n| n + 1) + 1;
+    format!("spec.toml:{line}:{col}")
+}
+
 /// Runs `mechlab validate` on `text` and returns its stderr, asserting failure.
 fn errors_of(text: &str, extra: &[&str]) -> String {
     let dir = Dir::new();
@@ -19,7 +39,10 @@ fn unknown_key_names_file_line_key_and_suggestion() {
     let text = TINY.replace("d_model = 16", "d_model = 16\nmixr = \"attention\"");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:16:1: model.mixr: unknown key \"mixr\""),
+        err.contains(&format!(
+            "{}: model.mixr: unknown key \"mixr\"",
+            at(&text, "mixr =")
+        )),
         "{err}"
     );
     assert!(err.contains("did you mean \"mixer\"?"), "{err}");
@@ -30,7 +53,10 @@ fn unknown_mixer_lists_valid_values_and_suggests() {
     let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"mamaba\"");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:16:1: model.mixer: unknown value \"mamaba\""),
+        err.contains(&format!(
+            "{}: model.mixer: unknown value \"mamaba\"",
+            at(&text, "mixer =")
+        )),
         "{err}"
     );
     assert!(
@@ -45,7 +71,10 @@ fn wrong_type_says_expected_and_found() {
     let text = TINY.replace("d_model = 16", "d_model = \"wide\"");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:15:1: model.d_model: expected usize, found string \"wide\""),
+        err.contains(&format!(
+            "{}: model.d_model: expected usize, found string \"wide\"",
+            at(&text, "d_model =")
+        )),
         "{err}"
     );
 }
@@ -57,17 +86,24 @@ fn out_of_range_values_are_all_reported_together() {
         .replace("d_model = 16", "d_model = 0");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:9:1: task.pairs: expected 1 to 8 pairs"),
+        err.contains(&format!(
+            "{}: task.pairs: expected 1 to 8 pairs",
+            at(&text, "pairs =")
+        )),
         "{err}"
     );
     assert!(
-        err.contains("spec.toml:16:1: model.d_model: expected a width from 1 to 16384, found 0"),
+        err.contains(&format!(
+            "{}: model.d_model: expected a width from 1 to 16384, found 0",
+            at(&text, "d_model =")
+        )),
         "{err}"
     );
     assert!(
-        err.contains(
-            "spec.toml:10:1: task.prohibit: expected a share of pairs from 0.01 to 0.99, found 1.5"
-        ),
+        err.contains(&format!(
+            "{}: task.prohibit: expected a share of pairs from 0.01 to 0.99, found 1.5",
+            at(&text, "prohibit =")
+        )),
         "{err}"
     );
     assert!(err.contains("(3 errors in this spec)"), "{err}");
@@ -81,7 +117,10 @@ fn bad_sweep_axis_points_at_the_sweep_line() {
     );
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:25:1: train.lrr: unknown key \"lrr\""),
+        err.contains(&format!(
+            "{}: train.lrr: unknown key \"lrr\"",
+            at(&text, "\"train.lrr\"")
+        )),
         "{err}"
     );
     assert!(err.contains("did you mean \"lr\"?"), "{err}");
@@ -95,7 +134,10 @@ fn bad_value_inside_a_sweep_points_at_the_sweep_line() {
     );
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:25:1: model.mixer: unknown value \"transformer\""),
+        err.contains(&format!(
+            "{}: model.mixer: unknown value \"transformer\"",
+            at(&text, "\"model.mixer\"")
+        )),
         "{err}"
     );
 }
@@ -170,11 +212,17 @@ fn intervention_sites_and_layers_are_checked_against_the_model() {
     );
     let err = errors_of(&text, &["--set", "model.mlp=false"]);
     assert!(
-        err.contains("spec.toml:29:1: interventions.0.sites: site mlp_input does not exist"),
+        err.contains(&format!(
+            "{}: interventions.0.sites: site mlp_input does not exist",
+            at(&text, "sites =")
+        )),
         "{err}"
     );
     assert!(
-        err.contains("spec.toml:30:1: interventions.0.layers: layer 2 does not exist"),
+        err.contains(&format!(
+            "{}: interventions.0.layers: layer 2 does not exist",
+            at(&text, "layers =")
+        )),
         "{err}"
     );
 }
@@ -187,7 +235,7 @@ fn mixer_internal_sites_exist_only_in_their_mixers() {
     let err = errors_of(&text, &[]);
     assert!(
         err.contains(
-            "spec.toml:30:1: interventions.0.sites: site conv_output does not exist: only Mamba has a conv_output site; this model's mixer is attention"
+            &format!("{}: interventions.0.sites: site conv_output does not exist: only Mamba has a conv_output site; this model's mixer is attention", at(&text, "sites ="))
         ),
         "{err}"
     );
@@ -216,9 +264,10 @@ fn interventions_during_training_need_kept_weights() {
     let text = format!("{TINY}\n[[interventions]]\nkind = \"interchange\"\nevery = 15\n");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains(
-            "spec.toml:29:1: interventions.0.every: every = 15 needs intermediate weights"
-        ),
+        err.contains(&format!(
+            "{}: interventions.0.every: every = 15 needs intermediate weights",
+            at(&text, "every =")
+        )),
         "{err}"
     );
     assert!(
@@ -229,21 +278,33 @@ fn interventions_during_training_need_kept_weights() {
 
 #[test]
 fn task_errors_name_the_key_inside_the_task_table() {
-    let err = errors_of(&TINY.replace("num_kv = 16", "num_kv = \"many\""), &[]);
+    let text = TINY.replace("num_kv = 16", "num_kv = \"many\"");
+    let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:8:1: task.num_kv: expected usize, found string \"many\""),
+        err.contains(&format!(
+            "{}: task.num_kv: expected usize, found string \"many\"",
+            at(&text, "num_kv =")
+        )),
         "{err}"
     );
-    let err = errors_of(&TINY.replace("kind = \"ar\"", "kind = \"mqra\""), &[]);
+    let text = TINY.replace("kind = \"ar\"", "kind = \"mqra\"");
+    let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:7:1: task.kind: unknown value \"mqra\""),
+        err.contains(&format!(
+            "{}: task.kind: unknown value \"mqra\"",
+            at(&text, "kind =")
+        )),
         "{err}"
     );
     assert!(err.contains("valid: ar, atr, mqar"), "{err}");
     // An ATR key with the AR task's fields still names the key and line.
-    let err = errors_of(&TINY.replace("kind = \"ar\"", "kind = \"atr\""), &[]);
+    let text = TINY.replace("kind = \"ar\"", "kind = \"atr\"");
+    let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:8:1: task.num_kv: unknown key \"num_kv\""),
+        err.contains(&format!(
+            "{}: task.num_kv: unknown key \"num_kv\"",
+            at(&text, "num_kv =")
+        )),
         "{err}"
     );
 }
@@ -254,16 +315,20 @@ fn intervention_errors_name_the_key_inside_the_block() {
         format!("{TINY}\n[[interventions]]\nkind = \"interchange\"\nsites = [\"mlp_inptu\"]\n");
     let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:29:10: interventions.0.sites.0: unknown value \"mlp_inptu\""),
+        err.contains(&format!(
+            "{}: interventions.0.sites.0: unknown value \"mlp_inptu\"",
+            at(&text, "\"mlp_inptu\"")
+        )),
         "{err}"
     );
     assert!(err.contains("did you mean \"mlp_input\"?"), "{err}");
-    let err = errors_of(
-        &format!("{TINY}\n[[interventions]]\nkind = \"interchang\"\n"),
-        &[],
-    );
+    let text = format!("{TINY}\n[[interventions]]\nkind = \"interchang\"\n");
+    let err = errors_of(&text, &[]);
     assert!(
-        err.contains("spec.toml:28:1: interventions.0.kind: unknown value \"interchang\""),
+        err.contains(&format!(
+            "{}: interventions.0.kind: unknown value \"interchang\"",
+            at(&text, "kind = \"interchang\"")
+        )),
         "{err}"
     );
 }
