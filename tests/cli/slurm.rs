@@ -1,11 +1,9 @@
 //! Slurm fan-out, end to end, with a stand-in `sbatch` that runs each job script the way Slurm
 //! would (every array index, `SLURM_ARRAY_TASK_ID` set), so the generated scripts really run.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Dir, TINY};
+use crate::common::{Dir, TINY};
 
 /// Records its arguments, runs the script (each array task in turn), prints a job id.
 const FAKE_SBATCH: &str = r#"#!/bin/bash

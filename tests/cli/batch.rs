@@ -1,13 +1,9 @@
 //! Commands on a folder of specs: each experiment spec in path order, include fragments
 //! skipped, one summary line per spec and one exit code for all.
 
-mod common;
+use crate::common::{Dir, TINY};
 
-use common::{Dir, TINY};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::stdout;
 
 /// Two tiny experiments sharing an include fragment.
 fn folder(dir: &Dir) -> std::path::PathBuf {

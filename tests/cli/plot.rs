@@ -1,0 +1,47 @@
+//! `plot`: every figure kind.
+
+use crate::common::{Dir, TINY};
+use crate::stdout;
+
+#[test]
+fn plot_draws_every_figure_kind_as_png_and_svg() {
+    let dir = Dir::new();
+    let text = TINY.to_string()
+        + r#"
+[[interventions]]
+kind = "interchange"
+sites = ["block_input"]
+corrupt = ["key"]
+patch_at = ["key", "value", "query"]
+examples = 16
+"#;
+    let spec = dir.write("tiny.toml", &text);
+    dir.ok(&["run", "-q"], &spec);
+    let out = stdout(&dir.ok(&["plot"], &spec));
+    let figures = dir.results().join("tiny/figures");
+    for kind in mechlab::report::plot::Kind::ALL.map(|k| k.name()) {
+        let png = std::fs::read(figures.join(format!("{kind}.png"))).unwrap();
+        assert_eq!(&png[1..4], b"PNG", "{kind}");
+        let svg = std::fs::read_to_string(figures.join(format!("{kind}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{kind}");
+        assert!(out.contains(&format!("{kind}.svg")), "{out}");
+    }
+    // Axis labels a reader needs without the spec.
+    let curves = std::fs::read_to_string(figures.join("curves.svg")).unwrap();
+    assert!(curves.contains("training step") && curves.contains("test accuracy (%)"));
+    let attrib = std::fs::read_to_string(figures.join("attrib.svg")).unwrap();
+    assert!(attrib.contains("layer 1") && attrib.contains("value"));
+    // The Attrib figures say what they filtered, with the AR default threshold.
+    let scatter = std::fs::read_to_string(figures.join("scatter.svg")).unwrap();
+    assert!(
+        scatter.contains("mean p_orig − p_corr &gt; 0.01")
+            || scatter.contains("mean p_orig − p_corr > 0.01"),
+        "{scatter}"
+    );
+    // A threshold no run passes leaves every heatmap panel grey, with the reason.
+    dir.ok(&["plot", "--kind", "attrib", "--threshold", "2"], &spec);
+    let attrib = std::fs::read_to_string(figures.join("attrib.svg")).unwrap();
+    assert!(attrib.contains("corrupting changes nothing"), "{attrib}");
+    let err = dir.fails(&["plot", "--kind", "attrib", "--threshold", "nan"], &spec);
+    assert!(err.contains("--threshold"), "{err}");
+}
