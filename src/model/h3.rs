@@ -261,3 +261,111 @@ impl<B: Backend> H3<B> {
         self.output_linear.forward(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Naive oracles for the two kernels, written from their formulas in f64 with explicit
+    //! complex arithmetic and powers by repeated multiplication (no closed form shared with the
+    //! fast path).
+
+    use super::*;
+    use burn::backend::Flex;
+
+    type C = (f64, f64);
+
+    fn mul(a: C, b: C) -> C {
+        (a.0 * b.0 - a.1 * b.1, a.0 * b.1 + a.1 * b.0)
+    }
+
+    fn div(a: C, b: C) -> C {
+        let n = b.0 * b.0 + b.1 * b.1;
+        ((a.0 * b.0 + a.1 * b.1) / n, (a.1 * b.0 - a.0 * b.1) / n)
+    }
+
+    fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f64> {
+        t.into_data()
+            .convert::<f64>()
+            .to_vec()
+            .expect("float tensor")
+    }
+
+    /// An H3 of width 6 (3 heads), state 8, with every kernel parameter random (the reference
+    /// initialises B = 1 and the shift maps to e₀, which would hide index mistakes).
+    fn random_h3() -> H3<Flex> {
+        let device = Default::default();
+        let shape = MixerShape {
+            d_model: 6,
+            layers: 2,
+            max_positions: 8,
+            conv: None,
+        };
+        let mut init = Init::<Flex>::new(11, 0.02, &device);
+        let mut h3 = H3::init(&shape, &mut init).unwrap();
+        let [h, m] = h3.a_imag.dims();
+        let [d, n] = h3.shift_b.dims();
+        h3.shift_b = Param::from_tensor(init.normal([d, n], 1.0));
+        h3.shift_c = Param::from_tensor(init.normal([d, n], 1.0));
+        h3.ssm_b = Param::from_tensor(init.normal([h, m, 2], 1.0));
+        h3.ssm_c = Param::from_tensor(init.normal([h, m, 2], 1.0));
+        h3.log_dt = Param::from_tensor(init.uniform([h], 2.0).sub_scalar(3.0));
+        h3.inv_a_real = Param::from_tensor(init.normal([h, m], 0.5));
+        h3
+    }
+
+    fn assert_close(got: &[f64], want: &[f64]) {
+        let scale = want.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * scale, "entry {i}: {g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn diagonal_ssm_kernel_equals_the_bilinear_recurrence() {
+        let h3 = random_h3();
+        let s = 7;
+        let [h, m] = h3.a_imag.dims();
+        let (log_dt, a_re, a_im) = (
+            values(h3.log_dt.val()),
+            values(h3.inv_a_real.val()),
+            values(h3.a_imag.val()),
+        );
+        let (b, c) = (values(h3.ssm_b.val()), values(h3.ssm_c.val()));
+        // K[t, h] = 2·Re Σ_m C'·dA^t with dA = (1 + ΔA/2)/(1 − ΔA/2), C' = B·C·Δ/(1 − ΔA/2).
+        let mut want = vec![0.0; s * h];
+        for hh in 0..h {
+            let dt = log_dt[hh].exp();
+            for mm in 0..m {
+                let k = hh * m + mm;
+                let dta = (-a_re[k].exp() * dt, a_im[k] * dt);
+                let half = (dta.0 / 2.0, dta.1 / 2.0);
+                let da = div((1.0 + half.0, half.1), (1.0 - half.0, -half.1));
+                let bc = mul((b[2 * k], b[2 * k + 1]), (c[2 * k], c[2 * k + 1]));
+                let mut term = div((bc.0 * dt, bc.1 * dt), (1.0 - half.0, -half.1));
+                for t in 0..s {
+                    want[t * h + hh] += 2.0 * term.0;
+                    term = mul(term, da);
+                }
+            }
+        }
+        assert_close(&values(h3.ssm_kernel(s)), &want);
+    }
+
+    #[test]
+    fn shift_filter_is_the_sum_over_the_shifted_state() {
+        let h3 = random_h3();
+        let [d, n] = h3.shift_b.dims();
+        let (b, c) = (values(h3.shift_b.val()), values(h3.shift_c.val()));
+        // Longer than the state, so lags ≥ N (all zero) are covered too.
+        let s = n + 3;
+        let mut want = vec![0.0; s * d];
+        for t in 0..s {
+            for ch in 0..d {
+                want[t * d + ch] = (0..n)
+                    .filter(|k| k + t < n)
+                    .map(|k| b[ch * n + k] * c[ch * n + k + t])
+                    .sum();
+            }
+        }
+        assert_close(&values(h3.shift_filter(s)), &want);
+    }
+}

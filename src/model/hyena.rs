@@ -161,3 +161,71 @@ fn decay_rates<B: Backend>(d: usize, device: &B::Device) -> Tensor<B, 1> {
         .collect();
     Tensor::from_data(TensorData::new(values, [d]), device)
 }
+
+#[cfg(test)]
+mod tests {
+    //! A naive oracle for the implicit filter, from the reference's formulas in f64: the
+    //! positional features through Linear–Sin–Linear–Sin–Linear–Sin–Linear, times the exponential
+    //! modulation `exp(−|Δ_c|·t/(L−1))`, `Δ = linspace(ln 10⁻²/1.5, ln 10⁻²/0.3, d)`.
+
+    use super::*;
+    use burn::backend::Flex;
+
+    fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f64> {
+        t.into_data()
+            .convert::<f64>()
+            .to_vec()
+            .expect("float tensor")
+    }
+
+    /// `x·W + b` for one row, burn's `[d_in, d_out]` weight layout.
+    fn linear(x: &[f64], layer: &Linear<Flex>) -> Vec<f64> {
+        let [d_in, d_out] = layer.weight.dims();
+        let w = values(layer.weight.val());
+        let b = layer
+            .bias
+            .as_ref()
+            .map_or(vec![0.0; d_out], |b| values(b.val()));
+        (0..d_out)
+            .map(|o| b[o] + (0..d_in).map(|i| x[i] * w[i * d_out + o]).sum::<f64>())
+            .collect()
+    }
+
+    #[test]
+    fn implicit_filter_equals_the_formula() {
+        let device = Default::default();
+        let (d, l_max, s) = (5, 16, 11);
+        let shape = MixerShape {
+            d_model: d,
+            layers: 2,
+            max_positions: l_max,
+            conv: None,
+        };
+        // σ = 0.5 so that the Sin activations are far from linear, and random frequencies.
+        let mut init = Init::<Flex>::new(3, 0.5, &device);
+        let mut hyena = Hyena::init(&shape, &mut init).unwrap();
+        hyena.filter_freq = Param::from_tensor(init.uniform([FILTER_ORDER], 2.0).add_scalar(1.0));
+        let z = values(hyena.pos_emb_z.val());
+        let freq = values(hyena.filter_freq.val());
+        let sin =
+            |x: Vec<f64>| -> Vec<f64> { x.iter().zip(&freq).map(|(v, f)| (v * f).sin()).collect() };
+        let (slow, fast) = ((1e-2f64).ln() / 1.5, (1e-2f64).ln() / 0.3);
+        let mut want = vec![0.0; s * d];
+        for t in 0..s {
+            let h = sin(linear(&z[3 * t..3 * t + 3], &hyena.filter_0));
+            let h = sin(linear(&h, &hyena.filter_2));
+            let h = sin(linear(&h, &hyena.filter_4));
+            let h = linear(&h, &hyena.filter_6);
+            for c in 0..d {
+                let delta = slow + (fast - slow) * c as f64 / (d - 1) as f64;
+                let time = t as f64 / (l_max - 1) as f64;
+                want[t * d + c] = h[c] * (-delta.abs() * time).exp();
+            }
+        }
+        let got = values(hyena.filter(s));
+        let scale = want.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!((g - w).abs() <= 1e-5 * scale, "entry {i}: {g} vs {w}");
+        }
+    }
+}

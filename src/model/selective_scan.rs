@@ -207,26 +207,33 @@ mod tests {
     #[test]
     fn chunked_scan_gradients_equal_the_recurrence_gradients() {
         let [x, d, bm, cm] = inputs(21);
-        let grads = |log_depth: bool| {
+        // `None`: the recurrence; `Some(q)`: chunks of q (the production CHUNK and log-depth
+        // chunks with partial rounds and a partial last chunk).
+        let grads = |chunk: Option<usize>| {
             let (x, d, bm, cm) = (
                 x.clone().require_grad(),
                 d.clone().require_grad(),
                 bm.clone().require_grad(),
                 cm.clone().require_grad(),
             );
-            let y = if log_depth {
-                selective_scan(x.clone(), d.clone(), a(), bm.clone(), cm.clone())
-            } else {
-                selective_scan_sequential(x.clone(), d.clone(), a(), bm.clone(), cm.clone())
+            let y = match chunk {
+                Some(q) => {
+                    selective_scan_chunked(x.clone(), d.clone(), a(), bm.clone(), cm.clone(), q)
+                }
+                None => {
+                    selective_scan_sequential(x.clone(), d.clone(), a(), bm.clone(), cm.clone())
+                }
             };
             // A loss that weighs every output differently.
             let w = Tensor::<B, 3>::ones(y.dims(), &y.device()).cumsum(1);
             let g = (y * w).sum().backward();
             [x, d, bm, cm].map(|t| Tensor::<B, 3>::from_inner(t.grad(&g).unwrap()))
         };
-        let (c, r) = (grads(true), grads(false));
-        for (gc, gr) in c.into_iter().zip(r) {
-            close(gc, gr);
+        let want = grads(None);
+        for q in [CHUNK, 3, 8, 64] {
+            for (got, want) in grads(Some(q)).into_iter().zip(want.clone()) {
+                close(got, want);
+            }
         }
     }
 }
