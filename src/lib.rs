@@ -9,18 +9,23 @@
 //! ```
 //!
 //! - [`spec`]: TOML types (serde, `deny_unknown_fields`), figment layering, sweep expansion, located errors.
-//! - [`plan`]: the content-addressed run graph (dataset → train → evaluate) and its dry-run printing.
-//! - [`exec`]: the local scheduler (jobs, progress, Ctrl-C, locking) and backend selection.
+//! - [`plan`]: the content-addressed run graph (dataset → train → evaluate).
+//! - [`exec`]: running nodes: the local scheduler (jobs, progress, Ctrl-C, locking), backend
+//!   selection, and Slurm submission.
 //! - [`store`]: the on-disk layout and formats: node directories under `results/store/<id>/`,
 //!   status records, run summaries, shard schemas and Parquet I/O, atomic writes, locks.
 //! - [`report`]: experiment tables collected from the store's shards, report tables, figures, exports.
-//! - [`task`]: synthetic task generators emitting tokens plus named roles (AR).
+//! - [`task`]: synthetic task generators (AR, ATR on a PCFG, MQAR) emitting tokens plus named
+//!   roles, from ChaCha streams or bit-exact reimplementations of the reference's.
 //! - [`model`]: the backbone, one file per mixer, named intervention sites.
 //! - [`train`]: the training loop, schedules, checkpoints and evaluation.
-//! - [`interp`]: interchange interventions (activation patching) on trained models.
+//! - [`interp`]: interchange interventions (activation patching) and ablations on trained models.
+//! - [`bench`]: training and intervention throughput, for `mechlab bench`.
 //!
-//! Science modules (`task`, `model`, `train`) never import orchestration modules (`spec`, `plan`,
-//! `exec`, `store`, `report`): they take plain config structs and return plain data.
+//! Science modules (`task`, `model`, `train`, `interp`) never import orchestration modules
+//! (`spec`, `plan`, `exec`, `store`, `report`): they take plain config structs and return plain
+//! data. Orchestration imports downward along the flow above: `exec` writes through `store`,
+//! `report` reads through it, and neither `exec` nor `store` imports `report`.
 
 pub mod bench;
 pub mod exec;

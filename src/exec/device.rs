@@ -1,5 +1,5 @@
-//! Backend and device choice. The model code is generic over burn's `Backend`; this is the one
-//! place that names concrete backends.
+//! Backend and device choice. The model code is generic over burn's `Backend`; the backends
+//! nodes run on are named here (training with autodiff, evaluation without).
 
 use std::str::FromStr;
 
@@ -55,11 +55,17 @@ impl DeviceChoice {
     }
 }
 
+/// The CPU evaluation backend: burn's pure-Rust flex.
+pub type CpuInference = burn::backend::Flex;
+
 /// The CPU training backend.
-pub type CpuBackend = burn::backend::Autodiff<burn::backend::Flex>;
+pub type CpuBackend = burn::backend::Autodiff<CpuInference>;
 
 #[cfg(feature = "cuda")]
-pub type CudaBackend = burn::backend::Autodiff<burn::backend::Cuda>;
+pub type CudaInference = burn::backend::Cuda;
+
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Autodiff<CudaInference>;
 
 #[cfg(test)]
 mod tests {

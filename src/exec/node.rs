@@ -308,11 +308,16 @@ fn shard_metadata(point: &RunPoint) -> [(&'static str, String); 2] {
 fn run_eval(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
     let run = run_point(node, run)?;
     match ctx.device {
-        DeviceChoice::Cpu => eval_on::<burn::backend::Flex>(node, run, ctx, &Default::default()),
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(n) => {
-            eval_on::<burn::backend::Cuda>(node, run, ctx, &burn::backend::cuda::CudaDevice::new(n))
+        DeviceChoice::Cpu => {
+            eval_on::<super::device::CpuInference>(node, run, ctx, &Default::default())
         }
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda(n) => eval_on::<super::device::CudaInference>(
+            node,
+            run,
+            ctx,
+            &burn::backend::cuda::CudaDevice::new(n),
+        ),
         #[cfg(not(feature = "cuda"))]
         DeviceChoice::Cuda(n) => Err(ExecError::NoCuda(format!("cuda:{n}"))),
     }

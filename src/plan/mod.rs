@@ -1,5 +1,5 @@
-//! The run graph: content-addressed nodes (dataset → train; evaluation nodes join with the
-//! interventions work) expanded from a resolved spec.
+//! The run graph: content-addressed nodes (dataset → train → one evaluate node per intervention
+//! block) expanded from a resolved spec.
 
 pub mod graph;
 pub mod id;

@@ -15,9 +15,6 @@ use crate::train::{Schedule, TrainConfig};
 /// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
 pub const DEFAULT_EPOCHS: usize = 16;
 
-/// The task as resolved (today the raw spec is already complete).
-pub type ResolvedTask = TaskSpec;
-
 /// An interchange grid with `"all"` expanded for one run's model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedInterchange {
@@ -139,7 +136,7 @@ pub struct RunPoint {
     pub seed: u64,
     /// Swept parameters of this run (dotted key → value), `seed` last.
     pub axes: Vec<(String, serde_json::Value)>,
-    pub task: ResolvedTask,
+    pub task: TaskSpec,
     /// What the train node builds (resolved: the mixer's defaults filled in).
     pub model: ModelConfig,
     /// How the train node optimises it.

@@ -1,6 +1,6 @@
 //! Sweep expansion: grid × zip groups, then `when` overrides and `exclude` filters, in a
-//! deterministic order (axes sorted by key, values in the order written). Seeds are added later,
-//! innermost, by [`super::resolve`].
+//! deterministic order (axes sorted by key, values in the order written). Seeds are added
+//! afterwards, innermost, when [`super::load`] resolves the runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
