@@ -63,8 +63,14 @@ enum Command {
     Run(RunArgs),
     /// Submit what is not done to Slurm: an array job (a task per run), then a collect job.
     Slurm(SlurmArgs),
-    /// Show done / running / failed / pending per node.
-    Status(SpecArgs),
+    /// Show done / running / interrupted / failed / pending per node.
+    Status {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Also check every file of every node against its checksum (exit 1 on any problem).
+        #[arg(long)]
+        verify: bool,
+    },
     /// Rebuild results/<experiment>/{runs,metrics}.parquet from the store.
     Collect(SpecArgs),
     /// Draw the paper's figure types from the results so far, as PNG and SVG.
@@ -310,10 +316,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Slurm(args) => slurm(&args, &store, &cli.results),
-        Command::Status(args) => each_spec(&args, "status", None, |a| status(a, &store)),
+        Command::Status { spec, verify } => {
+            each_spec(&spec, "status", None, |a| status(a, &store, verify))
+        }
         Command::Collect(args) => each_spec(&args, "collect", None, |args| {
             let graph = plan(&resolve(args)?);
             let s = mechlab::report::collect(&graph, &store)?;
+            warn_all(&s.warnings);
             say!(
                 "collected {} runs ({} done, {} metric rows, {} intervention rows) into {}",
                 s.runs,
@@ -590,8 +599,17 @@ fn print_runs(graph: &RunGraph, store: &Store) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
+fn warn_all(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+fn status(args: &SpecArgs, store: &Store, verify: bool) -> Result<ExitCode> {
     let graph = plan(&resolve(args)?);
+    if verify {
+        return verify_files(&graph, store);
+    }
     let counts = mechlab::report::runs::state_counts(&graph, store)?;
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     say!(
@@ -602,6 +620,50 @@ fn status(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
     );
     say!();
     print_runs(&graph, store)
+}
+
+/// `status --verify`: every done node's files against their checksums.
+fn verify_files(graph: &RunGraph, store: &Store) -> Result<ExitCode> {
+    use mechlab::store::NodeState;
+    let (mut checked, mut bad) = (0usize, 0usize);
+    for node in &graph.nodes {
+        let status = store.status(&node.id)?;
+        if let Some(e) = status
+            .error
+            .as_ref()
+            .filter(|_| status.state == NodeState::Pending)
+        {
+            say!("{} {}: {e}", node.kind.name(), node.id);
+        }
+        if status.state != NodeState::Done {
+            continue;
+        }
+        checked += 1;
+        let problems = mechlab::store::checksum::problems(store, node);
+        if !problems.is_empty() {
+            bad += 1;
+        }
+        for (path, check) in problems {
+            say!(
+                "{} {}: {}: {check:?}",
+                node.kind.name(),
+                node.id,
+                path.display()
+            );
+        }
+    }
+    if bad > 0 {
+        say!(
+            "{}: {bad} of {checked} done nodes have files that fail verification; `mechlab run` recomputes them",
+            graph.experiment
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    say!(
+        "{}: the files of all {checked} done nodes verify",
+        graph.experiment
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run(
@@ -628,6 +690,7 @@ fn run(
         "not collected".to_string()
     } else {
         let summary = mechlab::report::collect(&graph, store)?;
+        warn_all(&summary.warnings);
         format!("tables in {}", summary.tables.path().display())
     };
     say!(

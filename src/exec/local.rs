@@ -9,7 +9,7 @@ use super::device::DeviceChoice;
 use super::node::{NodeContext, Outcome, execute};
 use super::progress::Progress;
 use crate::plan::{NodeKind, PlannedRun, RunGraph};
-use crate::store::Store;
+use crate::store::{NodeState, Status, Store};
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -65,6 +65,37 @@ pub fn run_graph(
         .filter(|n| opts.only.is_empty() || opts.only.contains(&n.id))
         .collect();
     let progress = Progress::new(selected.len(), opts.quiet);
+    // A done node whose files fail their checksums (or are gone) is recomputed, not trusted.
+    for node in &selected {
+        if store.status(&node.id)?.state != NodeState::Done {
+            continue;
+        }
+        let problems = crate::store::checksum::problems(store, node);
+        if problems.is_empty() {
+            continue;
+        }
+        let files: Vec<String> = problems
+            .iter()
+            .map(|(path, check)| format!("{} ({check:?})", path.display()))
+            .collect();
+        progress.println(format!(
+            "recomputing {} node {}: {}",
+            node.kind.name(),
+            node.id,
+            files.join(", ")
+        ));
+        for (path, _) in &problems {
+            store.remove(&node.id, path)?;
+        }
+        store.write_status(
+            &node.id,
+            &Status {
+                kind: node.kind.name().to_string(),
+                error: Some(format!("recomputing: {}", files.join(", "))),
+                ..Status::default()
+            },
+        )?;
+    }
     let report = Mutex::new(RunReport::default());
     let first_error: Mutex<Option<ExecError>> = Mutex::new(None);
     let run_of = |id: &str| -> Option<&PlannedRun> {

@@ -44,6 +44,17 @@ pub struct NodeContext<'a> {
     pub bar: Option<ProgressBar>,
 }
 
+impl NodeContext<'_> {
+    /// A line for the user: above the progress bars when they are shown, else on stderr
+    /// (`--quiet` hides the bars, not the warnings).
+    fn say(&self, message: String) {
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(message),
+            _ => eprintln!("{message}"),
+        }
+    }
+}
+
 /// Runs `node` unless it is done or busy. Failures of the node's work are recorded in its
 /// status and returned as `Outcome::Failed`; only store errors abort.
 pub fn execute(
@@ -51,9 +62,25 @@ pub fn execute(
     run: Option<&PlannedRun>,
     ctx: &NodeContext,
 ) -> Result<Outcome, ExecError> {
-    let Some(_lock) = NodeLock::try_acquire(&ctx.store.node(&node.id).lock())? else {
-        return Ok(Outcome::Busy);
+    let lock_path = ctx.store.node(&node.id).lock();
+    let _lock = match NodeLock::try_acquire(&lock_path)? {
+        Some(lock) => lock,
+        None => {
+            // Another process (a second `mechlab run`, a Slurm task) runs this node: wait for
+            // it rather than fail its dependents; then it is usually done and skipped.
+            let message = format!(
+                "waiting: {} node {} is running in another process",
+                node.kind.name(),
+                node.id
+            );
+            ctx.say(message);
+            match wait_for_lock(&lock_path, &ctx.interrupt)? {
+                Some(lock) => lock,
+                None => return Ok(Outcome::Busy),
+            }
+        }
     };
+    ctx.store.clean_temporaries(&node.id)?;
     let previous = ctx.store.status(&node.id)?;
     if previous.state == NodeState::Done {
         return Ok(Outcome::Skipped);
@@ -103,6 +130,22 @@ pub fn execute(
     Ok(outcome)
 }
 
+/// Polls for the node's lock until it is free or `interrupt` is set (then `None`).
+fn wait_for_lock(
+    path: &std::path::Path,
+    interrupt: &AtomicBool,
+) -> Result<Option<NodeLock>, ExecError> {
+    loop {
+        if interrupt.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        if let Some(lock) = NodeLock::try_acquire(path)? {
+            return Ok(Some(lock));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 fn run_point<'a>(node: &Node, run: Option<&'a PlannedRun>) -> Result<&'a PlannedRun, ExecError> {
     run.ok_or_else(|| ExecError::UnknownNode(node.id.clone()))
 }
@@ -140,29 +183,51 @@ fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, 
     Ok(data)
 }
 
-/// Checkpoints as one atomic file in the node directory.
-struct FileCheckpoints {
-    node: crate::store::NodeDir,
+/// Checkpoints as one sealed file in the train node's directory. A checkpoint that fails its
+/// checksum or does not parse is set aside with a warning and training starts over: a corrupt
+/// checkpoint is never resumed from.
+struct FileCheckpoints<'a> {
+    store: &'a Store,
+    id: &'a str,
+    warn: &'a dyn Fn(String),
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-impl Checkpointer for FileCheckpoints {
+impl Checkpointer for FileCheckpoints<'_> {
     fn load(&mut self) -> Result<Option<Checkpoint>, BoxError> {
-        match std::fs::read(self.node.checkpoint()) {
-            Ok(bytes) => Ok(Some(Checkpoint::from_bytes(&bytes)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Box::new(e)),
+        let path = self.store.node(self.id).checkpoint();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let parsed = self
+            .store
+            .read_sealed(self.id, &path)
+            .map_err(BoxError::from)
+            .and_then(|bytes| Checkpoint::from_bytes(&bytes).map_err(BoxError::from));
+        match parsed {
+            Ok(checkpoint) => Ok(Some(checkpoint)),
+            Err(e) => {
+                (self.warn)(format!(
+                    "{}: {e}; training starts over from step 0",
+                    path.display()
+                ));
+                self.store.remove(self.id, &path)?;
+                Ok(None)
+            }
         }
     }
 
     fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), BoxError> {
-        write_atomic(&self.node.checkpoint(), &checkpoint.to_bytes())?;
+        let path = self.store.node(self.id).checkpoint();
+        self.store
+            .write_sealed(self.id, &path, &checkpoint.to_bytes())?;
         Ok(())
     }
 
     fn keep_weights(&mut self, step: u64, weights: &[u8]) -> Result<(), BoxError> {
-        write_atomic(&self.node.kept_weights(step as usize), weights)?;
+        let path = self.store.node(self.id).kept_weights(step as usize);
+        self.store.write_sealed(self.id, &path, weights)?;
         Ok(())
     }
 }
@@ -235,8 +300,11 @@ fn train_on<B: AutodiffBackend>(
     if let Some(dev) = &dev_eval {
         evals.push(("dev", dev));
     }
+    let warn = |message: String| ctx.say(format!("warning: {message}"));
     let mut checkpoints = FileCheckpoints {
-        node: ctx.store.node(&run.train),
+        store: ctx.store,
+        id: &run.train,
+        warn: &warn,
     };
     let cfg = &run.point.train;
     if let Some(bar) = &ctx.bar {
@@ -261,7 +329,8 @@ fn train_on<B: AutodiffBackend>(
         TrainOutcome::Finished { model, metrics } => {
             save_final(ctx.store, run, *model, &metrics, cfg.steps as u64)?;
             // The final weights are in model.bin; the optimizer state is no longer needed.
-            let _ = std::fs::remove_file(ctx.store.node(&run.train).checkpoint());
+            ctx.store
+                .remove(&run.train, &ctx.store.node(&run.train).checkpoint())?;
             Ok(None)
         }
     }
@@ -285,7 +354,7 @@ fn save_final<B: AutodiffBackend>(
         last,
     };
     let bytes = crate::store::weights::encode(model.valid())?;
-    write_atomic(&store.node(&run.train).model(), &bytes)?;
+    store.write_sealed(&run.train, &store.node(&run.train).model(), &bytes)?;
     store.write_shard(
         &run.train,
         Shard::Metrics,

@@ -9,7 +9,7 @@ use super::ReportError;
 use crate::plan::RunGraph;
 use crate::spec::sweep::get_dotted;
 use crate::store::shards::{interventions_frame, metrics_frame};
-use crate::store::{ExperimentDir, NodeState, Shard, Store, Table, write_parquet};
+use crate::store::{ExperimentDir, NodeState, Shard, Store, StoreError, Table, write_parquet};
 
 /// Columns every runs table has, beside the swept ones (same dotted names as the spec).
 const CORE_COLUMNS: [&str; 6] = [
@@ -30,6 +30,9 @@ pub struct CollectSummary {
     pub intervention_rows: usize,
     /// Where the tables are.
     pub tables: ExperimentDir,
+    /// Shards left out because they failed their checksum or are missing (`mechlab run`
+    /// recomputes their nodes).
+    pub warnings: Vec<String>,
 }
 
 /// Writes `runs.parquet` (one row per run, every run of the plan, done or not) and
@@ -40,19 +43,32 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     let mut metric_frames = Vec::new();
     let mut backends = BTreeSet::new();
     let mut devices = BTreeSet::new();
+    let mut warnings = Vec::new();
     for run in &graph.runs {
-        let status = store.status(&run.train)?;
+        let mut status = store.status(&run.train)?;
         // An unreadable summary leaves the run's parameter count empty rather than blocking the
         // whole experiment's tables.
         let summary = store.run_summary(&run.train).ok().flatten();
-        if status.state == NodeState::Done {
-            let shard = store.node(&run.train).shard(Shard::Metrics);
-            let df = store
-                .read_shard(&run.train, Shard::Metrics)?
-                .ok_or_else(|| ReportError::Shard {
-                    path: shard.display().to_string(),
-                    message: "missing, though the node is done".into(),
-                })?;
+        let shard = store.node(&run.train).shard(Shard::Metrics);
+        let df = match status.state {
+            NodeState::Done => {
+                trusted(store.read_shard(&run.train, Shard::Metrics), &mut warnings)?.or_else(
+                    || {
+                        warnings.push(format!(
+                            "{}: missing, though the node is done",
+                            shard.display()
+                        ));
+                        None
+                    },
+                )
+            }
+            _ => None,
+        };
+        if status.state == NodeState::Done && df.is_none() {
+            // Shown as not done: `mechlab run` recomputes it.
+            status.state = NodeState::Pending;
+        }
+        if let Some(df) = df {
             let n = df.height();
             let id = Column::new_scalar(
                 "run_id".into(),
@@ -208,7 +224,7 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
                 &mut detail_frames,
                 &mut ablation_frames,
             ]) {
-                if let Some(df) = store.read_shard(eval, shard)? {
+                if let Some(df) = trusted(store.read_shard(eval, shard), &mut warnings)? {
                     frames.push(tag(df, &run.train, k, &store.node(eval).shard(shard))?);
                 }
             }
@@ -264,7 +280,24 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         metric_rows: metrics.height(),
         intervention_rows: interventions.height(),
         tables,
+        warnings,
     })
+}
+
+/// A shard read from the store, or `None` with a warning when it fails its checksum: one damaged
+/// node never blocks an experiment's tables.
+fn trusted(
+    read: Result<Option<DataFrame>, StoreError>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<DataFrame>, ReportError> {
+    match read {
+        Ok(df) => Ok(df),
+        Err(e @ (StoreError::Corrupt { .. } | StoreError::Parquet { .. })) => {
+            warnings.push(e.to_string());
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Prepends `run_id` and `intervention` (the block's index in the spec) to an evaluation shard.

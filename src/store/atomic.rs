@@ -5,6 +5,14 @@ use std::path::Path;
 
 use super::StoreError;
 
+/// What names a temporary file of [`write`] (after `.<final name>`).
+const TMP_MARK: &str = ".tmp-";
+
+/// Whether `name` is one of [`write`]'s temporary files (left behind only by a crash).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TMP_MARK)
+}
+
 /// Writes `bytes` to `path` via a temporary file in the same directory, fsync, then rename.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
@@ -19,7 +27,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
-    let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let tmp = dir.join(format!(".{name}{TMP_MARK}{}-{nanos}", std::process::id()));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

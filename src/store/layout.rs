@@ -116,6 +116,11 @@ impl NodeDir {
         self.dir.join("lock")
     }
 
+    /// Checksums of the files the node wrote ([`super::checksum`]).
+    pub fn checksums(&self) -> PathBuf {
+        self.dir.join("checksums.json")
+    }
+
     /// Dataset node: one cached split.
     pub fn data(&self, split: Split) -> PathBuf {
         self.dir.join(format!("data-{}.bin", split.name()))

@@ -6,6 +6,7 @@
 //! collected tables. `exec` writes through this module, `report` reads through it.
 
 pub mod atomic;
+pub mod checksum;
 pub mod layout;
 pub mod lock;
 pub mod parquet;
@@ -46,6 +47,8 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path}: corrupt ({reason}); it will be recomputed")]
+    Corrupt { path: PathBuf, reason: String },
     #[error("{path}: cannot read weights: {message}")]
     Weights { path: PathBuf, message: String },
     #[error("{path}: {source}")]
@@ -121,9 +124,43 @@ impl Store {
             .expect("an endless sequence of names has an unused one")
     }
 
-    /// The node's status, or `Pending` when it has never run.
+    /// The node's status: `Pending` when it has never run, or when its record is unreadable
+    /// (the node is then recomputed; the record says why); `Interrupted` when it is recorded as
+    /// running but no process holds its lock.
     pub fn status(&self, id: &str) -> Result<Status, StoreError> {
-        Status::read(&self.node(id).status())
+        let node = self.node(id);
+        let mut status = match Status::read(&node.status()) {
+            Ok(status) => status,
+            Err(e @ StoreError::BadStatus { .. }) => Status {
+                error: Some(format!("{e}; the node will be recomputed")),
+                ..Status::default()
+            },
+            Err(e) => return Err(e),
+        };
+        if status.state == NodeState::Running && NodeLock::try_acquire(&node.lock())?.is_some() {
+            status.state = NodeState::Interrupted;
+        }
+        Ok(status)
+    }
+
+    /// Removes temporary files a crashed write left in node `id`'s directory (call with the
+    /// node's lock held, so no live write is touched).
+    pub fn clean_temporaries(&self, id: &str) -> Result<usize, StoreError> {
+        let node = self.node(id);
+        let mut removed = 0;
+        for dir in [node.path().to_path_buf(), node.path().join("weights")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if atomic::is_temporary(&entry.file_name().to_string_lossy()) {
+                    let path = entry.path();
+                    std::fs::remove_file(&path).map_err(StoreError::io(&path))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     pub fn write_status(&self, id: &str, status: &Status) -> Result<(), StoreError> {
@@ -135,13 +172,45 @@ impl Store {
         atomic::write(&self.node(id).spec(), &to_json(config)?)
     }
 
+    /// Writes `bytes` to `path` inside node `id`'s directory atomically, with its checksum.
+    pub fn write_sealed(&self, id: &str, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        checksum::write_sealed(&self.node(id), path, bytes)
+    }
+
+    /// The bytes at `path` inside node `id`'s directory, verified against their checksum.
+    pub fn read_sealed(&self, id: &str, path: &Path) -> Result<Vec<u8>, StoreError> {
+        checksum::read_sealed(&self.node(id), path)
+    }
+
+    /// Removes `path` inside node `id`'s directory (and its checksum), if present.
+    pub fn remove(&self, id: &str, path: &Path) -> Result<(), StoreError> {
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: path.to_path_buf(),
+                    source: e,
+                });
+            }
+        }
+        checksum::forget(&self.node(id), path)
+    }
+
     /// A train node's summary; `None` when it has not finished.
     pub fn run_summary(&self, id: &str) -> Result<Option<RunSummary>, StoreError> {
-        RunSummary::read(&self.node(id).summary())
+        let path = self.node(id).summary();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bytes = self.read_sealed(id, &path)?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| StoreError::BadJson { path, source })
     }
 
     pub fn write_run_summary(&self, id: &str, summary: &RunSummary) -> Result<(), StoreError> {
-        summary.write(&self.node(id).summary())
+        self.write_sealed(id, &self.node(id).summary(), &to_json(summary)?)
     }
 
     /// Writes one of a node's shards with key-value `metadata`.
@@ -152,15 +221,18 @@ impl Store {
         df: &mut DataFrame,
         metadata: &[(&str, String)],
     ) -> Result<(), StoreError> {
-        write_parquet(&self.node(id).shard(shard), df, metadata)
+        let path = self.node(id).shard(shard);
+        let bytes = parquet::encode(&path, df, metadata)?;
+        self.write_sealed(id, &path, &bytes)
     }
 
-    /// One of a node's shards; `None` when the node did not write it.
+    /// One of a node's shards, verified; `None` when the node did not write it.
     pub fn read_shard(&self, id: &str, shard: Shard) -> Result<Option<DataFrame>, StoreError> {
         let path = self.node(id).shard(shard);
         if !path.exists() {
             return Ok(None);
         }
-        read_parquet(&path).map(Some)
+        let bytes = self.read_sealed(id, &path)?;
+        parquet::decode(&path, bytes).map(Some)
     }
 }

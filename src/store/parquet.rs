@@ -19,6 +19,17 @@ pub fn write_parquet(
     df: &mut DataFrame,
     metadata: &[(&str, String)],
 ) -> Result<(), StoreError> {
+    let bytes = encode(path, df, metadata)?;
+    atomic::write(path, &bytes)?;
+    Ok(())
+}
+
+/// The Parquet bytes of `df` with key-value `metadata` (`path` names it in errors).
+pub fn encode(
+    path: &Path,
+    df: &mut DataFrame,
+    metadata: &[(&str, String)],
+) -> Result<Vec<u8>, StoreError> {
     let mut bytes = Vec::new();
     let kv = metadata
         .iter()
@@ -29,8 +40,14 @@ pub fn write_parquet(
         .with_key_value_metadata(Some(KeyValueMetadata::from_static(kv)))
         .finish(df)
         .map_err(polars_err(path))?;
-    atomic::write(path, &bytes)?;
-    Ok(())
+    Ok(bytes)
+}
+
+/// The frame in Parquet `bytes` read from `path`.
+pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<DataFrame, StoreError> {
+    ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(polars_err(path))
 }
 
 pub fn read_parquet(path: &Path) -> Result<DataFrame, StoreError> {

@@ -16,6 +16,9 @@ pub enum NodeState {
     Running,
     Done,
     Failed,
+    /// Recorded as running, but no process holds the node: it was killed (kill -9, a lost
+    /// machine). Never written, only observed; the next run resumes it from its checkpoint.
+    Interrupted,
 }
 
 impl std::fmt::Display for NodeState {
@@ -25,6 +28,7 @@ impl std::fmt::Display for NodeState {
             NodeState::Running => "running",
             NodeState::Done => "done",
             NodeState::Failed => "failed",
+            NodeState::Interrupted => "interrupted",
         })
     }
 }

@@ -24,14 +24,14 @@ pub fn encode<B: Backend>(model: LanguageModel<B>) -> Result<Vec<u8>, StoreError
         })
 }
 
-/// The model of `config` with the weights stored at `path`.
-pub fn load<B: Backend>(
+/// The model of `config` with the weights in `bytes` (read from `path`).
+pub fn decode<B: Backend>(
     path: &Path,
+    bytes: Vec<u8>,
     config: &ModelConfig,
     seed: u64,
     device: &B::Device,
 ) -> Result<LanguageModel<B>, StoreError> {
-    let bytes = std::fs::read(path).map_err(StoreError::io(path))?;
     let record = recorder()
         .load(bytes, device)
         .map_err(|e| StoreError::Weights {
@@ -59,6 +59,7 @@ impl Store {
         let path = self
             .node(&run.train)
             .weights_at(step, run.point.train.steps);
-        load(&path, &run.point.model, run.point.seed, device)
+        let bytes = self.read_sealed(&run.train, &path)?;
+        decode(&path, bytes, &run.point.model, run.point.seed, device)
     }
 }

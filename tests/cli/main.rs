@@ -8,6 +8,7 @@ mod batch;
 mod data;
 mod evaluate;
 mod export;
+mod guarantees;
 mod plan;
 mod plot;
 mod run;

@@ -1,0 +1,198 @@
+//! What mechlab promises about its files (README, "Guarantees"): nothing corrupt is trusted, a
+//! killed run resumes to bit-identical tables, and two runs of one spec wait for each other.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use crate::common::{Dir, TINY};
+use crate::stdout;
+use mechlab::store::read_parquet;
+
+/// Every metric observation of the experiment, values as bits: equal means bit-identical.
+fn metrics(dir: &Dir, experiment: &str) -> Vec<(String, i64, String, String, u64)> {
+    let df = read_parquet(&dir.results().join(experiment).join("metrics.parquet")).unwrap();
+    let text = |c: &str| -> Vec<String> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect()
+    };
+    let (ids, splits, names) = (text("run_id"), text("split"), text("metric"));
+    let steps: Vec<i64> = df
+        .column("step")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let values: Vec<f64> = df
+        .column("value")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect();
+    let mut rows: Vec<_> = (0..df.height())
+        .map(|i| {
+            (
+                ids[i].clone(),
+                steps[i],
+                splits[i].clone(),
+                names[i].clone(),
+                values[i].to_bits(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// The directories of the store's nodes of `kind`.
+fn nodes(dir: &Dir, kind: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir.results().join("store"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("status.json"))
+                .is_ok_and(|s| s.contains(&format!("\"kind\": \"{kind}\"")))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn flip_a_byte(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn corrupt_files_are_found_and_recomputed_never_trusted() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", TINY);
+    dir.ok(&["run", "-q"], &spec);
+    let clean = metrics(&dir, "tiny");
+    let verified = stdout(&dir.ok(&["status", "--verify"], &spec));
+    assert!(verified.contains("the files of all"), "{verified}");
+
+    // Flipped weights: `status --verify` names the file and fails; `run` recomputes the node.
+    let train = nodes(&dir, "train");
+    flip_a_byte(&train[0].join("model.bin"));
+    let out = dir
+        .mechlab()
+        .args(["status", "--verify"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("model.bin: Mismatch"), "{text}");
+    let out = dir.ok(&["run"], &spec);
+    let log = String::from_utf8_lossy(&out.stderr).to_string() + &stdout(&out);
+    assert!(log.contains("recomputing train node"), "{log}");
+    assert_eq!(metrics(&dir, "tiny"), clean);
+
+    // A truncated shard: collect leaves it out with a warning instead of failing.
+    let shard = train[1].join("metrics.parquet");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.ok(&["collect"], &spec);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A garbage status record reads as pending; nothing blocks; `run` recomputes both.
+    std::fs::write(train[0].join("status.json"), b"{not json").unwrap();
+    let status = stdout(&dir.ok(&["status"], &spec));
+    assert!(status.contains("pending"), "{status}");
+    dir.ok(&["run", "-q"], &spec);
+    assert_eq!(metrics(&dir, "tiny"), clean);
+    dir.ok(&["status", "--verify"], &spec);
+
+    // A truncated checkpoint is set aside and training starts over: no panic, same numbers.
+    let checkpoint = train[0].join("checkpoint.bin");
+    std::fs::write(&checkpoint, b"\x08\0\0\0\0\0\0\0{\"step\"").unwrap();
+    std::fs::write(
+        train[0].join("status.json"),
+        br#"{"state": "pending", "kind": "train", "step": 10}"#,
+    )
+    .unwrap();
+    let out = dir.ok(&["run", "-q"], &spec);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("training starts over"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(metrics(&dir, "tiny"), clean);
+}
+
+/// Longer than TINY, checkpointing often, so a kill lands mid-training.
+fn slow_spec() -> String {
+    TINY.replace("steps = 30", "steps = 300")
+        .replace("checkpoint_every = 10", "checkpoint_every = 7")
+        .replace("eval_every = 10", "eval_every = 25")
+}
+
+fn spawn_run(dir: &Dir, spec: &Path) -> Child {
+    dir.mechlab()
+        .args(["run", "-q"])
+        .arg(spec)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_run_killed_at_any_point_resumes_to_bit_identical_tables() {
+    let reference = Dir::new();
+    let spec = reference.write("tiny.toml", &slow_spec());
+    reference.ok(&["run", "-q"], &spec);
+    let want = metrics(&reference, "tiny");
+
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", &slow_spec());
+    for delay_ms in [700, 1500, 2600] {
+        let mut child = spawn_run(&dir, &spec);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SIGKILL: no handler runs, no checkpoint is written on the way out.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let status = stdout(&dir.ok(&["status"], &spec));
+        assert!(
+            !status.contains("running"),
+            "a dead process shows as running:\n{status}"
+        );
+    }
+    dir.ok(&["run", "-q"], &spec);
+    assert_eq!(metrics(&dir, "tiny"), want);
+    // No temporary file survives a run.
+    for node in std::fs::read_dir(dir.results().join("store")).unwrap() {
+        for f in std::fs::read_dir(node.unwrap().path()).unwrap() {
+            let name = f.unwrap().file_name().to_string_lossy().to_string();
+            assert!(!name.contains(".tmp-"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn two_runs_of_one_spec_wait_for_each_other() {
+    let reference = Dir::new();
+    let spec = reference.write("tiny.toml", &slow_spec());
+    reference.ok(&["run", "-q"], &spec);
+    let want = metrics(&reference, "tiny");
+
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", &slow_spec());
+    let (mut a, mut b) = (spawn_run(&dir, &spec), spawn_run(&dir, &spec));
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    assert_eq!(metrics(&dir, "tiny"), want);
+}
