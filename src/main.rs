@@ -220,6 +220,15 @@ struct SpecArgs {
     /// Override a key: `--set train.lr=1e-3` (repeatable; TOML values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Refuse runs estimated to need more memory than this (`64G`, `512M`); default: this
+    /// machine's memory.
+    #[arg(
+        long,
+        value_name = "SIZE",
+        env = "MECHLAB_MAX_MEMORY",
+        value_parser = mechlab::spec::resources::parse_size
+    )]
+    max_memory: Option<u64>,
 }
 
 #[derive(Args, Clone)]
@@ -548,6 +557,7 @@ fn resolve(args: &SpecArgs) -> Result<Resolved> {
             profile: args.profile.clone(),
             sets: args.sets.clone(),
             env: true,
+            max_memory: args.max_memory,
         },
     )?;
     for w in &resolved.warnings {

@@ -17,6 +17,7 @@ use super::raw::{
 use super::resolve::{
     Resolved, RunPoint, label, resolve_intervention, resolve_model, resolve_train,
 };
+use super::resources::{Estimate, estimate, human};
 use super::sources::Sources;
 use super::sweep::expand;
 use super::validate::{check_run, warnings};
@@ -31,7 +32,13 @@ pub struct LoadOptions {
     pub sets: Vec<String>,
     /// Read `MECHLAB_<SECTION>__<KEY>` variables (on for the CLI; tests turn it off).
     pub env: bool,
+    /// Refuse runs estimated to need more memory than this many bytes; `None`: this machine's
+    /// memory ([`super::resources::machine_memory`]).
+    pub max_memory: Option<u64>,
 }
+
+/// The most runs (sweep points × seeds) one spec may expand to.
+pub const MAX_RUNS: usize = 10_000;
 
 /// The longest experiment name: it names a directory.
 const MAX_NAME: usize = 100;
@@ -112,11 +119,30 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
         )
     })?;
 
+    let count = points.len().saturating_mul(experiment.seeds.len());
+    if count > MAX_RUNS {
+        return Err(SpecError::Invalid(vec![sources.issue(
+            "experiment.seeds",
+            None,
+            format!(
+                "{} sweep points × {} seeds = {count} runs; at most {MAX_RUNS} per spec: split \
+                 it into several specs (a folder of specs runs as one batch)",
+                points.len(),
+                experiment.seeds.len()
+            ),
+            Vec::new(),
+        )]));
+    }
+    let max_memory = opts
+        .max_memory
+        .or_else(super::resources::machine_memory)
+        .unwrap_or(u64::MAX);
     let runs = resolve_runs(
         &points,
         &experiment.seeds,
         &interventions,
         &sources,
+        max_memory,
         &mut issues,
         &mut all_warnings,
     );
@@ -199,16 +225,23 @@ fn check_experiment(experiment: &ExperimentSpec, sources: &Sources) -> Vec<Issue
     issues
 }
 
+/// For each key a sweep point set, the raw path of the sweep line that set it.
+type SetBy = BTreeMap<String, Vec<String>>;
+
 /// One run per sweep point and seed: each point's sections typed, resolved and checked.
 fn resolve_runs(
     points: &[super::sweep::Point],
     seeds: &[u64],
     interventions: &[InterventionSpec],
     sources: &Sources,
+    max_memory: u64,
     issues: &mut Vec<Issue>,
     all_warnings: &mut Vec<String>,
 ) -> Vec<RunPoint> {
     let mut runs = Vec::new();
+    // The run estimated to need the most memory, if any exceeds the limit: one error for the
+    // sweep, not one per run.
+    let mut worst: Option<(Estimate, String, Option<SetBy>)> = None;
     for point in points {
         let set_by = Some(&point.set_by);
         let task: Option<TaskSpec> = task_section(&point.value, sources, set_by, issues);
@@ -249,9 +282,36 @@ fn resolve_runs(
             for (key, message, help) in check_run(&run) {
                 issues.push(sources.issue(&key, set_by, message, help));
             }
+            let need = estimate(&run);
+            if need.total() > max_memory as f64
+                && worst
+                    .as_ref()
+                    .is_none_or(|(w, ..)| need.total() > w.total())
+            {
+                worst = Some((need, run.name.clone(), set_by.cloned()));
+            }
             all_warnings.extend(warnings(&run));
             runs.push(run);
         }
+    }
+    if let Some((need, name, set_by)) = worst {
+        issues.push(sources.issue(
+            need.main_key(),
+            set_by.as_ref(),
+            format!(
+                "run {name} needs ≈ {} (training state {}, data {}, activations of a batch {}), \
+                 more than the {} allowed",
+                human(need.total()),
+                human(need.training_state),
+                human(need.data),
+                human(need.activations),
+                human(max_memory as f64)
+            ),
+            vec![
+                "the limit is this machine's memory; --max-memory SIZE (e.g. 64G) sets another"
+                    .into(),
+            ],
+        ));
     }
     runs
 }

@@ -17,6 +17,7 @@ pub mod load;
 pub mod locate;
 pub mod raw;
 pub mod resolve;
+pub mod resources;
 pub mod schema;
 mod sources;
 pub mod sweep;

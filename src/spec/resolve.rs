@@ -355,9 +355,12 @@ pub fn resolve_train(t: &TrainSpec, train_size: usize) -> TrainConfig {
     let steps_per_epoch = train_size / t.batch_size.max(1);
     TrainConfig {
         batch_size: t.batch_size,
-        steps: t
-            .steps
-            .unwrap_or(t.epochs.unwrap_or(DEFAULT_EPOCHS) * steps_per_epoch),
+        // Saturating: `validate` refuses what is too large to run, with the number.
+        steps: t.steps.unwrap_or(
+            t.epochs
+                .unwrap_or(DEFAULT_EPOCHS)
+                .saturating_mul(steps_per_epoch),
+        ),
         lr: t.lr,
         weight_decay: t.weight_decay,
         betas: t.betas,

@@ -157,6 +157,22 @@ pub fn expand(
     if !problems.is_empty() {
         return Err(problems);
     }
+    // Refuse a grid too large to expand before expanding it (a typo'd 10⁸-point grid would
+    // otherwise exhaust memory inside `validate`).
+    let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+    let total = sizes.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
+    if total.is_none_or(|t| t > MAX_POINTS) {
+        let shown: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        return Err(vec![(
+            path(&["sweep"]),
+            format!(
+                "the sweep expands to {} points ({}); at most {MAX_POINTS} per spec: split it \
+                 into several specs (a folder of specs runs as one batch)",
+                total.map_or("more than 2^64".to_string(), |t| t.to_string()),
+                shown.join(" × ")
+            ),
+        )]);
+    }
 
     // Cartesian product over groups, first group outermost.
     let mut combos: Vec<Alt> = vec![Vec::new()];
@@ -174,6 +190,8 @@ pub fn expand(
     }
 
     let mut points = Vec::new();
+    let mut when_used = vec![false; sweep.when.len()];
+    let mut exclude_used = vec![false; sweep.exclude.len()];
     'combo: for combo in combos {
         let mut value = base.clone();
         let mut set_by = BTreeMap::new();
@@ -185,6 +203,7 @@ pub fn expand(
         }
         for (w, rule) in sweep.when.iter().enumerate() {
             if matches(&value, &rule.condition) {
+                when_used[w] = true;
                 for (key, v) in &rule.set {
                     if pinned.contains(key) {
                         continue;
@@ -197,8 +216,9 @@ pub fn expand(
                 }
             }
         }
-        for rule in &sweep.exclude {
+        for (e, rule) in sweep.exclude.iter().enumerate() {
             if matches(&value, rule) {
+                exclude_used[e] = true;
                 continue 'combo;
             }
         }
@@ -208,7 +228,51 @@ pub fn expand(
             set_by,
         });
     }
+    // A rule that never applies is a typo in its key or value, not an intent.
+    for (w, used) in when_used.iter().enumerate() {
+        if !used {
+            problems.push((
+                path(&["sweep", "when", &w.to_string()]),
+                format!(
+                    "this rule's `if` ({}) matches no point of the sweep: check its keys and values",
+                    describe(&sweep.when[w].condition)
+                ),
+            ));
+        }
+    }
+    for (e, used) in exclude_used.iter().enumerate() {
+        if !used {
+            problems.push((
+                path(&["sweep", "exclude", &e.to_string()]),
+                format!(
+                    "this exclusion ({}) matches no point of the sweep: check its keys and values",
+                    describe(&sweep.exclude[e])
+                ),
+            ));
+        }
+    }
+    if points.is_empty() && problems.is_empty() {
+        problems.push((
+            path(&["sweep", "exclude"]),
+            "the exclusions remove every point of the sweep: nothing would run".into(),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok((points, warnings))
+}
+
+/// The most points one spec's sweep may expand to (before seeds).
+pub const MAX_POINTS: usize = 10_000;
+
+/// `key = value, …` of a condition, for messages.
+fn describe(condition: &BTreeMap<String, Value>) -> String {
+    condition
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether every `key = expected` of `condition` holds in `value`; a list means "any of".

@@ -81,6 +81,22 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
     at_least("task.max_rules_per_nt", a.max_rules_per_nt, 1);
     at_least("task.max_depth", a.max_depth, 1);
     at_least("task.max_yield", a.max_yield, crate::task::atr::MIN_YIELD);
+    // Upper bounds far beyond the paper (Σ ≤ 8192, 40 nonterminals, rules of ≤ 5 symbols, depth
+    // 10), so that a typo'd grammar is refused before the trial generation allocates it.
+    let mut at_most = |key: &str, value: usize, max: usize| {
+        if value > max {
+            out.push(problem(
+                key,
+                format!("expected at most {max}, found {value}"),
+            ));
+        }
+    };
+    at_most("task.num_terminals", a.num_terminals, 1_000_000);
+    at_most("task.num_nonterminals", a.num_nonterminals, 10_000);
+    at_most("task.max_rhs_len", a.max_rhs_len, 64);
+    at_most("task.max_rules_per_nt", a.max_rules_per_nt, 64);
+    at_most("task.max_depth", a.max_depth, 64);
+    at_most("task.max_yield", a.max_yield, 100_000);
     if let Some(f) = a.terminal_occurrence_factor
         && !(f.is_finite() && f > 0.0)
     {
@@ -177,12 +193,12 @@ fn check_mqar(q: &MqarSpec, batch_size: usize) -> Vec<Problem> {
             ),
         ));
     }
-    if !q.seq_len.is_multiple_of(2) || q.seq_len < 4 * q.pairs {
+    if !q.seq_len.is_multiple_of(2) || q.seq_len < q.pairs.saturating_mul(4) {
         out.push(problem(
             "task.seq_len",
             format!(
                 "expected an even length of at least 4·pairs = {} (context, then a slot pair per query), found {}",
-                4 * q.pairs,
+                q.pairs.saturating_mul(4),
                 q.seq_len
             ),
         ));

@@ -97,12 +97,13 @@ impl ArConfig {
     }
 
     pub fn vocab_size(&self) -> usize {
-        // 3 specials + keys + values + the reference's unused extra row.
-        self.num_kv + 4
+        // 3 specials + keys + values + the reference's unused extra row. Saturating: a spec's
+        // size may be anything until `validate` has refused it.
+        self.num_kv.saturating_add(4)
     }
 
     pub fn seq_len(&self) -> usize {
-        2 * self.pairs + 5
+        self.pairs.saturating_mul(2).saturating_add(5)
     }
 
     pub fn key_token(&self, k: usize) -> u32 {

@@ -82,12 +82,12 @@ pub const MIN_YIELD: usize = 3;
 
 impl AtrConfig {
     pub fn vocab_size(&self) -> usize {
-        self.grammar.num_terminals + 6
+        self.grammar.num_terminals.saturating_add(6)
     }
 
     /// The longest sequence: the longest yield plus BOS, EOS, query, answer, EOS.
     pub fn max_seq_len(&self) -> usize {
-        self.max_yield + 5
+        self.max_yield.saturating_add(5)
     }
 
     pub fn terminal_token(&self, t: u32) -> u32 {

@@ -1,0 +1,150 @@
+//! What a run will need, estimated from its resolved config before anything allocates, so that
+//! `validate` refuses a run the machine cannot hold (with the estimate) instead of `run`
+//! aborting mid-sweep with "memory allocation failed".
+//!
+//! Deliberately an upper estimate: parameters from a per-layer bound that covers every mixer,
+//! four copies of them while training (weights, gradients, AdamW's two moments), the token and
+//! role arrays of every split, and the activations autodiff keeps for one batch (including the
+//! `s × s` attention scores and the long convolutions' Toeplitz products).
+
+use super::resolve::RunPoint;
+use crate::model::{ConvKernel, MixerKind};
+
+/// Estimated bytes of one run, by what needs them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Weights, gradients and optimizer state.
+    pub training_state: f64,
+    /// Token and role arrays of every split.
+    pub data: f64,
+    /// What one training step keeps for the backward pass.
+    pub activations: f64,
+}
+
+impl Estimate {
+    pub fn total(&self) -> f64 {
+        self.training_state + self.data + self.activations
+    }
+
+    /// The spec key that most drives the estimate, to name in the error.
+    pub fn main_key(&self) -> &'static str {
+        if self.data >= self.training_state && self.data >= self.activations {
+            "task.train_size"
+        } else if self.training_state >= self.activations {
+            "model.d_model"
+        } else {
+            "train.batch_size"
+        }
+    }
+}
+
+const F32: f64 = 4.0;
+
+/// The estimate for `run` (floating point: sizes may be absurd until refused).
+pub fn estimate(run: &RunPoint) -> Estimate {
+    let m = &run.model;
+    let (d, layers, positions) = (m.d_model as f64, m.layers as f64, m.max_positions as f64);
+    let vocab = m.vocab_size as f64;
+    let seq = run.task.seq_len() as f64;
+    let batch = run.train.batch_size as f64;
+    // Per layer: projections and MLP (≤ 16·d²), position-indexed state or filters (H3's shift
+    // maps, implicit filters: ≤ 4·d·positions), the filter FFNs (≤ 2·64² + 64·d), norms.
+    let per_layer = 16.0 * d * d + 4.0 * d * positions + 2.0 * 64.0 * 64.0 + 64.0 * d + 8.0 * d;
+    let embeddings = vocab * d + if m.pos_emb { positions * d } else { 0.0 };
+    let params = embeddings + layers * per_layer;
+    let sequences = [
+        run.task.train_size(),
+        run.task.test_size(),
+        run.task.dev_size(),
+    ]
+    .iter()
+    .map(|&n| n as f64)
+    .sum::<f64>();
+    let data = sequences * (seq + crate::task::Role::COUNT as f64) * F32;
+    // Per layer and position: ~40 floats of width d kept for backward; softmax attention adds
+    // the s × s scores, long convolutions their d × s × s Toeplitz products.
+    let long = m.mixer == MixerKind::Hyena
+        || (0..m.layers).any(|l| matches!(m.conv_for(l), Some(ConvKernel::Long(_))));
+    let per_layer_act = 40.0 * batch * seq * d
+        + if m.mixer == MixerKind::Attention {
+            3.0 * batch * seq * seq
+        } else {
+            0.0
+        }
+        + if long { 2.0 * d * seq * seq } else { 0.0 }
+        + if m.mixer == MixerKind::H3 {
+            d * seq * positions
+        } else {
+            0.0
+        };
+    let activations = (layers * per_layer_act + batch * vocab) * F32;
+    Estimate {
+        training_state: 4.0 * params * F32,
+        data,
+        activations,
+    }
+}
+
+/// `bytes` for people: `512 MB`, `3.1 GB`, `64 TB`.
+pub fn human(bytes: f64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if value.is_finite() {
+        format!("{value:.1} {}", UNITS[unit])
+    } else {
+        "more than can be counted".into()
+    }
+}
+
+/// A `--max-memory` value: bytes, or a number with a unit (`512M`, `8G`, `1.5T`; powers of 1000,
+/// an optional trailing `B`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().trim_end_matches(['B', 'b']);
+    let (number, scale) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let scale = match c.to_ascii_uppercase() {
+                'K' => 1e3,
+                'M' => 1e6,
+                'G' => 1e9,
+                'T' => 1e12,
+                _ => return Err(format!("{text}: expected a size such as 512M, 8G or 1.5T")),
+            };
+            (&t[..i], scale)
+        }
+        _ => (t, 1.0),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n * scale < u64::MAX as f64 => Ok((n * scale) as u64),
+        _ => Err(format!("{text}: expected a size such as 512M, 8G or 1.5T")),
+    }
+}
+
+/// This machine's memory (`MemTotal` of `/proc/meminfo`), if it can be read.
+pub fn machine_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_size("8G"), Ok(8_000_000_000));
+        assert_eq!(parse_size("512MB"), Ok(512_000_000));
+        assert_eq!(parse_size("1.5T"), Ok(1_500_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        for bad in ["", "G", "-1G", "8Q", "nan", "1e30T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(human(3.14e9), "3.1 GB");
+    }
+}
