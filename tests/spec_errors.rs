@@ -419,3 +419,27 @@ fn includes_must_be_regular_spec_sized_files() {
     let err = dir.fails(&["validate"], std::path::Path::new("/dev/zero"));
     assert!(err.contains("is not a regular file"), "{err}");
 }
+
+#[test]
+fn include_errors_name_the_including_line_and_the_chain() {
+    let dir = Dir::new();
+    let spec = dir.write("a.toml", &format!("include = [\"b.toml\"]\n{TINY}"));
+    dir.write("b.toml", "# a base\n\ninclude = [\"c.toml\"]\n");
+    dir.write("c.toml", "include = [\"a.toml\"]\n");
+    let err = dir.fails(&["validate"], &spec);
+    assert!(
+        err.contains("c.toml:1:1: include: include cycle: "),
+        "{err}"
+    );
+    assert!(err.contains("a.toml → "), "{err}");
+    assert!(
+        err.contains("b.toml:3, included from ") && err.contains("a.toml:1)"),
+        "{err}"
+    );
+    dir.write("c.toml", "\ninclude = \"a.toml\"\n");
+    let err = dir.fails(&["validate"], &spec);
+    assert!(
+        err.contains("c.toml:2:1: include: expected a list of file paths"),
+        "{err}"
+    );
+}

@@ -20,7 +20,7 @@ use super::sources::Sources;
 pub(super) fn layer(path: &Path, opts: &LoadOptions) -> Result<(Value, Sources), SpecError> {
     let mut files = Vec::new();
     let mut issues = Vec::new();
-    collect_files(path, &mut Vec::new(), &mut files, &mut issues)?;
+    collect_files(path, &mut Vec::new(), &[], &mut files, &mut issues)?;
     if !issues.is_empty() {
         return Err(SpecError::Invalid(issues));
     }
@@ -137,6 +137,7 @@ fn not_a_spec_file(path: &Path) -> Option<String> {
 fn collect_files(
     path: &Path,
     stack: &mut Vec<PathBuf>,
+    chain: &[String],
     files: &mut Vec<(PathBuf, String)>,
     issues: &mut Vec<Issue>,
 ) -> Result<(), SpecError> {
@@ -151,19 +152,6 @@ fn collect_files(
         source,
     })?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if stack.contains(&canonical) {
-        issues.push(Issue {
-            origin: Origin::File {
-                path: path.to_path_buf(),
-                line: None,
-                col: None,
-            },
-            key: "include".into(),
-            message: "include cycle: this file includes itself through its includes".into(),
-            help: Vec::new(),
-        });
-        return Ok(());
-    }
     let table: toml::Table = match toml::from_str(&text) {
         Ok(t) => t,
         Err(e) => {
@@ -193,59 +181,73 @@ fn collect_files(
     stack.push(canonical);
     if let Some(includes) = table.get("include") {
         let dir = path.parent().unwrap_or(Path::new("."));
+        // Every include problem points at this file's `include` line and, when this file is
+        // itself included, says through which files it was reached.
+        let (line, col) = locate(&text, &["include".into()])
+            .map(|f| (f.line, f.col))
+            .unzip();
+        let here = Origin::File {
+            path: path.to_path_buf(),
+            line,
+            col,
+        };
+        let via = if chain.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (this file is included from {})",
+                chain.join(", included from ")
+            )
+        };
+        let mut found: Vec<String> = Vec::new();
+        let mut problem = |message: String| found.push(message);
         match includes.as_array() {
             Some(items) => {
                 for item in items {
-                    match item.as_str() {
-                        Some(rel) => {
-                            let inc = dir.join(rel);
-                            let problem = if inc.exists() {
-                                not_a_spec_file(&inc)
-                            } else {
-                                Some("does not exist".to_string())
-                            };
-                            if let Some(problem) = problem {
-                                let (line, col) = locate(&text, &["include".into()])
-                                    .map(|f| (f.line, f.col))
-                                    .unzip();
-                                issues.push(Issue {
-                                    origin: Origin::File {
-                                        path: path.to_path_buf(),
-                                        line,
-                                        col,
-                                    },
-                                    key: "include".into(),
-                                    message: format!("included file {} {problem}", inc.display()),
-                                    help: Vec::new(),
-                                });
-                                continue;
-                            }
-                            collect_files(&inc, stack, files, issues)?;
-                        }
-                        None => issues.push(Issue {
-                            origin: Origin::File {
-                                path: path.to_path_buf(),
-                                line: None,
-                                col: None,
-                            },
-                            key: "include".into(),
-                            message: "expected a list of file paths".into(),
-                            help: Vec::new(),
-                        }),
+                    let Some(rel) = item.as_str() else {
+                        problem(format!(
+                            "expected a list of file paths, found an entry {item}"
+                        ));
+                        continue;
+                    };
+                    let inc = dir.join(rel);
+                    let why = if inc.exists() {
+                        not_a_spec_file(&inc)
+                    } else {
+                        Some("does not exist".to_string())
+                    };
+                    if let Some(why) = why {
+                        problem(format!("included file {} {why}", inc.display()));
+                        continue;
                     }
+                    let target = inc.canonicalize().unwrap_or_else(|_| inc.clone());
+                    if let Some(start) = stack.iter().position(|p| *p == target) {
+                        let cycle: Vec<String> = stack[start..]
+                            .iter()
+                            .chain([&target])
+                            .map(|p| p.display().to_string())
+                            .collect();
+                        problem(format!("include cycle: {}", cycle.join(" → ")));
+                        continue;
+                    }
+                    let mut inner_chain = vec![match line {
+                        Some(l) => format!("{}:{l}", path.display()),
+                        None => path.display().to_string(),
+                    }];
+                    inner_chain.extend(chain.iter().cloned());
+                    collect_files(&inc, stack, &inner_chain, files, issues)?;
                 }
             }
-            None => issues.push(Issue {
-                origin: Origin::File {
-                    path: path.to_path_buf(),
-                    line: None,
-                    col: None,
-                },
-                key: "include".into(),
-                message: "expected a list of file paths, e.g. include = [\"base.toml\"]".into(),
-                help: Vec::new(),
-            }),
+            None => problem(format!(
+                "expected a list of file paths, e.g. include = [\"base.toml\"], found {includes}"
+            )),
         }
+        issues.extend(found.into_iter().map(|message| Issue {
+            origin: here.clone(),
+            key: "include".into(),
+            message: format!("{message}{via}"),
+            help: Vec::new(),
+        }));
     }
     stack.pop();
     files.push((path.to_path_buf(), text));
