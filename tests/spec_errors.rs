@@ -443,3 +443,113 @@ fn include_errors_name_the_including_line_and_the_chain() {
         "{err}"
     );
 }
+
+/// Loads `path` in-process with a fixed memory limit (so results do not depend on the machine),
+/// turning a panic into a test failure that names the file.
+fn load_without_panic(path: &std::path::Path) -> Result<mechlab::spec::Resolved, String> {
+    let opts = mechlab::spec::LoadOptions {
+        env: false,
+        max_memory: Some(16_000_000_000),
+        ..Default::default()
+    };
+    match std::panic::catch_unwind(|| mechlab::spec::load(path, &opts)) {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => panic!("{}: loading panicked", path.display()),
+    }
+}
+
+/// `tests/malformed/`: each file's first line says which key (or text) its error must name.
+#[test]
+fn every_malformed_spec_is_an_error_naming_its_key_never_a_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/malformed");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 60, "the corpus has {} specs", files.len());
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{}: no `# expect:` line", path.display()));
+        match load_without_panic(&path) {
+            Ok(_) => panic!("{}: accepted", path.display()),
+            Err(e) => assert!(e.contains(expect), "{}: {e}", path.display()),
+        }
+    }
+}
+
+/// Random edits of every shipped spec (and the corpus): deleted, duplicated and swapped lines,
+/// extreme numbers, wrong types, truncation, stray bytes. Loading must give a spec or an error,
+/// never a panic. `MECHLAB_FUZZ_ROUNDS` runs more rounds than CI does.
+#[test]
+fn mutated_specs_never_panic_the_loader() {
+    use rand::{Rng, SeedableRng};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rounds: usize = std::env::var("MECHLAB_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(20);
+    // A copy of the experiments, so that mutated files keep their relative includes.
+    let dir = Dir::new();
+    let mut bases = Vec::new();
+    for sub in ["experiments", "experiments/paper", "tests/malformed"] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let rel = path.strip_prefix(root).unwrap();
+                let copy = dir.write(&rel.to_string_lossy(), &std::fs::read_to_string(&path).unwrap());
+                bases.push(copy);
+            }
+        }
+    }
+    bases.sort();
+    let extremes = [
+        "0", "-1", "9223372036854775807", "-9223372036854775808", "1e308", "-1e308", "nan",
+        "inf", "\"x\"", "[]", "{}", "true", "0.5", "[1, 2]", "\"\"",
+    ];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2505_15105);
+    for _ in 0..rounds {
+        for base in &bases {
+            let original = std::fs::read_to_string(base).unwrap();
+            let mut lines: Vec<String> = original.lines().map(String::from).collect();
+            for _ in 0..rng.random_range(1..4) {
+                if lines.is_empty() {
+                    break;
+                }
+                let i = rng.random_range(0..lines.len());
+                match rng.random_range(0..7) {
+                    0 => {
+                        lines.remove(i);
+                    }
+                    1 => {
+                        let line = lines[i].clone();
+                        lines.insert(i, line);
+                    }
+                    2 => {
+                        let j = rng.random_range(0..lines.len());
+                        lines.swap(i, j);
+                    }
+                    3 | 4 => {
+                        if let Some((key, _)) = lines[i].split_once(" = ") {
+                            let value = extremes[rng.random_range(0..extremes.len())];
+                            lines[i] = format!("{key} = {value}");
+                        }
+                    }
+                    5 => {
+                        let cut = lines[i].floor_char_boundary(rng.random_range(0..=lines[i].len()));
+                        lines[i].truncate(cut);
+                    }
+                    _ => lines.insert(i, "[[interventions]]".into()),
+                }
+            }
+            std::fs::write(base, lines.join("\n")).unwrap();
+            let _ = load_without_panic(base);
+            std::fs::write(base, &original).unwrap();
+        }
+    }
+}

@@ -15,6 +15,13 @@ use crate::model::{ConvKernel, MixerKind};
 pub struct Estimate {
     /// Weights, gradients and optimizer state.
     pub training_state: f64,
+    /// The part of `training_state` that grows with `max_positions` (position table, filters,
+    /// shift state).
+    pub positional: f64,
+    /// The part of `training_state` that grows with the vocabulary (the tied embedding).
+    pub vocabulary: f64,
+    /// The task key that sets the vocabulary.
+    pub vocabulary_key: &'static str,
     /// Token and role arrays of every split.
     pub data: f64,
     /// What one training step keeps for the backward pass.
@@ -31,7 +38,13 @@ impl Estimate {
         if self.data >= self.training_state && self.data >= self.activations {
             "task.train_size"
         } else if self.training_state >= self.activations {
-            "model.d_model"
+            if 2.0 * self.positional > self.training_state {
+                "model.max_positions"
+            } else if 2.0 * self.vocabulary > self.training_state {
+                self.vocabulary_key
+            } else {
+                "model.d_model"
+            }
         } else {
             "train.batch_size"
         }
@@ -49,9 +62,9 @@ pub fn estimate(run: &RunPoint) -> Estimate {
     let batch = run.train.batch_size as f64;
     // Per layer: projections and MLP (≤ 16·d²), position-indexed state or filters (H3's shift
     // maps, implicit filters: ≤ 4·d·positions), the filter FFNs (≤ 2·64² + 64·d), norms.
-    let per_layer = 16.0 * d * d + 4.0 * d * positions + 2.0 * 64.0 * 64.0 + 64.0 * d + 8.0 * d;
-    let embeddings = vocab * d + if m.pos_emb { positions * d } else { 0.0 };
-    let params = embeddings + layers * per_layer;
+    let per_layer = 16.0 * d * d + 2.0 * 64.0 * 64.0 + 64.0 * d + 8.0 * d;
+    let per_position = d * if m.pos_emb { 1.0 } else { 0.0 } + layers * 4.0 * d;
+    let params = vocab * d + layers * per_layer + positions * per_position;
     let sequences = [
         run.task.train_size(),
         run.task.test_size(),
@@ -80,6 +93,13 @@ pub fn estimate(run: &RunPoint) -> Estimate {
     let activations = (layers * per_layer_act + batch * vocab) * F32;
     Estimate {
         training_state: 4.0 * params * F32,
+        positional: 4.0 * positions * per_position * F32,
+        vocabulary: 4.0 * vocab * d * F32,
+        vocabulary_key: match run.task {
+            super::raw::TaskSpec::Ar(_) => "task.num_kv",
+            super::raw::TaskSpec::Atr(_) => "task.num_terminals",
+            super::raw::TaskSpec::Mqar(_) => "task.vocab_size",
+        },
         data,
         activations,
     }

@@ -126,7 +126,7 @@ fn check_atr(a: &AtrSpec, batch_size: usize, seed: u64) -> Vec<Problem> {
 
 /// `task.rng = "reference"` reproduces the reference's generators, so it takes only what they
 /// can do; then a trial generation, as for ChaCha ATR.
-fn check_reference(task: &TaskSpec, seed: u64) -> Vec<Problem> {
+fn check_reference(task: &TaskSpec, seed: u64, trial: bool) -> Vec<Problem> {
     let mut out = Vec::new();
     if u32::try_from(seed).is_err() {
         out.push(problem(
@@ -166,7 +166,7 @@ fn check_reference(task: &TaskSpec, seed: u64) -> Vec<Problem> {
                     ),
                 ));
             }
-            if out.is_empty() {
+            if out.is_empty() && trial {
                 let counts = crate::task::reference::Counts { train: 8, test: 8 };
                 if let Err(e) =
                     crate::task::reference::atr::generate(&a.config(), seed, counts, 100_000, None)
@@ -290,6 +290,9 @@ fn check_conv(run: &RunPoint) -> Vec<Problem> {
     }
 }
 
+/// The most updates one run may take.
+pub const MAX_STEPS: usize = 1_000_000_000;
+
 /// Every problem of one run, section by section.
 pub fn check_run(run: &RunPoint) -> Vec<Problem> {
     let mut out = check_model(run);
@@ -385,7 +388,10 @@ fn check_task(run: &RunPoint) -> Vec<Problem> {
         out.extend(check_atr(a, t.batch_size, run.seed));
     }
     if run.task.rng() == DataRng::Reference {
-        out.extend(check_reference(&run.task, run.seed));
+        // The trial generation only on a task that passed every other check: the reference's
+        // generators take their config as given.
+        let trial = out.is_empty();
+        out.extend(check_reference(&run.task, run.seed, trial));
     }
     out
 }
@@ -429,6 +435,17 @@ fn check_train(run: &RunPoint) -> Vec<Problem> {
         out.push(problem(
             "train.steps",
             "expected at least 1 update (check train.epochs / train.steps)",
+        ));
+    }
+    // A billion updates is decades on any machine this runs on: a typo, not a plan.
+    if t.steps > MAX_STEPS {
+        out.push(problem(
+            "train.steps",
+            format!(
+                "expected at most {MAX_STEPS} updates, found {} (from train.steps, or \
+                 train.epochs × train_size / batch_size)",
+                t.steps
+            ),
         ));
     }
     if !(t.lr.is_finite() && t.lr > 0.0 && t.lr < 10.0) {
@@ -500,7 +517,10 @@ fn check_intervention(
             )),
         }
     }
-    if let Some(&l) = layers.iter().find(|&&l| l >= m.layers) {
+    // A model without layers is reported under model.layers; say nothing more here.
+    if let Some(&l) = layers.iter().find(|&&l| l >= m.layers)
+        && m.layers > 0
+    {
         out.push(problem(
             &key("layers"),
             format!(
