@@ -502,15 +502,31 @@ fn mutated_specs_never_panic_the_loader() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let rel = path.strip_prefix(root).unwrap();
-                let copy = dir.write(&rel.to_string_lossy(), &std::fs::read_to_string(&path).unwrap());
+                let copy = dir.write(
+                    &rel.to_string_lossy(),
+                    &std::fs::read_to_string(&path).unwrap(),
+                );
                 bases.push(copy);
             }
         }
     }
     bases.sort();
     let extremes = [
-        "0", "-1", "9223372036854775807", "-9223372036854775808", "1e308", "-1e308", "nan",
-        "inf", "\"x\"", "[]", "{}", "true", "0.5", "[1, 2]", "\"\"",
+        "0",
+        "-1",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1e308",
+        "-1e308",
+        "nan",
+        "inf",
+        "\"x\"",
+        "[]",
+        "{}",
+        "true",
+        "0.5",
+        "[1, 2]",
+        "\"\"",
     ];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2505_15105);
     for _ in 0..rounds {
@@ -541,7 +557,8 @@ fn mutated_specs_never_panic_the_loader() {
                         }
                     }
                     5 => {
-                        let cut = lines[i].floor_char_boundary(rng.random_range(0..=lines[i].len()));
+                        let cut =
+                            lines[i].floor_char_boundary(rng.random_range(0..=lines[i].len()));
                         lines[i].truncate(cut);
                     }
                     _ => lines.insert(i, "[[interventions]]".into()),

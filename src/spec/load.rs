@@ -316,9 +316,34 @@ fn resolve_runs(
     runs
 }
 
+/// A run name that is safe as a file name (weights are exported as `<run>.safetensors`): only
+/// letters, digits and `-_.+`, never `..`, at most [`MAX_NAME`] characters.
+fn safe_name(name: &str) -> String {
+    let mut safe: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while safe.contains("..") {
+        safe = safe.replace("..", "_");
+    }
+    if safe.starts_with('.') {
+        safe.replace_range(0..1, "_");
+    }
+    safe.chars().take(MAX_NAME).collect()
+}
+
 /// Names must identify runs; `when` overrides can make two points share axis values, and then
 /// each gets its index appended.
 fn make_names_unique(runs: &mut [RunPoint]) {
+    for run in runs.iter_mut() {
+        run.name = safe_name(&run.name);
+    }
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for run in runs.iter() {
         *counts.entry(run.name.clone()).or_default() += 1;
@@ -518,4 +543,18 @@ fn dedup(issues: &mut Vec<Issue>) {
         }
     }
     *issues = out;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_are_safe_file_names() {
+        assert_eq!(safe_name("attention-lr3e-4-s42"), "attention-lr3e-4-s42");
+        assert_eq!(safe_name("../../etc/passwd"), "____etc_passwd");
+        assert_eq!(safe_name("a/b\\c\u{0}d e"), "a_b_c_d_e");
+        assert!(!safe_name("..x..").contains(".."));
+        assert_eq!(safe_name(&"x".repeat(500)).len(), MAX_NAME);
+    }
 }
