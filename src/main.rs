@@ -377,15 +377,34 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Table { spec, name, format } => {
             let batch = spec.spec.is_dir();
             each_spec(&spec, "table", None, |a| {
-                let resolved = resolve(a)?;
-                if resolved.tables.is_empty() && batch {
-                    say!("{}: declares no tables", a.spec.display());
-                    return Ok(ExitCode::SUCCESS);
+                use mechlab::spec::batch::{Found, classify, load_tables_file};
+                let tables = if let Found::Tables(path) = classify(&a.spec) {
+                    let specs = load_tables_file(&path)?;
+                    let base = path.parent().unwrap_or(std::path::Path::new("."));
+                    mechlab::report::table::compose(
+                        &specs,
+                        base,
+                        None,
+                        &store,
+                        name.as_deref(),
+                        &load_options(a),
+                    )
+                } else {
+                    let resolved = resolve(a)?;
+                    if resolved.tables.is_empty() && batch {
+                        say!("{}: declares no tables", a.spec.display());
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    let graph = plan(&resolved);
+                    mechlab::report::table::spec_tables(
+                        &resolved,
+                        &graph,
+                        &store,
+                        name.as_deref(),
+                        &load_options(a),
+                    )
                 }
-                let graph = plan(&resolved);
-                let tables =
-                    mechlab::report::table::spec_tables(&resolved, &graph, &store, name.as_deref())
-                        .with_context(|| a.spec.display().to_string())?;
+                .with_context(|| a.spec.display().to_string())?;
                 out(&mechlab::report::table::render_all(&tables, format))?;
                 Ok(ExitCode::SUCCESS)
             })
@@ -480,8 +499,17 @@ fn each_spec(
     interrupt: Option<&Arc<AtomicBool>>,
     mut f: impl FnMut(&SpecArgs) -> Result<ExitCode>,
 ) -> Result<ExitCode> {
-    use mechlab::spec::batch::{Found, discover};
+    use mechlab::spec::batch::{Found, classify, discover};
+    // `validate` and `table` read tables-only files; the other commands have nothing to do there.
+    let takes_tables = matches!(what, "validate" | "table");
     if !args.spec.is_dir() {
+        if !takes_tables && matches!(classify(&args.spec), Found::Tables(_)) {
+            say!(
+                "{}: declares only tables (composed from other specs): use `mechlab table`",
+                args.spec.display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         return f(args);
     }
     let (mut ok, mut failed, mut skipped) = (0usize, 0usize, 0usize);
@@ -491,6 +519,10 @@ fn each_spec(
             return Ok(ExitCode::from(130));
         }
         match found {
+            Found::Tables(path) if !takes_tables => {
+                skipped += 1;
+                say!("{what} {}: skipped (tables only)", path.display());
+            }
             Found::Fragment(path) => {
                 skipped += 1;
                 say!(
@@ -498,7 +530,7 @@ fn each_spec(
                     path.display()
                 );
             }
-            Found::Experiment(path) => {
+            Found::Experiment(path) | Found::Tables(path) => {
                 let one = SpecArgs {
                     spec: path.clone(),
                     ..args.clone()
@@ -523,7 +555,7 @@ fn each_spec(
         }
     }
     say!(
-        "{what} {}: {ok} ok, {failed} failed, {skipped} fragments skipped",
+        "{what} {}: {ok} ok, {failed} failed, {skipped} skipped (fragments or tables only)",
         args.spec.display()
     );
     Ok(if failed == 0 {
@@ -550,16 +582,17 @@ fn interrupt_flag() -> Result<Arc<AtomicBool>> {
     Ok(interrupt)
 }
 
+fn load_options(args: &SpecArgs) -> LoadOptions {
+    LoadOptions {
+        profile: args.profile.clone(),
+        sets: args.sets.clone(),
+        env: true,
+        max_memory: args.max_memory,
+    }
+}
+
 fn resolve(args: &SpecArgs) -> Result<Resolved> {
-    let resolved = load(
-        &args.spec,
-        &LoadOptions {
-            profile: args.profile.clone(),
-            sets: args.sets.clone(),
-            env: true,
-            max_memory: args.max_memory,
-        },
-    )?;
+    let resolved = load(&args.spec, &load_options(args))?;
     for w in &resolved.warnings {
         eprintln!("warning: {w}");
     }
@@ -567,6 +600,29 @@ fn resolve(args: &SpecArgs) -> Result<Resolved> {
 }
 
 fn validate(args: &SpecArgs) -> Result<ExitCode> {
+    use mechlab::spec::batch::{Found, classify, load_tables_file};
+    if let Found::Tables(path) = classify(&args.spec) {
+        // A tables-only file: its tables parse and every source spec loads.
+        let tables = load_tables_file(&path)?;
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        let mut sources: Vec<PathBuf> = tables
+            .iter()
+            .flat_map(|t| t.sources.iter().map(|s| base.join(&s.spec)))
+            .collect();
+        sources.sort();
+        sources.dedup();
+        for source in &sources {
+            load(source, &load_options(args))
+                .with_context(|| format!("{}: a table source", path.display()))?;
+        }
+        say!(
+            "{}: ok: {} tables over {} source specs",
+            path.display(),
+            tables.len(),
+            sources.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let resolved = resolve(args)?;
     let graph = plan(&resolved);
     say!(

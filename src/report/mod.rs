@@ -37,4 +37,10 @@ pub enum ReportError {
     NoTables,
     #[error("--name {name}: no such table; tables: {tables}")]
     NoSuchTable { name: String, tables: String },
+    #[error("table source {path}: {source}")]
+    Source {
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<crate::spec::SpecError>,
+    },
 }

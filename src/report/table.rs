@@ -12,10 +12,12 @@ use serde_json::{Value, json};
 use super::ReportError;
 use super::published::published;
 use super::text::TextTable;
-use crate::plan::RunGraph;
-use crate::spec::Resolved;
+use std::path::{Path, PathBuf};
+
+use crate::plan::{PlannedRun, RunGraph};
 use crate::spec::raw::{BestIs, TableSpec};
 use crate::spec::sweep::get_dotted;
+use crate::spec::{LoadOptions, Resolved};
 use crate::store::{Store, read_parquet};
 
 /// One cell: the runs of the best value of `best_of` (or all runs), aggregated.
@@ -43,6 +45,19 @@ pub struct Table {
     pub percent: bool,
     /// Runs of the table whose final metric is missing (not done yet).
     pub missing_runs: usize,
+}
+
+/// The value of dotted `key` for `run`: `seed`, a swept value, or its resolved config's.
+fn run_value(run: &PlannedRun, key: &str) -> Option<Value> {
+    if key == "seed" {
+        return Some(json!(run.point.seed));
+    }
+    if let Some((_, v)) = run.point.axes.iter().find(|(k, _)| k == key) {
+        return Some(v.clone());
+    }
+    let resolved =
+        json!({"task": run.point.task, "model": run.point.model, "train": run.point.train});
+    get_dotted(&resolved, key).cloned()
 }
 
 /// The runs of one cell with one value of `best_of`: that value and their final metrics (one
@@ -134,23 +149,13 @@ pub fn final_values(
 }
 
 /// Builds table `spec` over the runs of `graph`, with `values` the final metric by train node id.
-pub fn build_table(spec: &TableSpec, graph: &RunGraph, values: &HashMap<String, f64>) -> Table {
-    let key_of = |run: &crate::plan::PlannedRun, key: &str| -> Option<Value> {
-        if key == "seed" {
-            return Some(json!(run.point.seed));
-        }
-        if let Some((_, v)) = run.point.axes.iter().find(|(k, _)| k == key) {
-            return Some(v.clone());
-        }
-        let resolved =
-            json!({"task": run.point.task, "model": run.point.model, "train": run.point.train});
-        get_dotted(&resolved, key).cloned()
-    };
+pub fn build_table(spec: &TableSpec, runs: &[&PlannedRun], values: &HashMap<String, f64>) -> Table {
+    let key_of = run_value;
     let mut rows: Vec<String> = Vec::new();
     let mut columns: Vec<String> = Vec::new();
     let mut groups: BTreeMap<(usize, usize), Vec<Arm>> = BTreeMap::new();
     let mut missing_runs = 0;
-    for run in &graph.runs {
+    for &run in runs {
         if !spec
             .filter
             .iter()
@@ -263,21 +268,41 @@ pub fn build_table(spec: &TableSpec, graph: &RunGraph, values: &HashMap<String, 
 }
 
 /// The tables the spec declares (only the one called `name`, if given), built from results
-/// collected now from the store.
+/// collected now from the store: from its own runs, or from the specs a table lists in
+/// `sources` (loaded with `opts`, relative to the spec's folder).
 pub fn spec_tables(
     resolved: &Resolved,
     graph: &RunGraph,
     store: &Store,
     name: Option<&str>,
+    opts: &LoadOptions,
 ) -> Result<Vec<Table>, ReportError> {
-    if resolved.tables.is_empty() {
+    let base = resolved
+        .source
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    compose(&resolved.tables, &base, Some(graph), store, name, opts)
+}
+
+/// Tables `specs` (only the one called `name`, if given): each from the runs of `own` or of its
+/// `sources`, final values collected now from the store.
+pub fn compose(
+    specs: &[TableSpec],
+    base: &Path,
+    own: Option<&RunGraph>,
+    store: &Store,
+    name: Option<&str>,
+    opts: &LoadOptions,
+) -> Result<Vec<Table>, ReportError> {
+    if specs.is_empty() {
         return Err(ReportError::NoTables);
     }
-    let specs: Vec<&TableSpec> = match name {
+    let chosen: Vec<&TableSpec> = match name {
         Some(n) => {
-            let t: Vec<_> = resolved.tables.iter().filter(|t| t.name == n).collect();
+            let t: Vec<_> = specs.iter().filter(|t| t.name == n).collect();
             if t.is_empty() {
-                let names: Vec<&str> = resolved.tables.iter().map(|t| t.name.as_str()).collect();
+                let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
                 return Err(ReportError::NoSuchTable {
                     name: n.to_string(),
                     tables: names.join(", "),
@@ -285,17 +310,66 @@ pub fn spec_tables(
             }
             t
         }
-        None => resolved.tables.iter().collect(),
+        None => specs.iter().collect(),
     };
-    let summary = super::collect(graph, store)?;
-    let metrics = read_parquet(&summary.tables.table(crate::store::Table::Metrics))?;
-    specs
-        .into_iter()
-        .map(|spec| {
-            let values = final_values(&metrics, &spec.metric, &spec.split)?;
-            Ok(build_table(spec, graph, &values))
-        })
-        .collect()
+    // Each experiment's graph and metrics, loaded once however many tables use it; the own spec
+    // is the empty path.
+    let mut experiments: Vec<(PathBuf, RunGraph, DataFrame)> = Vec::new();
+    let mut picks_of = Vec::new();
+    for spec in &chosen {
+        let mut picks: Vec<(PathBuf, BTreeMap<String, Value>)> = Vec::new();
+        if spec.sources.is_empty() {
+            if own.is_none() {
+                return Err(ReportError::Shard {
+                    path: format!("table {}", spec.name),
+                    message: "a tables-only file needs `sources` for every table".into(),
+                });
+            }
+            picks.push((PathBuf::new(), BTreeMap::new()));
+        }
+        for source in &spec.sources {
+            picks.push((base.join(&source.spec), source.filter.clone()));
+        }
+        for (path, _) in &picks {
+            if !experiments.iter().any(|(p, ..)| p == path) {
+                let graph = match own {
+                    Some(g) if path.as_os_str().is_empty() => g.clone(),
+                    _ => crate::plan::plan(&crate::spec::load(path, opts).map_err(|source| {
+                        ReportError::Source {
+                            path: path.clone(),
+                            source: Box::new(source),
+                        }
+                    })?),
+                };
+                let summary = super::collect(&graph, store)?;
+                let metrics = read_parquet(&summary.tables.table(crate::store::Table::Metrics))?;
+                experiments.push((path.clone(), graph, metrics));
+            }
+        }
+        picks_of.push(picks);
+    }
+    let mut out = Vec::new();
+    for (spec, picks) in chosen.into_iter().zip(picks_of) {
+        let mut runs: Vec<&PlannedRun> = Vec::new();
+        let mut values = HashMap::new();
+        for (path, filter) in &picks {
+            let (_, graph, metrics) = experiments
+                .iter()
+                .find(|(p, ..)| p == path)
+                .expect("every source was loaded above");
+            values.extend(final_values(metrics, &spec.metric, &spec.split)?);
+            for run in &graph.runs {
+                let keep = filter
+                    .iter()
+                    .all(|(k, want)| matches(run_value(run, k).as_ref(), want));
+                if keep && !runs.iter().any(|r| r.train == run.train) {
+                    runs.push(run);
+                }
+            }
+        }
+        out.push(build_table(spec, &runs, &values));
+    }
+    Ok(out)
 }
 
 /// Several tables as one text: a blank line between them, one CSV header for all.

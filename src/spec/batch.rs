@@ -11,6 +11,37 @@ pub enum Found {
     Experiment(PathBuf),
     /// Declares no experiment: something specs include.
     Fragment(PathBuf),
+    /// Declares only `[[tables]]` composed from other specs (`tables`/`table` act on it).
+    Tables(PathBuf),
+}
+
+/// What kind of file `path` is (see [`Found`]); a file that does not parse counts as an
+/// experiment, so the command reports its error with file and line.
+pub fn classify(path: &Path) -> Found {
+    let table = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok());
+    match table {
+        Some(t) if !t.contains_key("experiment") && t.contains_key("tables") => {
+            Found::Tables(path.to_path_buf())
+        }
+        Some(t) if !t.contains_key("experiment") => Found::Fragment(path.to_path_buf()),
+        _ => Found::Experiment(path.to_path_buf()),
+    }
+}
+
+/// The tables of a tables-only file.
+pub fn load_tables_file(path: &Path) -> Result<Vec<super::raw::TableSpec>, super::SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| super::SpecError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str::<super::raw::TablesFile>(&text)
+        .map(|f| f.tables)
+        .map_err(|e| super::SpecError::Read {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +71,7 @@ pub fn discover(root: &Path) -> Result<Vec<Found>, BatchError> {
         if !entry.file_type().is_file() || path.extension().is_none_or(|x| x != "toml") {
             continue;
         }
-        let declares_experiment = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| text.parse::<toml::Table>().ok())
-            .is_none_or(|table| table.contains_key("experiment"));
-        out.push(if declares_experiment {
-            Found::Experiment(path.to_path_buf())
-        } else {
-            Found::Fragment(path.to_path_buf())
-        });
+        out.push(classify(path));
     }
     if out.is_empty() {
         return Err(BatchError::Empty {

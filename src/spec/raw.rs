@@ -75,6 +75,30 @@ pub struct TableSpec {
     /// accuracy tables, in %, by mixer × d_model). Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
+    /// Build the table from the runs of other specs instead of this one's, each with its own
+    /// filter (as the paper takes attention from one experiment and the other mixers from
+    /// another). Paths are relative to the declaring file. Default: this spec's runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceSpec>,
+}
+
+/// One experiment a table takes runs from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    /// The experiment spec, relative to the file that declares the table.
+    pub spec: String,
+    /// Only its runs whose key equals the value (or one of a list of values).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: BTreeMap<String, serde_json::Value>,
+}
+
+/// A file of tables only (no `[experiment]`): tables composed from other specs' results, e.g.
+/// `experiments/paper/tables.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TablesFile {
+    pub tables: Vec<TableSpec>,
 }
 
 /// Which end of a metric is best.

@@ -38,7 +38,7 @@ fn validate_plan_run_and_status_take_a_folder() {
         out.contains("two.toml: ok: experiment \"two\", 1 runs"),
         "{out}"
     );
-    assert!(out.contains("2 ok, 0 failed, 1 fragments skipped"), "{out}");
+    assert!(out.contains("2 ok, 0 failed, 1 skipped (fragments or tables only)"), "{out}");
     assert!(
         out.find("one.toml: ok").unwrap() < out.find("two.toml: ok").unwrap(),
         "path order"
@@ -84,7 +84,7 @@ fn a_broken_spec_fails_the_folder_and_the_others_still_run() {
     );
     assert!(text.contains("zz_broken.toml: failed"), "{text}");
     assert!(
-        text.contains("2 ok, 1 failed, 1 fragments skipped"),
+        text.contains("2 ok, 1 failed, 1 skipped (fragments or tables only)"),
         "{text}"
     );
     assert!(err.contains("zz_broken.toml:4:1: model.d_modle"), "{err}");

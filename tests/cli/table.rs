@@ -65,3 +65,76 @@ columns = "model.d_model"
         "{csv}"
     );
 }
+
+/// A tables-only file composes one table from two experiments, each through its own filter, as
+/// the paper takes attention from one experiment and the other mixers from another.
+#[test]
+fn a_table_composed_from_several_experiments_takes_each_runs_through_its_filter() {
+    let dir = Dir::new();
+    // Experiment `pe`: attention and based with positions; `nope`: both without.
+    for (name, pos) in [("pe", "true"), ("nope", "false")] {
+        let text = TINY
+            .replace("name = \"tiny\"", &format!("name = \"{name}\""))
+            .replace("d_model = 16", &format!("d_model = 16\npos_emb = {pos}"))
+            .replace(
+                "\"train.lr\" = [1e-3, 3e-3]",
+                "\"train.lr\" = [3e-3]\n\"model.mixer\" = [\"attention\", \"based\"]",
+            );
+        dir.write(&format!("{name}.toml"), &text);
+    }
+    let tables = dir.write(
+        "tables.toml",
+        r#"
+[[tables]]
+name = "composed"
+rows = "model.mixer"
+columns = "model.d_model"
+best_of = "train.lr"
+sources = [
+  { spec = "pe.toml", filter = { "model.mixer" = "attention" } },
+  { spec = "nope.toml", filter = { "model.mixer" = ["based"] } },
+]
+"#,
+    );
+    let out = stdout(&dir.ok(&["validate"], &tables));
+    assert!(out.contains("ok: 1 tables over 2 source specs"), "{out}");
+    // Nothing ran yet: two cells, both missing.
+    let out = stdout(&dir.ok(&["table"], &tables));
+    assert!(out.contains("2 runs not done yet"), "{out}");
+    // Only `nope` ran: based has a value, attention (from `pe`) is still missing.
+    dir.ok(&["run", "-q"], &dir.path().join("nope.toml"));
+    let csv = stdout(&dir.ok(&["table", "--format", "csv"], &tables));
+    let cell = |mixer: &str| -> String {
+        csv.lines()
+            .find(|l| l.starts_with(&format!("composed,{mixer},")))
+            .unwrap_or_else(|| panic!("no {mixer} row: {csv}"))
+            .split(',')
+            .nth(3)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(cell("attention"), "", "{csv}");
+    let based_nope = cell("based");
+    assert!(!based_nope.is_empty(), "{csv}");
+    // After `pe` ran too, attention comes from `pe`, and based still from `nope`.
+    dir.ok(&["run", "-q"], &dir.path().join("pe.toml"));
+    let csv = stdout(&dir.ok(&["table", "--format", "csv"], &tables));
+    assert!(!cell_of(&csv, "attention").is_empty(), "{csv}");
+    assert_eq!(cell_of(&csv, "based"), based_nope, "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        3,
+        "one header, one row per mixer: {csv}"
+    );
+    // A folder run skips the tables-only file; `table` on the folder prints it.
+    let out = stdout(&dir.ok(&["table"], dir.path()));
+    assert!(out.contains("composed"), "{out}");
+}
+
+fn cell_of(csv: &str, mixer: &str) -> String {
+    csv.lines()
+        .find(|l| l.starts_with(&format!("composed,{mixer},")))
+        .and_then(|l| l.split(',').nth(3))
+        .unwrap_or_default()
+        .to_string()
+}
