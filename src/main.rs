@@ -293,6 +293,12 @@ struct SlurmArgs {
     /// Write the scripts and print what would be submitted, without submitting.
     #[arg(long)]
     dry_run: bool,
+    /// Instead, cancel this spec's jobs that are still queued or running.
+    #[arg(long, conflicts_with = "dry_run")]
+    cancel: bool,
+    /// The scancel program (with `--cancel`).
+    #[arg(long, env = "MECHLAB_SCANCEL", default_value = "scancel")]
+    scancel: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -661,7 +667,11 @@ fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
 }
 
 fn print_runs(graph: &RunGraph, store: &Store) -> Result<ExitCode> {
-    out(&mechlab::report::runs::runs_table(graph, store)?.aligned())?;
+    let queued = mechlab::exec::slurm::queued(store, &graph.experiment);
+    if !queued.is_empty() {
+        say!("{} nodes in the Slurm queue", queued.len());
+    }
+    out(&mechlab::report::runs::runs_table(graph, store, &queued)?.aligned())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -783,6 +793,22 @@ fn run(
 
 fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<ExitCode> {
     let graph = plan(&resolve(&args.spec)?);
+    if args.cancel {
+        let ids = mechlab::exec::slurm::cancel(store, &graph.experiment, &args.scancel)?;
+        if ids.is_empty() {
+            say!(
+                "{}: no submission recorded; nothing to cancel",
+                graph.experiment
+            );
+        } else {
+            say!(
+                "{}: asked Slurm to cancel jobs {}",
+                graph.experiment,
+                ids.join(", ")
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let call = Invocation {
         spec: args.spec.spec.clone(),
         profile: args.spec.profile.clone(),

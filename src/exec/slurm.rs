@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::plan::RunGraph;
-use crate::store::{NodeState, Store, StoreError, write_atomic};
+use std::collections::BTreeMap;
+
+use crate::store::{NodeState, Store, StoreError, SubmissionDir, write_atomic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
@@ -202,6 +204,84 @@ pub fn submit(sbatch: &Path, script: &Path, after: Option<&str>) -> Result<Strin
     }
 }
 
+/// What a submission recorded: its job ids and the node ids of each array task, so `status` can
+/// ask the queue about them and `slurm --cancel` can cancel them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Jobs {
+    pub array: String,
+    pub collect: String,
+    pub tasks: Vec<Vec<String>>,
+}
+
+impl Jobs {
+    fn read(dir: &SubmissionDir) -> Option<Jobs> {
+        let bytes = std::fs::read(dir.jobs()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+/// Slurm's state of every node of `experiment` that is in the queue (`PENDING`, `RUNNING`, …)
+/// with its job id, from `squeue`; empty where nothing is queued or Slurm is not installed.
+pub fn queued(store: &Store, experiment: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for dir in store.slurm_submissions(experiment) {
+        let Some(jobs) = Jobs::read(&dir) else {
+            continue;
+        };
+        // -r: one line per array task, `<array>_<index> <STATE>`.
+        let Ok(listing) = Command::new("squeue")
+            .args(["-h", "-r", "-o", "%i %T", "-j"])
+            .arg(&jobs.array)
+            .output()
+        else {
+            return out;
+        };
+        for line in String::from_utf8_lossy(&listing.stdout).lines() {
+            let Some((id, state)) = line.split_once(' ') else {
+                continue;
+            };
+            let index = id
+                .strip_prefix(&format!("{}_", jobs.array))
+                .and_then(|i| i.parse::<usize>().ok());
+            if let Some(nodes) = index.and_then(|i| jobs.tasks.get(i)) {
+                for node in nodes {
+                    out.insert(node.clone(), format!("{state} (job {id})"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Cancels every job of `experiment`'s submissions that is still queued or running; returns the
+/// job ids asked to cancel.
+pub fn cancel(store: &Store, experiment: &str, scancel: &Path) -> Result<Vec<String>, SlurmError> {
+    let mut ids = Vec::new();
+    for dir in store.slurm_submissions(experiment) {
+        if let Some(jobs) = Jobs::read(&dir) {
+            ids.extend([jobs.array, jobs.collect]);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let out = Command::new(scancel)
+        .args(&ids)
+        .output()
+        .map_err(|source| SlurmError::Spawn {
+            program: scancel.display().to_string(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(SlurmError::Sbatch {
+            command: format!("{} {}", scancel.display(), ids.join(" ")),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(ids)
+}
+
 /// How the submitted tasks call mechlab again: the same spec, profile, overrides and device.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -315,6 +395,13 @@ pub fn submit_graph(
     } else {
         let array_id = submit(sbatch, &array, None)?;
         let collect_id = submit(sbatch, &collect, Some(&array_id))?;
+        let jobs = Jobs {
+            array: array_id.clone(),
+            collect: collect_id.clone(),
+            tasks: tasks.clone(),
+        };
+        let json = serde_json::to_vec_pretty(&jobs).unwrap_or_default();
+        write_atomic(&dir.jobs(), &json)?;
         Some((array_id, collect_id))
     };
     Ok(Some(Submission {

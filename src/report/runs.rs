@@ -54,8 +54,14 @@ pub fn state_counts(
     Ok(counts)
 }
 
-/// One row per run: name, swept values, steps, last test accuracy, train node id and state.
-pub fn runs_table(graph: &RunGraph, store: &Store) -> Result<TextTable, ReportError> {
+/// One row per run: name, swept values, steps, last test accuracy, train node id and state;
+/// a node that is not done but in the Slurm queue shows its Slurm state (`queued`: node id →
+/// state, from [`crate::exec::slurm::queued`]).
+pub fn runs_table(
+    graph: &RunGraph,
+    store: &Store,
+    queued: &BTreeMap<String, String>,
+) -> Result<TextTable, ReportError> {
     let axes: Vec<String> = graph
         .runs
         .first()
@@ -82,6 +88,9 @@ pub fn runs_table(graph: &RunGraph, store: &Store) -> Result<TextTable, ReportEr
         }
         let status = store.status(&run.train)?;
         let state = match (status.state, status.step) {
+            (s, _) if s != NodeState::Done && queued.contains_key(&run.train) => {
+                format!("slurm: {}", queued[&run.train])
+            }
             (NodeState::Pending, Some(step)) => format!("pending (checkpoint at step {step})"),
             (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
             (s, _) => s.to_string(),

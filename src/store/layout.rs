@@ -240,4 +240,9 @@ impl SubmissionDir {
     pub fn collect_script(&self) -> PathBuf {
         self.dir.join("collect.sbatch")
     }
+
+    /// The submitted job ids and which nodes each array task runs ([`crate::exec::slurm::Jobs`]).
+    pub fn jobs(&self) -> PathBuf {
+        self.dir.join("jobs.json")
+    }
 }

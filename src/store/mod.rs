@@ -124,6 +124,25 @@ impl Store {
             .expect("an endless sequence of names has an unused one")
     }
 
+    /// The folders of `experiment`'s Slurm submissions, oldest first.
+    pub fn slurm_submissions(&self, experiment: &str) -> Vec<SubmissionDir> {
+        let prefix = format!("{experiment}-");
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.root.join(".slurm"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix(&prefix))
+                    .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_digit() || c == '-'))
+            })
+            .collect();
+        dirs.sort();
+        dirs.into_iter().map(SubmissionDir::new).collect()
+    }
+
     /// The node's status: `Pending` when it has never run, or when its record is unreadable
     /// (the node is then recomputed; the record says why); `Interrupted` when it is recorded as
     /// running but no process holds its lock.

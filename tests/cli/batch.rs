@@ -38,7 +38,10 @@ fn validate_plan_run_and_status_take_a_folder() {
         out.contains("two.toml: ok: experiment \"two\", 1 runs"),
         "{out}"
     );
-    assert!(out.contains("2 ok, 0 failed, 1 skipped (fragments or tables only)"), "{out}");
+    assert!(
+        out.contains("2 ok, 0 failed, 1 skipped (fragments or tables only)"),
+        "{out}"
+    );
     assert!(
         out.find("one.toml: ok").unwrap() < out.find("two.toml: ok").unwrap(),
         "path order"

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::common::{Dir, TINY};
+use crate::stdout;
 
 /// Records its arguments, runs the script (each array task in turn), prints a job id.
 const FAKE_SBATCH: &str = r#"#!/bin/bash
@@ -175,5 +176,103 @@ fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_err
     assert!(
         err.contains("cannot run `/nonexistent/sbatch`") && err.contains("is Slurm installed"),
         "{err}"
+    );
+}
+
+/// Whether a Slurm cluster answers here (`tests/slurm/start-cluster.sh` starts a one-node one;
+/// CI runs it and sets `MECHLAB_REQUIRE_SLURM`, so there the test cannot skip).
+fn slurm_is_up() -> bool {
+    let up = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            let states = String::from_utf8_lossy(&o.stdout);
+            ["idle", "mixed", "alloc"]
+                .iter()
+                .any(|s| states.contains(s))
+        });
+    if !up {
+        assert!(
+            std::env::var_os("MECHLAB_REQUIRE_SLURM").is_none(),
+            "MECHLAB_REQUIRE_SLURM is set but no Slurm node answers `sinfo`"
+        );
+        eprintln!(
+            "skipped: no Slurm cluster answers `sinfo` (start one with tests/slurm/start-cluster.sh)"
+        );
+    }
+    up
+}
+
+/// Waits until none of `jobs` is in the queue.
+fn wait_for_jobs(jobs: &[&str]) {
+    for _ in 0..1200 {
+        let out = std::process::Command::new("squeue")
+            .args(["-h", "-o", "%i", "-j", &jobs.join(",")])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    panic!("jobs {jobs:?} still queued after 5 minutes");
+}
+
+#[test]
+fn a_real_slurm_runs_the_sweep_to_a_local_runs_tables_and_cancels_on_request() {
+    if !slurm_is_up() {
+        return;
+    }
+    let dir = Dir::new();
+    let spec = dir.write("spec.toml", &spec_text());
+    let out = stdout(&dir.ok(&["slurm", "--cpus-per-task", "1"], &spec));
+    // "tiny: submitted array job N (…) and collect job M; …"
+    let id_after = |label: &str| -> String {
+        out.split(label)
+            .nth(1)
+            .unwrap_or_else(|| panic!("{out}"))
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect()
+    };
+    let (array, collect) = (id_after("array job"), id_after("collect job"));
+    wait_for_jobs(&[&array, &collect]);
+    let status = stdout(&dir.ok(&["status"], &spec));
+    assert!(
+        !status.contains("pending") && !status.contains("failed"),
+        "{status}"
+    );
+    let local = Dir::new();
+    let local_spec = local.write("spec.toml", &spec_text());
+    local.ok(&["run", "-q"], &local_spec);
+    assert_eq!(accuracies(&dir), accuracies(&local));
+
+    // A long sweep: the queue shows in `status`, and `slurm --cancel` empties it.
+    let slow = dir.write(
+        "slow.toml",
+        &TINY
+            .replace("name = \"tiny\"", "name = \"slow\"")
+            .replace("steps = 30", "steps = 100000"),
+    );
+    let out = stdout(&dir.ok(&["slurm", "--cpus-per-task", "1"], &slow));
+    assert!(out.contains("submitted array job"), "{out}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let status = stdout(&dir.ok(&["status"], &slow));
+    assert!(status.contains("slurm: "), "{status}");
+    let out = stdout(&dir.ok(&["slurm", "--cancel"], &slow));
+    assert!(out.contains("asked Slurm to cancel jobs"), "{out}");
+    let ids: Vec<String> = out
+        .rsplit("jobs ")
+        .next()
+        .unwrap()
+        .split(", ")
+        .map(|s| s.trim().to_string())
+        .collect();
+    wait_for_jobs(&ids.iter().map(String::as_str).collect::<Vec<_>>());
+    let status = stdout(&dir.ok(&["status"], &slow));
+    assert!(
+        !status.contains("slurm: ") && !status.contains("running"),
+        "{status}"
     );
 }
