@@ -62,7 +62,7 @@ fn run_value(run: &PlannedRun, key: &str) -> Option<Value> {
 
 /// The runs of one cell with one value of `best_of`: that value and their final metrics (one
 /// per seed).
-type Arm = (String, Vec<f64>);
+type Arm = (String, Vec<(f64, String)>);
 
 /// Output formats of `mechlab table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,6 +87,72 @@ fn matches(value: Option<&Value>, wanted: &Value) -> bool {
         Value::Array(options) => options.iter().any(|w| value == Some(w)),
         w => value == Some(w),
     }
+}
+
+/// Attrib of every run id in a collected `interventions` table at the cell `a` names, at each
+/// run's last intervention step, pooled over intervention blocks (n-weighted).
+pub fn attrib_values(
+    interventions: &DataFrame,
+    a: &crate::spec::raw::AttribSpec,
+) -> Result<HashMap<String, f64>, ReportError> {
+    let err = |e: PolarsError| ReportError::Shard {
+        path: "interventions.parquet".into(),
+        message: e.to_string(),
+    };
+    let text = |c: &str| -> Result<Vec<String>, ReportError> {
+        let col = interventions.column(c).map_err(err)?;
+        let col = col.cast(&DataType::String).map_err(err)?;
+        Ok(col
+            .str()
+            .map_err(err)?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let num = |c: &str| -> Result<Vec<f64>, ReportError> {
+        let col = interventions.column(c).map_err(err)?;
+        let col = col.cast(&DataType::Float64).map_err(err)?;
+        Ok(col
+            .f64()
+            .map_err(err)?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    };
+    let (ids, sites, corrupted, patched) = (
+        text("run_id")?,
+        text("site")?,
+        text("corrupted_role")?,
+        text("patch_role")?,
+    );
+    let (steps, layers, ns, attribs) = (num("step")?, num("layer")?, num("n")?, num("attrib")?);
+    let rows: Vec<usize> = (0..interventions.height())
+        .filter(|&i| {
+            sites[i] == a.site.name()
+                && corrupted[i] == a.corrupted.name()
+                && patched[i] == a.patch.name()
+                && layers[i] == a.layer as f64
+                && attribs[i].is_finite()
+        })
+        .collect();
+    let mut last: HashMap<&str, f64> = HashMap::new();
+    for &i in &rows {
+        let step = last.entry(ids[i].as_str()).or_insert(steps[i]);
+        *step = step.max(steps[i]);
+    }
+    let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
+    for &i in &rows {
+        if steps[i] == last[ids[i].as_str()] {
+            let s = sums.entry(ids[i].clone()).or_default();
+            s.0 += ns[i] * attribs[i];
+            s.1 += ns[i];
+        }
+    }
+    Ok(sums
+        .into_iter()
+        .filter(|(_, (_, n))| *n > 0.0)
+        .map(|(id, (sum, n))| (id, sum / n))
+        .collect())
 }
 
 /// The final value of `metric` on `split` for every run id in `metrics` (a collected
@@ -148,8 +214,15 @@ pub fn final_values(
     Ok(last.into_iter().map(|(k, (_, v))| (k, v)).collect())
 }
 
-/// Builds table `spec` over the runs of `graph`, with `values` the final metric by train node id.
-pub fn build_table(spec: &TableSpec, runs: &[&PlannedRun], values: &HashMap<String, f64>) -> Table {
+/// Builds table `spec` over `runs`, with `values` the final metric by train node id; with
+/// `shown`, each cell shows those values of its chosen runs instead (an Attrib table: the run
+/// of the best learning rate by accuracy, its Attrib).
+pub fn build_table(
+    spec: &TableSpec,
+    runs: &[&PlannedRun],
+    values: &HashMap<String, f64>,
+    shown: Option<&HashMap<String, f64>>,
+) -> Table {
     let key_of = run_value;
     let mut rows: Vec<String> = Vec::new();
     let mut columns: Vec<String> = Vec::new();
@@ -189,29 +262,41 @@ pub fn build_table(spec: &TableSpec, runs: &[&PlannedRun], values: &HashMap<Stri
             .map(|k| show(&key_of(run, k).unwrap_or(Value::Null)))
             .unwrap_or_default();
         let cell = groups.entry((r, c)).or_default();
+        let entry = (v, run.train.clone());
         match cell.iter_mut().find(|(a, _)| *a == arm) {
-            Some((_, vs)) => vs.push(v),
-            None => cell.push((arm, vec![v])),
+            Some((_, vs)) => vs.push(entry),
+            None => cell.push((arm, vec![entry])),
         }
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let metric_of = |vs: &[(f64, String)]| mean(&vs.iter().map(|(v, _)| *v).collect::<Vec<_>>());
     let better = |a: f64, b: f64| match spec.best {
         BestIs::Max => a > b,
         BestIs::Min => a < b,
     };
     let cells = groups
         .into_iter()
-        .map(|(at, arms)| {
-            let (arm, vs) = arms
+        .filter_map(|(at, arms)| {
+            let (arm, chosen) = arms
                 .into_iter()
                 .reduce(|best, next| {
-                    if better(mean(&next.1), mean(&best.1)) {
+                    if better(metric_of(&next.1), metric_of(&best.1)) {
                         next
                     } else {
                         best
                     }
                 })
                 .expect("a group has at least one arm");
+            let vs: Vec<f64> = match shown {
+                None => chosen.iter().map(|(v, _)| *v).collect(),
+                Some(shown) => chosen
+                    .iter()
+                    .filter_map(|(_, id)| shown.get(id).copied())
+                    .collect(),
+            };
+            if vs.is_empty() {
+                return None;
+            }
             let m = mean(&vs);
             let std = if vs.len() > 1 {
                 (vs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (vs.len() - 1) as f64).sqrt()
@@ -224,7 +309,7 @@ pub fn build_table(spec: &TableSpec, runs: &[&PlannedRun], values: &HashMap<Stri
                 n: vs.len(),
                 best: spec.best_of.as_ref().map(|_| arm),
             };
-            (at, cell)
+            Some((at, cell))
         })
         .collect();
     let published = spec
@@ -262,7 +347,9 @@ pub fn build_table(spec: &TableSpec, runs: &[&PlannedRun], values: &HashMap<Stri
         columns,
         cells,
         published,
-        percent: spec.percent.unwrap_or(spec.metric == "accuracy"),
+        percent: spec
+            .percent
+            .unwrap_or(spec.metric == "accuracy" && spec.attrib.is_none()),
         missing_runs,
     }
 }
@@ -314,7 +401,7 @@ pub fn compose(
     };
     // Each experiment's graph and metrics, loaded once however many tables use it; the own spec
     // is the empty path.
-    let mut experiments: Vec<(PathBuf, RunGraph, DataFrame)> = Vec::new();
+    let mut experiments: Vec<(PathBuf, RunGraph, DataFrame, DataFrame)> = Vec::new();
     let mut picks_of = Vec::new();
     for spec in &chosen {
         let mut picks: Vec<(PathBuf, BTreeMap<String, Value>)> = Vec::new();
@@ -343,7 +430,9 @@ pub fn compose(
                 };
                 let summary = super::collect(&graph, store)?;
                 let metrics = read_parquet(&summary.tables.table(crate::store::Table::Metrics))?;
-                experiments.push((path.clone(), graph, metrics));
+                let interventions =
+                    read_parquet(&summary.tables.table(crate::store::Table::Interventions))?;
+                experiments.push((path.clone(), graph, metrics, interventions));
             }
         }
         picks_of.push(picks);
@@ -352,12 +441,16 @@ pub fn compose(
     for (spec, picks) in chosen.into_iter().zip(picks_of) {
         let mut runs: Vec<&PlannedRun> = Vec::new();
         let mut values = HashMap::new();
+        let mut attribs = HashMap::new();
         for (path, filter) in &picks {
-            let (_, graph, metrics) = experiments
+            let (_, graph, metrics, interventions) = experiments
                 .iter()
                 .find(|(p, ..)| p == path)
                 .expect("every source was loaded above");
             values.extend(final_values(metrics, &spec.metric, &spec.split)?);
+            if let Some(a) = &spec.attrib {
+                attribs.extend(attrib_values(interventions, a)?);
+            }
             for run in &graph.runs {
                 let keep = filter
                     .iter()
@@ -367,7 +460,8 @@ pub fn compose(
                 }
             }
         }
-        out.push(build_table(spec, &runs, &values));
+        let shown = spec.attrib.as_ref().map(|_| &attribs);
+        out.push(build_table(spec, &runs, &values, shown));
     }
     Ok(out)
 }

@@ -80,6 +80,36 @@ pub struct TableSpec {
     /// another). Paths are relative to the declaring file. Default: this spec's runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SourceSpec>,
+    /// Show Attrib instead of the metric: per cell the runs of the best `best_of` value are
+    /// still chosen by `metric` (the paper's Attrib tables take the run of the best learning
+    /// rate by accuracy), and the cell is their Attrib at this interchange cell, at the last
+    /// intervention step. Needs `[[interventions]]` on the runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attrib: Option<AttribSpec>,
+}
+
+/// One cell of the interchange grid: Attrib when `corrupted` is corrupted and the clean
+/// activation is restored at (`layer`, `site`, `patch`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttribSpec {
+    pub layer: usize,
+    /// Default: `block_input`.
+    #[serde(default = "d_attrib_site")]
+    pub site: crate::model::Site,
+    /// The position restored, e.g. `value` (≈ 1 there with `key` corrupted: induction).
+    pub patch: Role,
+    /// Default: `key`.
+    #[serde(default = "d_attrib_corrupted")]
+    pub corrupted: Role,
+}
+
+fn d_attrib_site() -> crate::model::Site {
+    crate::model::Site::BlockInput
+}
+
+fn d_attrib_corrupted() -> Role {
+    Role::Key
 }
 
 /// One experiment a table takes runs from.

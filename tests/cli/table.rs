@@ -79,7 +79,8 @@ fn a_table_composed_from_several_experiments_takes_each_runs_through_its_filter(
             .replace(
                 "\"train.lr\" = [1e-3, 3e-3]",
                 "\"train.lr\" = [3e-3]\n\"model.mixer\" = [\"attention\", \"based\"]",
-            );
+            )
+            + "\n[[interventions]]\nkind = \"interchange\"\nsites = [\"block_input\"]\nexamples = 16\n";
         dir.write(&format!("{name}.toml"), &text);
     }
     let tables = dir.write(
@@ -94,16 +95,32 @@ sources = [
   { spec = "pe.toml", filter = { "model.mixer" = "attention" } },
   { spec = "nope.toml", filter = { "model.mixer" = ["based"] } },
 ]
+
+[[tables]]
+name = "attrib"
+rows = "model.mixer"
+columns = "model.d_model"
+best_of = "train.lr"
+attrib = { layer = 0, patch = "key" }
+sources = [{ spec = "nope.toml" }]
 "#,
     );
     let out = stdout(&dir.ok(&["validate"], &tables));
-    assert!(out.contains("ok: 1 tables over 2 source specs"), "{out}");
+    assert!(out.contains("ok: 2 tables over 2 source specs"), "{out}");
     // Nothing ran yet: two cells, both missing.
-    let out = stdout(&dir.ok(&["table"], &tables));
+    let out = stdout(&dir.ok(&["table", "--name", "composed"], &tables));
     assert!(out.contains("2 runs not done yet"), "{out}");
     // Only `nope` ran: based has a value, attention (from `pe`) is still missing.
     dir.ok(&["run", "-q"], &dir.path().join("nope.toml"));
-    let csv = stdout(&dir.ok(&["table", "--format", "csv"], &tables));
+    let csv = stdout(&dir.ok(&["table", "--format", "csv", "--name", "composed"], &tables));
+    // Restoring the corrupted key at its own position at layer 0's input restores the answer
+    // exactly: Attrib 1 in every cell, shown as a fraction, not a percentage.
+    let attrib = stdout(&dir.ok(&["table", "--format", "csv", "--name", "attrib"], &tables));
+    for line in attrib.lines().skip(1) {
+        let value: f64 = line.split(',').nth(3).unwrap().parse().unwrap();
+        assert!((value - 1.0).abs() < 1e-9, "{attrib}");
+    }
+    assert_eq!(attrib.lines().count(), 3, "{attrib}");
     let cell = |mixer: &str| -> String {
         csv.lines()
             .find(|l| l.starts_with(&format!("composed,{mixer},")))
@@ -118,7 +135,7 @@ sources = [
     assert!(!based_nope.is_empty(), "{csv}");
     // After `pe` ran too, attention comes from `pe`, and based still from `nope`.
     dir.ok(&["run", "-q"], &dir.path().join("pe.toml"));
-    let csv = stdout(&dir.ok(&["table", "--format", "csv"], &tables));
+    let csv = stdout(&dir.ok(&["table", "--format", "csv", "--name", "composed"], &tables));
     assert!(!cell_of(&csv, "attention").is_empty(), "{csv}");
     assert_eq!(cell_of(&csv, "based"), based_nope, "{csv}");
     assert_eq!(
