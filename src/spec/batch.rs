@@ -18,8 +18,12 @@ pub enum Found {
 /// What kind of file `path` is (see [`Found`]); a file that does not parse counts as an
 /// experiment, so the command reports its error with file and line.
 pub fn classify(path: &Path) -> Found {
-    let table = std::fs::read_to_string(path)
-        .ok()
+    // Only regular files of spec size are read here (never `/dev/zero`); anything else counts as
+    // an experiment, so that loading it reports why it is not a spec.
+    let readable = std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() <= 1 << 20);
+    let table = readable
+        .then(|| std::fs::read_to_string(path).ok())
+        .flatten()
         .and_then(|text| text.parse::<toml::Table>().ok());
     match table {
         Some(t) if !t.contains_key("experiment") && t.contains_key("tables") => {
@@ -32,15 +36,15 @@ pub fn classify(path: &Path) -> Found {
 
 /// The tables of a tables-only file.
 pub fn load_tables_file(path: &Path) -> Result<Vec<super::raw::TableSpec>, super::SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| super::SpecError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| super::SpecError::Read {
         path: path.to_path_buf(),
-        source,
+        reason,
     })?;
     toml::from_str::<super::raw::TablesFile>(&text)
         .map(|f| f.tables)
         .map_err(|e| super::SpecError::Read {
             path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
+            reason: std::io::Error::other(e.to_string()),
         })
 }
 

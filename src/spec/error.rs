@@ -65,11 +65,12 @@ impl fmt::Display for Issue {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("{path}: cannot read spec: {source}")]
+    /// The reason is part of the message (not a `source`), so that error chains do not print
+    /// it twice.
+    #[error("{path}: cannot read spec: {reason}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{}", render(.0))]
     Invalid(Vec<Issue>),

@@ -144,12 +144,12 @@ fn collect_files(
     if let Some(problem) = not_a_spec_file(path) {
         return Err(SpecError::Read {
             path: path.to_path_buf(),
-            source: std::io::Error::other(problem),
+            reason: std::io::Error::other(problem),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+    let text = std::fs::read_to_string(path).map_err(|reason| SpecError::Read {
         path: path.to_path_buf(),
-        source,
+        reason,
     })?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let table: toml::Table = match toml::from_str(&text) {
