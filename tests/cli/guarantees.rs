@@ -150,15 +150,19 @@ fn spawn_run(dir: &Dir, spec: &Path) -> Child {
         .unwrap()
 }
 
-#[test]
-fn a_run_killed_at_any_point_resumes_to_bit_identical_tables() {
+/// The metrics of an uninterrupted run of [`slow_spec`], and a fresh folder holding the spec.
+fn reference_and_fresh() -> (Vec<(String, i64, String, String, u64)>, Dir, PathBuf) {
     let reference = Dir::new();
     let spec = reference.write("tiny.toml", &slow_spec());
     reference.ok(&["run", "-q"], &spec);
-    let want = metrics(&reference, "tiny");
-
     let dir = Dir::new();
     let spec = dir.write("tiny.toml", &slow_spec());
+    (metrics(&reference, "tiny"), dir, spec)
+}
+
+#[test]
+fn a_run_killed_at_any_point_resumes_to_bit_identical_tables() {
+    let (want, dir, spec) = reference_and_fresh();
     for delay_ms in [700, 1500, 2600] {
         let mut child = spawn_run(&dir, &spec);
         std::thread::sleep(Duration::from_millis(delay_ms));
@@ -184,13 +188,7 @@ fn a_run_killed_at_any_point_resumes_to_bit_identical_tables() {
 
 #[test]
 fn two_runs_of_one_spec_wait_for_each_other() {
-    let reference = Dir::new();
-    let spec = reference.write("tiny.toml", &slow_spec());
-    reference.ok(&["run", "-q"], &spec);
-    let want = metrics(&reference, "tiny");
-
-    let dir = Dir::new();
-    let spec = dir.write("tiny.toml", &slow_spec());
+    let (want, dir, spec) = reference_and_fresh();
     let (mut a, mut b) = (spawn_run(&dir, &spec), spawn_run(&dir, &spec));
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
