@@ -184,7 +184,7 @@ fn load_split(store: &Store, run: &PlannedRun, split: Split) -> Result<Dataset, 
 }
 
 /// Checkpoints as one sealed file in the train node's directory. A checkpoint that fails its
-/// checksum or does not parse is set aside with a warning and training starts over: a corrupt
+/// checksum or does not parse is removed with a warning and training starts over: a corrupt
 /// checkpoint is never resumed from.
 struct FileCheckpoints<'a> {
     store: &'a Store,

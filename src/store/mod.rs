@@ -99,11 +99,6 @@ impl Store {
         NodeDir::new(self.root.join(STORE_DIR).join(id))
     }
 
-    /// Directory of one node: `<root>/store/<id>/`.
-    pub fn node_dir(&self, id: &str) -> PathBuf {
-        self.node(id).path().to_path_buf()
-    }
-
     /// An experiment's collected tables: `<root>/<experiment>/`.
     pub fn experiment(&self, experiment: &str) -> ExperimentDir {
         ExperimentDir::at(self.root.join(experiment))
