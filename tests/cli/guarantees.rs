@@ -9,8 +9,11 @@ use crate::common::{Dir, TINY};
 use crate::stdout;
 use mechlab::store::read_parquet;
 
+/// One metric observation: run id, step, split, metric, value bits.
+type Row = (String, i64, String, String, u64);
+
 /// Every metric observation of the experiment, values as bits: equal means bit-identical.
-fn metrics(dir: &Dir, experiment: &str) -> Vec<(String, i64, String, String, u64)> {
+fn metrics(dir: &Dir, experiment: &str) -> Vec<Row> {
     let df = read_parquet(&dir.results().join(experiment).join("metrics.parquet")).unwrap();
     let text = |c: &str| -> Vec<String> {
         df.column(c)
@@ -151,7 +154,7 @@ fn spawn_run(dir: &Dir, spec: &Path) -> Child {
 }
 
 /// The metrics of an uninterrupted run of [`slow_spec`], and a fresh folder holding the spec.
-fn reference_and_fresh() -> (Vec<(String, i64, String, String, u64)>, Dir, PathBuf) {
+fn reference_and_fresh() -> (Vec<Row>, Dir, PathBuf) {
     let reference = Dir::new();
     let spec = reference.write("tiny.toml", &slow_spec());
     reference.ok(&["run", "-q"], &spec);
