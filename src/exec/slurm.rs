@@ -208,15 +208,21 @@ pub fn submit(sbatch: &Path, script: &Path, after: Option<&str>) -> Result<Strin
 /// ask the queue about them and `slurm --cancel` can cancel them.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Jobs {
+    /// Submission folders are named `<experiment>-<time>`, which another experiment's name can
+    /// also match (`tiny` and `tiny-2`): the record says whose it is.
+    pub experiment: String,
     pub array: String,
     pub collect: String,
     pub tasks: Vec<Vec<String>>,
 }
 
 impl Jobs {
-    fn read(dir: &SubmissionDir) -> Option<Jobs> {
+    /// The record of the submission in `dir`, if it is `experiment`'s.
+    fn read(dir: &SubmissionDir, experiment: &str) -> Option<Jobs> {
         let bytes = std::fs::read(dir.jobs()).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        serde_json::from_slice::<Jobs>(&bytes)
+            .ok()
+            .filter(|jobs| jobs.experiment == experiment)
     }
 }
 
@@ -225,7 +231,7 @@ impl Jobs {
 pub fn queued(store: &Store, experiment: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for dir in store.slurm_submissions(experiment) {
-        let Some(jobs) = Jobs::read(&dir) else {
+        let Some(jobs) = Jobs::read(&dir, experiment) else {
             continue;
         };
         // -r: one line per array task, `<array>_<index> <STATE>`.
@@ -258,7 +264,7 @@ pub fn queued(store: &Store, experiment: &str) -> BTreeMap<String, String> {
 pub fn cancel(store: &Store, experiment: &str, scancel: &Path) -> Result<Vec<String>, SlurmError> {
     let mut ids = Vec::new();
     for dir in store.slurm_submissions(experiment) {
-        if let Some(jobs) = Jobs::read(&dir) {
+        if let Some(jobs) = Jobs::read(&dir, experiment) {
             ids.extend([jobs.array, jobs.collect]);
         }
     }
@@ -396,6 +402,7 @@ pub fn submit_graph(
         let array_id = submit(sbatch, &array, None)?;
         let collect_id = submit(sbatch, &collect, Some(&array_id))?;
         let jobs = Jobs {
+            experiment: graph.experiment.clone(),
             array: array_id.clone(),
             collect: collect_id.clone(),
             tasks: tasks.clone(),
