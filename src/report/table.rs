@@ -333,10 +333,24 @@ pub fn build_table(
             .as_ref()
             .map(|k| format!(", best {k} per cell"))
             .unwrap_or_default();
-        format!(
-            "{} {} (final step{best}), {} × {}",
-            spec.split, spec.metric, spec.rows, spec.columns
-        )
+        match &spec.attrib {
+            Some(a) => format!(
+                "Attrib at (layer {}, {}, {}), {} corrupted, of the runs with the best {} {}{best}, \
+                 {} × {}",
+                a.layer,
+                a.site.name(),
+                a.patch.name(),
+                a.corrupted.name(),
+                spec.split,
+                spec.metric,
+                spec.rows,
+                spec.columns
+            ),
+            None => format!(
+                "{} {} (final step{best}), {} × {}",
+                spec.split, spec.metric, spec.rows, spec.columns
+            ),
+        }
     });
     Table {
         name: spec.name.clone(),
