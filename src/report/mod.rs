@@ -3,6 +3,7 @@
 //! metadata (spec hash, mechlab version, backend, device); report tables, figures and exports
 //! are built from those.
 
+pub mod cells;
 pub mod collect;
 pub mod data_stats;
 pub mod export;

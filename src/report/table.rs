@@ -90,68 +90,18 @@ fn matches(value: Option<&Value>, wanted: &Value) -> bool {
 }
 
 /// Attrib of every run id in a collected `interventions` table at the cell `a` names, at each
-/// run's last intervention step, pooled over intervention blocks (n-weighted).
+/// run's last intervention step, pooled over intervention blocks as the figures pool it
+/// ([`super::cells::interchange_cells`]).
 pub fn attrib_values(
     interventions: &DataFrame,
     a: &crate::spec::raw::AttribSpec,
 ) -> Result<HashMap<String, f64>, ReportError> {
-    let err = |e: PolarsError| ReportError::Shard {
-        path: "interventions.parquet".into(),
-        message: e.to_string(),
-    };
-    let text = |c: &str| -> Result<Vec<String>, ReportError> {
-        let col = interventions.column(c).map_err(err)?;
-        let col = col.cast(&DataType::String).map_err(err)?;
-        Ok(col
-            .str()
-            .map_err(err)?
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect())
-    };
-    let num = |c: &str| -> Result<Vec<f64>, ReportError> {
-        let col = interventions.column(c).map_err(err)?;
-        let col = col.cast(&DataType::Float64).map_err(err)?;
-        Ok(col
-            .f64()
-            .map_err(err)?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect())
-    };
-    let (ids, sites, corrupted, patched) = (
-        text("run_id")?,
-        text("site")?,
-        text("corrupted_role")?,
-        text("patch_role")?,
-    );
-    let (steps, layers, ns, attribs) = (num("step")?, num("layer")?, num("n")?, num("attrib")?);
-    let rows: Vec<usize> = (0..interventions.height())
-        .filter(|&i| {
-            sites[i] == a.site.name()
-                && corrupted[i] == a.corrupted.name()
-                && patched[i] == a.patch.name()
-                && layers[i] == a.layer as f64
-                && attribs[i].is_finite()
-        })
-        .collect();
-    let mut last: HashMap<&str, f64> = HashMap::new();
-    for &i in &rows {
-        let step = last.entry(ids[i].as_str()).or_insert(steps[i]);
-        *step = step.max(steps[i]);
-    }
-    let mut sums: HashMap<String, (f64, f64)> = HashMap::new();
-    for &i in &rows {
-        if steps[i] == last[ids[i].as_str()] {
-            let s = sums.entry(ids[i].clone()).or_default();
-            s.0 += ns[i] * attribs[i];
-            s.1 += ns[i];
-        }
-    }
-    Ok(sums
+    let cells = super::cells::interchange_cells(interventions, a.site.name(), a.corrupted.name())?;
+    Ok(cells
         .into_iter()
-        .filter(|(_, (_, n))| *n > 0.0)
-        .map(|(id, (sum, n))| (id, sum / n))
+        .filter(|c| c.layer == a.layer as i64 && c.role == a.patch.name())
+        .map(|c| (c.run.clone(), c.attrib()))
+        .filter(|(_, attrib)| attrib.is_finite())
         .collect())
 }
 

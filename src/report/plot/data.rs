@@ -22,24 +22,7 @@ pub struct RunInfo {
     pub task: String,
 }
 
-/// One (run, layer, patch role) cell of the interchange grid at the run's final step, for the
-/// site and corrupted role a figure reads.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cell {
-    pub run: String,
-    pub layer: i64,
-    pub role: String,
-    pub n: f64,
-    pub p_orig: f64,
-    pub p_corr: f64,
-    pub p_rest: f64,
-}
-
-impl Cell {
-    pub fn attrib(&self) -> f64 {
-        (self.p_rest - self.p_corr) / (self.p_orig - self.p_corr)
-    }
-}
+pub use crate::report::cells::Cell;
 
 /// The reference's threshold on mean p_orig − mean p_corr for a task kind.
 pub fn default_threshold(task: &str) -> f64 {

@@ -21,13 +21,12 @@ pub mod style;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
-
 use super::ReportError;
+use super::cells::{Cell, interchange_cells, numbers, text};
 use super::table::final_values;
 use crate::store::{ExperimentDir, Table, read_parquet};
 use charts::{Series, XAxis};
-use data::{Cell, Filter, RunInfo};
+use data::{Filter, RunInfo};
 use style::render;
 
 /// A figure kind (see the table above).
@@ -101,39 +100,6 @@ pub struct PlotOptions {
     pub threshold: Option<f64>,
 }
 
-fn err(what: &str) -> impl Fn(PolarsError) -> ReportError + '_ {
-    move |e| ReportError::Shard {
-        path: what.to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// Column `name` as text, or empty strings where the table lacks it.
-fn text(df: &DataFrame, name: &str) -> Result<Vec<String>, ReportError> {
-    let Ok(c) = df.column(name) else {
-        return Ok(vec![String::new(); df.height()]);
-    };
-    let c = c.cast(&DataType::String).map_err(err(name))?;
-    Ok(c.str()
-        .map_err(err(name))?
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect())
-}
-
-/// Column `name` as numbers (NaN where missing).
-fn numbers(df: &DataFrame, name: &str) -> Result<Vec<f64>, ReportError> {
-    let Ok(c) = df.column(name) else {
-        return Ok(vec![f64::NAN; df.height()]);
-    };
-    let c = c.cast(&DataType::Float64).map_err(err(name))?;
-    Ok(c.f64()
-        .map_err(err(name))?
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect())
-}
-
 fn load_runs(tables: &ExperimentDir) -> Result<HashMap<String, RunInfo>, ReportError> {
     let df = read_parquet(&tables.table(Table::Runs))?;
     let (ids, names, mixers, tasks) = (
@@ -158,56 +124,13 @@ fn load_runs(tables: &ExperimentDir) -> Result<HashMap<String, RunInfo>, ReportE
         .collect())
 }
 
-/// The interchange cells at `site` with `key` corrupted, each run's last step, pooled over
-/// intervention blocks (n-weighted means).
+/// The interchange cells at `site` with `key` corrupted ([`interchange_cells`]).
 fn load_cells(tables: &ExperimentDir, site: &str) -> Result<Vec<Cell>, ReportError> {
-    let df = read_parquet(&tables.table(Table::Interventions))?;
-    let (ids, sites, corrupted, roles) = (
-        text(&df, "run_id")?,
-        text(&df, "site")?,
-        text(&df, "corrupted_role")?,
-        text(&df, "patch_role")?,
-    );
-    let (steps, layers, n) = (
-        numbers(&df, "step")?,
-        numbers(&df, "layer")?,
-        numbers(&df, "n")?,
-    );
-    let (po, pc, pr) = (
-        numbers(&df, "p_orig")?,
-        numbers(&df, "p_corr")?,
-        numbers(&df, "p_rest")?,
-    );
-    let rows: Vec<usize> = (0..df.height())
-        .filter(|&i| sites[i] == site && corrupted[i] == "key")
-        .collect();
-    let mut last: HashMap<&str, f64> = HashMap::new();
-    for &i in &rows {
-        let e = last.entry(ids[i].as_str()).or_insert(steps[i]);
-        *e = e.max(steps[i]);
-    }
-    let mut pooled: BTreeMap<(String, i64, String), [f64; 4]> = BTreeMap::new();
-    for &i in rows.iter().filter(|&&i| last[ids[i].as_str()] == steps[i]) {
-        let e = pooled
-            .entry((ids[i].clone(), layers[i] as i64, roles[i].clone()))
-            .or_insert([0.0; 4]);
-        e[0] += n[i];
-        e[1] += n[i] * po[i];
-        e[2] += n[i] * pc[i];
-        e[3] += n[i] * pr[i];
-    }
-    Ok(pooled
-        .into_iter()
-        .map(|((run, layer, role), s)| Cell {
-            run,
-            layer,
-            role,
-            n: s[0],
-            p_orig: s[1] / s[0],
-            p_corr: s[2] / s[0],
-            p_rest: s[3] / s[0],
-        })
-        .collect())
+    interchange_cells(
+        &read_parquet(&tables.table(Table::Interventions))?,
+        site,
+        "key",
+    )
 }
 
 fn finals(tables: &ExperimentDir) -> Result<HashMap<String, f64>, ReportError> {
