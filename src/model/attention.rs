@@ -21,6 +21,7 @@ use super::config::MixerShape;
 use super::init::Init;
 use super::kind::ModelError;
 use super::ops::at_positions;
+use super::runs::linear;
 use super::sites::{NoSites, Site, Sites};
 
 /// The reference's additive causal mask value.
@@ -64,7 +65,7 @@ impl<B: Backend> Attention<B> {
         sites: &mut dyn Sites<B>,
     ) -> Tensor<B, 3> {
         let [_, s, d] = x_bsd.dims();
-        let qkv_bs3d = self.wqkv.forward(x_bsd);
+        let qkv_bs3d = linear(&self.wqkv, x_bsd);
         let mut parts = qkv_bs3d.chunk(3, 2);
         let v_bsd = parts.pop().expect("v");
         let k_bsd = parts.pop().expect("k");
@@ -75,7 +76,7 @@ impl<B: Backend> Attention<B> {
         let scores_bst = scores_bst + causal_bias::<B>(s, &v_bsd.device()).unsqueeze_dim(0);
         let pattern_bst = sites.visit(layer, Site::AttnPattern, softmax(scores_bst, 2));
         let y_bsd = pattern_bst.matmul(v_bsd);
-        self.out_proj.forward(y_bsd)
+        linear(&self.out_proj, y_bsd)
     }
 
     /// The output at one position per row, `at[r]` in row `r`: one query against all keys
@@ -86,7 +87,7 @@ impl<B: Backend> Attention<B> {
     pub fn forward_at(&self, x_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
         let [b, s, d] = x_bsd.dims();
         let device = x_bsd.device();
-        let qkv_bs3d = self.wqkv.forward(x_bsd);
+        let qkv_bs3d = linear(&self.wqkv, x_bsd);
         let mut parts = qkv_bs3d.chunk(3, 2);
         let v_bsd = parts.pop().expect("v");
         let k_bsd = parts.pop().expect("k");
@@ -99,7 +100,7 @@ impl<B: Backend> Attention<B> {
             .collect();
         let bias_b1t = Tensor::from_data(TensorData::new(bias, [b, 1, s]), &device);
         let y_b1d = softmax(scores_b1t + bias_b1t, 2).matmul(v_bsd);
-        self.out_proj.forward(y_b1d)
+        linear(&self.out_proj, y_b1d)
     }
 }
 

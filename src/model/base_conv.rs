@@ -31,6 +31,7 @@ use super::init::Init;
 use super::kind::{ConvKernel, ModelError};
 use super::long_conv::{causal_long_conv, causal_long_conv_at, positional_features};
 use super::ops::{at_positions, causal_depthwise_conv};
+use super::runs::{linear, runs_of};
 
 /// Width of the implicit filter's hidden layer (reference: 16).
 pub const FILTER_HIDDEN: usize = 16;
@@ -72,7 +73,7 @@ impl<B: Backend> BaseConv<B> {
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         let conv_bsd =
             causal_depthwise_conv(u_bsd.clone(), self.conv_weight.val(), self.conv_bias.val());
-        conv_bsd * self.projection.forward(u_bsd.clone()) + u_bsd
+        conv_bsd * linear(&self.projection, u_bsd.clone()) + u_bsd
     }
 }
 
@@ -104,13 +105,19 @@ impl<B: Backend> BaseConvLong<B> {
         })
     }
 
-    /// The filter taps for the first `s` lags.
+    /// The filter taps for the first `s` lags, per run.
     ///
     /// # Shapes
-    /// → `[s, d_model]`
-    pub fn filter(&self, s: usize) -> Tensor<B, 2> {
-        let z_sf = self.pos_emb_z.val().slice([0..s, 0..3]);
-        self.mlp_2.forward(relu(self.mlp_0.forward(z_sf)))
+    /// → `[R, s, d_model]`
+    pub fn filter(&self, s: usize) -> Tensor<B, 3> {
+        let runs = runs_of(self.mlp_0.weight.dims()[0], 3);
+        let [rl, _] = self.pos_emb_z.dims();
+        let z_rsf = self
+            .pos_emb_z
+            .val()
+            .reshape([runs, rl / runs, 3])
+            .slice([0..runs, 0..s, 0..3]);
+        linear(&self.mlp_2, relu(linear(&self.mlp_0, z_rsf)))
     }
 
     /// # Shapes
@@ -118,7 +125,7 @@ impl<B: Backend> BaseConvLong<B> {
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         let [_, s, _] = u_bsd.dims();
         let conv_bsd = causal_long_conv(u_bsd.clone(), self.filter(s)) + u_bsd.clone();
-        conv_bsd * self.projection.forward(u_bsd.clone()) + u_bsd
+        conv_bsd * linear(&self.projection, u_bsd.clone()) + u_bsd
     }
 
     /// [`Self::forward`] at one position per row, `at[r]` in row `r`.
@@ -129,6 +136,6 @@ impl<B: Backend> BaseConvLong<B> {
         let [_, s, _] = u_bsd.dims();
         let u_b1d = at_positions(u_bsd.clone(), at);
         let conv_b1d = causal_long_conv_at(u_bsd, self.filter(s), at) + u_b1d.clone();
-        conv_b1d * self.projection.forward(u_b1d.clone()) + u_b1d
+        conv_b1d * linear(&self.projection, u_b1d.clone()) + u_b1d
     }
 }

@@ -20,6 +20,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use super::config::MixerShape;
 use super::init::Init;
 use super::kind::ModelError;
+use super::runs::linear;
 
 /// Dimension of q and k before the feature map (reference: 8).
 pub const FEATURE_DIM: usize = 8;
@@ -53,13 +54,13 @@ impl<B: Backend> BasedAttention<B> {
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         let [_, s, _] = u_bsd.dims();
-        let q_bse = taylor_features(self.proj_q.forward(u_bsd.clone()));
-        let k_bse = taylor_features(self.proj_k.forward(u_bsd.clone()));
-        let v_bsd = self.proj_v.forward(u_bsd);
+        let q_bse = taylor_features(linear(&self.proj_q, u_bsd.clone()));
+        let k_bse = taylor_features(linear(&self.proj_k, u_bsd.clone()));
+        let v_bsd = linear(&self.proj_v, u_bsd);
         let causal_st = lower_triangular_ones::<B>(s, &q_bse.device()).unsqueeze_dim(0);
         let a_bst = q_bse.matmul(k_bse.swap_dims(1, 2)) * causal_st;
         let denom_bs1 = a_bst.clone().sum_dim(2).add_scalar(EPS);
-        self.proj_o.forward(a_bst.matmul(v_bsd) / denom_bs1)
+        linear(&self.proj_o, a_bst.matmul(v_bsd) / denom_bs1)
     }
 }
 

@@ -30,6 +30,7 @@ use super::init::Init;
 use super::kind::ModelError;
 use super::long_conv::{causal_long_conv, causal_long_conv_at};
 use super::ops::at_positions;
+use super::runs::{linear, runs_of, scale_channels};
 
 /// Channels per head (reference configuration: 2).
 pub const HEAD_DIM: usize = 2;
@@ -137,29 +138,35 @@ impl<B: Backend> H3<B> {
         })
     }
 
-    /// The shift SSM's filter, `f[t, c] = Σ_{n+t<N} B[c, n]·C[c, n + t]`.
+    /// The shift SSM's filter, `f[t, c] = Σ_{n+t<N} B[c, n]·C[c, n + t]`, per run.
     ///
     /// # Shapes
-    /// → `[s, d]`
-    pub fn shift_filter(&self, s: usize) -> Tensor<B, 2> {
-        let [d, n] = self.shift_b.dims();
+    /// → `[R, s, d]`
+    pub fn shift_filter(&self, s: usize) -> Tensor<B, 3> {
+        let [rd, n] = self.shift_b.dims();
+        let runs = runs_of(rd, self.q_proj.weight.dims()[1]);
         let device = self.shift_b.device();
         // C padded with s zeros so that n + t ≥ N reads zero.
-        let c_pad = Tensor::cat(vec![self.shift_c.val(), Tensor::zeros([d, s], &device)], 1);
+        let c_pad = Tensor::cat(vec![self.shift_c.val(), Tensor::zeros([rd, s], &device)], 1);
         let idx: Vec<i64> = (0..s * n).map(|i| ((i / n) + (i % n)) as i64).collect();
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [s * n]), &device);
-        let c_dsn = c_pad.select(1, idx).reshape([d, s, n]);
+        let c_dsn = c_pad.select(1, idx).reshape([rd, s, n]);
         (c_dsn * self.shift_b.val().unsqueeze_dim::<3>(1))
             .sum_dim(2)
-            .reshape([d, s])
-            .transpose()
+            .reshape([runs, rd / runs, s])
+            .swap_dims(1, 2)
     }
 
-    /// The diagonal SSM's kernel `K[h, t] = 2·Re Σ_m C'_m·dA_m^t`.
+    /// The diagonal SSM's kernel `K[h, t] = 2·Re Σ_m C'_m·dA_m^t`, per run (every parameter of
+    /// the kernel is per head, so the runs' heads are computed as `R·h` heads).
     ///
     /// # Shapes
-    /// → `[s, h]`
-    pub fn ssm_kernel(&self, s: usize) -> Tensor<B, 2> {
+    /// → `[R, s, h]`
+    pub fn ssm_kernel(&self, s: usize) -> Tensor<B, 3> {
+        let runs = runs_of(
+            self.a_imag.dims()[0],
+            self.q_proj.weight.dims()[1] / HEAD_DIM,
+        );
         let [h, m] = self.a_imag.dims();
         let device = self.a_imag.device();
         let part = |t: Tensor<B, 3>, k: usize| t.slice([0..h, 0..m, k..k + 1]).reshape([h, m]);
@@ -193,16 +200,20 @@ impl<B: Backend> H3<B> {
         let k_hms = mag
             * (cp_r.unsqueeze_dim::<3>(2) * phase.clone().cos()
                 - cp_i.unsqueeze_dim::<3>(2) * phase.sin());
-        k_hms.sum_dim(1).reshape([h, s]).mul_scalar(2.0).transpose()
+        k_hms
+            .sum_dim(1)
+            .reshape([runs, h / runs, s])
+            .mul_scalar(2.0)
+            .swap_dims(1, 2)
     }
 
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         let [_, s, _] = u_bsd.dims();
-        let q_bsd = self.q_proj.forward(u_bsd.clone());
-        let (kv_bsc, skip_1c, kernel_sc) = self.kv(u_bsd);
-        let y_bsc = causal_long_conv(kv_bsc.clone(), kernel_sc) + kv_bsc * skip_1c;
+        let q_bsd = linear(&self.q_proj, u_bsd.clone());
+        let (kv_bsc, skip_c, kernel_rsc) = self.kv(u_bsd);
+        let y_bsc = causal_long_conv(kv_bsc.clone(), kernel_rsc) + scale_channels(kv_bsc, skip_c);
         self.readout(y_bsc, q_bsd, s)
     }
 
@@ -212,10 +223,10 @@ impl<B: Backend> H3<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]`, `at`: `batch` positions → `[batch, 1, d_model]`
     pub fn forward_at(&self, u_bsd: Tensor<B, 3>, at: &[usize]) -> Tensor<B, 3> {
-        let q_b1d = self.q_proj.forward(at_positions(u_bsd.clone(), at));
-        let (kv_bsc, skip_1c, kernel_sc) = self.kv(u_bsd);
-        let y_b1c =
-            causal_long_conv_at(kv_bsc.clone(), kernel_sc, at) + at_positions(kv_bsc, at) * skip_1c;
+        let q_b1d = linear(&self.q_proj, at_positions(u_bsd.clone(), at));
+        let (kv_bsc, skip_c, kernel_rsc) = self.kv(u_bsd);
+        let y_b1c = causal_long_conv_at(kv_bsc.clone(), kernel_rsc, at)
+            + scale_channels(at_positions(kv_bsc, at), skip_c);
         self.readout(y_b1c, q_b1d, 1)
     }
 
@@ -223,26 +234,37 @@ impl<B: Backend> H3<B> {
     /// weights and kernel per channel.
     ///
     /// # Shapes
-    /// - `u_bsd`: `[b, s, d]` → `[b, s, c]`, `[1, 1, c]`, `[s, c]` with `c = h·HEAD_DIM²`
-    fn kv(&self, u_bsd: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 2>) {
+    /// - `u_bsd`: `[R·b, s, d]` → `[R·b, s, c]`, `[R·c]`, `[R, s, c]` with `c = h·HEAD_DIM²`
+    fn kv(&self, u_bsd: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 1>, Tensor<B, 3>) {
         let [b, s, d] = u_bsd.dims();
         let h = d / HEAD_DIM;
-        let k_bsd = self.k_proj.forward(u_bsd.clone());
-        let v_bsd = self.v_proj.forward(u_bsd);
+        let c = h * HEAD_DIM * HEAD_DIM;
+        let k_bsd = linear(&self.k_proj, u_bsd.clone());
+        let v_bsd = linear(&self.v_proj, u_bsd);
         let k_bsd = causal_long_conv(k_bsd.clone(), self.shift_filter(s))
-            + k_bsd * self.ssm_k_d.val().reshape([1, 1, d]);
+            + scale_channels(k_bsd, self.ssm_k_d.val());
         // kv[b, s, h, i, j] = k[2h + i]·v[2h + j], flattened to channel 4h + 2i + j.
         let kv_bsc = (k_bsd.reshape([b, s, h, HEAD_DIM, 1])
             * v_bsd.reshape([b, s, h, 1, HEAD_DIM]))
-        .reshape([b, s, h * HEAD_DIM * HEAD_DIM]);
-        let per_channel = |t: Tensor<B, 2>| {
-            let [rows, _] = t.dims();
-            t.reshape([rows, h, 1])
-                .repeat_dim(2, HEAD_DIM * HEAD_DIM)
-                .reshape([rows, h * HEAD_DIM * HEAD_DIM])
+        .reshape([b, s, c]);
+        // Each head's value repeated over its HEAD_DIM² channels.
+        let skip_c = {
+            let [rh] = self.d.dims();
+            self.d
+                .val()
+                .reshape([rh, 1])
+                .repeat_dim(1, HEAD_DIM * HEAD_DIM)
+                .reshape([rh * HEAD_DIM * HEAD_DIM])
         };
-        let skip_1c = per_channel(self.d.val().reshape([1, h])).unsqueeze_dim::<3>(0);
-        (kv_bsc, skip_1c, per_channel(self.ssm_kernel(s)))
+        let kernel_rsc = {
+            let k_rsh = self.ssm_kernel(s);
+            let [runs, _, _] = k_rsh.dims();
+            k_rsh
+                .reshape([runs, s, h, 1])
+                .repeat_dim(3, HEAD_DIM * HEAD_DIM)
+                .reshape([runs, s, c])
+        };
+        (kv_bsc, skip_c, kernel_rsc)
     }
 
     /// Queries read the SSM output, per head, then the output projection.
@@ -258,7 +280,7 @@ impl<B: Backend> H3<B> {
         .reshape([b, t, h, HEAD_DIM])
         .swap_dims(2, 3)
         .reshape([b, t, d]);
-        self.output_linear.forward(out)
+        linear(&self.output_linear, out)
     }
 }
 

@@ -32,6 +32,7 @@ use super::long_conv::{
     causal_long_conv, causal_long_conv_at, normalised_time, positional_features,
 };
 use super::ops::{at_positions, causal_depthwise_conv};
+use super::runs::{linear, runs_of};
 
 /// Width of the implicit filter's FFN (reference: 64).
 pub const FILTER_ORDER: usize = 64;
@@ -83,23 +84,29 @@ impl<B: Backend> Hyena<B> {
         })
     }
 
-    /// The modulated filter for the first `s` lags.
+    /// The modulated filter for the first `s` lags, per run.
     ///
     /// # Shapes
-    /// → `[s, d_model]`
-    pub fn filter(&self, s: usize) -> Tensor<B, 2> {
-        let [l_max, _] = self.pos_emb_z.dims();
+    /// → `[R, s, d_model]`
+    pub fn filter(&self, s: usize) -> Tensor<B, 3> {
+        let runs = runs_of(self.filter_freq.dims()[0], FILTER_ORDER);
+        let l_max = self.pos_emb_z.dims()[0] / runs;
         let [_, d] = self.filter_6.weight.dims();
         let device = self.pos_emb_z.device();
-        let freq_1o = self.filter_freq.val().unsqueeze_dim::<2>(0);
-        let sin = |x: Tensor<B, 2>| (x * freq_1o.clone()).sin();
-        let z_sf = self.pos_emb_z.val().slice([0..s, 0..3]);
-        let h = sin(self.filter_0.forward(z_sf));
-        let h = sin(self.filter_2.forward(h));
-        let h = sin(self.filter_4.forward(h));
-        let h_sd = self.filter_6.forward(h);
+        let freq_r1o = self.filter_freq.val().reshape([runs, 1, FILTER_ORDER]);
+        let sin = |x: Tensor<B, 3>| (x * freq_r1o.clone()).sin();
+        let z_rsf = self
+            .pos_emb_z
+            .val()
+            .reshape([runs, l_max, 3])
+            .slice([0..runs, 0..s, 0..3]);
+        let h = sin(linear(&self.filter_0, z_rsf));
+        let h = sin(linear(&self.filter_2, h));
+        let h = sin(linear(&self.filter_4, h));
+        let h_rsd = linear(&self.filter_6, h);
         let t_s1 = normalised_time::<B>(l_max, &device).slice([0..s, 0..1]);
-        h_sd * (t_s1 * decay_rates::<B>(d, &device).unsqueeze_dim(0)).exp()
+        let modulation_sd = (t_s1 * decay_rates::<B>(d, &device).unsqueeze_dim(0)).exp();
+        h_rsd * modulation_sd.unsqueeze_dim(0)
     }
 
     /// # Shapes
@@ -108,7 +115,7 @@ impl<B: Backend> Hyena<B> {
         let [_, s, _] = u_bsd.dims();
         let (v_bsd, x2_bsd) = self.gated_input(u_bsd);
         let v_bsd = causal_long_conv(v_bsd, self.filter(s));
-        self.out_proj.forward(v_bsd * x2_bsd)
+        linear(&self.out_proj, v_bsd * x2_bsd)
     }
 
     /// [`Self::forward`] at one position per row, `at[r]` in row `r`: the long convolution and
@@ -120,7 +127,7 @@ impl<B: Backend> Hyena<B> {
         let [_, s, _] = u_bsd.dims();
         let (v_bsd, x2_bsd) = self.gated_input(u_bsd);
         let v_b1d = causal_long_conv_at(v_bsd, self.filter(s), at);
-        self.out_proj.forward(v_b1d * at_positions(x2_bsd, at))
+        linear(&self.out_proj, v_b1d * at_positions(x2_bsd, at))
     }
 
     /// The long convolution's input `v ⊙ x1` and the output gate `x2`, all three from one
@@ -131,7 +138,7 @@ impl<B: Backend> Hyena<B> {
     fn gated_input(&self, u_bsd: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let [b, s, d] = u_bsd.dims();
         let uc_bsc = causal_depthwise_conv(
-            self.in_proj.forward(u_bsd),
+            linear(&self.in_proj, u_bsd),
             self.short_filter_weight.val(),
             self.short_filter_bias.val(),
         );

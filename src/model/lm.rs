@@ -11,8 +11,9 @@ use super::block::Block;
 use super::config::ModelConfig;
 use super::init::Init;
 use super::kind::ModelError;
-use super::norm::NORM_EPS;
-use super::ops::at_positions;
+use super::norm::{NORM_EPS, layer_norm};
+use super::ops::{at_positions, int_tensor};
+use super::runs::add_per_run;
 use super::sites::{NoSites, Site, Sites};
 
 impl ModelConfig {
@@ -61,17 +62,39 @@ impl<B: Backend> LanguageModel<B> {
         self.blocks_from(0, self.embed(tokens_bs), sites)
     }
 
-    /// Token plus position embeddings: the residual stream entering layer 0.
+    /// Runs this model holds (1 unless stacked for packed training, see [`super::runs`]).
+    pub fn runs(&self) -> usize {
+        let [_, d] = self.word_embeddings.weight.dims();
+        super::runs::runs_of(self.ln_f.gamma.dims()[0], d)
+    }
+
+    /// Token plus position embeddings: the residual stream entering layer 0. With several runs,
+    /// rows `r·b..(r+1)·b` of `tokens_bs` are run `r`'s.
     ///
     /// # Shapes
-    /// - `tokens_bs`: `[batch, seq]` → `[batch, seq, d_model]`
+    /// - `tokens_bs`: `[R·b, seq]` → `[R·b, seq, d_model]`
     pub fn embed(&self, tokens_bs: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [_, s] = tokens_bs.dims();
+        let [rb, s] = tokens_bs.dims();
+        let runs = self.runs();
+        let [rv, d] = self.word_embeddings.weight.dims();
+        let tokens_bs = if runs == 1 {
+            tokens_bs
+        } else {
+            // Run r's vocabulary is rows r·V.. of the stacked table.
+            let (v, b) = ((rv / runs) as i64, rb / runs);
+            let offsets: Vec<i64> = (0..rb).map(|row| (row / b) as i64 * v).collect();
+            tokens_bs + int_tensor::<B, 2>(offsets, [rb, 1], &self.word_embeddings.weight.device())
+        };
         let r_bsd = embedding(self.word_embeddings.weight.val(), tokens_bs);
         match &self.position_embeddings {
             Some(pos) => {
-                let [_, d] = pos.weight.dims();
-                r_bsd + pos.weight.val().slice([0..s, 0..d]).unsqueeze_dim(0)
+                let p = pos.weight.dims()[0] / runs;
+                let pos_rsd = pos
+                    .weight
+                    .val()
+                    .reshape([runs, p, d])
+                    .slice([0..runs, 0..s, 0..d]);
+                add_per_run(r_bsd, pos_rsd)
             }
             None => r_bsd,
         }
@@ -102,7 +125,7 @@ impl<B: Backend> LanguageModel<B> {
     pub fn logits_at(&self, r_bsd: Tensor<B, 3>, flat_n: Tensor<B, 1, Int>) -> Tensor<B, 2> {
         let [b, s, d] = r_bsd.dims();
         let r_nd = r_bsd.reshape([b * s, d]).select(0, flat_n);
-        self.head(self.ln_f.forward(r_nd))
+        self.head(self.final_norm(r_nd))
     }
 
     /// Logits at every position (for tests and analysis).
@@ -111,7 +134,7 @@ impl<B: Backend> LanguageModel<B> {
     /// - `r_bsd`: `[batch, seq, d_model]` → `[batch, seq, vocab]`
     pub fn logits_all(&self, r_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, s, d] = r_bsd.dims();
-        let logits = self.head(self.ln_f.forward(r_bsd.reshape([b * s, d])));
+        let logits = self.head(self.final_norm(r_bsd.reshape([b * s, d])));
         let [_, v] = logits.dims();
         logits.reshape([b, s, v])
     }
@@ -144,11 +167,34 @@ impl<B: Backend> LanguageModel<B> {
     /// - `r_n1d`: `[n, 1, d_model]` → `[n, vocab]`
     pub fn logits_of(&self, r_n1d: Tensor<B, 3>) -> Tensor<B, 2> {
         let [n, _, d] = r_n1d.dims();
-        self.head(self.ln_f.forward(r_n1d.reshape([n, d])))
+        self.head(self.final_norm(r_n1d.reshape([n, d])))
     }
 
+    /// The final LayerNorm of run-major rows `[R·n, d]`.
+    fn final_norm(&self, r_nd: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [n, d] = r_nd.dims();
+        layer_norm(&self.ln_f, r_nd.reshape([n, 1, d])).reshape([n, d])
+    }
+
+    /// The tied head on run-major rows: run r's rows against run r's embedding.
+    ///
+    /// # Shapes
+    /// - `h_nd`: `[R·n, d]` → `[R·n, vocab]`
     fn head(&self, h_nd: Tensor<B, 2>) -> Tensor<B, 2> {
-        h_nd.matmul(self.word_embeddings.weight.val().transpose())
+        let runs = self.runs();
+        if runs == 1 {
+            return h_nd.matmul(self.word_embeddings.weight.val().transpose());
+        }
+        let [n, d] = h_nd.dims();
+        let [rv, _] = self.word_embeddings.weight.dims();
+        let emb_rvd = self
+            .word_embeddings
+            .weight
+            .val()
+            .reshape([runs, rv / runs, d]);
+        h_nd.reshape([runs, n / runs, d])
+            .matmul(emb_rvd.swap_dims(1, 2))
+            .reshape([n, rv / runs])
     }
 }
 

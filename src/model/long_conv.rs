@@ -10,39 +10,53 @@
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
-/// `y[b, t, c] = Σ_{j≤t} h[t−j, c]·u[b, j, c]`.
+/// `y[b, t, c] = Σ_{j≤t} h[t−j, c]·u[b, j, c]`, each run's rows with its own filter
+/// ([`super::runs`]).
 ///
 /// # Shapes
-/// - `u_bsd`: `[b, s, d]`, `h_sd`: `[s, d]` (filter taps by lag) → `[b, s, d]`
-pub fn causal_long_conv<B: Backend>(u_bsd: Tensor<B, 3>, h_sd: Tensor<B, 2>) -> Tensor<B, 3> {
-    let [_, s, d] = u_bsd.dims();
+/// - `u_bsd`: `[R·b, s, d]`, `h_rsd`: `[R, s, d]` (filter taps by lag) → `[R·b, s, d]`
+pub fn causal_long_conv<B: Backend>(u_bsd: Tensor<B, 3>, h_rsd: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [rb, s, d] = u_bsd.dims();
+    let [runs, _, _] = h_rsd.dims();
+    let b = rb / runs;
     let device = u_bsd.device();
     // Row s of the padded filter is zero: entries above the diagonal gather it.
-    let h_pad = Tensor::cat(vec![h_sd, Tensor::zeros([1, d], &device)], 0);
+    let h_pad = Tensor::cat(vec![h_rsd, Tensor::zeros([runs, 1, d], &device)], 1);
+    let toeplitz_rdts = h_pad
+        .select(1, toeplitz_lags::<B>(s, &device))
+        .reshape([runs, s, s, d])
+        .permute([0, 3, 1, 2]);
+    let u_rdsb = u_bsd.reshape([runs, b, s, d]).permute([0, 3, 2, 1]);
+    toeplitz_rdts
+        .matmul(u_rdsb)
+        .permute([0, 3, 2, 1])
+        .reshape([rb, s, d])
+}
+
+/// Lag `t − j` of entry `(t, j)` of an `s × s` causal Toeplitz matrix, `s` above the diagonal.
+fn toeplitz_lags<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 1, Int> {
     let lags: Vec<i64> = (0..s * s)
         .map(|i| {
             let (t, j) = (i / s, i % s);
             if j <= t { (t - j) as i64 } else { s as i64 }
         })
         .collect();
-    let lags = Tensor::<B, 1, Int>::from_data(TensorData::new(lags, [s * s]), &device);
-    let toeplitz_dts = h_pad.select(0, lags).reshape([s, s, d]).permute([2, 0, 1]);
-    let u_dsb = u_bsd.permute([2, 1, 0]);
-    toeplitz_dts.matmul(u_dsb).permute([2, 1, 0])
+    Tensor::from_data(TensorData::new(lags, [s * s]), device)
 }
 
 /// [`causal_long_conv`] at one position per row, `at[r]` in row `r`: one Toeplitz row each,
-/// O(s·d) per row instead of O(s²·d).
+/// O(s·d) per row instead of O(s²·d). One run (interventions read single models).
 ///
 /// # Shapes
-/// - `u_bsd`: `[b, s, d]`, `h_sd`: `[s, d]`, `at`: `b` positions → `[b, 1, d]`
+/// - `u_bsd`: `[b, s, d]`, `h_rsd`: `[1, s, d]`, `at`: `b` positions → `[b, 1, d]`
 pub fn causal_long_conv_at<B: Backend>(
     u_bsd: Tensor<B, 3>,
-    h_sd: Tensor<B, 2>,
+    h_rsd: Tensor<B, 3>,
     at: &[usize],
 ) -> Tensor<B, 3> {
     let [b, s, d] = u_bsd.dims();
     let device = u_bsd.device();
+    let h_sd = h_rsd.reshape([s, d]);
     let h_pad = Tensor::cat(vec![h_sd, Tensor::zeros([1, d], &device)], 0);
     let lags: Vec<i64> = (0..b * s)
         .map(|i| {
@@ -98,7 +112,7 @@ mod tests {
             .collect();
         let y: Vec<f32> = causal_long_conv(
             Tensor::<Flex, 3>::from_data(TensorData::new(u.clone(), [b, s, d]), &device),
-            Tensor::<Flex, 2>::from_data(TensorData::new(h.clone(), [s, d]), &device),
+            Tensor::<Flex, 3>::from_data(TensorData::new(h.clone(), [1, s, d]), &device),
         )
         .into_data()
         .to_vec()

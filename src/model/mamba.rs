@@ -25,6 +25,7 @@ use super::config::{MixerShape, ModelConfig};
 use super::init::Init;
 use super::kind::{ConvKernel, MixerKind, ModelError};
 use super::ops::causal_depthwise_conv;
+use super::runs::{linear, scale_channels};
 use super::selective_scan::selective_scan;
 use super::sites::{NoSites, Site, Sites};
 
@@ -152,9 +153,10 @@ impl<B: Backend> Mamba<B> {
         sites: &mut dyn Sites<B>,
     ) -> Tensor<B, 3> {
         let [b, s, _] = u_bsd.dims();
-        let [i, n] = self.a_log.dims();
-        let [r, _] = self.dt_proj.weight.dims();
-        let xz_bs2i = self.in_proj.forward(u_bsd);
+        let [_, n] = self.a_log.dims();
+        let i = self.in_proj.weight.dims()[1] / 2;
+        let r = self.x_proj.weight.dims()[1] - 2 * n;
+        let xz_bs2i = linear(&self.in_proj, u_bsd);
         let x_bsi = xz_bs2i.clone().slice([0..b, 0..s, 0..i]);
         let z_bsi = xz_bs2i.slice([0..b, 0..s, i..2 * i]);
         let x_bsi = silu(match &self.conv1d {
@@ -162,15 +164,15 @@ impl<B: Backend> Mamba<B> {
             None => x_bsi,
         });
         let x_bsi = sites.visit(layer, Site::ConvOutput, x_bsi);
-        let dbc = self.x_proj.forward(x_bsi.clone());
+        let dbc = linear(&self.x_proj, x_bsi.clone());
         let dt_bsr = dbc.clone().slice([0..b, 0..s, 0..r]);
         let b_bsn = dbc.clone().slice([0..b, 0..s, r..r + n]);
         let c_bsn = dbc.slice([0..b, 0..s, r + n..r + 2 * n]);
-        let delta_bsi = softplus(self.dt_proj.forward(dt_bsr), 1.0);
+        let delta_bsi = softplus(linear(&self.dt_proj, dt_bsr), 1.0);
         let a_in = self.a_log.val().exp().neg();
         let y_bsi = selective_scan(x_bsi.clone(), delta_bsi, a_in, b_bsn, c_bsn)
-            + x_bsi * self.d.val().reshape([1, 1, i]);
-        self.out_proj.forward(y_bsi * silu(z_bsi))
+            + scale_channels(x_bsi, self.d.val());
+        linear(&self.out_proj, y_bsi * silu(z_bsi))
     }
 }
 impl ModelConfig {

@@ -6,6 +6,7 @@ use burn::tensor::activation::gelu;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::init::Init;
+use super::runs::linear;
 
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
@@ -30,6 +31,6 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.fc2.forward(gelu(self.fc1.forward(x_bsd)))
+        linear(&self.fc2, gelu(linear(&self.fc1, x_bsd)))
     }
 }

@@ -5,7 +5,7 @@
 //! passes exactly once; [`NoSites`] is the zero-cost default.
 //!
 //! Modules import downward only:
-//! `kind`, `init`, `norm`, `ops`, `sites`, `long_conv`, `selective_scan`, `mlp` → `config` →
+//! `kind`, `init`, `runs`, `norm`, `ops`, `sites`, `long_conv`, `selective_scan`, `mlp` → `config` →
 //! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, each built
 //! by `init(&MixerShape, &mut Init)`) → `mixer` (which mixer a layer gets) → `block` → `lm`.
 
@@ -25,6 +25,7 @@ pub mod mixer;
 pub mod mlp;
 pub mod norm;
 pub mod ops;
+pub mod runs;
 pub mod selective_scan;
 pub mod sites;
 

@@ -4,6 +4,8 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::runs::{runs_of, scale_channels};
+
 /// Reference epsilon of both norms.
 pub const NORM_EPS: f64 = 1e-5;
 
@@ -32,10 +34,43 @@ impl<B: Backend> Norm<B> {
         )
     }
 
+    /// Each run's rows normalised with that run's γ (and β): `[R·b, s, d]` → `[R·b, s, d]`.
     pub fn forward(&self, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         match self {
-            Norm::Layer(n) => n.forward(x_bsd),
-            Norm::Rms(n) => n.forward(x_bsd),
+            Norm::Layer(n) => layer_norm(n, x_bsd),
+            Norm::Rms(n) => {
+                let [_, _, d] = x_bsd.dims();
+                if runs_of(n.gamma.dims()[0], d) == 1 {
+                    return n.forward(x_bsd);
+                }
+                // burn's RmsNorm, operation for operation, with γ per run.
+                let rms = (x_bsd.clone().square().mean_dim(2) + NORM_EPS).sqrt();
+                scale_channels(x_bsd / rms, n.gamma.val())
+            }
         }
+    }
+}
+
+/// LayerNorm with each run's γ and β. One run is burn's own (the backend's fused kernel where it
+/// has one); several repeat burn's reference decomposition, which is what the autodiff backend
+/// runs for one, so a run trained in a group computes what it computes alone.
+///
+/// # Shapes
+/// - `x_bsd`: `[R·b, s, d]` → `[R·b, s, d]`
+pub fn layer_norm<B: Backend>(norm: &LayerNorm<B>, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [rb, s, d] = x_bsd.dims();
+    let runs = runs_of(norm.gamma.dims()[0], d);
+    if runs == 1 {
+        return norm.forward(x_bsd);
+    }
+    let mean = x_bsd.clone().mean_dim(2);
+    let centered = x_bsd - mean;
+    let var = (centered.clone() * centered.clone()).mean_dim(2);
+    let normalised = centered / (var + NORM_EPS).sqrt();
+    let y = scale_channels(normalised, norm.gamma.val());
+    match &norm.beta {
+        Some(beta) => (y.reshape([runs, rb / runs * s, d]) + beta.val().reshape([runs, 1, d]))
+            .reshape([rb, s, d]),
+        None => y,
     }
 }

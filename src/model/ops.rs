@@ -34,31 +34,38 @@ pub fn int_tensor<B: Backend, const D: usize>(
 }
 
 /// `y[t] = Σ_j w[j]·u[t − (k−1) + j] + bias`, with `u` zero before the start: PyTorch's
-/// `Conv1d(padding = k − 1)` truncated to the first `s` outputs (cross-correlation order).
+/// `Conv1d(padding = k − 1)` truncated to the first `s` outputs (cross-correlation order). With
+/// several runs ([`super::runs`]), run `r`'s rows use run `r`'s taps.
 ///
 /// # Shapes
-/// - `u_bsd`: `[b, s, d]`, `w_dk`: `[d, k]`, `bias_d`: `[d]` → `[b, s, d]`
+/// - `u_bsd`: `[R·b, s, d]`, `w_dk`: `[R·d, k]`, `bias_d`: `[R·d]` → `[R·b, s, d]`
 pub fn causal_depthwise_conv<B: Backend>(
     u_bsd: Tensor<B, 3>,
     w_dk: Tensor<B, 2>,
     bias_d: Tensor<B, 1>,
 ) -> Tensor<B, 3> {
-    let [b, s, d] = u_bsd.dims();
-    let [_, k] = w_dk.dims();
+    let [rb, s, d] = u_bsd.dims();
+    let [rd, k] = w_dk.dims();
+    let runs = super::runs::runs_of(rd, d);
+    let b = rb / runs;
     let padded = if k > 1 {
         Tensor::cat(
-            vec![Tensor::zeros([b, k - 1, d], &u_bsd.device()), u_bsd],
+            vec![Tensor::zeros([rb, k - 1, d], &u_bsd.device()), u_bsd],
             1,
         )
     } else {
         u_bsd
     };
-    let mut y_bsd = bias_d.reshape([1, 1, d]).expand([b, s, d]);
+    let padded = padded.reshape([runs, b, s + k - 1, d]);
+    let mut y = bias_d.reshape([runs, 1, 1, d]).expand([runs, b, s, d]);
     for j in 0..k {
-        let tap_11d = w_dk.clone().slice([0..d, j..j + 1]).reshape([1, 1, d]);
-        y_bsd = y_bsd + padded.clone().slice([0..b, j..j + s, 0..d]) * tap_11d;
+        let tap = w_dk
+            .clone()
+            .slice([0..rd, j..j + 1])
+            .reshape([runs, 1, 1, d]);
+        y = y + padded.clone().slice([0..runs, 0..b, j..j + s, 0..d]) * tap;
     }
-    y_bsd
+    y.reshape([rb, s, d])
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ use burn::tensor::{Tensor, backend::Backend};
 pub const CHUNK: usize = 1;
 
 /// # Shapes
-/// - `x_bsi`, `delta_bsi`: `[b, s, i]`; `a_in`: `[i, n]`; `b_bsn`, `c_bsn`: `[b, s, n]`
+/// - `x_bsi`, `delta_bsi`: `[b, s, i]`; `a_in`: `[R·i, n]` (run `r` owns batch rows
+///   `r·b/R..`, see [`crate::model::runs`]); `b_bsn`, `c_bsn`: `[b, s, n]`
 /// - → `y`: `[b, s, i]` (without the `D·x` skip)
 pub fn selective_scan<B: Backend>(
     x_bsi: Tensor<B, 3>,
@@ -52,7 +53,9 @@ pub fn selective_scan_chunked<B: Backend>(
     chunk: usize,
 ) -> Tensor<B, 3> {
     let [b, s, i] = x_bsi.dims();
-    let [_, n] = a_in.dims();
+    let [ri, n] = a_in.dims();
+    // Several runs: rows r·(b/R).. of the batch use run r's A (`[R·i, n]`).
+    let runs = crate::model::runs::runs_of(ri, i);
     let r = b * i * n;
     let device = x_bsi.device();
     // Time-major, `[s, b, ·]`: a chunk is a block of whole rows, so the big `[q, r]` operands
@@ -63,7 +66,7 @@ pub fn selective_scan_chunked<B: Backend>(
     let delta_sbi = time_major(delta_bsi);
     let u_sbi = delta_sbi.clone() * time_major(x_bsi);
     let (b_sbn, c_sbn) = (time_major(b_bsn), time_major(c_bsn));
-    let a_row = a_in.reshape([1, i * n]);
+    let a_1r1m = a_in.reshape([1, runs, 1, i * n]);
     let ones_1n = Tensor::<B, 2>::ones([1, n], &device);
     let mut carry_1r: Option<Tensor<B, 2>> = None;
     let mut ys = Vec::with_capacity(s.div_ceil(chunk.max(1)));
@@ -75,7 +78,9 @@ pub fn selective_scan_chunked<B: Backend>(
             .reshape([q * b * i, 1])
             .matmul(ones_1n.clone())
             .reshape([q * b, i * n]);
-        let mut a_qr = (delta_rep * a_row.clone()).exp().reshape([q, r]);
+        let mut a_qr = (delta_rep.reshape([q, runs, b / runs, i * n]) * a_1r1m.clone())
+            .exp()
+            .reshape([q, r]);
         // h[t, (b, i, n)] = Δ[t, b, i]·x[t, b, i]·B[t, b, n], the step's input
         let mut h_qr = rows(&u_sbi, i)
             .reshape([q * b, i, 1])
