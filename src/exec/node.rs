@@ -225,6 +225,17 @@ impl Checkpointer for FileCheckpoints<'_> {
         Ok(())
     }
 
+    fn discard(&mut self, why: &str) {
+        let path = self.store.node(self.id).checkpoint();
+        (self.warn)(format!(
+            "{}: {why}; training starts over from step 0",
+            path.display()
+        ));
+        if let Err(e) = self.store.remove(self.id, &path) {
+            (self.warn)(format!("{}: {e}", path.display()));
+        }
+    }
+
     fn keep_weights(&mut self, step: u64, weights: &[u8]) -> Result<(), BoxError> {
         let path = self.store.node(self.id).kept_weights(step as usize);
         self.store.write_sealed(self.id, &path, weights)?;

@@ -142,6 +142,9 @@ pub trait Checkpointer {
         checkpoint: &Checkpoint,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+    /// Drops a checkpoint that cannot be resumed (saying `why`); training starts over.
+    fn discard(&mut self, _why: &str) {}
+
     /// Keeps the weights (a burn record, without optimizer state) of `step` for later analysis.
     fn keep_weights(
         &mut self,

@@ -1,0 +1,441 @@
+//! Training a group of runs as one program: their models stacked along the run axis
+//! ([`crate::model::runs`]), one forward and backward pass per step for all of them, and
+//! [`PackedAdamW`] with each run's own learning rate and optimizer settings.
+//!
+//! Everything a user sees stays per run: each run has its own data order, checkpoint, kept
+//! weights, evaluations and outcome. A run whose loss is not finite fails alone and leaves the
+//! group; the others go on. Runs resumed from checkpoints at different steps train in separate
+//! groups, one after another. A group of one is how a single run trains.
+//!
+//! Data order is fixed: step `i` of a run uses rows `(i·b) mod n …` of its training set, the
+//! same every epoch (reference), so a resumed run sees exactly the batches an uninterrupted one
+//! would.
+
+use burn::module::{AutodiffModule, Module};
+use burn::optim::GradientsParams;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::Tensor;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::adamw::{AdamWSettings, PackedAdamW};
+use super::batch::GroupBatch;
+use super::checkpoint::{Checkpoint, CheckpointHeader, Checkpointer};
+use super::eval::{MetricRow, evaluate};
+use super::trainer::{Control, Observer, TrainConfig, TrainError};
+use crate::model::{LanguageModel, NoSites, runs};
+use crate::task::Dataset;
+
+/// One run of a group, as the caller hands it over.
+pub struct GroupRun<'a, B: AutodiffBackend> {
+    /// Freshly initialised; replaced by the checkpoint's weights when one exists.
+    pub model: LanguageModel<B>,
+    pub cfg: &'a TrainConfig,
+    pub train: &'a Dataset,
+    /// (split name, data) evaluated every `eval_every` steps.
+    pub evals: Vec<(&'a str, &'a Dataset)>,
+    pub checkpoints: &'a mut dyn Checkpointer,
+    pub observer: &'a mut dyn Observer,
+}
+
+/// How one run of a group ended.
+pub enum RunOutcome<B: AutodiffBackend> {
+    Finished {
+        model: Box<LanguageModel<B>>,
+        metrics: Vec<MetricRow>,
+    },
+    /// An observer asked to stop; a checkpoint at `step` was saved.
+    Stopped {
+        step: usize,
+    },
+    Failed(TrainError),
+}
+
+/// How often the loss leaves the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossReads {
+    /// Every step: divergence is caught at its step (CPU, where reading costs nothing).
+    EveryStep,
+    /// Only at evaluations and checkpoints: a GPU then never waits for the host in between; a
+    /// diverged run is caught at the next read.
+    AtEvaluations,
+}
+
+/// A run between setup and its outcome.
+struct Slot<'a, B: AutodiffBackend> {
+    index: usize,
+    cfg: &'a TrainConfig,
+    train: &'a Dataset,
+    evals: Vec<(&'a str, &'a Dataset)>,
+    checkpoints: &'a mut dyn Checkpointer,
+    observer: &'a mut dyn Observer,
+    model: Option<LanguageModel<B>>,
+    optimizer: Option<Vec<u8>>,
+    step: usize,
+    metrics: Vec<MetricRow>,
+    last_loss: f32,
+}
+
+fn ckpt_err<E: Into<Box<dyn std::error::Error + Send + Sync>>>(
+    what: &'static str,
+) -> impl FnOnce(E) -> TrainError {
+    move |e| TrainError::Checkpoint {
+        what,
+        source: e.into(),
+    }
+}
+
+/// Trains every run of `runs`, packed where they are at the same step, and returns each run's
+/// outcome in the order given. The runs must have equal model shapes, batch sizes and step
+/// counts (the planner's packing rule); they may differ in everything else.
+pub fn train_group<B: AutodiffBackend>(
+    runs: Vec<GroupRun<'_, B>>,
+    device: &B::Device,
+    reads: LossReads,
+) -> Vec<RunOutcome<B>> {
+    let count = runs.len();
+    let mut outcomes: Vec<Option<RunOutcome<B>>> = (0..count).map(|_| None).collect();
+    let mut slots = Vec::with_capacity(count);
+    for (index, run) in runs.into_iter().enumerate() {
+        match restore(index, run, device) {
+            Ok(slot) => slots.push(slot),
+            Err(e) => outcomes[index] = Some(RunOutcome::Failed(e)),
+        }
+    }
+    // Runs resumed at different steps cannot share a step: one group per starting step.
+    slots.sort_by_key(|s| (s.step, s.index));
+    let mut rest = slots;
+    while !rest.is_empty() {
+        let step = rest[0].step;
+        let split_at = rest
+            .iter()
+            .position(|s| s.step != step)
+            .unwrap_or(rest.len());
+        let later = rest.split_off(split_at);
+        for (index, outcome) in train_packed(rest, device, reads) {
+            outcomes[index] = Some(outcome);
+        }
+        rest = later;
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every run has an outcome"))
+        .collect()
+}
+
+/// Checks a run's data and loads its checkpoint, if any.
+fn restore<'a, B: AutodiffBackend>(
+    index: usize,
+    run: GroupRun<'a, B>,
+    device: &B::Device,
+) -> Result<Slot<'a, B>, TrainError> {
+    let cfg = run.cfg;
+    if run.train.len() < cfg.batch_size || cfg.batch_size == 0 {
+        return Err(TrainError::TooLittleData {
+            rows: run.train.len(),
+            batch: cfg.batch_size,
+        });
+    }
+    let mut slot = Slot {
+        index,
+        cfg,
+        train: run.train,
+        evals: run.evals,
+        checkpoints: run.checkpoints,
+        observer: run.observer,
+        model: Some(run.model),
+        optimizer: None,
+        step: 0,
+        metrics: Vec::new(),
+        last_loss: f32::NAN,
+    };
+    if let Some(ckpt) = slot.checkpoints.load().map_err(ckpt_err("reading"))? {
+        if !ckpt.optimizer.starts_with(super::adamw::MAGIC) {
+            // Written by a mechlab before packed training (burn's optimizer record): its weights
+            // cannot be continued exactly, so the run starts over rather than drift.
+            slot.checkpoints
+                .discard("its optimizer state is from an older mechlab");
+            return Ok(slot);
+        }
+        let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+        let record = recorder
+            .load(ckpt.model, device)
+            .map_err(ckpt_err("decoding its weights"))?;
+        slot.model = slot.model.take().map(|m| m.load_record(record));
+        slot.optimizer = Some(ckpt.optimizer);
+        slot.step = ckpt.header.step as usize;
+        slot.metrics = ckpt.header.metrics;
+    }
+    Ok(slot)
+}
+
+fn settings(cfg: &TrainConfig) -> AdamWSettings {
+    AdamWSettings {
+        betas: cfg.betas,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
+    }
+}
+
+/// Trains runs that start at the same step as one stacked model.
+fn train_packed<B: AutodiffBackend>(
+    mut slots: Vec<Slot<'_, B>>,
+    device: &B::Device,
+    reads: LossReads,
+) -> Vec<(usize, RunOutcome<B>)> {
+    let mut done: Vec<(usize, RunOutcome<B>)> = Vec::new();
+    let models: Vec<LanguageModel<B>> = slots
+        .iter_mut()
+        .map(|s| s.model.take().expect("restored model"))
+        .collect();
+    let mut model = runs::stack(models);
+    let all_settings: Vec<AdamWSettings> = slots.iter().map(|s| settings(s.cfg)).collect();
+    let mut optim = if slots.iter().all(|s| s.optimizer.is_some()) {
+        let states: Vec<Vec<u8>> = slots
+            .iter_mut()
+            .map(|s| s.optimizer.take().expect("checked"))
+            .collect();
+        match PackedAdamW::from_run_states(all_settings, &states, device) {
+            Ok(o) => o,
+            Err(e) => {
+                return slots
+                    .into_iter()
+                    .map(|s| {
+                        let err = TrainError::Checkpoint {
+                            what: "restoring its optimizer state",
+                            source: Box::new(Message(e.to_string())),
+                        };
+                        (s.index, RunOutcome::Failed(err))
+                    })
+                    .collect();
+            }
+        }
+    } else {
+        PackedAdamW::new(all_settings)
+    };
+
+    let mut step = slots[0].step;
+    for (r, slot) in slots.iter_mut().enumerate() {
+        if step == 0 && slot.metrics.is_empty() {
+            evaluate_run(&model, r, slot, 0, device);
+        }
+    }
+    let total = slots[0].cfg.steps;
+    while step < total && !slots.is_empty() {
+        let parts: Vec<(&Dataset, std::ops::Range<usize>)> = slots
+            .iter()
+            .map(|s| {
+                let b = s.cfg.batch_size;
+                let per_epoch = s.train.len() / b * b;
+                let start = (step * b) % per_epoch;
+                (s.train, start..start + b)
+            })
+            .collect();
+        let batch = GroupBatch::<B>::from_runs(&parts, device);
+        let (loss, per_run) = group_loss(&model, batch);
+        let will_eval = |s: &Slot<B>| {
+            let next = step + 1;
+            next.is_multiple_of(s.cfg.eval_every)
+                || next == total
+                || next.is_multiple_of(s.cfg.checkpoint_every)
+        };
+        let read = reads == LossReads::EveryStep || step == 0 || slots.iter().any(will_eval);
+        if read {
+            let values: Vec<f32> = per_run
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .unwrap_or_default();
+            let failed: Vec<usize> = (0..slots.len())
+                .filter(|&r| !values.get(r).is_some_and(|v| v.is_finite()))
+                .collect();
+            for (r, v) in values.iter().enumerate() {
+                slots[r].last_loss = *v;
+            }
+            if !failed.is_empty() {
+                // Drop the diverged runs and redo this step without them.
+                for &r in failed.iter().rev() {
+                    let slot = slots.remove(r);
+                    let loss = values.get(r).copied().unwrap_or(f32::NAN);
+                    done.push((
+                        slot.index,
+                        RunOutcome::Failed(TrainError::Diverged { step, loss }),
+                    ));
+                    let keep = runs::split(&model, slots.len() + 1);
+                    model = runs::stack(
+                        keep.into_iter()
+                            .enumerate()
+                            .filter(|&(i, _)| i != r)
+                            .map(|(_, m)| m)
+                            .collect(),
+                    );
+                    optim = optim.without_run(r);
+                }
+                if slots.is_empty() {
+                    break;
+                }
+                continue;
+            }
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lrs: Vec<f64> = slots
+            .iter()
+            .map(|s| s.cfg.schedule.lr(s.cfg.lr, step, s.cfg.steps))
+            .collect();
+        model = optim.step(model, &grads, &lrs);
+        step += 1;
+
+        let runs_now = slots.len();
+        let mut stop = false;
+        for (r, slot) in slots.iter_mut().enumerate() {
+            if step.is_multiple_of(slot.cfg.eval_every) || step == total {
+                evaluate_run(&model, r, slot, step, device);
+            }
+            if slot
+                .cfg
+                .keep_weights_every
+                .is_some_and(|k| step.is_multiple_of(k))
+                && step < total
+            {
+                let kept = runs::pick(&model.valid(), r, runs_now);
+                let result = encode(kept.into_record()).and_then(|w| {
+                    slot.checkpoints
+                        .keep_weights(step as u64, &w)
+                        .map_err(ckpt_err("writing kept weights"))
+                });
+                if let Err(e) = result {
+                    return fail_all(done, slots, e);
+                }
+            }
+            stop |= slot.observer.on_step(step, total, slot.last_loss) == Control::Stop;
+        }
+        let due = |s: &Slot<B>| step.is_multiple_of(s.cfg.checkpoint_every) && step < total;
+        if stop || slots.iter().any(due) {
+            for (r, slot) in slots.iter_mut().enumerate() {
+                if stop || due(slot) {
+                    if let Err(e) = save(&model, &optim, r, runs_now, slot, step) {
+                        return fail_all(done, slots, e);
+                    }
+                }
+            }
+        }
+        if stop {
+            done.extend(
+                slots
+                    .into_iter()
+                    .map(|s| (s.index, RunOutcome::Stopped { step })),
+            );
+            return done;
+        }
+    }
+    let runs_now = slots.len();
+    for (r, slot) in slots.into_iter().enumerate() {
+        done.push((
+            slot.index,
+            RunOutcome::Finished {
+                model: Box::new(runs::pick(&model, r, runs_now)),
+                metrics: slot.metrics,
+            },
+        ));
+    }
+    done
+}
+
+/// A failure that ends every run still in the group (a checkpoint could not be written).
+fn fail_all<B: AutodiffBackend>(
+    mut done: Vec<(usize, RunOutcome<B>)>,
+    slots: Vec<Slot<'_, B>>,
+    e: TrainError,
+) -> Vec<(usize, RunOutcome<B>)> {
+    let message = e.to_string();
+    done.extend(slots.into_iter().map(|s| {
+        let err = TrainError::Checkpoint {
+            what: "saving the group",
+            source: Box::new(Message(message.clone())),
+        };
+        (s.index, RunOutcome::Failed(err))
+    }));
+    done
+}
+
+/// An error carried as its message (one failure reported for several runs).
+#[derive(Debug)]
+struct Message(String);
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
+fn encode<R: burn::record::Record<B>, B: burn::tensor::backend::Backend>(
+    record: R,
+) -> Result<Vec<u8>, TrainError> {
+    BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(record, ())
+        .map_err(ckpt_err("encoding the weights"))
+}
+
+/// Saves run `r`'s checkpoint: its weights, its share of the optimizer state, its metrics.
+fn save<B: AutodiffBackend>(
+    model: &LanguageModel<B>,
+    optim: &PackedAdamW<B::InnerBackend>,
+    r: usize,
+    runs_now: usize,
+    slot: &mut Slot<'_, B>,
+    step: usize,
+) -> Result<(), TrainError> {
+    let weights = encode(runs::pick(model, r, runs_now).into_record())?;
+    let ckpt = Checkpoint {
+        header: CheckpointHeader {
+            step: step as u64,
+            metrics: slot.metrics.clone(),
+        },
+        model: weights,
+        optimizer: optim.run_state(r),
+    };
+    slot.checkpoints.save(&ckpt).map_err(ckpt_err("writing"))
+}
+
+/// Evaluates run `r` of the stacked model on its evaluation sets.
+fn evaluate_run<B: AutodiffBackend>(
+    model: &LanguageModel<B>,
+    r: usize,
+    slot: &mut Slot<'_, B>,
+    step: usize,
+    device: &B::Device,
+) {
+    let valid = model.valid();
+    let runs_now = valid.runs();
+    let single = if runs_now == 1 {
+        valid
+    } else {
+        runs::pick(&valid, r, runs_now)
+    };
+    for (name, data) in &slot.evals {
+        let rows = evaluate(&single, data, name, step as u64, device);
+        slot.observer.on_eval(&rows);
+        slot.metrics.extend(rows);
+    }
+}
+
+/// The sum of the runs' mean cross-entropies (each run's gradient is its own mean's), and each
+/// run's mean.
+///
+/// # Shapes
+/// → `[1]`, `[R]`
+pub fn group_loss<B: AutodiffBackend>(
+    model: &LanguageModel<B>,
+    batch: GroupBatch<B>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [runs, n] = batch.weights_rn.dims();
+    let r = model.residual(batch.tokens_bs, &mut NoSites);
+    let logits = model.logits_at(r, batch.flat_n);
+    let picked = log_softmax(logits, 1)
+        .gather(1, batch.targets_n.reshape([runs * n, 1]))
+        .reshape([runs, n]);
+    let per_run = (picked * batch.weights_rn).sum_dim(1).neg().reshape([runs]);
+    (per_run.clone().sum(), per_run)
+}
