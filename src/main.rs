@@ -12,6 +12,7 @@ use mechlab::exec::node::Outcome;
 use mechlab::exec::slurm::{Invocation, SlurmOptions};
 use mechlab::exec::{DeviceChoice, ExecOptions, run_graph};
 use mechlab::model::MixerKind;
+use mechlab::plan::pack::PackPolicy;
 use mechlab::plan::{NodeKind, RunGraph, plan};
 use mechlab::report::export::tables::FileFormat;
 use mechlab::report::plot::{ImageFormat, Kind as PlotKind, PlotOptions};
@@ -137,8 +138,13 @@ enum Command {
         steps: usize,
         /// Instead, time the paper's intervention grid (4 sites × every layer × 5 patch roles × key
         /// and value corruption) on this many examples: cached path vs naive reruns.
-        #[arg(long, value_name = "EXAMPLES")]
+        #[arg(long, value_name = "EXAMPLES", conflicts_with = "pack")]
         interventions: Option<usize>,
+        /// Instead, train this many runs (learning rates 1e-3·(1 + r/2), seeds r) as one packed
+        /// group and then one after another in this process: one JSON line with both
+        /// throughputs and their ratio.
+        #[arg(long, value_name = "RUNS", value_parser = clap::value_parser!(u64).range(1..=64))]
+        pack: Option<u64>,
     },
 }
 
@@ -250,6 +256,11 @@ struct RunArgs {
     /// Do not rebuild the tables afterwards (Slurm tasks leave that to one collect job).
     #[arg(long)]
     no_collect: bool,
+    /// Train packable runs together as one program: `auto` (every packable group, up to 16
+    /// runs), `off` (one run per program) or a number of runs per program. `plan` shows the
+    /// groups.
+    #[arg(long, default_value = "auto", value_name = "auto|off|N")]
+    pack: PackPolicy,
 }
 
 #[derive(Args)]
@@ -481,7 +492,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             batch,
             warmup,
             steps,
+            pack: Some(runs),
+            ..
+        } => {
+            let r = mechlab::bench::pack_throughput(
+                mixer,
+                d_model,
+                batch,
+                warmup,
+                steps,
+                runs as usize,
+            )?;
+            say!("{}", serde_json::to_string(&r)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            mixer,
+            d_model,
+            batch,
+            warmup,
+            steps,
             interventions: None,
+            pack: None,
         } => {
             let r = mechlab::bench::train_throughput(mixer, d_model, batch, warmup, steps)?;
             say!("{}", serde_json::to_string(&r)?);
@@ -662,8 +694,36 @@ fn print_plan(args: &SpecArgs, store: &Store) -> Result<ExitCode> {
             c.done
         );
     }
+    print_groups(&graph)?;
     say!();
     print_runs(&graph, store)
+}
+
+/// The packed training groups `run` forms by default (`--pack auto`).
+fn print_groups(graph: &RunGraph) -> Result<()> {
+    let groups = mechlab::plan::pack::train_groups(graph, PackPolicy::Auto);
+    let packed = groups.iter().filter(|g| g.len() > 1).count();
+    if packed == 0 {
+        return Ok(());
+    }
+    say!(
+        "packed training (--pack auto): {} programs for {} train nodes",
+        groups.len(),
+        groups.iter().map(Vec::len).sum::<usize>()
+    );
+    for (i, group) in groups.iter().enumerate().filter(|(_, g)| g.len() > 1) {
+        let names: Vec<&str> = group
+            .iter()
+            .map(|&r| graph.runs[r].point.name.as_str())
+            .collect();
+        say!(
+            "  group {} ({} runs): {}",
+            i + 1,
+            group.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
 }
 
 fn print_runs(graph: &RunGraph, store: &Store) -> Result<ExitCode> {
@@ -760,6 +820,7 @@ fn run(
         device: args.device,
         quiet: args.quiet,
         only: args.nodes.clone(),
+        pack: args.pack,
     };
     let report = run_graph(&graph, store, &opts, interrupt)?;
     let tables = if args.no_collect {

@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use super::ExecError;
 use super::device::DeviceChoice;
-use super::node::{NodeContext, Outcome, execute};
+use super::node::{NodeContext, Outcome, execute, execute_train_group};
 use super::progress::Progress;
-use crate::plan::{NodeKind, PlannedRun, RunGraph};
+use crate::plan::pack::{PackPolicy, train_groups};
+use crate::plan::{Node, NodeKind, PlannedRun, RunGraph};
 use crate::store::{NodeState, Status, Store};
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,8 @@ pub struct ExecOptions {
     pub quiet: bool,
     /// Only these node ids (e.g. one Slurm task); all when empty.
     pub only: Vec<String>,
+    /// Which train nodes train together ([`crate::plan::pack`]).
+    pub pack: PackPolicy,
 }
 
 impl Default for ExecOptions {
@@ -29,6 +32,7 @@ impl Default for ExecOptions {
             device: DeviceChoice::Cpu,
             quiet: true,
             only: Vec::new(),
+            pack: PackPolicy::Auto,
         }
     }
 }
@@ -105,14 +109,19 @@ pub fn run_graph(
             .find(|r| r.train == id || r.dataset == id || r.evals.iter().any(|e| e == id))
     };
 
+    let train_items = train_items(graph, &selected, opts.pack);
     for kind in [NodeKind::Dataset, NodeKind::Train, NodeKind::Evaluate] {
-        let queue: Mutex<VecDeque<_>> = Mutex::new(
+        // Work items: one node each, except train nodes, which come in packed groups.
+        let items: Vec<Vec<&Node>> = if kind == NodeKind::Train {
+            train_items.clone()
+        } else {
             selected
                 .iter()
                 .filter(|n| n.kind == kind)
-                .copied()
-                .collect(),
-        );
+                .map(|n| vec![*n])
+                .collect()
+        };
+        let queue: Mutex<VecDeque<Vec<&Node>>> = Mutex::new(items.into_iter().collect());
         std::thread::scope(|scope| {
             for _ in 0..opts.jobs.max(1) {
                 scope.spawn(|| {
@@ -122,49 +131,51 @@ pub fn run_graph(
                         {
                             return;
                         }
-                        let Some(node) = queue.lock().expect("lock").pop_front() else {
+                        let Some(item) = queue.lock().expect("lock").pop_front() else {
                             return;
                         };
-                        let run = run_of(&node.id);
-                        let name = run
-                            .map(|r| r.point.name.clone())
-                            .unwrap_or_else(|| node.id.clone());
-                        let bar =
-                            (node.kind == NodeKind::Train).then(|| progress.node_bar(&name, 0));
-                        let ctx = NodeContext {
+                        let name_of = |node: &Node| {
+                            run_of(&node.id)
+                                .map(|r| r.point.name.clone())
+                                .unwrap_or_else(|| node.id.clone())
+                        };
+                        let context = |node: &Node| NodeContext {
                             store,
                             device: opts.device,
                             interrupt: interrupt.clone(),
-                            bar: bar.clone(),
+                            bar: (node.kind == NodeKind::Train)
+                                .then(|| progress.node_bar(&name_of(node), 0)),
                         };
-                        let result = execute(node, run, &ctx);
-                        if let Some(bar) = bar {
-                            bar.finish_and_clear();
-                        }
-                        progress.overall.inc(1);
-                        match result {
-                            Ok(outcome) => {
-                                let label = format!("{} {} ({})", node.kind.name(), name, node.id);
-                                match &outcome {
-                                    Outcome::Failed(e) => {
-                                        progress.println(format!("failed: {label}: {e}"))
-                                    }
-                                    Outcome::Busy => progress.println(format!(
-                                        "busy: {label} is running in another process"
-                                    )),
-                                    Outcome::Interrupted { step } => progress.println(format!(
-                                        "stopped: {label} at step {step}; rerun to resume"
-                                    )),
-                                    Outcome::Done if node.kind == NodeKind::Train => {
-                                        progress.println(format!("done: {label}"))
-                                    }
-                                    _ => {}
+                        let result = if kind == NodeKind::Train {
+                            let members: Vec<_> = item
+                                .iter()
+                                .filter_map(|n| run_of(&n.id).map(|r| (*n, r, context(n))))
+                                .collect();
+                            let result = execute_train_group(&members);
+                            for (_, _, ctx) in &members {
+                                if let Some(bar) = &ctx.bar {
+                                    bar.finish_and_clear();
                                 }
-                                report.lock().expect("lock").outcomes.push((
-                                    node.id.clone(),
-                                    node.kind,
-                                    outcome,
-                                ));
+                            }
+                            result.map(|outcomes| {
+                                members.iter().map(|(n, _, _)| *n).zip(outcomes).collect()
+                            })
+                        } else {
+                            let node = item[0];
+                            let ctx = context(node);
+                            execute(node, run_of(&node.id), &ctx).map(|o| vec![(node, o)])
+                        };
+                        progress.overall.inc(item.len() as u64);
+                        match result {
+                            Ok(outcomes) => {
+                                for (node, outcome) in outcomes {
+                                    report_outcome(&progress, node, &name_of(node), &outcome);
+                                    report.lock().expect("lock").outcomes.push((
+                                        node.id.clone(),
+                                        node.kind,
+                                        outcome,
+                                    ));
+                                }
                             }
                             Err(e) => {
                                 first_error.lock().expect("lock").get_or_insert(e);
@@ -182,4 +193,43 @@ pub fn run_graph(
     let mut report = report.into_inner().expect("lock");
     report.interrupted = interrupt.load(Ordering::Relaxed);
     Ok(report)
+}
+
+/// The selected train nodes in packed groups ([`train_groups`]), in plan order.
+fn train_items<'g>(
+    graph: &'g RunGraph,
+    selected: &[&'g Node],
+    pack: PackPolicy,
+) -> Vec<Vec<&'g Node>> {
+    let chosen: std::collections::HashSet<&str> = selected
+        .iter()
+        .filter(|n| n.kind == NodeKind::Train)
+        .map(|n| n.id.as_str())
+        .collect();
+    let node_of = |id: &str| graph.nodes.iter().find(|n| n.id == id);
+    train_groups(graph, pack)
+        .into_iter()
+        .map(|group| {
+            group
+                .into_iter()
+                .filter(|&i| chosen.contains(graph.runs[i].train.as_str()))
+                .filter_map(|i| node_of(&graph.runs[i].train))
+                .collect::<Vec<_>>()
+        })
+        .filter(|g| !g.is_empty())
+        .collect()
+}
+
+/// One line for the user about a node that did not simply finish or skip.
+fn report_outcome(progress: &Progress, node: &Node, name: &str, outcome: &Outcome) {
+    let label = format!("{} {} ({})", node.kind.name(), name, node.id);
+    match outcome {
+        Outcome::Failed(e) => progress.println(format!("failed: {label}: {e}")),
+        Outcome::Busy => progress.println(format!("busy: {label} is running in another process")),
+        Outcome::Interrupted { step } => {
+            progress.println(format!("stopped: {label} at step {step}; rerun to resume"))
+        }
+        Outcome::Done if node.kind == NodeKind::Train => progress.println(format!("done: {label}")),
+        _ => {}
+    }
 }

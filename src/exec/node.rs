@@ -19,7 +19,10 @@ use crate::store::shards::{
 use crate::store::status::now;
 use crate::store::{NodeLock, NodeState, RunSummary, Shard, Status, Store, write_atomic};
 use crate::task::{Dataset, Split};
-use crate::train::{Checkpoint, Checkpointer, Control, MetricRow, Observer, TrainOutcome};
+use crate::train::{
+    Checkpoint, Checkpointer, Control, GroupRun, LossReads, MetricRow, Observer, RunOutcome,
+    train_group,
+};
 
 /// How a node attempt ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,15 +58,19 @@ impl NodeContext<'_> {
     }
 }
 
-/// Runs `node` unless it is done or busy. Failures of the node's work are recorded in its
-/// status and returned as `Outcome::Failed`; only store errors abort.
-pub fn execute(
-    node: &Node,
-    run: Option<&PlannedRun>,
-    ctx: &NodeContext,
-) -> Result<Outcome, ExecError> {
+/// A node whose lock is held and whose status says it runs.
+pub(super) struct Begun {
+    _lock: NodeLock,
+    status: Status,
+    started: Instant,
+    previous_wall_s: f64,
+}
+
+/// Locks `node` (waiting for another process that holds it) and marks it running; or says why
+/// it need not run (done, or still busy when interrupted).
+pub(super) fn begin(node: &Node, ctx: &NodeContext) -> Result<Result<Begun, Outcome>, ExecError> {
     let lock_path = ctx.store.node(&node.id).lock();
-    let _lock = match NodeLock::try_acquire(&lock_path)? {
+    let lock = match NodeLock::try_acquire(&lock_path)? {
         Some(lock) => lock,
         None => {
             // Another process (a second `mechlab run`, a Slurm task) runs this node: wait for
@@ -76,18 +83,17 @@ pub fn execute(
             ctx.say(message);
             match wait_for_lock(&lock_path, &ctx.interrupt)? {
                 Some(lock) => lock,
-                None => return Ok(Outcome::Busy),
+                None => return Ok(Err(Outcome::Busy)),
             }
         }
     };
     ctx.store.clean_temporaries(&node.id)?;
     let previous = ctx.store.status(&node.id)?;
     if previous.state == NodeState::Done {
-        return Ok(Outcome::Skipped);
+        return Ok(Err(Outcome::Skipped));
     }
     ctx.store.write_spec(&node.id, &node.config)?;
-    let started = Instant::now();
-    let mut status = Status {
+    let status = Status {
         state: NodeState::Running,
         kind: node.kind.name().to_string(),
         started: Some(now()),
@@ -99,14 +105,26 @@ pub fn execute(
         ..Status::default()
     };
     ctx.store.write_status(&node.id, &status)?;
+    Ok(Ok(Begun {
+        _lock: lock,
+        status,
+        started: Instant::now(),
+        previous_wall_s: previous.wall_s.unwrap_or(0.0),
+    }))
+}
 
-    let result = match node.kind {
-        NodeKind::Dataset => run_dataset(node, run, ctx).map(|()| None),
-        NodeKind::Train => run_train(node, run, ctx),
-        NodeKind::Evaluate => run_eval(node, run, ctx).map(|()| None),
-    };
+/// Records how the node's work ended (`Ok(Some(step))`: interrupted at `step`) and releases
+/// its lock. Failures of the work are recorded and returned as `Outcome::Failed`; only store
+/// errors abort.
+pub(super) fn finish(
+    node: &Node,
+    begun: Begun,
+    result: Result<Option<usize>, ExecError>,
+    ctx: &NodeContext,
+) -> Result<Outcome, ExecError> {
+    let mut status = begun.status;
     status.pid = None;
-    status.wall_s = Some(started.elapsed().as_secs_f64() + previous.wall_s.unwrap_or(0.0));
+    status.wall_s = Some(begun.started.elapsed().as_secs_f64() + begun.previous_wall_s);
     let outcome = match result {
         Ok(None) => {
             status.state = NodeState::Done;
@@ -128,6 +146,61 @@ pub fn execute(
     };
     ctx.store.write_status(&node.id, &status)?;
     Ok(outcome)
+}
+
+/// Runs `node` unless it is done or busy. Failures of the node's work are recorded in its
+/// status and returned as `Outcome::Failed`; only store errors abort.
+pub fn execute(
+    node: &Node,
+    run: Option<&PlannedRun>,
+    ctx: &NodeContext,
+) -> Result<Outcome, ExecError> {
+    let begun = match begin(node, ctx)? {
+        Ok(begun) => begun,
+        Err(outcome) => return Ok(outcome),
+    };
+    let result = match node.kind {
+        NodeKind::Dataset => run_dataset(node, run, ctx).map(|()| None),
+        NodeKind::Train => match run_point(node, run) {
+            Ok(run) => train_runs(&[(run, ctx)]).pop().expect("one result per run"),
+            Err(e) => Err(e),
+        },
+        NodeKind::Evaluate => run_eval(node, run, ctx).map(|()| None),
+    };
+    finish(node, begun, result, ctx)
+}
+
+/// Trains the train nodes `members` as one packed group ([`crate::train::train_group`]): each
+/// member keeps its own lock, status, checkpoint, files and outcome. Members that are done are
+/// skipped; members busy in another process are waited for first.
+pub fn execute_train_group(
+    members: &[(&Node, &PlannedRun, NodeContext)],
+) -> Result<Vec<Outcome>, ExecError> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; members.len()];
+    let mut begun = Vec::new();
+    for (i, (node, _, ctx)) in members.iter().enumerate() {
+        match begin(node, ctx)? {
+            Ok(b) => begun.push((i, b)),
+            Err(outcome) => outcomes[i] = Some(outcome),
+        }
+    }
+    let to_train: Vec<(&PlannedRun, &NodeContext)> = begun
+        .iter()
+        .map(|(i, _)| (members[*i].1, &members[*i].2))
+        .collect();
+    let results = if to_train.is_empty() {
+        Vec::new()
+    } else {
+        train_runs(&to_train)
+    };
+    for ((i, b), result) in begun.into_iter().zip(results) {
+        let (node, _, ctx) = &members[i];
+        outcomes[i] = Some(finish(node, b, result, ctx)?);
+    }
+    Ok(outcomes
+        .into_iter()
+        .map(|o| o.expect("every member has an outcome"))
+        .collect())
 }
 
 /// Polls for the node's lock until it is free or `interrupt` is set (then `None`).
@@ -274,77 +347,144 @@ impl Observer for BarObserver<'_> {
     }
 }
 
-/// Trains; `Ok(Some(step))` when interrupted.
-fn run_train(
-    node: &Node,
-    run: Option<&PlannedRun>,
-    ctx: &NodeContext,
-) -> Result<Option<usize>, ExecError> {
-    let run = run_point(node, run)?;
-    match ctx.device {
-        DeviceChoice::Cpu => train_on::<super::device::CpuBackend>(run, ctx, &Default::default()),
+/// Trains `runs` as one group on the first run's device; per run `Ok(Some(step))` when
+/// interrupted.
+fn train_runs(runs: &[(&PlannedRun, &NodeContext)]) -> Vec<Result<Option<usize>, ExecError>> {
+    let device = runs[0].1.device;
+    match device {
+        DeviceChoice::Cpu => {
+            train_on::<super::device::CpuBackend>(runs, &Default::default(), LossReads::EveryStep)
+        }
         #[cfg(feature = "cuda")]
         DeviceChoice::Cuda(n) => train_on::<super::device::CudaBackend>(
-            run,
-            ctx,
+            runs,
             &burn::backend::cuda::CudaDevice::new(n),
+            LossReads::AtEvaluations,
         ),
         #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(n) => Err(ExecError::NoCuda(format!("cuda:{n}"))),
+        DeviceChoice::Cuda(n) => runs
+            .iter()
+            .map(|_| Err(ExecError::NoCuda(format!("cuda:{n}"))))
+            .collect(),
     }
 }
 
-fn train_on<B: AutodiffBackend>(
-    run: &PlannedRun,
-    ctx: &NodeContext,
-    device: &B::Device,
-) -> Result<Option<usize>, ExecError> {
-    let train = load_split(ctx.store, run, Split::Train)?;
-    let test = load_split(ctx.store, run, Split::Test)?;
+/// A run's training and evaluation data.
+struct RunData {
+    train: Dataset,
+    evals: Vec<(&'static str, Dataset)>,
+}
+
+fn run_data(store: &Store, run: &PlannedRun) -> Result<RunData, ExecError> {
+    let train = load_split(store, run, Split::Train)?;
+    let test = load_split(store, run, Split::Test)?;
     let k = run.point.task.eval_examples();
-    let (train_eval, test_eval) = (train.head(k), test.head(k));
-    let dev_eval = match run.point.task.dev_size() {
-        0 => None,
-        _ => Some(load_split(ctx.store, run, Split::Dev)?.head(k)),
-    };
-    let mut evals = vec![("train", &train_eval), ("test", &test_eval)];
-    if let Some(dev) = &dev_eval {
-        evals.push(("dev", dev));
+    let mut evals = vec![("train", train.head(k)), ("test", test.head(k))];
+    if run.point.task.dev_size() > 0 {
+        evals.push(("dev", load_split(store, run, Split::Dev)?.head(k)));
     }
-    let warn = |message: String| ctx.say(format!("warning: {message}"));
-    let mut checkpoints = FileCheckpoints {
-        store: ctx.store,
-        id: &run.train,
-        warn: &warn,
-    };
-    let cfg = &run.point.train;
-    if let Some(bar) = &ctx.bar {
-        bar.set_length(cfg.steps as u64);
-    }
-    let mut observer = BarObserver {
-        bar: ctx.bar.as_ref(),
-        interrupt: &ctx.interrupt,
-    };
-    let model = run.point.model.init::<B>(run.point.seed, device)?;
-    let outcome = crate::train::train::<B>(
-        model,
-        cfg,
-        &train,
-        &evals,
-        device,
-        &mut checkpoints,
-        &mut observer,
-    )?;
-    match outcome {
-        TrainOutcome::Stopped { step } => Ok(Some(step)),
-        TrainOutcome::Finished { model, metrics } => {
-            save_final(ctx.store, run, *model, &metrics, cfg.steps as u64)?;
-            // The final weights are in model.bin; the optimizer state is no longer needed.
-            ctx.store
-                .remove(&run.train, &ctx.store.node(&run.train).checkpoint())?;
-            Ok(None)
+    Ok(RunData { train, evals })
+}
+
+fn train_on<B: AutodiffBackend>(
+    runs: &[(&PlannedRun, &NodeContext)],
+    device: &B::Device,
+    reads: LossReads,
+) -> Vec<Result<Option<usize>, ExecError>> {
+    let mut results: Vec<Option<Result<Option<usize>, ExecError>>> =
+        runs.iter().map(|_| None).collect();
+    // Data and initial weights; a run whose setup fails fails alone.
+    let mut ready = Vec::new();
+    for (i, (run, ctx)) in runs.iter().enumerate() {
+        let setup = run_data(ctx.store, run).and_then(|data| {
+            let model = run.point.model.init::<B>(run.point.seed, device)?;
+            Ok((data, model))
+        });
+        match setup {
+            Ok((data, model)) => ready.push((i, data, model)),
+            Err(e) => results[i] = Some(Err(e)),
         }
     }
+    let warns: Vec<Box<dyn Fn(String) + '_>> = ready
+        .iter()
+        .map(|(i, _, _)| {
+            let ctx = runs[*i].1;
+            Box::new(move |message: String| ctx.say(format!("warning: {message}")))
+                as Box<dyn Fn(String)>
+        })
+        .collect();
+    let mut checkpoints: Vec<FileCheckpoints> = ready
+        .iter()
+        .zip(&warns)
+        .map(|((i, _, _), warn)| FileCheckpoints {
+            store: runs[*i].1.store,
+            id: &runs[*i].0.train,
+            warn: warn.as_ref(),
+        })
+        .collect();
+    let mut observers: Vec<BarObserver> = ready
+        .iter()
+        .map(|(i, _, _)| {
+            let (run, ctx) = runs[*i];
+            if let Some(bar) = &ctx.bar {
+                bar.set_length(run.point.train.steps as u64);
+            }
+            BarObserver {
+                bar: ctx.bar.as_ref(),
+                interrupt: &ctx.interrupt,
+            }
+        })
+        .collect();
+    let mut order = Vec::new();
+    let mut group = Vec::new();
+    for (((i, data, model), ckpt), observer) in ready
+        .iter()
+        .zip(checkpoints.iter_mut())
+        .zip(observers.iter_mut())
+    {
+        order.push(*i);
+        group.push(GroupRun {
+            model: model.clone(),
+            cfg: &runs[*i].0.point.train,
+            train: &data.train,
+            evals: data.evals.iter().map(|(n, d)| (*n, d)).collect(),
+            checkpoints: ckpt,
+            observer,
+        });
+    }
+    let outcomes = if group.is_empty() {
+        Vec::new()
+    } else {
+        train_group(group, device, reads)
+    };
+    for (i, outcome) in order.into_iter().zip(outcomes) {
+        let (run, ctx) = runs[i];
+        results[i] = Some(match outcome {
+            RunOutcome::Stopped { step } => Ok(Some(step)),
+            RunOutcome::Failed(e) => Err(e.into()),
+            RunOutcome::Finished { model, metrics } => {
+                save_final(
+                    ctx.store,
+                    run,
+                    *model,
+                    &metrics,
+                    run.point.train.steps as u64,
+                )
+                .and_then(|()| {
+                    // The final weights are in model.bin; the optimizer state is no longer
+                    // needed.
+                    ctx.store
+                        .remove(&run.train, &ctx.store.node(&run.train).checkpoint())
+                        .map_err(ExecError::from)
+                })
+                .map(|()| None)
+            }
+        });
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every run has a result"))
+        .collect()
 }
 
 fn save_final<B: AutodiffBackend>(

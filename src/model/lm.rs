@@ -176,15 +176,13 @@ impl<B: Backend> LanguageModel<B> {
         layer_norm(&self.ln_f, r_nd.reshape([n, 1, d])).reshape([n, d])
     }
 
-    /// The tied head on run-major rows: run r's rows against run r's embedding.
+    /// The tied head on run-major rows: run r's rows against run r's embedding (one batched
+    /// product at every run count, so a packed run computes what it computes alone).
     ///
     /// # Shapes
     /// - `h_nd`: `[R·n, d]` → `[R·n, vocab]`
     fn head(&self, h_nd: Tensor<B, 2>) -> Tensor<B, 2> {
         let runs = self.runs();
-        if runs == 1 {
-            return h_nd.matmul(self.word_embeddings.weight.val().transpose());
-        }
         let [n, d] = h_nd.dims();
         let [rv, _] = self.word_embeddings.weight.dims();
         let emb_rvd = self

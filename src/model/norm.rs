@@ -40,7 +40,7 @@ impl<B: Backend> Norm<B> {
             Norm::Layer(n) => layer_norm(n, x_bsd),
             Norm::Rms(n) => {
                 let [_, _, d] = x_bsd.dims();
-                if runs_of(n.gamma.dims()[0], d) == 1 {
+                if runs_of(n.gamma.dims()[0], d) == 1 && !B::ad_enabled(&x_bsd.device()) {
                     return n.forward(x_bsd);
                 }
                 // burn's RmsNorm, operation for operation, with γ per run.
@@ -51,16 +51,17 @@ impl<B: Backend> Norm<B> {
     }
 }
 
-/// LayerNorm with each run's γ and β. One run is burn's own (the backend's fused kernel where it
-/// has one); several repeat burn's reference decomposition, which is what the autodiff backend
-/// runs for one, so a run trained in a group computes what it computes alone.
+/// LayerNorm with each run's γ and β. In inference one run is burn's own (the backend's fused
+/// kernel where it has one). Training always runs burn's reference decomposition with γ and β
+/// laid out per run, whatever the number of runs: the same operations on the same shapes per
+/// run, so that a run trained in a group computes exactly what it computes alone.
 ///
 /// # Shapes
 /// - `x_bsd`: `[R·b, s, d]` → `[R·b, s, d]`
 pub fn layer_norm<B: Backend>(norm: &LayerNorm<B>, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
     let [rb, s, d] = x_bsd.dims();
     let runs = runs_of(norm.gamma.dims()[0], d);
-    if runs == 1 {
+    if runs == 1 && !B::ad_enabled(&x_bsd.device()) {
         return norm.forward(x_bsd);
     }
     let mean = x_bsd.clone().mean_dim(2);

@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod id;
+pub mod pack;
 
 pub use graph::{Node, NodeKind, PlannedRun, RunGraph, plan};
 pub use id::node_id;

@@ -122,7 +122,7 @@ impl<B: Backend> PackedAdamW<B> {
         states: &[Vec<u8>],
         device: &B::Device,
     ) -> Result<Self, AdamWStateError> {
-        let decoded: Vec<Vec<Option<(u64, Vec<f32>, Vec<f32>)>>> =
+        let decoded: Vec<Vec<Entry>> =
             states.iter().map(|s| decode(s)).collect::<Result<_, _>>()?;
         let Some(first) = decoded.first() else {
             return Ok(Self::new(settings));
@@ -467,8 +467,8 @@ mod tests {
         }
         let states: Vec<_> = (0..3).map(|r| optim.run_state(r)).collect();
         let restored = PackedAdamW::<Flex>::from_run_states(settings, &states, &device).unwrap();
-        for r in 0..3 {
-            assert_eq!(restored.run_state(r), states[r]);
+        for (r, state) in states.iter().enumerate() {
+            assert_eq!(&restored.run_state(r), state);
         }
         assert_eq!(optim.without_run(1).run_state(1), states[2]);
         assert!(matches!(

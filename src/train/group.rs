@@ -261,6 +261,9 @@ fn train_packed<B: AutodiffBackend>(
                         slot.index,
                         RunOutcome::Failed(TrainError::Diverged { step, loss }),
                     ));
+                    if slots.is_empty() {
+                        break;
+                    }
                     let keep = runs::split(&model, slots.len() + 1);
                     model = runs::stack(
                         keep.into_iter()
@@ -312,10 +315,10 @@ fn train_packed<B: AutodiffBackend>(
         let due = |s: &Slot<B>| step.is_multiple_of(s.cfg.checkpoint_every) && step < total;
         if stop || slots.iter().any(due) {
             for (r, slot) in slots.iter_mut().enumerate() {
-                if stop || due(slot) {
-                    if let Err(e) = save(&model, &optim, r, runs_now, slot, step) {
-                        return fail_all(done, slots, e);
-                    }
+                if (stop || due(slot))
+                    && let Err(e) = save(&model, &optim, r, runs_now, slot, step)
+                {
+                    return fail_all(done, slots, e);
                 }
             }
         }
@@ -438,4 +441,261 @@ pub fn group_loss<B: AutodiffBackend>(
         .reshape([runs, n]);
     let per_run = (picked * batch.weights_rn).sum_dim(1).neg().reshape([runs]);
     (per_run.clone().sum(), per_run)
+}
+
+#[cfg(test)]
+mod tests {
+    //! A run trained inside a group against the same run trained alone, for every mixer; order
+    //! within a group; a diverging run; resuming a stopped group.
+
+    use super::*;
+    use crate::model::{MixerKind, ModelConfig};
+    use crate::task::{ArConfig, ArQuery, Split};
+    use crate::train::{Schedule, ScheduleKind};
+    use burn::backend::{Autodiff, Flex};
+
+    type A = Autodiff<Flex>;
+
+    /// Every loss it is shown, and stops at `stop_at`.
+    #[derive(Default)]
+    struct Record {
+        losses: Vec<f32>,
+        stop_at: Option<usize>,
+    }
+
+    impl Observer for Record {
+        fn on_step(&mut self, step: usize, _total: usize, loss: f32) -> Control {
+            self.losses.push(loss);
+            if self.stop_at == Some(step) {
+                Control::Stop
+            } else {
+                Control::Continue
+            }
+        }
+    }
+
+    /// Keeps the last checkpoint in memory, through its byte encoding.
+    #[derive(Default)]
+    struct Memory(Option<Vec<u8>>);
+
+    impl Checkpointer for Memory {
+        fn load(&mut self) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
+            Ok(match &self.0 {
+                Some(bytes) => Some(Checkpoint::from_bytes(bytes)?),
+                None => None,
+            })
+        }
+        fn save(
+            &mut self,
+            checkpoint: &Checkpoint,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            self.0 = Some(checkpoint.to_bytes());
+            Ok(())
+        }
+    }
+
+    const STEPS: usize = 200;
+
+    fn task() -> ArConfig {
+        ArConfig {
+            num_kv: 16,
+            pairs: 4,
+            query: ArQuery::Key,
+            prohibit: None,
+        }
+    }
+
+    /// Run `r` of the test group: its own learning rate, weight decay, warm-up, betas and seed.
+    fn config(r: usize) -> TrainConfig {
+        TrainConfig {
+            batch_size: 8,
+            steps: STEPS,
+            lr: [3e-3, 1e-3, 1e-2, 5e-3][r],
+            weight_decay: [0.0, 0.1, 0.0, 0.05][r],
+            betas: [[0.9, 0.999], [0.9, 0.98], [0.85, 0.999], [0.9, 0.99]][r],
+            eps: 1e-8,
+            schedule: Schedule {
+                kind: [ScheduleKind::Cosine, ScheduleKind::Linear][r % 2],
+                warmup: 0.1 * (r % 2) as f64,
+            },
+            eval_every: 100,
+            checkpoint_every: 1_000,
+            keep_weights_every: None,
+        }
+    }
+
+    struct Trained {
+        losses: Vec<f32>,
+        metrics: Vec<MetricRow>,
+    }
+
+    /// Trains runs `members` (indices into the test runs) as one group.
+    fn train(
+        mixer: MixerKind,
+        members: &[usize],
+        cfgs: &[TrainConfig],
+        memories: &mut [Memory],
+        stop_at: Option<usize>,
+    ) -> Vec<Result<Trained, String>> {
+        let device = Default::default();
+        let task = task();
+        let model = ModelConfig {
+            max_positions: 32,
+            ..ModelConfig::paper(mixer, task.vocab_size(), 16, 2)
+        };
+        let data: Vec<Dataset> = members
+            .iter()
+            .map(|&r| task.generate(r as u64, Split::Train, 8 * 25))
+            .collect();
+        let test: Vec<Dataset> = members
+            .iter()
+            .map(|&r| task.generate(r as u64, Split::Test, 64))
+            .collect();
+        let mut observers: Vec<Record> = members
+            .iter()
+            .map(|_| Record {
+                losses: Vec::new(),
+                stop_at,
+            })
+            .collect();
+        let group: Vec<GroupRun<A>> = members
+            .iter()
+            .zip(&data)
+            .zip(&test)
+            .zip(observers.iter_mut())
+            .zip(memories.iter_mut())
+            .map(|((((&r, train), test), observer), memory)| GroupRun {
+                model: model.init::<A>(r as u64 + 10, &device).unwrap(),
+                cfg: &cfgs[r],
+                train,
+                evals: vec![("test", test)],
+                checkpoints: memory as &mut dyn Checkpointer,
+                observer,
+            })
+            .collect();
+        let outcomes = train_group(group, &device, LossReads::EveryStep);
+        outcomes
+            .into_iter()
+            .zip(observers)
+            .map(|(o, rec)| match o {
+                RunOutcome::Finished { metrics, .. } => Ok(Trained {
+                    losses: rec.losses,
+                    metrics,
+                }),
+                RunOutcome::Stopped { step } => Err(format!("stopped at {step}")),
+                RunOutcome::Failed(e) => Err(e.to_string()),
+            })
+            .collect()
+    }
+
+    fn memories(n: usize) -> Vec<Memory> {
+        (0..n).map(|_| Memory::default()).collect()
+    }
+
+    /// Largest relative difference between two loss curves.
+    fn max_rel(a: &[f32], b: &[f32]) -> f64 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| ((x - y).abs() / y.abs().max(1e-6)) as f64)
+            .fold(0.0, f64::max)
+    }
+
+    fn accuracy(t: &Trained) -> f64 {
+        t.metrics
+            .iter()
+            .rfind(|m| m.metric == "accuracy")
+            .map(|m| m.value)
+            .unwrap()
+    }
+
+    /// The tolerance the README states: 1e-5 relative in the loss over the first 200 steps.
+    const TOLERANCE: f64 = 1e-5;
+
+    #[test]
+    fn a_run_in_a_group_trains_as_alone_for_every_mixer() {
+        let cfgs: Vec<TrainConfig> = (0..3).map(config).collect();
+        for mixer in MixerKind::ALL {
+            let packed = train(mixer, &[0, 1, 2], &cfgs, &mut memories(3), None);
+            for (r, p) in packed.iter().enumerate() {
+                let alone = train(mixer, &[r], &cfgs, &mut memories(1), None).remove(0);
+                let (p, a) = (p.as_ref().unwrap(), alone.as_ref().unwrap());
+                let diff = max_rel(&p.losses, &a.losses);
+                eprintln!("{mixer:?} run {r}: largest relative loss difference {diff:e}");
+                assert!(
+                    diff <= TOLERANCE,
+                    "{mixer:?} run {r}: loss differs by {diff:e}"
+                );
+                assert_eq!(accuracy(p), accuracy(a), "{mixer:?} run {r}");
+            }
+            // The group learns (a test that fails if updates were lost): the mean loss of the last
+            // 20 steps is well under that of the first 20.
+            let l = &packed[0].as_ref().unwrap().losses;
+            let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+            let (first, last) = (mean(&l[..20]), mean(&l[STEPS - 20..]));
+            assert!(last < 0.8 * first, "{mixer:?}: {first} → {last}");
+        }
+    }
+
+    #[test]
+    fn the_order_of_runs_in_a_group_changes_nothing() {
+        let cfgs: Vec<TrainConfig> = (0..3).map(config).collect();
+        let a = train(MixerKind::Based, &[0, 1, 2], &cfgs, &mut memories(3), None);
+        let b = train(MixerKind::Based, &[2, 0, 1], &cfgs, &mut memories(3), None);
+        for (i, j) in [(0, 1), (1, 2), (2, 0)] {
+            let (x, y) = (a[i].as_ref().unwrap(), b[j].as_ref().unwrap());
+            assert_eq!(x.losses, y.losses, "run {i}");
+            assert_eq!(x.metrics, y.metrics, "run {i}");
+        }
+    }
+
+    #[test]
+    fn a_diverging_run_fails_alone_and_the_others_finish_as_alone() {
+        let mut cfgs: Vec<TrainConfig> = (0..3).map(config).collect();
+        cfgs[1].lr = 1e30;
+        cfgs[1].schedule.warmup = 0.0;
+        let packed = train(
+            MixerKind::Attention,
+            &[0, 1, 2],
+            &cfgs,
+            &mut memories(3),
+            None,
+        );
+        let err = packed[1].as_ref().err().expect("run 1 diverges");
+        assert!(err.contains("training diverged"), "{err}");
+        for r in [0, 2] {
+            let alone = train(MixerKind::Attention, &[r], &cfgs, &mut memories(1), None).remove(0);
+            let diff = max_rel(
+                &packed[r].as_ref().unwrap().losses,
+                &alone.as_ref().unwrap().losses,
+            );
+            assert!(diff <= TOLERANCE, "run {r}: {diff:e}");
+        }
+    }
+
+    #[test]
+    fn a_stopped_group_resumes_every_run_from_its_checkpoint() {
+        let cfgs: Vec<TrainConfig> = (0..3).map(config).collect();
+        let whole = train(MixerKind::Mamba, &[0, 1, 2], &cfgs, &mut memories(3), None);
+        let mut saved = memories(3);
+        let stopped = train(MixerKind::Mamba, &[0, 1, 2], &cfgs, &mut saved, Some(70));
+        assert!(
+            stopped
+                .iter()
+                .all(|s| s.as_ref().is_err_and(|e| e == "stopped at 70"))
+        );
+        // Run 2 also trains 20 steps more alone before the group resumes: runs at different
+        // steps train in separate groups.
+        let mut one = vec![std::mem::take(&mut saved[2])];
+        let _ = train(MixerKind::Mamba, &[2], &cfgs, &mut one, Some(90));
+        saved[2] = std::mem::take(&mut one[0]);
+        let resumed = train(MixerKind::Mamba, &[0, 1, 2], &cfgs, &mut saved, None);
+        for r in 0..3 {
+            let (w, x) = (whole[r].as_ref().unwrap(), resumed[r].as_ref().unwrap());
+            let tail = &w.losses[w.losses.len() - x.losses.len()..];
+            let diff = max_rel(tail, &x.losses);
+            assert!(diff <= TOLERANCE, "run {r}: {diff:e}");
+            assert_eq!(w.metrics.len(), x.metrics.len(), "run {r}");
+        }
+    }
 }
