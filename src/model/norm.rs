@@ -4,7 +4,7 @@ use burn::module::Module;
 use burn::nn::{LayerNorm, LayerNormConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::runs::{runs_of, scale_channels};
+use super::runs::{runs_of, scale_channels, shift_channels};
 
 /// Reference epsilon of both norms.
 pub const NORM_EPS: f64 = 1e-5;
@@ -59,7 +59,7 @@ impl<B: Backend> Norm<B> {
 /// # Shapes
 /// - `x_bsd`: `[R·b, s, d]` → `[R·b, s, d]`
 pub fn layer_norm<B: Backend>(norm: &LayerNorm<B>, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [rb, s, d] = x_bsd.dims();
+    let [_, _, d] = x_bsd.dims();
     let runs = runs_of(norm.gamma.dims()[0], d);
     if runs == 1 && !B::ad_enabled(&x_bsd.device()) {
         return norm.forward(x_bsd);
@@ -70,8 +70,7 @@ pub fn layer_norm<B: Backend>(norm: &LayerNorm<B>, x_bsd: Tensor<B, 3>) -> Tenso
     let normalised = centered / (var + NORM_EPS).sqrt();
     let y = scale_channels(normalised, norm.gamma.val());
     match &norm.beta {
-        Some(beta) => (y.reshape([runs, rb / runs * s, d]) + beta.val().reshape([runs, 1, d]))
-            .reshape([rb, s, d]),
+        Some(beta) => shift_channels(y, beta.val()),
         None => y,
     }
 }

@@ -44,28 +44,42 @@ pub fn causal_depthwise_conv<B: Backend>(
     w_dk: Tensor<B, 2>,
     bias_d: Tensor<B, 1>,
 ) -> Tensor<B, 3> {
+    let [_, _, d] = u_bsd.dims();
+    let [rd, _] = w_dk.dims();
+    causal_depthwise_conv_runs(u_bsd, w_dk, bias_d, super::runs::runs_of(rd, d))
+}
+
+/// [`causal_depthwise_conv`], time-major: a time slice of `[s, R·b·d]` is contiguous, and each
+/// run's taps are written out over its rows (`runs::per_run_rows`, then over time), so every
+/// product and sum runs on the backend's contiguous fast path — the same operations at every run
+/// count.
+fn causal_depthwise_conv_runs<B: Backend>(
+    u_bsd: Tensor<B, 3>,
+    w_dk: Tensor<B, 2>,
+    bias_d: Tensor<B, 1>,
+    runs: usize,
+) -> Tensor<B, 3> {
     let [rb, s, d] = u_bsd.dims();
     let [rd, k] = w_dk.dims();
-    let runs = super::runs::runs_of(rd, d);
-    let b = rb / runs;
+    let device = u_bsd.device();
+    let width = rb * d;
+    let u_sw = u_bsd.swap_dims(0, 1).reshape([s, width]);
     let padded = if k > 1 {
-        Tensor::cat(
-            vec![Tensor::zeros([rb, k - 1, d], &u_bsd.device()), u_bsd],
-            1,
-        )
+        Tensor::cat(vec![Tensor::zeros([k - 1, width], &device), u_sw], 0)
     } else {
-        u_bsd
+        u_sw
     };
-    let padded = padded.reshape([runs, b, s + k - 1, d]);
-    let mut y = bias_d.reshape([runs, 1, 1, d]).expand([runs, b, s, d]);
+    let ones_s1 = Tensor::<B, 2>::ones([s, 1], &device);
+    let over_time = |v_rd: Tensor<B, 1>| {
+        let row = super::runs::written_rows(v_rd, runs, rb / runs).reshape([1, width]);
+        ones_s1.clone().matmul(row)
+    };
+    let mut y_sw = over_time(bias_d);
     for j in 0..k {
-        let tap = w_dk
-            .clone()
-            .slice([0..rd, j..j + 1])
-            .reshape([runs, 1, 1, d]);
-        y = y + padded.clone().slice([0..runs, 0..b, j..j + s, 0..d]) * tap;
+        let tap = w_dk.clone().slice([0..rd, j..j + 1]).reshape([rd]);
+        y_sw = y_sw + over_time(tap) * padded.clone().slice([j..j + s, 0..width]);
     }
-    y.reshape([rb, s, d])
+    y_sw.reshape([s, rb, d]).swap_dims(0, 1)
 }
 
 #[cfg(test)]

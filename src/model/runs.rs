@@ -56,18 +56,53 @@ fn linear_rows<B: Backend>(layer: &Linear<B>, x_ni: Tensor<B, 2>, runs: usize) -
     let w_rio = layer.weight.val().reshape([runs, i, o]);
     let mut y_rno = x_ni.reshape([runs, per_run, i]).matmul(w_rio);
     if let Some(bias) = &layer.bias {
-        y_rno = y_rno + bias.val().reshape([runs, 1, o]);
+        y_rno = y_rno + per_run_rows(bias.val(), runs, per_run);
     }
     y_rno.reshape([n, o])
 }
 
-/// A per-run, per-channel vector `[R·c]` laid out to broadcast over `[R·b, s, c]` activations:
-/// `x` reshaped to `[R, b·s, c]` times `[R, 1, c]`.
+/// Run `r`'s vector `v[r·c..(r+1)·c]` for each of `rows` rows of run `r`: `[R·c]` →
+/// `[R, rows, c]`, to combine elementwise with `[R, rows, c]` activations.
+///
+/// The rows are written out, as the product `1_{rows×1}·v_{1×c}` per run: burn's CPU backend has
+/// fast paths for a row shared by every outer index but not for a row per run (it falls back to
+/// an element-by-element strided walk several times slower), and the product's gradient is again
+/// a product (`1ᵀ·g`) instead of a strided reduction. Training does this at every run count, so
+/// a run computes the same in a group as alone; inference of one run gets `[1, 1, c]`, which the
+/// backend broadcasts on its fast path. All are exact: `1·v = v`.
+pub fn per_run_rows<B: Backend>(v: Tensor<B, 1>, runs: usize, rows: usize) -> Tensor<B, 3> {
+    let [rc] = v.dims();
+    let c = rc / runs;
+    if runs == 1 && !B::ad_enabled(&v.device()) {
+        return v.reshape([1, 1, c]);
+    }
+    written_rows(v, runs, rows)
+}
+
+/// [`per_run_rows`] always written out: `[R·c]` → `[R, rows, c]`.
+pub fn written_rows<B: Backend>(v: Tensor<B, 1>, runs: usize, rows: usize) -> Tensor<B, 3> {
+    let [rc] = v.dims();
+    let c = rc / runs;
+    let ones = Tensor::<B, 3>::ones([runs, rows, 1], &v.device());
+    ones.matmul(v.reshape([runs, 1, c]))
+}
+
+/// A per-run, per-channel vector `[R·c]` times `[R·b, s, c]` activations, run by run.
 pub fn scale_channels<B: Backend>(x_bsc: Tensor<B, 3>, v_rc: Tensor<B, 1>) -> Tensor<B, 3> {
     let [rb, s, c] = x_bsc.dims();
     let [rc] = v_rc.dims();
     let runs = runs_of(rc, c);
-    (x_bsc.reshape([runs, rb / runs * s, c]) * v_rc.reshape([runs, 1, c])).reshape([rb, s, c])
+    let rows = rb / runs * s;
+    (x_bsc.reshape([runs, rows, c]) * per_run_rows(v_rc, runs, rows)).reshape([rb, s, c])
+}
+
+/// A per-run, per-channel vector `[R·c]` plus `[R·b, s, c]` activations, run by run.
+pub fn shift_channels<B: Backend>(x_bsc: Tensor<B, 3>, v_rc: Tensor<B, 1>) -> Tensor<B, 3> {
+    let [rb, s, c] = x_bsc.dims();
+    let [rc] = v_rc.dims();
+    let runs = runs_of(rc, c);
+    let rows = rb / runs * s;
+    (x_bsc.reshape([runs, rows, c]) + per_run_rows(v_rc, runs, rows)).reshape([rb, s, c])
 }
 
 /// Adds run `r`'s table (position embeddings) to every row of run `r`:
@@ -75,7 +110,8 @@ pub fn scale_channels<B: Backend>(x_bsc: Tensor<B, 3>, v_rc: Tensor<B, 1>) -> Te
 pub fn add_per_run<B: Backend>(x_bsc: Tensor<B, 3>, t_rsc: Tensor<B, 3>) -> Tensor<B, 3> {
     let [rb, s, c] = x_bsc.dims();
     let [runs, _, _] = t_rsc.dims();
-    (x_bsc.reshape([runs, rb / runs, s, c]) + t_rsc.unsqueeze_dim::<4>(1)).reshape([rb, s, c])
+    let table = per_run_rows(t_rsc.reshape([runs * s * c]), runs, rb / runs);
+    (x_bsc.reshape([runs, rb / runs, s * c]) + table).reshape([rb, s, c])
 }
 
 /// Parameters of one model in visiting order, flattened, with their shapes: what stacking

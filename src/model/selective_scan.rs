@@ -66,7 +66,11 @@ pub fn selective_scan_chunked<B: Backend>(
     let delta_sbi = time_major(delta_bsi);
     let u_sbi = delta_sbi.clone() * time_major(x_bsi);
     let (b_sbn, c_sbn) = (time_major(b_bsn), time_major(c_bsn));
-    let a_1r1m = a_in.reshape([1, runs, 1, i * n]);
+    // Each batch row's A, written out per row (`runs::per_run_rows`: the same operations at
+    // every run count, on the backend's contiguous fast path).
+    let a_rows = crate::model::runs::per_run_rows(a_in.reshape([runs * i * n]), runs, b / runs);
+    let [_, rows, _] = a_rows.dims();
+    let a_1bm = a_rows.reshape([1, runs * rows, i * n]);
     let ones_1n = Tensor::<B, 2>::ones([1, n], &device);
     let mut carry_1r: Option<Tensor<B, 2>> = None;
     let mut ys = Vec::with_capacity(s.div_ceil(chunk.max(1)));
@@ -78,7 +82,7 @@ pub fn selective_scan_chunked<B: Backend>(
             .reshape([q * b * i, 1])
             .matmul(ones_1n.clone())
             .reshape([q * b, i * n]);
-        let mut a_qr = (delta_rep.reshape([q, runs, b / runs, i * n]) * a_1r1m.clone())
+        let mut a_qr = (delta_rep.reshape([q, b, i * n]) * a_1bm.clone())
             .exp()
             .reshape([q, r]);
         // h[t, (b, i, n)] = Δ[t, b, i]·x[t, b, i]·B[t, b, n], the step's input
