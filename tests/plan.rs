@@ -64,3 +64,55 @@ fn identical_nodes_collapse_and_dependencies_come_first() {
         }
     }
 }
+
+#[test]
+fn packed_groups_share_a_step_shape_and_cover_every_train_node_once() {
+    use mechlab::plan::pack::{PackPolicy, train_groups, train_groups_within};
+    let g = graph("experiments/paper/ar_32.toml");
+    let shape = |i: usize| {
+        let p = &g.runs[i].point;
+        (
+            p.model.mixer.name(),
+            p.model.d_model,
+            p.train.steps,
+            p.train.batch_size,
+        )
+    };
+    let trains: std::collections::BTreeSet<&str> =
+        g.runs.iter().map(|r| r.train.as_str()).collect();
+    for policy in [PackPolicy::Auto, PackPolicy::Limit(2), PackPolicy::Off] {
+        let groups = train_groups(&g, policy);
+        let mut seen = std::collections::BTreeSet::new();
+        for group in &groups {
+            assert!(
+                group.iter().all(|&i| shape(i) == shape(group[0])),
+                "{policy:?}"
+            );
+            for &i in group {
+                assert!(seen.insert(g.runs[i].train.as_str()), "{policy:?}: twice");
+            }
+            let cap = match policy {
+                PackPolicy::Off => 1,
+                PackPolicy::Limit(k) => k,
+                PackPolicy::Auto => 16,
+            };
+            assert!(group.len() <= cap, "{policy:?}: {}", group.len());
+        }
+        assert_eq!(seen, trains, "{policy:?}");
+    }
+    // Auto: one group per (mixer, width), the learning rates together.
+    let auto = train_groups(&g, PackPolicy::Auto);
+    let shapes: std::collections::BTreeSet<_> = (0..g.runs.len()).map(shape).collect();
+    assert_eq!(auto.len(), shapes.len());
+    // A memory bound splits groups evenly: room for 2 runs (half the memory for 4).
+    let per_run = mechlab::spec::resources::estimate(&g.runs[0].point).total();
+    let within = train_groups_within(&g, PackPolicy::Auto, Some((4.0 * per_run) as u64 + 1));
+    let first: Vec<_> = within
+        .iter()
+        .filter(|grp| shape(grp[0]) == shape(0))
+        .collect();
+    assert!(
+        first.len() > 1 && first.iter().all(|grp| grp.len() <= 2),
+        "{first:?}"
+    );
+}

@@ -75,8 +75,20 @@ pub fn pack_key(run: &PlannedRun) -> String {
 }
 
 /// The train nodes of `graph` in groups (indices into `graph.runs`, one entry per distinct train
-/// node), in plan order: first-seen key first, runs within a group in plan order.
+/// node), in plan order: first-seen key first, runs within a group in plan order. A group holds
+/// at most as many runs as half this machine's memory fits by `spec::resources::estimate` (each
+/// run alone passed `validate`'s check against all of it).
 pub fn train_groups(graph: &RunGraph, policy: PackPolicy) -> Vec<Vec<usize>> {
+    let memory = crate::spec::resources::machine_memory();
+    train_groups_within(graph, policy, memory)
+}
+
+/// [`train_groups`] with the memory a group may use (`None`: no bound).
+pub fn train_groups_within(
+    graph: &RunGraph,
+    policy: PackPolicy,
+    memory: Option<u64>,
+) -> Vec<Vec<usize>> {
     let mut seen = std::collections::HashSet::new();
     let mut by_key: BTreeMap<usize, (String, Vec<usize>)> = BTreeMap::new();
     let mut first_of: std::collections::HashMap<String, usize> = Default::default();
@@ -92,10 +104,14 @@ pub fn train_groups(graph: &RunGraph, policy: PackPolicy) -> Vec<Vec<usize>> {
             .1
             .push(i);
     }
-    let limit = policy.limit();
     by_key
         .into_values()
         .flat_map(|(_, members)| {
+            let per_run = crate::spec::resources::estimate(&graph.runs[members[0]].point).total();
+            let fits = memory.map_or(usize::MAX, |m| {
+                ((m as f64 / 2.0) / per_run.max(1.0)).floor().max(1.0) as usize
+            });
+            let limit = policy.limit().min(fits);
             // Even sizes: 7 runs with a limit of 5 pack as 4 + 3, not 5 + 2.
             let parts = members.len().div_ceil(limit);
             let size = members.len().div_ceil(parts.max(1)).max(1);
