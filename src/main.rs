@@ -304,6 +304,10 @@ struct SlurmArgs {
     /// Write the scripts and print what would be submitted, without submitting.
     #[arg(long)]
     dry_run: bool,
+    /// One task per packed group of runs (`auto`, the default), per group of at most N runs,
+    /// or per run (`off`); each task trains its group as one program.
+    #[arg(long, default_value = "auto", value_name = "auto|off|N")]
+    pack: PackPolicy,
     /// Instead, cancel this spec's jobs that are still queued or running.
     #[arg(long, conflicts_with = "dry_run")]
     cancel: bool,
@@ -888,6 +892,7 @@ fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<E
             .unwrap_or(usize::from(matches!(args.device, DeviceChoice::Cuda(_)))),
         max_parallel: args.max_parallel,
         extra: args.sbatch_options.clone(),
+        pack: args.pack,
     };
     let submitted = mechlab::exec::slurm::submit_graph(
         &graph,
@@ -907,9 +912,10 @@ fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<E
     match &s.job_ids {
         None => {
             say!(
-                "{}: {} tasks ({} nodes) written to {}; would submit:",
+                "{}: {} task{} ({} nodes) written to {}; would submit:",
                 graph.experiment,
                 s.tasks,
+                if s.tasks == 1 { "" } else { "s" },
                 s.nodes,
                 s.dir.display()
             );
@@ -926,9 +932,10 @@ fn slurm(args: &SlurmArgs, store: &Store, results: &std::path::Path) -> Result<E
         }
         Some((array, collect)) => {
             say!(
-                "{}: submitted array job {array} ({} tasks, {} nodes) and collect job {collect}; scripts and logs in {}",
+                "{}: submitted array job {array} ({} task{}, {} nodes) and collect job {collect}; scripts and logs in {}",
                 graph.experiment,
                 s.tasks,
+                if s.tasks == 1 { "" } else { "s" },
                 s.nodes,
                 s.dir.display()
             );

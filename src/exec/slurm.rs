@@ -1,8 +1,9 @@
-//! Slurm fan-out: one array job with one task per run that still has work (its dataset, train and
-//! evaluate nodes, which `mechlab run --node …` executes in dependency order), then one job that
-//! collects the tables once every task has ended.
+//! Slurm fan-out: one array job with one task per packed group of runs that still has work (their
+//! dataset, train and evaluate nodes, which `mechlab run --node …` executes in dependency order,
+//! training the group as one program), then one job that collects the tables once every task has
+//! ended. With `--pack off` a task holds one run.
 //!
-//! A task per run, not a job per wave of nodes: a run's evaluations start as soon as its own
+//! A task per group, not a job per wave of nodes: a run's evaluations start as soon as its own
 //! training ends, and no barrier waits for the slowest run. Runs sharing a dataset node race for
 //! it harmlessly: the node lock lets one task build it, and the others regenerate any split they
 //! miss (generation is deterministic and every write is atomic).
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::plan::RunGraph;
+use crate::plan::pack::PackPolicy;
 use std::collections::BTreeMap;
 
 use crate::store::{NodeState, Store, StoreError, SubmissionDir, write_atomic};
@@ -54,18 +56,36 @@ pub struct SlurmOptions {
     pub max_parallel: Option<usize>,
     /// Further `#SBATCH` options, verbatim (`--qos=high`).
     pub extra: Vec<String>,
+    /// Runs of a packed group share a task (whose `mechlab run --node …` then trains them as one
+    /// program); `Off`: one task per run.
+    pub pack: PackPolicy,
 }
 
-/// The pending node ids of each run that has any, in execution order (dataset, train, evaluate).
-pub fn tasks(graph: &RunGraph, store: &Store) -> Result<Vec<Vec<String>>, StoreError> {
+/// The pending node ids of each task, in execution order (datasets, trains, evaluations): one
+/// task per packed group of runs ([`crate::plan::pack`]; one per run with `PackPolicy::Off`),
+/// tasks with nothing pending left out.
+pub fn tasks(
+    graph: &RunGraph,
+    store: &Store,
+    pack: PackPolicy,
+) -> Result<Vec<Vec<String>>, StoreError> {
+    // Runs in groups by their train node; runs sharing a train node go with its group.
+    let groups = crate::plan::pack::train_groups(graph, pack);
     let mut out = Vec::new();
-    for run in &graph.runs {
-        let mut pending = Vec::new();
-        for id in std::iter::once(&run.dataset)
-            .chain(std::iter::once(&run.train))
-            .chain(&run.evals)
-        {
-            if store.status(id)?.state != NodeState::Done {
+    for group in groups {
+        let members: Vec<&crate::plan::PlannedRun> = graph
+            .runs
+            .iter()
+            .filter(|r| group.iter().any(|&g| graph.runs[g].train == r.train))
+            .collect();
+        let mut pending: Vec<String> = Vec::new();
+        let ids = members
+            .iter()
+            .map(|r| &r.dataset)
+            .chain(members.iter().map(|r| &r.train))
+            .chain(members.iter().flat_map(|r| r.evals.iter()));
+        for id in ids {
+            if !pending.contains(id) && store.status(id)?.state != NodeState::Done {
                 pending.push(id.clone());
             }
         }
@@ -325,7 +345,7 @@ pub fn submit_graph(
     sbatch: &Path,
     dry_run: bool,
 ) -> Result<Option<Submission>, SlurmError> {
-    let tasks = tasks(graph, store)?;
+    let tasks = tasks(graph, store, opts.pack)?;
     if tasks.is_empty() {
         return Ok(None);
     }

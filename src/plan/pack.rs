@@ -22,6 +22,12 @@ pub enum PackPolicy {
     Limit(usize),
 }
 
+impl Default for PackPolicy {
+    fn default() -> Self {
+        PackPolicy::Auto
+    }
+}
+
 /// Runs per group under `--pack auto`: beyond this a step's activations grow without a further
 /// gain on CPU (the per-op overhead is already shared).
 pub const AUTO_LIMIT: usize = 16;

@@ -98,6 +98,8 @@ fn slurm_runs_every_node_in_array_tasks_then_collects_the_same_results_as_a_loca
             "0:10:00",
             "--max-parallel",
             "4",
+            "--pack",
+            "off",
         ],
         &spec,
     );
@@ -159,7 +161,8 @@ fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_err
         &spec,
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("2 tasks (5 nodes)"), "{text}");
+    // The two learning rates pack: one task trains both as one program.
+    assert!(text.contains("1 task (5 nodes)"), "{text}");
     assert!(text.contains("would submit"), "{text}");
     let array = text
         .lines()
