@@ -474,11 +474,16 @@ mod tests {
         }
     }
 
-    /// Keeps the last checkpoint in memory, through its byte encoding.
+    /// Keeps the last checkpoint in memory, through its byte encoding; notes discards.
     #[derive(Default)]
-    struct Memory(Option<Vec<u8>>);
+    struct Memory(Option<Vec<u8>>, Vec<String>);
 
     impl Checkpointer for Memory {
+        fn discard(&mut self, why: &str) {
+            self.0 = None;
+            self.1.push(why.to_string());
+        }
+
         fn load(&mut self) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
             Ok(match &self.0 {
                 Some(bytes) => Some(Checkpoint::from_bytes(bytes)?),
@@ -635,6 +640,24 @@ mod tests {
             let (first, last) = (mean(&l[..20]), mean(&l[STEPS - 20..]));
             assert!(last < 0.8 * first, "{mixer:?}: {first} → {last}");
         }
+    }
+
+    #[test]
+    fn a_checkpoint_of_an_older_mechlab_is_discarded_and_the_run_starts_over() {
+        let cfgs: Vec<TrainConfig> = (0..1).map(config).collect();
+        let fresh = train(MixerKind::Attention, &[0], &cfgs, &mut memories(1), None);
+        // Stop at 40, then replace the optimizer state by what burn's optimizer record would be.
+        let mut saved = memories(1);
+        let _ = train(MixerKind::Attention, &[0], &cfgs, &mut saved, Some(40));
+        let mut ckpt = Checkpoint::from_bytes(saved[0].0.as_ref().unwrap()).unwrap();
+        ckpt.optimizer = b"burn record bytes".to_vec();
+        saved[0].0 = Some(ckpt.to_bytes());
+        let again = train(MixerKind::Attention, &[0], &cfgs, &mut saved, None);
+        assert_eq!(saved[0].1.len(), 1, "{:?}", saved[0].1);
+        assert!(saved[0].1[0].contains("older mechlab"), "{:?}", saved[0].1);
+        let (a, b) = (fresh[0].as_ref().unwrap(), again[0].as_ref().unwrap());
+        assert_eq!(a.losses, b.losses, "trained again from step 0");
+        assert_eq!(a.metrics, b.metrics);
     }
 
     #[test]
