@@ -102,14 +102,16 @@ pub fn train_group<B: AutodiffBackend>(
             Err(e) => outcomes[index] = Some(RunOutcome::Failed(e)),
         }
     }
-    // Runs resumed at different steps cannot share a step: one group per starting step.
-    slots.sort_by_key(|s| (s.step, s.index));
+    // Runs resumed at different steps cannot share a step: one group per starting step (and per
+    // step count and batch size, which the planner's rule already makes equal).
+    let key = |s: &Slot<B>| (s.step, s.cfg.steps, s.cfg.batch_size);
+    slots.sort_by_key(|s| (key(s), s.index));
     let mut rest = slots;
     while !rest.is_empty() {
-        let step = rest[0].step;
+        let first = key(&rest[0]);
         let split_at = rest
             .iter()
-            .position(|s| s.step != step)
+            .position(|s| key(s) != first)
             .unwrap_or(rest.len());
         let later = rest.split_off(split_at);
         for (index, outcome) in train_packed(rest, device, reads) {
