@@ -26,6 +26,7 @@ pub mod mlp;
 pub mod norm;
 pub mod ops;
 pub mod runs;
+pub mod scan_cpu;
 pub mod selective_scan;
 pub mod sites;
 

@@ -40,6 +40,10 @@ pub fn selective_scan<B: Backend>(
     b_bsn: Tensor<B, 3>,
     c_bsn: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
+    // The CPU backend has the scan as one fused operation with its own backward.
+    if let Some(y) = super::scan_cpu::try_fused(&x_bsi, &delta_bsi, &a_in, &b_bsn, &c_bsn) {
+        return y;
+    }
     selective_scan_chunked(x_bsi, delta_bsi, a_in, b_bsn, c_bsn, CHUNK)
 }
 
@@ -244,5 +248,56 @@ mod tests {
                 close(got, want);
             }
         }
+    }
+
+    #[test]
+    fn the_fused_cpu_scan_and_its_backward_equal_the_recurrence() {
+        let [x, d, bm, cm] = inputs(13);
+        // Two runs (batch rows 0 and 1), each with its own A, to cover the run axis too.
+        let a2 = Tensor::cat(vec![a(), a().mul_scalar(0.3)], 0).require_grad();
+        let grads = |fused: bool| {
+            let (x, d, bm, cm, a2) = (
+                x.clone().require_grad(),
+                d.clone().require_grad(),
+                bm.clone().require_grad(),
+                cm.clone().require_grad(),
+                a2.clone(),
+            );
+            let y = if fused {
+                let y = selective_scan(x.clone(), d.clone(), a2.clone(), bm.clone(), cm.clone());
+                assert!(
+                    super::super::scan_cpu::try_fused(&x, &d, &a2, &bm, &cm).is_some(),
+                    "flex takes the fused path"
+                );
+                y
+            } else {
+                // The recurrence per run, stacked.
+                let half = |t: &Tensor<B, 3>, r: usize| t.clone().slice([r..r + 1]);
+                let rows: Vec<_> = (0..2)
+                    .map(|r| {
+                        selective_scan_sequential(
+                            half(&x, r),
+                            half(&d, r),
+                            a2.clone().slice([3 * r..3 * r + 3]),
+                            half(&bm, r),
+                            half(&cm, r),
+                        )
+                    })
+                    .collect();
+                Tensor::cat(rows, 0)
+            };
+            let w = Tensor::<B, 3>::ones(y.dims(), &y.device()).cumsum(1);
+            let g = (y.clone() * w).sum().backward();
+            let three = [x, d, bm, cm].map(|t| Tensor::<B, 3>::from_inner(t.grad(&g).unwrap()));
+            let ga = Tensor::<B, 2>::from_inner(a2.grad(&g).unwrap());
+            (y, three, ga)
+        };
+        let (y, g3, ga) = grads(true);
+        let (y_want, g3_want, ga_want) = grads(false);
+        close(y, y_want);
+        for (got, want) in g3.into_iter().zip(g3_want) {
+            close(got, want);
+        }
+        close(ga.unsqueeze_dim(0), ga_want.unsqueeze_dim(0));
     }
 }
