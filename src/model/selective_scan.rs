@@ -272,13 +272,13 @@ mod tests {
                 y
             } else {
                 // The recurrence per run, stacked.
-                let half = |t: &Tensor<B, 3>, r: usize| t.clone().slice([r..r + 1]);
+                let half = |t: &Tensor<B, 3>, r: usize| t.clone().narrow(0, r, 1);
                 let rows: Vec<_> = (0..2)
                     .map(|r| {
                         selective_scan_sequential(
                             half(&x, r),
                             half(&d, r),
-                            a2.clone().slice([3 * r..3 * r + 3]),
+                            a2.clone().narrow(0, 3 * r, 3),
                             half(&bm, r),
                             half(&cm, r),
                         )

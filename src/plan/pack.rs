@@ -12,20 +12,15 @@ use std::collections::BTreeMap;
 use super::graph::{PlannedRun, RunGraph};
 
 /// How train nodes are grouped (`mechlab run --pack`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PackPolicy {
     /// One run per program.
     Off,
     /// Every packable run of a group together, up to [`AUTO_LIMIT`].
+    #[default]
     Auto,
     /// At most this many runs per program.
     Limit(usize),
-}
-
-impl Default for PackPolicy {
-    fn default() -> Self {
-        PackPolicy::Auto
-    }
 }
 
 /// Runs per group under `--pack auto`: beyond this a step's activations grow without a further
