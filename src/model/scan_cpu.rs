@@ -11,12 +11,15 @@
 //! adjoint recurrence in reverse time: with `g_t = ∂L/∂h_t` (from `y_t` and from `h_{t+1}`),
 //! `∂L/∂C_t = Σ_i g_y·h_t`, `∂L/∂h_{t−1} = g_t⊙exp(Δ_t·A)`, and the decay's and the input's
 //! gradients give `∂L/∂Δ_t`, `∂L/∂A`, `∂L/∂x_t`, `∂L/∂B_t`. The states `h_t` are kept from the
-//! forward pass (`s·b·i·n` floats: 9.7 MB per layer for AR-32 at d_model 64, batch 32).
+//! forward pass (`b·s·i·n` floats: 9.7 MB per layer for AR-32 at d_model 64, batch 32). Batch
+//! rows run in parallel on rayon's pool (the pool burn's CPU backend uses).
 //!
 //! Shape letters: b batch, s sequence, i inner channels, n state; `R` runs own the batch rows in
 //! equal blocks ([`super::runs`]).
 
 use std::any::Any;
+
+use rayon::prelude::*;
 
 use burn::backend::Autodiff;
 use burn::backend::Flex;
@@ -117,75 +120,95 @@ struct Inputs {
     c: Vec<f32>,
 }
 
-/// `y [b, s, i]` and every state `h [s, b, i, n]`.
+/// `y [b, s, i]` and every state `h [b, s, i, n]`. Batch rows run in parallel on rayon's pool
+/// (each writes only its own rows, so the result does not depend on the thread count).
 fn forward(d: &Dims, v: &Inputs) -> (Vec<f32>, Vec<f32>) {
     let Dims { b, s, i, n, .. } = *d;
     let mut y = vec![0f32; b * s * i];
-    let mut hs = vec![0f32; s * b * i * n];
-    for bb in 0..b {
-        let a_run = &v.a[(bb / d.rows_per_run) * i * n..][..i * n];
-        for ii in 0..i {
-            let a_row = &a_run[ii * n..][..n];
-            let mut h = vec![0f32; n];
-            for t in 0..s {
-                let bsi = (bb * s + t) * i + ii;
-                let (dt, xt) = (v.delta[bsi], v.x[bsi]);
-                let bt = &v.b[(bb * s + t) * n..][..n];
-                let ct = &v.c[(bb * s + t) * n..][..n];
-                let mut acc = 0f32;
-                for k in 0..n {
-                    h[k] = (dt * a_row[k]).exp() * h[k] + dt * xt * bt[k];
-                    acc += h[k] * ct[k];
+    let mut hs = vec![0f32; b * s * i * n];
+    y.par_chunks_mut(s * i)
+        .zip(hs.par_chunks_mut(s * i * n))
+        .enumerate()
+        .for_each(|(bb, (y_row, h_row))| {
+            let a_run = &v.a[(bb / d.rows_per_run) * i * n..][..i * n];
+            for ii in 0..i {
+                let a_row = &a_run[ii * n..][..n];
+                let mut h = vec![0f32; n];
+                for t in 0..s {
+                    let bsi = (bb * s + t) * i + ii;
+                    let (dt, xt) = (v.delta[bsi], v.x[bsi]);
+                    let bt = &v.b[(bb * s + t) * n..][..n];
+                    let ct = &v.c[(bb * s + t) * n..][..n];
+                    let mut acc = 0f32;
+                    for k in 0..n {
+                        h[k] = (dt * a_row[k]).exp() * h[k] + dt * xt * bt[k];
+                        acc += h[k] * ct[k];
+                    }
+                    y_row[t * i + ii] = acc;
+                    h_row[(t * i + ii) * n..][..n].copy_from_slice(&h);
                 }
-                y[bsi] = acc;
-                hs[((t * b + bb) * i + ii) * n..][..n].copy_from_slice(&h);
             }
-        }
-    }
+        });
     (y, hs)
 }
 
-/// Gradients of `Σ gy·y` with respect to x, Δ, A, B and C.
+/// Gradients of `Σ gy·y` with respect to x, Δ, A, B and C. Batch rows run in parallel; A's
+/// gradient, which sums over rows, is reduced in row order afterwards (deterministic).
 fn backward(d: &Dims, v: &Inputs, hs: &[f32], gy: &[f32]) -> [Vec<f32>; 5] {
     let Dims { b, s, i, n, .. } = *d;
     let mut gx = vec![0f32; b * s * i];
     let mut gdelta = vec![0f32; b * s * i];
-    let mut ga = vec![0f32; v.a.len()];
     let mut gb = vec![0f32; b * s * n];
     let mut gc = vec![0f32; b * s * n];
-    for bb in 0..b {
-        let run = bb / d.rows_per_run;
-        let a_run = &v.a[run * i * n..][..i * n];
-        for ii in 0..i {
-            let a_row = &a_run[ii * n..][..n];
-            // ∂L/∂h_t carried back from h_{t+1}.
-            let mut gh = vec![0f32; n];
-            for t in (0..s).rev() {
-                let bsi = (bb * s + t) * i + ii;
-                let (dt, xt, g) = (v.delta[bsi], v.x[bsi], gy[bsi]);
-                let bsn = (bb * s + t) * n;
-                let h_t = &hs[((t * b + bb) * i + ii) * n..][..n];
-                let (mut g_dt, mut g_x) = (0f32, 0f32);
-                for k in 0..n {
-                    let decay = (dt * a_row[k]).exp();
-                    let h_prev = if t > 0 {
-                        hs[(((t - 1) * b + bb) * i + ii) * n + k]
-                    } else {
-                        0.0
-                    };
-                    let gh_k = gh[k] + g * v.c[bsn + k];
-                    gc[bsn + k] += g * h_t[k];
-                    // h_t = decay·h_{t−1} + Δ·x·B
-                    let g_decay = gh_k * h_prev * decay;
-                    g_dt += g_decay * a_row[k] + gh_k * xt * v.b[bsn + k];
-                    ga[run * i * n + ii * n + k] += g_decay * dt;
-                    g_x += gh_k * dt * v.b[bsn + k];
-                    gb[bsn + k] += gh_k * dt * xt;
-                    gh[k] = gh_k * decay;
+    let ga_rows: Vec<Vec<f32>> = gx
+        .par_chunks_mut(s * i)
+        .zip(gdelta.par_chunks_mut(s * i))
+        .zip(gb.par_chunks_mut(s * n))
+        .zip(gc.par_chunks_mut(s * n))
+        .enumerate()
+        .map(|(bb, (((gx_row, gd_row), gb_row), gc_row))| {
+            let a_run = &v.a[(bb / d.rows_per_run) * i * n..][..i * n];
+            let h_row = &hs[bb * s * i * n..][..s * i * n];
+            let mut ga = vec![0f32; i * n];
+            for ii in 0..i {
+                let a_row = &a_run[ii * n..][..n];
+                // ∂L/∂h_t carried back from h_{t+1}.
+                let mut gh = vec![0f32; n];
+                for t in (0..s).rev() {
+                    let bsi = (bb * s + t) * i + ii;
+                    let (dt, xt, g) = (v.delta[bsi], v.x[bsi], gy[bsi]);
+                    let (bt, ct) = (&v.b[(bb * s + t) * n..][..n], &v.c[(bb * s + t) * n..][..n]);
+                    let h_t = &h_row[(t * i + ii) * n..][..n];
+                    let (mut g_dt, mut g_x) = (0f32, 0f32);
+                    for k in 0..n {
+                        let decay = (dt * a_row[k]).exp();
+                        let h_prev = if t > 0 {
+                            h_row[((t - 1) * i + ii) * n + k]
+                        } else {
+                            0.0
+                        };
+                        let gh_k = gh[k] + g * ct[k];
+                        gc_row[t * n + k] += g * h_t[k];
+                        // h_t = decay·h_{t−1} + Δ·x·B
+                        let g_decay = gh_k * h_prev * decay;
+                        g_dt += g_decay * a_row[k] + gh_k * xt * bt[k];
+                        ga[ii * n + k] += g_decay * dt;
+                        g_x += gh_k * dt * bt[k];
+                        gb_row[t * n + k] += gh_k * dt * xt;
+                        gh[k] = gh_k * decay;
+                    }
+                    gd_row[t * i + ii] = g_dt;
+                    gx_row[t * i + ii] = g_x;
                 }
-                gdelta[bsi] = g_dt;
-                gx[bsi] = g_x;
             }
+            ga
+        })
+        .collect();
+    let mut ga = vec![0f32; v.a.len()];
+    for (bb, row) in ga_rows.iter().enumerate() {
+        let run = bb / d.rows_per_run;
+        for (acc, g) in ga[run * i * n..][..i * n].iter_mut().zip(row) {
+            *acc += g;
         }
     }
     [gx, gdelta, ga, gb, gc]
