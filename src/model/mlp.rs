@@ -2,9 +2,9 @@
 
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::activation::gelu;
 use burn::tensor::{Tensor, backend::Backend};
 
+use super::gelu_cpu::gelu;
 use super::init::Init;
 use super::runs::linear;
 

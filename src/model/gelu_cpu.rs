@@ -1,0 +1,177 @@
+//! The MLP's exact GELU on the CPU backend, on every core. burn's `flex` runs elementwise
+//! operations on one thread (only its matrix products use the pool), and GELU — an `erf` per
+//! element forward, an `erf` and an `exp` backward — is one of the costliest of them (15% of an
+//! attention step at d_model 64). This is the same formula per element as `flex`'s own
+//! (`0.5·x·(1 + erf(x/√2))`, gradient `g·(Φ(x) + x·φ(x))`, `erf` from the same `libm`), so the
+//! values are bit for bit `flex`'s; the elements are split over rayon's pool. Other backends keep
+//! burn's `gelu`.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use burn::backend::Autodiff;
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::ops::unary::erf_f32;
+use burn::tensor::activation::gelu as burn_gelu;
+use burn::tensor::backend::Backend;
+use burn::tensor::ops::FloatTensorOps;
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use rayon::prelude::*;
+
+type A = Autodiff<Flex, NoCheckpointing>;
+
+/// Elements per parallel task: below this a split costs more than it saves.
+const GRAIN: usize = 16 * 1024;
+
+/// GELU, on all cores for the CPU backend.
+pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let any = &x as &dyn Any;
+    if let Some(t) = any.downcast_ref::<Tensor<A, D>>() {
+        return cast(gelu_autodiff(t.clone()));
+    }
+    if let Some(t) = any.downcast_ref::<Tensor<Flex, D>>() {
+        let dims = t.dims();
+        let y = forward(&host(t.clone()));
+        return cast(Tensor::<Flex, D>::from_data(
+            TensorData::new(y, dims),
+            &t.device(),
+        ));
+    }
+    burn_gelu(x)
+}
+
+fn cast<T: Any, U: Any>(t: T) -> U {
+    *(Box::new(t) as Box<dyn Any>)
+        .downcast::<U>()
+        .expect("same type: checked by the caller's downcast")
+}
+
+fn host<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().expect("f32 tensor")
+}
+
+fn forward(x: &[f32]) -> Vec<f32> {
+    let s = core::f32::consts::SQRT_2;
+    let mut y = vec![0f32; x.len()];
+    y.par_chunks_mut(GRAIN)
+        .zip(x.par_chunks(GRAIN))
+        .for_each(|(y, x)| {
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = 0.5 * x * (1.0 + erf_f32(x / s));
+            }
+        });
+    y
+}
+
+fn backward(x: &[f32], g: &[f32]) -> Vec<f32> {
+    let s = core::f32::consts::SQRT_2;
+    let inv_sqrt_2pi: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(GRAIN)
+        .zip(x.par_chunks(GRAIN).zip(g.par_chunks(GRAIN)))
+        .for_each(|(out, (x, g))| {
+            for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+                let cdf = 0.5 * (1.0 + erf_f32(x / s));
+                let pdf = inv_sqrt_2pi * (-0.5 * x * x).exp();
+                *o = g * (cdf + x * pdf);
+            }
+        });
+    out
+}
+
+/// The input, kept for the backward pass, and its shape.
+#[derive(Debug, Clone)]
+struct Saved {
+    x: Arc<Vec<f32>>,
+    dims: Vec<usize>,
+}
+
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = Saved;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let Saved { x, dims } = ops.state;
+        let g = grads.consume::<Flex>(&ops.node);
+        let [parent] = ops.parents;
+        let Some(parent) = parent else { return };
+        let n = x.len();
+        let flat = <Flex as FloatTensorOps<Flex>>::float_reshape(g, [n].into());
+        let g = host(Tensor::<Flex, 1>::from_primitive(TensorPrimitive::Float(
+            flat,
+        )));
+        let gx = backward(&x, &g);
+        let grad = Tensor::<Flex, 1>::from_data(TensorData::new(gx, [n]), &Default::default())
+            .into_primitive()
+            .tensor();
+        let grad = <Flex as FloatTensorOps<Flex>>::float_reshape(grad, dims.into());
+        grads.register::<Flex>(parent.id, grad);
+    }
+}
+
+fn gelu_autodiff<const D: usize>(x: Tensor<A, D>) -> Tensor<A, D> {
+    let dims = x.dims();
+    let device = x.device();
+    let x = x.into_primitive().tensor();
+    let values = host(Tensor::<Flex, D>::from_primitive(TensorPrimitive::Float(
+        x.primitive.clone(),
+    )));
+    let y = Tensor::<Flex, D>::from_data(TensorData::new(forward(&values), dims), &device)
+        .into_primitive()
+        .tensor();
+    let out = match GeluBackward
+        .prepare::<NoCheckpointing>([x.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(
+            Saved {
+                x: Arc::new(values),
+                dims: dims.to_vec(),
+            },
+            y,
+        ),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::init::Init;
+
+    #[test]
+    fn values_and_gradients_are_burns_bit_for_bit() {
+        let device = Default::default();
+        let mut init = Init::<A>::new(3, 1.0, &device);
+        // More elements than one grain, so the split is exercised.
+        let x = init.normal([5, 7, 1000], 2.0);
+        let w = init.normal([5, 7, 1000], 1.0);
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            let y = if fused {
+                gelu(x.clone())
+            } else {
+                burn_gelu(x.clone())
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let gx: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            let y: Vec<f32> = y.into_data().to_vec().unwrap();
+            (y, gx)
+        };
+        assert_eq!(run(true), run(false));
+        // Inference (no autodiff) too.
+        let xi = Tensor::<Flex, 3>::from_data(x.clone().into_data(), &device);
+        assert_eq!(
+            gelu(xi.clone()).into_data().to_vec::<f32>().unwrap(),
+            burn_gelu(xi).into_data().to_vec::<f32>().unwrap()
+        );
+    }
+}
