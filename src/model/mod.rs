@@ -30,6 +30,7 @@ pub mod runs;
 pub mod scan_cpu;
 pub mod selective_scan;
 pub mod sites;
+pub mod xent_cpu;
 
 pub use config::ModelConfig;
 pub use kind::{ConvKernel, MixerKind, ModelError};

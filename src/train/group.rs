@@ -15,7 +15,6 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::GradientsParams;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::Tensor;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::adamw::{AdamWSettings, PackedAdamW};
@@ -438,9 +437,8 @@ pub fn group_loss<B: AutodiffBackend>(
     let [runs, n] = batch.weights_rn.dims();
     let r = model.residual(batch.tokens_bs, &mut NoSites);
     let logits = model.logits_at(r, batch.flat_n);
-    let picked = log_softmax(logits, 1)
-        .gather(1, batch.targets_n.reshape([runs * n, 1]))
-        .reshape([runs, n]);
+    let picked =
+        crate::model::xent_cpu::target_log_probs(logits, batch.targets_n).reshape([runs, n]);
     let per_run = (picked * batch.weights_rn).sum_dim(1).neg().reshape([runs]);
     (per_run.clone().sum(), per_run)
 }
