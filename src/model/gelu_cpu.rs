@@ -9,7 +9,6 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -22,7 +21,7 @@ use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-type A = Autodiff<Flex, NoCheckpointing>;
+use super::cpu_ops::{Ad as A, cast, host};
 
 /// Elements per parallel task: below this a split costs more than it saves.
 const GRAIN: usize = 16 * 1024;
@@ -31,7 +30,7 @@ const GRAIN: usize = 16 * 1024;
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let any = &x as &dyn Any;
     if let Some(t) = any.downcast_ref::<Tensor<A, D>>() {
-        return cast(gelu_autodiff(t.clone()));
+        return cast(gelu_autodiff(t.clone())).expect("B is Autodiff<Flex>");
     }
     if let Some(t) = any.downcast_ref::<Tensor<Flex, D>>() {
         let dims = t.dims();
@@ -39,19 +38,10 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
         return cast(Tensor::<Flex, D>::from_data(
             TensorData::new(y, dims),
             &t.device(),
-        ));
+        ))
+        .expect("B is Flex");
     }
     burn_gelu(x)
-}
-
-fn cast<T: Any, U: Any>(t: T) -> U {
-    *(Box::new(t) as Box<dyn Any>)
-        .downcast::<U>()
-        .expect("same type: checked by the caller's downcast")
-}
-
-fn host<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().expect("f32 tensor")
 }
 
 fn forward(x: &[f32]) -> Vec<f32> {

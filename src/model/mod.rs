@@ -14,6 +14,7 @@ pub mod base_conv;
 pub mod based;
 pub mod block;
 pub mod config;
+pub mod cpu_ops;
 pub mod gelu_cpu;
 pub mod h3;
 pub mod hyena;

@@ -21,7 +21,6 @@ use std::any::Any;
 
 use rayon::prelude::*;
 
-use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -30,7 +29,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
-type A = Autodiff<Flex, NoCheckpointing>;
+use super::cpu_ops::{Ad as A, cast, host};
 
 /// The scan on `flex` (training or inference) as one fused operation, or `None` for any other
 /// backend.
@@ -75,17 +74,6 @@ pub fn try_fused<B: Backend>(
         return cast(y);
     }
     None
-}
-
-fn cast<T: Any, U: Any>(t: T) -> Option<U> {
-    (Box::new(t) as Box<dyn Any>)
-        .downcast::<U>()
-        .ok()
-        .map(|b| *b)
-}
-
-fn host<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().expect("f32 tensor")
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,6 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use burn::backend::Autodiff;
 use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
@@ -21,7 +20,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-type A = Autodiff<Flex, NoCheckpointing>;
+use super::cpu_ops::{Ad as A, cast};
 
 /// `log softmax(logits)[r, targets[r]]` for every row `r`.
 ///
@@ -37,9 +36,7 @@ pub fn target_log_probs<B: Backend>(
         any_t.downcast_ref::<Tensor<A, 1, Int>>(),
     ) {
         let y = autodiff(x.clone(), ints(t.clone().into_data()));
-        return *(Box::new(y) as Box<dyn Any>)
-            .downcast::<Tensor<B, 1>>()
-            .expect("B is the autodiff CPU backend");
+        return cast(y).expect("B is the autodiff CPU backend");
     }
     let [n, _] = logits_nv.dims();
     log_softmax(logits_nv, 1)
