@@ -14,6 +14,11 @@ use burn::tensor::Tensor;
 /// The CPU training backend these operations extend.
 pub type Ad = Autodiff<Flex, NoCheckpointing>;
 
+/// `t` seen as a `U`, when it is one (the generic model code's tensor of the CPU backend).
+pub fn view<T: Any, U: Any>(t: &T) -> Option<&U> {
+    (t as &dyn Any).downcast_ref::<U>()
+}
+
 /// `t` as type `U`, which it is when the caller's downcast of the same generic value succeeded.
 pub fn cast<T: Any, U: Any>(t: T) -> Option<U> {
     (Box::new(t) as Box<dyn Any>)

@@ -6,7 +6,6 @@
 //! values are bit for bit `flex`'s; the elements are split over rayon's pool. Other backends keep
 //! burn's `gelu`.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use burn::backend::Flex;
@@ -21,18 +20,17 @@ use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::cpu_ops::{Ad as A, cast, host};
+use super::cpu_ops::{Ad as A, cast, host, view};
 
 /// Elements per parallel task: below this a split costs more than it saves.
 const GRAIN: usize = 16 * 1024;
 
 /// GELU, on all cores for the CPU backend.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let any = &x as &dyn Any;
-    if let Some(t) = any.downcast_ref::<Tensor<A, D>>() {
+    if let Some(t) = view::<_, Tensor<A, D>>(&x) {
         return cast(gelu_autodiff(t.clone())).expect("B is Autodiff<Flex>");
     }
-    if let Some(t) = any.downcast_ref::<Tensor<Flex, D>>() {
+    if let Some(t) = view::<_, Tensor<Flex, D>>(&x) {
         let dims = t.dims();
         let y = forward(&host(t.clone()));
         return cast(Tensor::<Flex, D>::from_data(

@@ -17,8 +17,6 @@
 //! Shape letters: b batch, s sequence, i inner channels, n state; `R` runs own the batch rows in
 //! equal blocks ([`super::runs`]).
 
-use std::any::Any;
-
 use rayon::prelude::*;
 
 use burn::backend::Flex;
@@ -29,7 +27,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
-use super::cpu_ops::{Ad as A, cast, host};
+use super::cpu_ops::{Ad as A, cast, host, view};
 
 /// The scan on `flex` (training or inference) as one fused operation, or `None` for any other
 /// backend.
@@ -44,31 +42,25 @@ pub fn try_fused<B: Backend>(
     c_bsn: &Tensor<B, 3>,
 ) -> Option<Tensor<B, 3>> {
     if let (Some(x), Some(d), Some(a), Some(b), Some(c)) = (
-        (x_bsi as &dyn Any).downcast_ref::<Tensor<A, 3>>(),
-        (delta_bsi as &dyn Any).downcast_ref::<Tensor<A, 3>>(),
-        (a_in as &dyn Any).downcast_ref::<Tensor<A, 2>>(),
-        (b_bsn as &dyn Any).downcast_ref::<Tensor<A, 3>>(),
-        (c_bsn as &dyn Any).downcast_ref::<Tensor<A, 3>>(),
+        view::<_, Tensor<A, 3>>(x_bsi),
+        view::<_, Tensor<A, 3>>(delta_bsi),
+        view::<_, Tensor<A, 2>>(a_in),
+        view::<_, Tensor<A, 3>>(b_bsn),
+        view::<_, Tensor<A, 3>>(c_bsn),
     ) {
         let y = scan_autodiff(x.clone(), d.clone(), a.clone(), b.clone(), c.clone());
         return cast(y);
     }
     if let (Some(x), Some(d), Some(a), Some(b), Some(c)) = (
-        (x_bsi as &dyn Any).downcast_ref::<Tensor<Flex, 3>>(),
-        (delta_bsi as &dyn Any).downcast_ref::<Tensor<Flex, 3>>(),
-        (a_in as &dyn Any).downcast_ref::<Tensor<Flex, 2>>(),
-        (b_bsn as &dyn Any).downcast_ref::<Tensor<Flex, 3>>(),
-        (c_bsn as &dyn Any).downcast_ref::<Tensor<Flex, 3>>(),
+        view::<_, Tensor<Flex, 3>>(x_bsi),
+        view::<_, Tensor<Flex, 3>>(delta_bsi),
+        view::<_, Tensor<Flex, 2>>(a_in),
+        view::<_, Tensor<Flex, 3>>(b_bsn),
+        view::<_, Tensor<Flex, 3>>(c_bsn),
     ) {
         let device = x.device();
         let dims = Dims::of(x.dims(), a.dims());
-        let inputs = Inputs {
-            x: host(x.clone()),
-            delta: host(d.clone()),
-            a: host(a.clone()),
-            b: host(b.clone()),
-            c: host(c.clone()),
-        };
+        let inputs = Inputs::read(x.clone(), d.clone(), a.clone(), b.clone(), c.clone());
         let (y, _) = forward(&dims, &inputs);
         let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.b, dims.s, dims.i]), &device);
         return cast(y);
@@ -106,6 +98,24 @@ struct Inputs {
     a: Vec<f32>,
     b: Vec<f32>,
     c: Vec<f32>,
+}
+
+impl Inputs {
+    fn read(
+        x: Tensor<Flex, 3>,
+        delta: Tensor<Flex, 3>,
+        a: Tensor<Flex, 2>,
+        b: Tensor<Flex, 3>,
+        c: Tensor<Flex, 3>,
+    ) -> Self {
+        Inputs {
+            x: host(x),
+            delta: host(delta),
+            a: host(a),
+            b: host(b),
+            c: host(c),
+        }
+    }
 }
 
 /// `y [b, s, i]` and every state `h [b, s, i, n]`. Batch rows run in parallel on rayon's pool
@@ -257,20 +267,15 @@ fn scan_autodiff(
 ) -> Tensor<A, 3> {
     let dims = Dims::of(x.dims(), a.dims());
     let device = x.device();
+    let inputs = Inputs::read(
+        x.clone().inner(),
+        delta.clone().inner(),
+        a.clone().inner(),
+        b.clone().inner(),
+        c.clone().inner(),
+    );
     let [x, delta, b, c] = [x, delta, b, c].map(|t| t.into_primitive().tensor());
     let a = a.into_primitive().tensor();
-    let inner3 = |p: burn::tensor::ops::FloatTensor<Flex>| {
-        host(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(p)))
-    };
-    let inputs = Inputs {
-        x: inner3(x.primitive.clone()),
-        delta: inner3(delta.primitive.clone()),
-        a: host(Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(
-            a.primitive.clone(),
-        ))),
-        b: inner3(b.primitive.clone()),
-        c: inner3(c.primitive.clone()),
-    };
     let (y, hs) = forward(&dims, &inputs);
     let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.b, dims.s, dims.i]), &device)
         .into_primitive()

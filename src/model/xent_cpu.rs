@@ -7,7 +7,6 @@
 //! backward one pass, `∂/∂x[j] = g·(1[j = t] − softmax[j])`. Other backends keep
 //! `log_softmax` + `gather`.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use burn::backend::Flex;
@@ -20,7 +19,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::cpu_ops::{Ad as A, cast};
+use super::cpu_ops::{Ad as A, cast, view};
 
 /// `log softmax(logits)[r, targets[r]]` for every row `r`.
 ///
@@ -30,10 +29,9 @@ pub fn target_log_probs<B: Backend>(
     logits_nv: Tensor<B, 2>,
     targets_n: Tensor<B, 1, Int>,
 ) -> Tensor<B, 1> {
-    let (any_x, any_t) = (&logits_nv as &dyn Any, &targets_n as &dyn Any);
     if let (Some(x), Some(t)) = (
-        any_x.downcast_ref::<Tensor<A, 2>>(),
-        any_t.downcast_ref::<Tensor<A, 1, Int>>(),
+        view::<_, Tensor<A, 2>>(&logits_nv),
+        view::<_, Tensor<A, 1, Int>>(&targets_n),
     ) {
         let y = autodiff(x.clone(), ints(t.clone().into_data()));
         return cast(y).expect("B is the autodiff CPU backend");
