@@ -144,6 +144,7 @@ pub fn pack_throughput(
                 evals: Vec::new(),
                 checkpoints: ckpt,
                 observer: timer,
+                stop_at: None,
             });
         }
         for outcome in train_group(group, &device, LossReads::EveryStep) {

@@ -261,6 +261,11 @@ struct RunArgs {
     /// groups.
     #[arg(long, default_value = "auto", value_name = "auto|off|N")]
     pack: PackPolicy,
+    /// Train every run only up to this step of its schedule (the learning-rate schedule stays
+    /// the spec's), checkpoint and stop; run again with a later step, or without, to continue.
+    /// `status` and `plot --kind curves` show the runs so far.
+    #[arg(long, value_name = "STEP")]
+    until_step: Option<usize>,
 }
 
 #[derive(Args)]
@@ -825,6 +830,7 @@ fn run(
         quiet: args.quiet,
         only: args.nodes.clone(),
         pack: args.pack,
+        until_step: args.until_step,
     };
     let report = run_graph(&graph, store, &opts, interrupt)?;
     let tables = if args.no_collect {
@@ -844,6 +850,12 @@ fn run(
     if report.interrupted {
         eprintln!("interrupted: rerun the same command to resume");
         return Ok(ExitCode::from(130));
+    }
+    let stopped = report.count(|o| matches!(o, Outcome::Interrupted { .. }));
+    if let (Some(step), true) = (args.until_step, stopped > 0) {
+        say!(
+            "{stopped} runs stopped at step {step} (--until-step); run again with a later step, or without it, to continue"
+        );
     }
     if report.failed() > 0 {
         eprintln!(

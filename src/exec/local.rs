@@ -23,6 +23,9 @@ pub struct ExecOptions {
     pub only: Vec<String>,
     /// Which train nodes train together ([`crate::plan::pack`]).
     pub pack: PackPolicy,
+    /// Train every run only up to this step of its schedule, then checkpoint and stop it
+    /// (resumable, like an interrupt; its evaluate nodes wait for the rest).
+    pub until_step: Option<usize>,
 }
 
 impl Default for ExecOptions {
@@ -33,6 +36,7 @@ impl Default for ExecOptions {
             quiet: true,
             only: Vec::new(),
             pack: PackPolicy::Auto,
+            until_step: None,
         }
     }
 }
@@ -109,6 +113,15 @@ pub fn run_graph(
             .find(|r| r.train == id || r.dataset == id || r.evals.iter().any(|e| e == id))
     };
 
+    // Under `until_step` a run stopped short of its schedule is not ready for its evaluate
+    // nodes: they wait for a later run rather than fail.
+    let trained = |node: &Node| {
+        run_of(&node.id).is_some_and(|r| {
+            store
+                .status(&r.train)
+                .is_ok_and(|s| s.state == NodeState::Done)
+        })
+    };
     let train_items = train_items(graph, &selected, opts.pack);
     for kind in [NodeKind::Dataset, NodeKind::Train, NodeKind::Evaluate] {
         // Work items: one node each, except train nodes, which come in packed groups.
@@ -118,6 +131,7 @@ pub fn run_graph(
             selected
                 .iter()
                 .filter(|n| n.kind == kind)
+                .filter(|n| kind != NodeKind::Evaluate || opts.until_step.is_none() || trained(n))
                 .map(|n| vec![*n])
                 .collect()
         };
@@ -143,6 +157,7 @@ pub fn run_graph(
                             store,
                             device: opts.device,
                             interrupt: interrupt.clone(),
+                            until_step: opts.until_step,
                             bar: (node.kind == NodeKind::Train)
                                 .then(|| progress.node_bar(&name_of(node), 0)),
                         };

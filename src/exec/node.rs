@@ -44,6 +44,8 @@ pub struct NodeContext<'a> {
     pub store: &'a Store,
     pub device: DeviceChoice,
     pub interrupt: Arc<AtomicBool>,
+    /// Stop training at this step of the schedule (checkpointed, resumable).
+    pub until_step: Option<usize>,
     pub bar: Option<ProgressBar>,
 }
 
@@ -450,6 +452,7 @@ fn train_on<B: AutodiffBackend>(
             evals: data.evals.iter().map(|(n, d)| (*n, d)).collect(),
             checkpoints: ckpt,
             observer,
+            stop_at: runs[*i].1.until_step,
         });
     }
     let outcomes = if group.is_empty() {

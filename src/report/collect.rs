@@ -35,12 +35,15 @@ pub struct CollectSummary {
     pub warnings: Vec<String>,
 }
 
-/// Writes `runs.parquet` (one row per run, every run of the plan, done or not) and
-/// `metrics.parquet` (one row per observation of every done run).
+/// Writes `runs.parquet` (one row per run, every run of the plan, done or not),
+/// `metrics.parquet` (one row per observation of every done run) and `progress.parquet` (the
+/// same rows for runs not done yet, from their latest checkpoints).
 pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, ReportError> {
     let mut statuses = Vec::new();
     let mut summaries = Vec::new();
     let mut metric_frames = Vec::new();
+    let mut progress_frames = Vec::new();
+    let mut steps_done: Vec<Option<i64>> = Vec::new();
     let mut backends = BTreeSet::new();
     let mut devices = BTreeSet::new();
     let mut warnings = Vec::new();
@@ -68,19 +71,22 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
             // Shown as not done: `mechlab run` recomputes it.
             status.state = NodeState::Pending;
         }
+        let progress = (df.is_none())
+            .then(|| super::progress::checkpointed(store, &run.train))
+            .flatten();
+        steps_done.push(if df.is_some() {
+            Some(run.point.train.steps as i64)
+        } else {
+            progress
+                .as_ref()
+                .map(|p| p.step as i64)
+                .or(status.step.map(|s| s as i64))
+        });
+        if let Some(p) = progress {
+            progress_frames.push(with_run_id(metrics_frame(&p.metrics), &run.train)?);
+        }
         if let Some(df) = df {
-            let n = df.height();
-            let id = Column::new_scalar(
-                "run_id".into(),
-                Scalar::from(PlSmallStr::from(run.train.as_str())),
-                n,
-            );
-            let mut df = df;
-            df.insert_column(0, id).map_err(|e| ReportError::Shard {
-                path: shard.display().to_string(),
-                message: e.to_string(),
-            })?;
-            metric_frames.push(df);
+            metric_frames.push(with_run_id(df, &run.train)?);
             backends.extend(status.backend.clone());
             devices.extend(status.device.clone());
         }
@@ -165,6 +171,8 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
                 })
                 .collect::<Vec<_>>(),
         ),
+        // Updates completed: the schedule's length when done, else the latest checkpoint's.
+        Column::new("step".into(), steps_done),
         Column::new(
             "status".into(),
             statuses
@@ -200,14 +208,16 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         message: e.to_string(),
     })?;
 
+    let empty_metrics = || with_run_id(metrics_frame(&[]), "");
     let mut metrics = if metric_frames.is_empty() {
-        let mut empty = metrics_frame(&[]);
-        empty
-            .insert_column(0, Column::new("run_id".into(), Vec::<String>::new()))
-            .expect("empty column");
-        empty
+        empty_metrics()?
     } else {
         concat_df(&metric_frames, Table::Metrics)?
+    };
+    let mut progress = if progress_frames.is_empty() {
+        empty_metrics()?
+    } else {
+        concat_df(&progress_frames, Table::Progress)?
     };
 
     let mut intervention_frames = Vec::new();
@@ -252,6 +262,7 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
     let tables = store.experiment(&graph.experiment);
     write_parquet(&tables.table(Table::Runs), &mut runs, &metadata)?;
     write_parquet(&tables.table(Table::Metrics), &mut metrics, &metadata)?;
+    write_parquet(&tables.table(Table::Progress), &mut progress, &metadata)?;
     write_parquet(
         &tables.table(Table::Interventions),
         &mut interventions,
@@ -282,6 +293,18 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         tables,
         warnings,
     })
+}
+
+/// `df` with a first column `run_id` (every row `id`).
+fn with_run_id(mut df: DataFrame, id: &str) -> Result<DataFrame, ReportError> {
+    let n = df.height();
+    let column = Column::new_scalar("run_id".into(), Scalar::from(PlSmallStr::from(id)), n);
+    df.insert_column(0, column)
+        .map_err(|e| ReportError::Shard {
+            path: format!("run {id}"),
+            message: e.to_string(),
+        })?;
+    Ok(df)
 }
 
 /// A shard read from the store, or `None` with a warning when it fails its checksum: one damaged

@@ -8,6 +8,7 @@ pub mod collect;
 pub mod data_stats;
 pub mod export;
 pub mod plot;
+pub mod progress;
 pub mod published;
 pub mod runs;
 pub mod table;

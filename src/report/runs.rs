@@ -54,7 +54,8 @@ pub fn state_counts(
     Ok(counts)
 }
 
-/// One row per run: name, swept values, steps, last test accuracy, train node id and state;
+/// One row per run: name, swept values, steps, last test accuracy (of a run not done: at its
+/// latest checkpoint, with the step), train node id and state;
 /// a node that is not done but in the Slurm queue shows its Slurm state (`queued`: node id →
 /// state, from [`crate::exec::slurm::queued`]).
 pub fn runs_table(
@@ -87,20 +88,33 @@ pub fn runs_table(
             });
         }
         let status = store.status(&run.train)?;
-        let state = match (status.state, status.step) {
+        // A run not done shows its latest checkpoint: where it is and its last test accuracy.
+        let progress = (status.state != NodeState::Done)
+            .then(|| super::progress::checkpointed(store, &run.train))
+            .flatten();
+        let checkpoint_step = progress.as_ref().map(|p| p.step).or(status.step);
+        let state = match (status.state, checkpoint_step) {
             (s, _) if s != NodeState::Done && queued.contains_key(&run.train) => {
                 format!("slurm: {}", queued[&run.train])
             }
-            (NodeState::Pending, Some(step)) => format!("pending (checkpoint at step {step})"),
+            (NodeState::Pending | NodeState::Running, Some(step)) => {
+                format!("{} (checkpoint at step {step})", status.state)
+            }
             (NodeState::Failed, _) => format!("failed: {}", status.error.unwrap_or_default()),
             (s, _) => s.to_string(),
         };
-        let acc = store
-            .run_summary(&run.train)
-            .ok()
-            .flatten()
-            .and_then(|s| s.last.get("test.accuracy").copied())
-            .map_or("-".to_string(), |a| format!("{:.1}%", 100.0 * a));
+        let acc = match &progress {
+            Some(p) => p
+                .last("test", "accuracy")
+                .map(|(step, a)| format!("{:.1}% (step {step})", 100.0 * a)),
+            None => store
+                .run_summary(&run.train)
+                .ok()
+                .flatten()
+                .and_then(|s| s.last.get("test.accuracy").copied())
+                .map(|a| format!("{:.1}%", 100.0 * a)),
+        }
+        .unwrap_or_else(|| "-".to_string());
         row.extend([
             run.point.train.steps.to_string(),
             acc,

@@ -50,15 +50,18 @@ pub enum Table {
     #[value(name = "interventions_detail")]
     InterventionsDetail,
     Ablations,
+    /// Metrics so far of runs that are not done, from their latest checkpoints.
+    Progress,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Runs,
         Table::Metrics,
         Table::Interventions,
         Table::InterventionsDetail,
         Table::Ablations,
+        Table::Progress,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Table {
             Table::Interventions => "interventions",
             Table::InterventionsDetail => "interventions_detail",
             Table::Ablations => "ablations",
+            Table::Progress => "progress",
         }
     }
 
@@ -78,6 +82,7 @@ impl Table {
             Table::Interventions => "interventions.parquet",
             Table::InterventionsDetail => "interventions_detail.parquet",
             Table::Ablations => "ablations.parquet",
+            Table::Progress => "progress.parquet",
         }
     }
 }

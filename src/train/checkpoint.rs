@@ -102,6 +102,22 @@ impl Checkpoint {
         out
     }
 
+    /// Only the header (step and metrics so far), without copying the weights: what `status`
+    /// and `collect` show of a run that is not done.
+    pub fn header_from_bytes(bytes: &[u8]) -> Result<CheckpointHeader, CheckpointFormatError> {
+        use CheckpointFormatError::Truncated;
+        let len = bytes
+            .get(..8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            .map(|s| u64::from_le_bytes(s) as usize)
+            .ok_or(Truncated("header length"))?;
+        let header = 8usize
+            .checked_add(len)
+            .and_then(|end| bytes.get(8..end))
+            .ok_or(Truncated("header"))?;
+        Ok(serde_json::from_slice(header)?)
+    }
+
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, CheckpointFormatError> {
         use CheckpointFormatError::Truncated;
         // Lengths come from the file: checked arithmetic, so a damaged one is an error.
@@ -220,9 +236,32 @@ mod tests {
         let bytes = checkpoint.to_bytes();
         for cut in 0..bytes.len() {
             let _ = Checkpoint::from_bytes(&bytes[..cut]);
+            let _ = Checkpoint::header_from_bytes(&bytes[..cut]);
         }
         let mut huge = bytes.clone();
         huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Checkpoint::from_bytes(&huge).is_err());
+        assert!(Checkpoint::header_from_bytes(&huge).is_err());
+    }
+
+    #[test]
+    fn the_header_alone_reads_what_the_whole_checkpoint_does() {
+        let row = |step| MetricRow {
+            step,
+            split: "test".into(),
+            metric: "accuracy".into(),
+            value: 0.25 + step as f64 / 1000.0,
+        };
+        let checkpoint = Checkpoint {
+            header: CheckpointHeader {
+                step: 40,
+                metrics: vec![row(0), row(20), row(40)],
+            },
+            model: vec![7; 100],
+            optimizer: vec![6; 50],
+        };
+        let header = Checkpoint::header_from_bytes(&checkpoint.to_bytes()).unwrap();
+        assert_eq!(header.step, 40);
+        assert_eq!(header.metrics, checkpoint.header.metrics);
     }
 }

@@ -35,6 +35,9 @@ pub struct GroupRun<'a, B: AutodiffBackend> {
     pub evals: Vec<(&'a str, &'a Dataset)>,
     pub checkpoints: &'a mut dyn Checkpointer,
     pub observer: &'a mut dyn Observer,
+    /// Train only up to this step of the schedule, then checkpoint and stop (resumable); a run
+    /// already there does not train. The schedule stays the full `cfg.steps`.
+    pub stop_at: Option<usize>,
 }
 
 /// How one run of a group ended.
@@ -43,7 +46,8 @@ pub enum RunOutcome<B: AutodiffBackend> {
         model: Box<LanguageModel<B>>,
         metrics: Vec<MetricRow>,
     },
-    /// An observer asked to stop; a checkpoint at `step` was saved.
+    /// An observer asked to stop, or the run reached its `stop_at`; a checkpoint at `step` was
+    /// saved.
     Stopped {
         step: usize,
     },
@@ -68,6 +72,7 @@ struct Slot<'a, B: AutodiffBackend> {
     evals: Vec<(&'a str, &'a Dataset)>,
     checkpoints: &'a mut dyn Checkpointer,
     observer: &'a mut dyn Observer,
+    stop_at: Option<usize>,
     model: Option<LanguageModel<B>>,
     optimizer: Option<Vec<u8>>,
     step: usize,
@@ -97,13 +102,18 @@ pub fn train_group<B: AutodiffBackend>(
     let mut slots = Vec::with_capacity(count);
     for (index, run) in runs.into_iter().enumerate() {
         match restore(index, run, device) {
+            Ok(slot)
+                if slot.stop_at.is_some_and(|at| slot.step >= at) && slot.step < slot.cfg.steps =>
+            {
+                outcomes[index] = Some(RunOutcome::Stopped { step: slot.step });
+            }
             Ok(slot) => slots.push(slot),
             Err(e) => outcomes[index] = Some(RunOutcome::Failed(e)),
         }
     }
     // Runs resumed at different steps cannot share a step: one group per starting step (and per
-    // step count and batch size, which the planner's rule already makes equal).
-    let key = |s: &Slot<B>| (s.step, s.cfg.steps, s.cfg.batch_size);
+    // step count and batch size, which the planner's rule already makes equal, and per stop).
+    let key = |s: &Slot<B>| (s.step, s.cfg.steps, s.cfg.batch_size, s.stop_at);
     slots.sort_by_key(|s| (key(s), s.index));
     let mut rest = slots;
     while !rest.is_empty() {
@@ -144,6 +154,7 @@ fn restore<'a, B: AutodiffBackend>(
         evals: run.evals,
         checkpoints: run.checkpoints,
         observer: run.observer,
+        stop_at: run.stop_at,
         model: Some(run.model),
         optimizer: None,
         step: 0,
@@ -290,7 +301,8 @@ fn train_packed<B: AutodiffBackend>(
         step += 1;
 
         let runs_now = slots.len();
-        let mut stop = false;
+        // The group shares its stop (part of the grouping key).
+        let mut stop = slots[0].stop_at == Some(step) && step < total;
         for (r, slot) in slots.iter_mut().enumerate() {
             if step.is_multiple_of(slot.cfg.eval_every) || step == total {
                 evaluate_run(&model, r, slot, step, device);
@@ -576,6 +588,7 @@ mod tests {
                 evals: vec![("test", test)],
                 checkpoints: memory as &mut dyn Checkpointer,
                 observer,
+                stop_at: None,
             })
             .collect();
         let outcomes = train_group(group, &device, LossReads::EveryStep);

@@ -93,6 +93,7 @@ pub fn train<B: AutodiffBackend>(
         evals: eval_sets.to_vec(),
         checkpoints,
         observer,
+        stop_at: None,
     };
     match train_group(vec![run], device, LossReads::EveryStep).pop() {
         Some(RunOutcome::Finished { model, metrics }) => {

@@ -10,11 +10,17 @@ use crate::stdout;
 use mechlab::store::read_parquet;
 
 /// One metric observation: run id, step, split, metric, value bits.
-type Row = (String, i64, String, String, u64);
+pub(crate) type Row = (String, i64, String, String, u64);
 
 /// Every metric observation of the experiment, values as bits: equal means bit-identical.
-fn metrics(dir: &Dir, experiment: &str) -> Vec<Row> {
-    let df = read_parquet(&dir.results().join(experiment).join("metrics.parquet")).unwrap();
+pub(crate) fn metrics(dir: &Dir, experiment: &str) -> Vec<Row> {
+    observations(dir, experiment, "metrics.parquet")
+}
+
+/// The rows of an experiment's table of observations (`metrics.parquet`, `progress.parquet`),
+/// sorted, values as bits.
+pub(crate) fn observations(dir: &Dir, experiment: &str, table: &str) -> Vec<Row> {
+    let df = read_parquet(&dir.results().join(experiment).join(table)).unwrap();
     let text = |c: &str| -> Vec<String> {
         df.column(c)
             .unwrap()
@@ -137,7 +143,7 @@ fn corrupt_files_are_found_and_recomputed_never_trusted() {
 }
 
 /// Longer than TINY, checkpointing often, so a kill lands mid-training.
-fn slow_spec() -> String {
+pub(crate) fn slow_spec() -> String {
     TINY.replace("steps = 30", "steps = 300")
         .replace("checkpoint_every = 10", "checkpoint_every = 7")
         .replace("eval_every = 10", "eval_every = 25")

@@ -45,3 +45,21 @@ examples = 16
     let err = dir.fails(&["plot", "--kind", "attrib", "--threshold", "nan"], &spec);
     assert!(err.contains("--threshold"), "{err}");
 }
+
+/// Runs stopped short of their schedule (`run --until-step`) are drawn as far as they are, and
+/// say so in the legend; finished runs are drawn as before.
+#[test]
+fn curves_show_runs_that_are_not_done_yet() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", TINY);
+    dir.ok(&["run", "-q", "--until-step", "20"], &spec);
+    dir.ok(&["plot", "--kind", "curves", "--format", "svg"], &spec);
+    let figures = dir.results().join("tiny/figures");
+    let curves = std::fs::read_to_string(figures.join("curves.svg")).unwrap();
+    assert_eq!(curves.matches("(to step 20)").count(), 2, "{curves}");
+    dir.ok(&["run", "-q"], &spec);
+    dir.ok(&["plot", "--kind", "curves", "--format", "svg"], &spec);
+    let curves = std::fs::read_to_string(figures.join("curves.svg")).unwrap();
+    assert!(!curves.contains("(to step"), "{curves}");
+    assert!(curves.contains("lr1e-3"), "{curves}");
+}

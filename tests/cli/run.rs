@@ -200,3 +200,57 @@ fn bench_pack_prints_both_throughputs() {
     assert_eq!(line["runs"], 2);
     assert!(line["packed_tokens_per_s"].as_f64().unwrap() > 0.0);
 }
+
+/// `--until-step`: every run trains to that step of its (unchanged) schedule and stops
+/// resumably; `status` and `progress.parquet` show the runs so far; evaluate nodes wait rather
+/// than fail; continuing in stages ends bit-identical to one uninterrupted run.
+#[test]
+fn until_step_stops_every_run_resumably_and_shows_its_progress() {
+    use crate::guarantees::{metrics, observations, slow_spec};
+    let probed = format!(
+        "{}\n[[interventions]]\nkind = \"interchange\"\nsites = [\"block_input\"]\ncorrupt = [\"key\"]\npatch_at = [\"value\", \"query\"]\nexamples = 8\n",
+        slow_spec()
+    );
+    let reference = Dir::new();
+    let spec = reference.write("tiny.toml", &probed);
+    reference.ok(&["run", "-q"], &spec);
+    let want = metrics(&reference, "tiny");
+
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", &probed);
+    let out = dir.ok(&["run", "-q", "--until-step", "100"], &spec);
+    assert!(
+        stdout(&out).contains("2 runs stopped at step 100 (--until-step)"),
+        "{}",
+        stdout(&out)
+    );
+    let status = stdout(&dir.ok(&["status"], &spec));
+    assert_eq!(
+        status.matches("pending (checkpoint at step 100)").count(),
+        2,
+        "{status}"
+    );
+    assert_eq!(status.matches("(step 100)").count(), 2, "{status}");
+    let progress = observations(&dir, "tiny", "progress.parquet");
+    assert!(metrics(&dir, "tiny").is_empty());
+    // The observations so far are exactly the reference's first ones.
+    let head: Vec<_> = want.iter().filter(|r| r.1 <= 100).cloned().collect();
+    assert_eq!(progress, head);
+    let steps = |d: &Dir| -> Vec<Option<i64>> {
+        let runs = read_parquet(&d.results().join("tiny").join("runs.parquet")).unwrap();
+        runs.column("step").unwrap().i64().unwrap().iter().collect()
+    };
+    assert_eq!(steps(&dir), vec![Some(100), Some(100)]);
+
+    // A run already past the step does not train.
+    dir.ok(&["run", "-q", "--until-step", "50"], &spec);
+    assert_eq!(steps(&dir), vec![Some(100), Some(100)]);
+
+    dir.ok(&["run", "-q", "--until-step", "200"], &spec);
+    dir.ok(&["run", "-q"], &spec);
+    assert_eq!(metrics(&dir, "tiny"), want);
+    assert!(observations(&dir, "tiny", "progress.parquet").is_empty());
+    assert_eq!(steps(&dir), vec![Some(300), Some(300)]);
+    let status = stdout(&dir.ok(&["status"], &spec));
+    assert!(!status.contains("checkpoint at step"), "{status}");
+}

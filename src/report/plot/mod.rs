@@ -2,7 +2,7 @@
 //!
 //! | kind | what it shows |
 //! |---|---|
-//! | `curves` | test accuracy by training step, one line per run (one panel per mixer when many) |
+//! | `curves` | test accuracy by training step, one line per run (one panel per mixer when many), runs not done yet as far as they are |
 //! | `accuracy` | final test accuracy by width, best learning rate per cell, one line per mixer |
 //! | `accuracy_lr` | final test accuracy over learning rates, one panel per width |
 //! | `lr_box` | final test accuracy over learning rates as boxes, per width and mixer |
@@ -244,29 +244,45 @@ pub fn plot(
     }
     match kind {
         Kind::Curves => {
-            let m = read_parquet(&tables.table(Table::Metrics))?;
-            let (ids, steps, splits, metrics, values) = (
-                text(&m, "run_id")?,
-                numbers(&m, "step")?,
-                text(&m, "split")?,
-                text(&m, "metric")?,
-                numbers(&m, "value")?,
-            );
-            // mixer → run name → points.
+            // mixer → run name → points; runs not done yet (progress.parquet, absent from
+            // tables collected by older versions) are drawn as far as they are, their step in
+            // the legend.
             let mut by_mixer: BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
-            for i in 0..m.height() {
-                if splits[i] == "test" && metrics[i] == "accuracy" {
-                    let (mixer, name) = runs
-                        .get(&ids[i])
-                        .map_or((String::new(), ids[i].clone()), |r| {
-                            (r.mixer.clone(), r.name.clone())
-                        });
-                    by_mixer
-                        .entry(mixer)
-                        .or_default()
-                        .entry(name)
-                        .or_default()
-                        .push((steps[i], 100.0 * values[i]));
+            let progress = tables.table(Table::Progress);
+            let mut frames = vec![(read_parquet(&tables.table(Table::Metrics))?, false)];
+            if progress.exists() {
+                frames.push((read_parquet(&progress)?, true));
+            }
+            for (m, partial) in frames {
+                let (ids, steps, splits, metrics, values) = (
+                    text(&m, "run_id")?,
+                    numbers(&m, "step")?,
+                    text(&m, "split")?,
+                    text(&m, "metric")?,
+                    numbers(&m, "value")?,
+                );
+                let mut reached: HashMap<&str, f64> = HashMap::new();
+                for (id, &step) in ids.iter().zip(&steps) {
+                    let e = reached.entry(id.as_str()).or_insert(step);
+                    *e = e.max(step);
+                }
+                for i in 0..m.height() {
+                    if splits[i] == "test" && metrics[i] == "accuracy" {
+                        let (mixer, mut name) = runs
+                            .get(&ids[i])
+                            .map_or((String::new(), ids[i].clone()), |r| {
+                                (r.mixer.clone(), r.name.clone())
+                            });
+                        if partial {
+                            name = format!("{name} (to step {})", reached[ids[i].as_str()]);
+                        }
+                        by_mixer
+                            .entry(mixer)
+                            .or_default()
+                            .entry(name)
+                            .or_default()
+                            .push((steps[i], 100.0 * values[i]));
+                    }
                 }
             }
             for runs in by_mixer.values_mut() {

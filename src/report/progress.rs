@@ -1,0 +1,42 @@
+//! Runs between start and finish. A train node that is not done keeps its step and its metrics so
+//! far in its latest checkpoint; reading them lets a user watch a long CPU run (or one stopped
+//! with `--until-step`) in `status` and in the curves figure before it is done, without touching
+//! the tables of finished runs.
+
+use crate::store::Store;
+use crate::train::{Checkpoint, MetricRow};
+
+/// What a train node's latest checkpoint says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Updates completed.
+    pub step: u64,
+    pub metrics: Vec<MetricRow>,
+}
+
+impl Progress {
+    /// The last evaluation's value of `split`.`metric`, with its step.
+    pub fn last(&self, split: &str, metric: &str) -> Option<(u64, f64)> {
+        self.metrics
+            .iter()
+            .filter(|r| r.split == split && r.metric == metric)
+            .max_by_key(|r| r.step)
+            .map(|r| (r.step, r.value))
+    }
+}
+
+/// The latest checkpoint of train node `id`; `None` when it has none, or when the checkpoint
+/// fails its checksum or does not parse (a view never trusts a damaged file; `run` discards it,
+/// and a checkpoint replaced while it is read verifies again on the next look).
+pub fn checkpointed(store: &Store, id: &str) -> Option<Progress> {
+    let path = store.node(id).checkpoint();
+    if !path.exists() {
+        return None;
+    }
+    let bytes = store.read_sealed(id, &path).ok()?;
+    let header = Checkpoint::header_from_bytes(&bytes).ok()?;
+    Some(Progress {
+        step: header.step,
+        metrics: header.metrics,
+    })
+}
