@@ -16,7 +16,9 @@ fn e<T: std::fmt::Display>(err: T) -> String {
 
 /// How a line chart's x axis reads its values.
 pub enum XAxis {
-    Linear,
+    /// Training steps from 0 to `to` (the longest schedule): every panel shares it, and a run not
+    /// done yet visibly ends short of the edge.
+    Steps { to: f64 },
     /// Values are indices into these labels, evenly spaced (widths 16, 32, 64, …: log-2 steps).
     Categories(Vec<String>),
 }
@@ -78,14 +80,13 @@ pub fn line_panel<DB: DrawingBackend>(
     series: &[Series],
     with_legend: bool,
 ) -> Result<(), String> {
-    let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
-    let (mut x0, mut x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    if let XAxis::Categories(labels) = x_axis {
-        (x0, x1) = (0.0, labels.len().saturating_sub(1) as f64);
-    }
-    if x0 > x1 {
-        (x0, x1) = (0.0, 1.0);
-    }
+    let (x0, x1) = match x_axis {
+        XAxis::Categories(labels) => (0.0, labels.len().saturating_sub(1) as f64),
+        XAxis::Steps { to } => {
+            let xs = series.iter().flat_map(|s| s.points.iter().map(|p| p.0));
+            (0.0, xs.fold(*to, f64::max))
+        }
+    };
     let pad = if x1 > x0 { (x1 - x0) * 0.04 } else { 0.5 };
     let (x0, x1) = (x0 - pad, x1 + pad);
     let mut chart = panel(area, caption)
@@ -96,7 +97,7 @@ pub fn line_panel<DB: DrawingBackend>(
         _ => 6,
     };
     let fmt = |x: &f64| match x_axis {
-        XAxis::Linear => {
+        XAxis::Steps { .. } => {
             if x.abs() >= 1000.0 {
                 format!("{}k", x / 1000.0)
             } else {
@@ -130,9 +131,37 @@ pub fn line_panel<DB: DrawingBackend>(
             .map_err(e)?;
     }
     if with_legend && !series.is_empty() {
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        legend(&mut chart, emptiest_corner(series, (x0, x1), y_range))?;
     }
     Ok(())
+}
+
+/// The corner whose quarter-panel holds the fewest points, so the legend hides the least data
+/// (learning curves on a plateau lie along the bottom, curves that learned along the top right);
+/// ties go to the first of upper left, lower right, upper right, lower left.
+fn emptiest_corner(
+    series: &[Series],
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
+    let (xm, ym) = ((x0 + x1) / 2.0, (y0 + y1) / 2.0);
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, false, true),
+        (SeriesLabelPosition::LowerRight, true, false),
+        (SeriesLabelPosition::UpperRight, true, true),
+        (SeriesLabelPosition::LowerLeft, false, false),
+    ];
+    let points: Vec<(f64, f64)> = series.iter().flat_map(|s| s.points.clone()).collect();
+    let count = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|&&(x, y)| (x > xm) == right && (y > ym) == upper)
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|&(_, right, upper)| count(right, upper))
+        .map_or(SeriesLabelPosition::UpperLeft, |(corner, _, _)| corner)
 }
 
 /// A tick label with one decimal, and no "-0.0".
@@ -554,5 +583,39 @@ mod tests {
         assert_eq!(diverging(1.0), RGBColor(178, 24, 43));
         assert_eq!(diverging(22.4), diverging(1.0), "clipped, not extrapolated");
         assert_eq!(diverging(-5.0), RGBColor(33, 102, 172));
+    }
+
+    fn curve(points: &[(f64, f64)]) -> Series {
+        Series {
+            name: "run".into(),
+            points: points.to_vec(),
+            color: None,
+        }
+    }
+
+    #[test]
+    fn the_legend_goes_where_the_curves_are_not() {
+        let corner = |s: &[Series]| emptiest_corner(s, (0.0, 50_000.0), (0.0, 100.0));
+        let plateau = curve(&[
+            (0.0, 0.0),
+            (10_000.0, 1.0),
+            (30_000.0, 0.5),
+            (50_000.0, 1.0),
+        ]);
+        // A run that never learns leaves the top free.
+        assert!(matches!(corner(&[plateau]), SeriesLabelPosition::UpperLeft));
+        // A run that learns at 15k fills the upper right and part of the upper left.
+        let learned = curve(&[
+            (0.0, 0.0),
+            (10_000.0, 2.0),
+            (16_000.0, 77.0),
+            (20_000.0, 95.0),
+            (30_000.0, 99.0),
+            (50_000.0, 99.0),
+        ]);
+        assert!(matches!(
+            corner(&[learned]),
+            SeriesLabelPosition::LowerRight
+        ));
     }
 }

@@ -171,7 +171,9 @@ fn curves_figure<DB: plotters::prelude::DrawingBackend>(
     a: &plotters::drawing::DrawingArea<DB, plotters::coord::Shift>,
     by_mixer: &ByMixer,
     facet: bool,
+    steps: f64,
 ) -> Result<(), String> {
+    let axis = XAxis::Steps { to: steps };
     let body = style::titled(a, "Test accuracy during training", None)?;
     if !facet {
         // One panel: each mixer's colour, a shade per run.
@@ -194,7 +196,7 @@ fn curves_figure<DB: plotters::prelude::DrawingBackend>(
             None,
             "training step",
             "test accuracy (%)",
-            &XAxis::Linear,
+            &axis,
             (0.0, 100.0),
             &all,
             true,
@@ -206,7 +208,7 @@ fn curves_figure<DB: plotters::prelude::DrawingBackend>(
             Some(mixer),
             "training step",
             "test accuracy (%)",
-            &XAxis::Linear,
+            &axis,
             (0.0, 100.0),
             &series(runs.clone()),
             runs.len() <= 6,
@@ -292,7 +294,12 @@ pub fn plot(
             }
             let total: usize = by_mixer.values().map(BTreeMap::len).sum();
             let facet = by_mixer.len() > 1 && total > 6;
-            draw!("curves", |a| curves_figure(a, &by_mixer, facet))
+            // The longest schedule of the experiment: where every curve is headed.
+            let steps = numbers(&read_parquet(&tables.table(Table::Runs))?, "train.steps")?
+                .into_iter()
+                .filter(|s| s.is_finite())
+                .fold(0.0, f64::max);
+            draw!("curves", |a| curves_figure(a, &by_mixer, facet, steps))
         }
         Kind::Accuracy => {
             let by_width = data::accuracy_by_width(&runs, &finals(tables)?);
