@@ -20,6 +20,10 @@ pub struct RunInfo {
     pub lr: Option<f64>,
     /// `task.kind`: picks the default corruption threshold.
     pub task: String,
+    /// The schedule's length (`train.steps`).
+    pub steps: Option<i64>,
+    /// Updates completed (`step`; absent from tables collected by older versions).
+    pub step: Option<i64>,
 }
 
 pub use crate::report::cells::Cell;
@@ -312,6 +316,8 @@ mod tests {
                 d_model: Some(d),
                 lr: Some(lr),
                 task: "ar".into(),
+                steps: Some(100),
+                step: Some(100),
             },
         )
     }

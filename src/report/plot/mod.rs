@@ -109,15 +109,19 @@ fn load_runs(tables: &ExperimentDir) -> Result<HashMap<String, RunInfo>, ReportE
         text(&df, "task.kind")?,
     );
     let (widths, lrs) = (numbers(&df, "model.d_model")?, numbers(&df, "train.lr")?);
+    let (steps, step) = (numbers(&df, "train.steps")?, numbers(&df, "step")?);
+    let int = |v: f64| v.is_finite().then_some(v as i64);
     Ok((0..df.height())
         .map(|i| {
             let run = RunInfo {
                 id: ids[i].clone(),
                 name: names[i].clone(),
                 mixer: mixers[i].clone(),
-                d_model: widths[i].is_finite().then_some(widths[i] as i64),
+                d_model: int(widths[i]),
                 lr: lrs[i].is_finite().then_some(lrs[i]),
                 task: tasks[i].clone(),
+                steps: int(steps[i]),
+                step: int(step[i]),
             };
             (ids[i].clone(), run)
         })
@@ -263,20 +267,14 @@ pub fn plot(
                     text(&m, "metric")?,
                     numbers(&m, "value")?,
                 );
-                let mut reached: HashMap<&str, f64> = HashMap::new();
-                for (id, &step) in ids.iter().zip(&steps) {
-                    let e = reached.entry(id.as_str()).or_insert(step);
-                    *e = e.max(step);
-                }
                 for i in 0..m.height() {
                     if splits[i] == "test" && metrics[i] == "accuracy" {
-                        let (mixer, mut name) = runs
-                            .get(&ids[i])
-                            .map_or((String::new(), ids[i].clone()), |r| {
-                                (r.mixer.clone(), r.name.clone())
-                            });
-                        if partial {
-                            name = format!("{name} (to step {})", reached[ids[i].as_str()]);
+                        let run = runs.get(&ids[i]);
+                        let (mixer, mut name) = run.map_or((String::new(), ids[i].clone()), |r| {
+                            (r.mixer.clone(), r.name.clone())
+                        });
+                        if let Some(step) = run.and_then(|r| r.step).filter(|_| partial) {
+                            name = format!("{name} (to step {step})");
                         }
                         by_mixer
                             .entry(mixer)
@@ -295,10 +293,7 @@ pub fn plot(
             let total: usize = by_mixer.values().map(BTreeMap::len).sum();
             let facet = by_mixer.len() > 1 && total > 6;
             // The longest schedule of the experiment: where every curve is headed.
-            let steps = numbers(&read_parquet(&tables.table(Table::Runs))?, "train.steps")?
-                .into_iter()
-                .filter(|s| s.is_finite())
-                .fold(0.0, f64::max);
+            let steps = runs.values().filter_map(|r| r.steps).max().unwrap_or(0) as f64;
             draw!("curves", |a| curves_figure(a, &by_mixer, facet, steps))
         }
         Kind::Accuracy => {
