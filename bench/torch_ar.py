@@ -234,13 +234,21 @@ def main() -> None:
     parser.add_argument("--mixer", choices=MIXERS, default="attention")
     parser.add_argument("--h3-state", type=int, default=64, help="H3 state size N")
     parser.add_argument("--h3-head-dim", type=int, default=1, help="H3 head dimension")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] (timed between synchronisations)")
     args = parser.parse_args()
+    device = torch.device(args.device)
+    # The reference mixers build masks and index tensors without naming a device.
+    torch.set_default_device(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    batches = make_batches(np.random.default_rng(args.seed), args.warmup + args.steps, args.batch)
+    batches = make_batches(np.random.default_rng(args.seed), args.warmup + args.steps, args.batch).to(device)
 
-    model = Model(args.d_model, mixer=args.mixer, h3_state=args.h3_state, h3_head_dim=args.h3_head_dim)
+    model = Model(args.d_model, mixer=args.mixer, h3_state=args.h3_state, h3_head_dim=args.h3_head_dim).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     if args.mixer == "attention" and args.d_model in EXPECTED_PARAMS:
         assert n_params == EXPECTED_PARAMS[args.d_model], n_params
@@ -257,13 +265,16 @@ def main() -> None:
 
     for tokens in batches[: args.warmup]:
         step(tokens)
+    sync()
     start = time.perf_counter()
     for tokens in batches[args.warmup :]:
         step(tokens)
+    sync()
     seconds = time.perf_counter() - start
 
     print(json.dumps({
         "impl": "pytorch-eager",
+        "device": args.device,
         "mixer": args.mixer,
         "d_model": args.d_model,
         "batch": args.batch,

@@ -21,6 +21,7 @@
 //! - [`train`]: the training loop, schedules, checkpoints and evaluation.
 //! - [`interp`]: interchange interventions (activation patching) and ablations on trained models.
 //! - [`bench`]: training and intervention throughput, for `mechlab bench`.
+//! - [`selftest`]: the numerics checked on whatever device the binary runs on, for `mechlab selftest`.
 //!
 //! Science modules (`task`, `model`, `train`, `interp`) never import orchestration modules
 //! (`spec`, `plan`, `exec`, `store`, `report`): they take plain config structs and return plain
@@ -33,6 +34,7 @@ pub mod interp;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod selftest;
 pub mod spec;
 pub mod store;
 pub mod task;

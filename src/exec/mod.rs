@@ -13,10 +13,21 @@ pub use local::{ExecOptions, RunReport, run_graph};
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error(
-        "this mechlab was built without CUDA support, so --device {0} is unavailable: rebuild with `cargo build --release --features cuda`"
+        "this mechlab was built without the {feature} feature, so --device {device} is unavailable: rebuild with `cargo build --release --features {feature}`"
     )]
-    NoCuda(String),
-    #[error("unknown device \"{0}\": expected cpu, cuda or cuda:N")]
+    NotBuilt {
+        device: String,
+        feature: &'static str,
+    },
+    #[error("--device {device}: this machine lacks what the runtime loads: {}", missing.join("; "))]
+    Preflight {
+        device: &'static str,
+        missing: Vec<String>,
+    },
+    /// A device failure reported for each run of a group.
+    #[error("{0}")]
+    Device(String),
+    #[error("unknown device \"{0}\": expected cpu, cuda, cuda:N or wgpu")]
     UnknownDevice(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -352,22 +352,21 @@ impl Observer for BarObserver<'_> {
 /// Trains `runs` as one group on the first run's device; per run `Ok(Some(step))` when
 /// interrupted.
 fn train_runs(runs: &[(&PlannedRun, &NodeContext)]) -> Vec<Result<Option<usize>, ExecError>> {
-    let device = runs[0].1.device;
-    match device {
-        DeviceChoice::Cpu => {
-            train_on::<super::device::CpuBackend>(runs, &Default::default(), LossReads::EveryStep)
+    struct Train<'a, 'r>(&'a [(&'r PlannedRun, &'r NodeContext<'r>)]);
+    impl super::device::OnTraining for Train<'_, '_> {
+        type Output = Vec<Result<Option<usize>, ExecError>>;
+        fn run<B: AutodiffBackend>(self, device: B::Device, reads: LossReads) -> Self::Output {
+            train_on::<B>(self.0, &device, reads)
         }
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(n) => train_on::<super::device::CudaBackend>(
-            runs,
-            &burn::backend::cuda::CudaDevice::new(n),
-            LossReads::AtEvaluations,
-        ),
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(n) => runs
-            .iter()
-            .map(|_| Err(ExecError::NoCuda(format!("cuda:{n}"))))
-            .collect(),
+    }
+    match runs[0].1.device.train_with(Train(runs)) {
+        Ok(results) => results,
+        Err(e) => {
+            let message = e.to_string();
+            runs.iter()
+                .map(|_| Err(ExecError::Device(message.clone())))
+                .collect()
+        }
     }
 }
 
@@ -530,20 +529,14 @@ fn shard_metadata(point: &RunPoint) -> [(&'static str, String); 2] {
 /// Runs one intervention grid on the final weights of the run's train node.
 fn run_eval(node: &Node, run: Option<&PlannedRun>, ctx: &NodeContext) -> Result<(), ExecError> {
     let run = run_point(node, run)?;
-    match ctx.device {
-        DeviceChoice::Cpu => {
-            eval_on::<super::device::CpuInference>(node, run, ctx, &Default::default())
+    struct Eval<'a, 'c>(&'a Node, &'a PlannedRun, &'a NodeContext<'c>);
+    impl super::device::OnInference for Eval<'_, '_> {
+        type Output = Result<(), ExecError>;
+        fn run<B: burn::tensor::backend::Backend>(self, device: B::Device) -> Self::Output {
+            eval_on::<B>(self.0, self.1, self.2, &device)
         }
-        #[cfg(feature = "cuda")]
-        DeviceChoice::Cuda(n) => eval_on::<super::device::CudaInference>(
-            node,
-            run,
-            ctx,
-            &burn::backend::cuda::CudaDevice::new(n),
-        ),
-        #[cfg(not(feature = "cuda"))]
-        DeviceChoice::Cuda(n) => Err(ExecError::NoCuda(format!("cuda:{n}"))),
     }
+    ctx.device.infer_with(Eval(node, run, ctx))?
 }
 
 fn eval_on<B: burn::tensor::backend::Backend>(

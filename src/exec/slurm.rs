@@ -108,6 +108,10 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
+/// Seconds before a task's time limit at which Slurm asks it to stop (a checkpoint of a packed
+/// group at the paper's widths takes well under a second; this leaves time for a slow disk).
+pub const TERM_LEAD_S: u32 = 120;
+
 fn header(name: &str, logs: &Path, opts: &SlurmOptions, array: Option<usize>) -> String {
     let mut lines = vec![
         "#!/bin/bash".to_string(),
@@ -129,6 +133,9 @@ fn header(name: &str, logs: &Path, opts: &SlurmOptions, array: Option<usize>) ->
             "#SBATCH --cpus-per-task={}",
             opts.cpus_per_task.max(1)
         ));
+        // SIGTERM to the task (`exec`'d mechlab) ahead of the time limit: it checkpoints and
+        // stops, and the next submission resumes it instead of losing the task's work.
+        lines.push(format!("#SBATCH --signal=B:TERM@{TERM_LEAD_S}"));
         if let Some(mem) = &opts.mem {
             lines.push(format!("#SBATCH --mem={mem}"));
         }
@@ -481,6 +488,7 @@ mod tests {
             "#SBATCH --output=/r/logs/%A_%a.out",
             "#SBATCH --cpus-per-task=4",
             "#SBATCH --gres=gpu:1",
+            "#SBATCH --signal=B:TERM@120",
             "#SBATCH --time=4:00:00",
             "#SBATCH --partition=gpu",
             "#SBATCH --qos=high",

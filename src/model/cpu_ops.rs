@@ -3,8 +3,14 @@
 //! (burn's `Backward` trait), reached from generic model code by downcasting: when the backend
 //! is `Autodiff<Flex>` (training) or `Flex` (inference) the operation runs, otherwise the tensor
 //! operations it replaces do.
+//!
+//! `MECHLAB_GENERIC_OPS=1` turns them off, so that the CPU runs the tensor operations every other
+//! backend (CUDA, wgpu) runs: CI runs the model, training, packing and intervention tests both
+//! ways, which is how the accelerators' code path is tested on every commit without one.
 
 use std::any::Any;
+use std::cell::Cell;
+use std::sync::OnceLock;
 
 use burn::backend::Autodiff;
 use burn::backend::Flex;
@@ -13,6 +19,33 @@ use burn::tensor::Tensor;
 
 /// The CPU training backend these operations extend.
 pub type Ad = Autodiff<Flex, NoCheckpointing>;
+
+/// The environment variable that turns the fused CPU operations off (`1` or `true`).
+pub const GENERIC_OPS_ENV: &str = "MECHLAB_GENERIC_OPS";
+
+thread_local! {
+    /// A test's choice for its own thread, over the environment's.
+    static FORCED: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether the fused CPU operations run (on the CPU backend; other backends never have them).
+pub fn fused_enabled() -> bool {
+    static FROM_ENV: OnceLock<bool> = OnceLock::new();
+    FORCED.with(Cell::get).unwrap_or_else(|| {
+        *FROM_ENV.get_or_init(|| {
+            !std::env::var(GENERIC_OPS_ENV).is_ok_and(|v| matches!(v.as_str(), "1" | "true"))
+        })
+    })
+}
+
+/// Runs `f` on this thread with the fused operations on or off whatever the environment says:
+/// for tests that compare the two paths.
+pub fn with_fused<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    let before = FORCED.with(|c| c.replace(Some(on)));
+    let out = f();
+    FORCED.with(|c| c.set(before));
+    out
+}
 
 /// `t` seen as a `U`, when it is one (the generic model code's tensor of the CPU backend).
 pub fn view<T: Any, U: Any>(t: &T) -> Option<&U> {

@@ -20,13 +20,16 @@ use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::cpu_ops::{Ad as A, cast, host, view};
+use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
 
 /// Elements per parallel task: below this a split costs more than it saves.
 const GRAIN: usize = 16 * 1024;
 
 /// GELU, on all cores for the CPU backend.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if !fused_enabled() {
+        return burn_gelu(x);
+    }
     if let Some(t) = view::<_, Tensor<A, D>>(&x) {
         return cast(gelu_autodiff(t.clone())).expect("B is Autodiff<Flex>");
     }
@@ -133,6 +136,7 @@ fn gelu_autodiff<const D: usize>(x: Tensor<A, D>) -> Tensor<A, D> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cpu_ops::with_fused;
     use crate::model::init::Init;
 
     #[test]
@@ -145,7 +149,7 @@ mod tests {
         let run = |fused: bool| {
             let x = x.clone().require_grad();
             let y = if fused {
-                gelu(x.clone())
+                with_fused(true, || gelu(x.clone()))
             } else {
                 burn_gelu(x.clone())
             };
@@ -158,7 +162,10 @@ mod tests {
         // Inference (no autodiff) too.
         let xi = Tensor::<Flex, 3>::from_data(x.clone().into_data(), &device);
         assert_eq!(
-            gelu(xi.clone()).into_data().to_vec::<f32>().unwrap(),
+            with_fused(true, || gelu(xi.clone()))
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
             burn_gelu(xi).into_data().to_vec::<f32>().unwrap()
         );
     }

@@ -27,10 +27,10 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
-use super::cpu_ops::{Ad as A, cast, host, view};
+use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
 
 /// The scan on `flex` (training or inference) as one fused operation, or `None` for any other
-/// backend.
+/// backend (and with the fused operations off, see [`super::cpu_ops`]).
 ///
 /// # Shapes
 /// As [`super::selective_scan::selective_scan`].
@@ -41,6 +41,9 @@ pub fn try_fused<B: Backend>(
     b_bsn: &Tensor<B, 3>,
     c_bsn: &Tensor<B, 3>,
 ) -> Option<Tensor<B, 3>> {
+    if !fused_enabled() {
+        return None;
+    }
     if let (Some(x), Some(d), Some(a), Some(b), Some(c)) = (
         view::<_, Tensor<A, 3>>(x_bsi),
         view::<_, Tensor<A, 3>>(delta_bsi),

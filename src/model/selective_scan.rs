@@ -267,10 +267,23 @@ mod tests {
                 a2.clone(),
             );
             let y = if fused {
-                let y = selective_scan(x.clone(), d.clone(), a2.clone(), bm.clone(), cm.clone());
+                use super::super::cpu_ops::with_fused;
+                let y = with_fused(true, || {
+                    selective_scan(x.clone(), d.clone(), a2.clone(), bm.clone(), cm.clone())
+                });
                 assert!(
-                    super::super::scan_cpu::try_fused(&x, &d, &a2, &bm, &cm).is_some(),
+                    with_fused(true, || super::super::scan_cpu::try_fused(
+                        &x, &d, &a2, &bm, &cm
+                    ))
+                    .is_some(),
                     "flex takes the fused path"
+                );
+                assert!(
+                    with_fused(false, || super::super::scan_cpu::try_fused(
+                        &x, &d, &a2, &bm, &cm
+                    ))
+                    .is_none(),
+                    "MECHLAB_GENERIC_OPS takes the tensor operations"
                 );
                 y
             } else {

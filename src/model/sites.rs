@@ -47,6 +47,21 @@ impl Site {
     /// Sites inside a sequence mixer, each in the mixers named by [`Site::exists_in`].
     pub const INTERNAL: [Site; 2] = [Site::AttnPattern, Site::ConvOutput];
 
+    /// Every site: the block's, then the mixer-internal ones.
+    pub const ALL: [Site; 8] = {
+        let mut all = [Site::BlockInput; 8];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < 6 {
+                Site::BLOCK[i]
+            } else {
+                Site::INTERNAL[i - 6]
+            };
+            i += 1;
+        }
+        all
+    };
+
     pub fn name(self) -> &'static str {
         match self {
             Site::BlockInput => "block_input",

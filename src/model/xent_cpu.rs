@@ -19,7 +19,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::cpu_ops::{Ad as A, cast, view};
+use super::cpu_ops::{Ad as A, cast, fused_enabled, view};
 
 /// `log softmax(logits)[r, targets[r]]` for every row `r`.
 ///
@@ -29,7 +29,8 @@ pub fn target_log_probs<B: Backend>(
     logits_nv: Tensor<B, 2>,
     targets_n: Tensor<B, 1, Int>,
 ) -> Tensor<B, 1> {
-    if let (Some(x), Some(t)) = (
+    if let (true, Some(x), Some(t)) = (
+        fused_enabled(),
         view::<_, Tensor<A, 2>>(&logits_nv),
         view::<_, Tensor<A, 1, Int>>(&targets_n),
     ) {
@@ -171,7 +172,7 @@ mod tests {
             let x = logits.clone().require_grad();
             let t = int_tensor::<A, 1>(targets.clone(), [n], &device);
             let y = if fused {
-                target_log_probs(x.clone(), t)
+                crate::model::cpu_ops::with_fused(true, || target_log_probs(x.clone(), t))
             } else {
                 log_softmax(x.clone(), 1)
                     .gather(1, t.reshape([n, 1]))

@@ -65,12 +65,30 @@ fn run_value(run: &PlannedRun, key: &str) -> Option<Value> {
 type Arm = (String, Vec<(f64, String)>);
 
 /// Output formats of `mechlab table`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Terminal,
     Markdown,
     Csv,
     Latex,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [
+        Format::Terminal,
+        Format::Markdown,
+        Format::Csv,
+        Format::Latex,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Terminal => "terminal",
+            Format::Markdown => "markdown",
+            Format::Csv => "csv",
+            Format::Latex => "latex",
+        }
+    }
 }
 
 /// `value` as a table label: strings bare, numbers as written.

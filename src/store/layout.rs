@@ -42,12 +42,11 @@ impl Shard {
 }
 
 /// A collected table of one experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     Runs,
     Metrics,
     Interventions,
-    #[value(name = "interventions_detail")]
     InterventionsDetail,
     Ablations,
     /// Metrics so far of runs that are not done, from their latest checkpoints.

@@ -64,7 +64,7 @@ impl Role {
 }
 
 /// Which sample of a task: each split draws from its own RNG stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
     Train,
     Test,
@@ -74,6 +74,8 @@ pub enum Split {
 }
 
 impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Test, Split::Dev];
+
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",

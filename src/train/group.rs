@@ -252,7 +252,11 @@ fn train_packed<B: AutodiffBackend>(
                 || next.is_multiple_of(s.cfg.checkpoint_every)
         };
         let read = reads == LossReads::EveryStep || step == 0 || slots.iter().any(will_eval);
-        if read {
+        // Kept when not read: a stop after this step must not checkpoint a diverged run as good.
+        let mut unread = None;
+        if !read {
+            unread = Some(per_run);
+        } else {
             let values: Vec<f32> = per_run
                 .into_data()
                 .convert::<f32>()
@@ -326,9 +330,21 @@ fn train_packed<B: AutodiffBackend>(
             stop |= slot.observer.on_step(step, total, slot.last_loss) == Control::Stop;
         }
         let due = |s: &Slot<B>| step.is_multiple_of(s.cfg.checkpoint_every) && step < total;
+        // Only a stop can come after an unread step (evaluations and checkpoints are read).
+        let losses = match unread {
+            Some(per_run) if stop => per_run.into_data().convert::<f32>().to_vec().ok(),
+            _ => None,
+        };
+        let diverged = |r: usize| {
+            losses
+                .as_ref()
+                .map(|l| l.get(r).copied().unwrap_or(f32::NAN))
+                .filter(|v| !v.is_finite())
+        };
         if stop || slots.iter().any(due) {
             for (r, slot) in slots.iter_mut().enumerate() {
                 if (stop || due(slot))
+                    && diverged(r).is_none()
                     && let Err(e) = save(&model, &optim, r, runs_now, slot, step)
                 {
                     return fail_all(done, slots, e);
@@ -336,11 +352,16 @@ fn train_packed<B: AutodiffBackend>(
             }
         }
         if stop {
-            done.extend(
-                slots
-                    .into_iter()
-                    .map(|s| (s.index, RunOutcome::Stopped { step })),
-            );
+            done.extend(slots.into_iter().enumerate().map(|(r, s)| {
+                let outcome = match diverged(r) {
+                    Some(loss) => RunOutcome::Failed(TrainError::Diverged {
+                        step: step - 1,
+                        loss,
+                    }),
+                    None => RunOutcome::Stopped { step },
+                };
+                (s.index, outcome)
+            }));
             return done;
         }
     }
@@ -546,13 +567,31 @@ mod tests {
         metrics: Vec<MetricRow>,
     }
 
-    /// Trains runs `members` (indices into the test runs) as one group.
+    /// Trains runs `members` (indices into the test runs) as one group, reading every loss.
     fn train(
         mixer: MixerKind,
         members: &[usize],
         cfgs: &[TrainConfig],
         memories: &mut [Memory],
         stop_at: Option<usize>,
+    ) -> Vec<Result<Trained, String>> {
+        train_with(
+            mixer,
+            members,
+            cfgs,
+            memories,
+            stop_at,
+            LossReads::EveryStep,
+        )
+    }
+
+    fn train_with(
+        mixer: MixerKind,
+        members: &[usize],
+        cfgs: &[TrainConfig],
+        memories: &mut [Memory],
+        stop_at: Option<usize>,
+        reads: LossReads,
     ) -> Vec<Result<Trained, String>> {
         let device = Default::default();
         let task = task();
@@ -591,7 +630,7 @@ mod tests {
                 stop_at: None,
             })
             .collect();
-        let outcomes = train_group(group, &device, LossReads::EveryStep);
+        let outcomes = train_group(group, &device, reads);
         outcomes
             .into_iter()
             .zip(observers)
@@ -707,6 +746,50 @@ mod tests {
             );
             assert!(diff <= TOLERANCE, "run {r}: {diff:e}");
         }
+    }
+
+    /// The accelerators' mode: the loss leaves the device only at evaluations and checkpoints.
+    #[test]
+    fn reading_losses_at_evaluations_catches_divergence_and_never_checkpoints_it_as_a_stop() {
+        let mut cfgs: Vec<TrainConfig> = (0..3).map(config).collect();
+        cfgs[1].lr = 1e30;
+        cfgs[1].schedule.warmup = 0.0;
+        let every = train(
+            MixerKind::Attention,
+            &[0, 1, 2],
+            &cfgs,
+            &mut memories(3),
+            None,
+        );
+        let at_evals = |stop, saved: &mut [Memory]| {
+            train_with(
+                MixerKind::Attention,
+                &[0, 1, 2],
+                &cfgs,
+                saved,
+                stop,
+                LossReads::AtEvaluations,
+            )
+        };
+        // Caught at the next read (the evaluation at step 100); the others train as before.
+        let whole = at_evals(None, &mut memories(3));
+        let err = whole[1].as_ref().err().expect("run 1 diverges");
+        assert!(err.contains("training diverged"), "{err}");
+        for r in [0, 2] {
+            let (a, b) = (whole[r].as_ref().unwrap(), every[r].as_ref().unwrap());
+            assert_eq!(a.metrics, b.metrics, "run {r}");
+        }
+        // A stop at step 30 (no evaluation, no checkpoint due): the diverged run fails and
+        // leaves no checkpoint; the others stop with theirs.
+        let mut saved = memories(3);
+        let stopped = at_evals(Some(30), &mut saved);
+        for r in [0, 2] {
+            assert_eq!(stopped[r].as_ref().err().unwrap(), "stopped at 30");
+            assert!(saved[r].0.is_some(), "run {r} checkpointed");
+        }
+        let err = stopped[1].as_ref().err().unwrap();
+        assert!(err.contains("training diverged"), "{err}");
+        assert!(saved[1].0.is_none(), "a diverged run is never checkpointed");
     }
 
     #[test]

@@ -195,6 +195,42 @@ fn a_run_killed_at_any_point_resumes_to_bit_identical_tables() {
     }
 }
 
+/// Slurm's stop ahead of a time limit (`#SBATCH --signal=B:TERM@…`): the run checkpoints and
+/// exits 130 like a Ctrl-C, and the next run resumes to bit-identical tables.
+#[test]
+fn sigterm_checkpoints_and_the_next_run_resumes_bit_identically() {
+    let (want, dir, spec) = reference_and_fresh();
+    let mut child = spawn_run(&dir, &spec);
+    // Mid-training: once the first checkpoint exists (a run this size takes seconds).
+    let store = dir.results().join("store");
+    let checkpointed = || {
+        std::fs::read_dir(&store).is_ok_and(|nodes| {
+            nodes
+                .flatten()
+                .any(|n| n.path().join("checkpoint.bin").exists())
+        })
+    };
+    while !checkpointed() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "SIGTERM is handled as an interrupt");
+    // Checkpointed on the way out, not killed: the next run resumes from there.
+    let status = stdout(&dir.ok(&["status"], &spec));
+    assert!(status.contains("(checkpoint at step"), "{status}");
+    dir.ok(&["run", "-q"], &spec);
+    assert_eq!(metrics(&dir, "tiny"), want);
+}
+
 #[test]
 fn two_runs_of_one_spec_wait_for_each_other() {
     let (want, dir, spec) = reference_and_fresh();

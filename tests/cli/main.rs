@@ -12,6 +12,7 @@ mod guarantees;
 mod plan;
 mod plot;
 mod run;
+mod selftest;
 mod slurm;
 mod table;
 

@@ -105,7 +105,7 @@ fn cuda_device_without_the_feature_is_a_clear_error() {
     let spec = dir.write("tiny.toml", TINY);
     let err = dir.fails(&["run", "--device", "cuda"], &spec);
     assert!(
-        err.contains("built without CUDA support") && err.contains("--features cuda"),
+        err.contains("built without the cuda feature") && err.contains("--features cuda"),
         "{err}"
     );
 }
@@ -253,4 +253,34 @@ fn until_step_stops_every_run_resumably_and_shows_its_progress() {
     assert_eq!(steps(&dir), vec![Some(300), Some(300)]);
     let status = stdout(&dir.ok(&["status"], &spec));
     assert!(!status.contains("checkpoint at step"), "{status}");
+}
+
+/// `MECHLAB_GENERIC_OPS=1` reaches the binary and is recorded: the CPU then runs the tensor
+/// operations of the accelerators, and its results are not the fused path's.
+#[test]
+fn generic_ops_are_recorded_as_the_backend() {
+    let dir = Dir::new();
+    let spec = dir.write("tiny.toml", &TINY.replace("steps = 30", "steps = 5"));
+    let out = dir
+        .mechlab()
+        .env("MECHLAB_GENERIC_OPS", "1")
+        .args(["run", "-q"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let statuses: Vec<String> = std::fs::read_dir(dir.results().join("store"))
+        .unwrap()
+        .flatten()
+        .filter_map(|n| std::fs::read_to_string(n.path().join("status.json")).ok())
+        .filter(|s| s.contains("\"train\""))
+        .collect();
+    assert!(!statuses.is_empty());
+    for s in statuses {
+        assert!(s.contains("flex (generic ops)"), "{s}");
+    }
 }

@@ -149,12 +149,22 @@ fn slurm_runs_every_node_in_array_tasks_then_collects_the_same_results_as_a_loca
 fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_error() {
     let dir = Dir::new();
     let spec = dir.write("spec.toml", &spec_text());
+    // The tasks run this binary: a device it was not built for is refused before submitting.
+    let device = if cfg!(feature = "cuda") {
+        "cuda"
+    } else {
+        let err = dir.fails(&["slurm", "--dry-run", "--device", "cuda"], &spec);
+        assert!(err.contains("--features cuda"), "{err}");
+        "cpu"
+    };
     let out = dir.ok(
         &[
             "slurm",
             "--dry-run",
             "--device",
-            "cuda",
+            device,
+            "--gpus",
+            "1",
             "--sbatch",
             "/nonexistent/sbatch",
         ],
@@ -170,8 +180,11 @@ fn dry_run_writes_scripts_without_submitting_and_a_missing_sbatch_is_a_clear_err
         .unwrap();
     let script = std::fs::read_to_string(array).unwrap();
     assert!(script.contains("#SBATCH --gres=gpu:1"), "{script}");
+    // Slurm's warning ahead of the time limit reaches mechlab itself (exec'd by the script).
+    assert!(script.contains("#SBATCH --signal=B:TERM@120"), "{script}");
+    let device = if device == "cuda" { "cuda:0" } else { "cpu" };
     assert!(
-        script.contains("--device cuda:0 --quiet --no-collect $NODES"),
+        script.contains(&format!("--device {device} --quiet --no-collect $NODES")),
         "{script}"
     );
 

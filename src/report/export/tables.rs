@@ -83,7 +83,7 @@ pub fn filter(mut df: DataFrame, filters: &[(String, String)]) -> Result<DataFra
 }
 
 /// The file format of an exported table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FileFormat {
     #[default]
     Parquet,
@@ -91,6 +91,9 @@ pub enum FileFormat {
 }
 
 impl FileFormat {
+    pub const ALL: [FileFormat; 2] = [FileFormat::Parquet, FileFormat::Csv];
+
+    /// The format's name, also its file extension.
     pub fn extension(self) -> &'static str {
         match self {
             FileFormat::Parquet => "parquet",

@@ -30,16 +30,13 @@ use data::{Filter, RunInfo};
 use style::render;
 
 /// A figure kind (see the table above).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Curves,
     Accuracy,
-    #[value(name = "accuracy_lr")]
     AccuracyLr,
-    #[value(name = "lr_box")]
     LrBox,
     Scatter,
-    #[value(name = "attrib_layers")]
     AttribLayers,
     Attrib,
 }
@@ -71,7 +68,7 @@ impl Kind {
 }
 
 /// Which image files to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ImageFormat {
     Png,
     Svg,
@@ -80,6 +77,16 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    pub const ALL: [ImageFormat; 3] = [ImageFormat::Png, ImageFormat::Svg, ImageFormat::Both];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Svg => "svg",
+            ImageFormat::Both => "both",
+        }
+    }
+
     fn png(self) -> bool {
         matches!(self, ImageFormat::Png | ImageFormat::Both)
     }

@@ -1,0 +1,136 @@
+//! Packing on the device: two runs (their own learning rate, weight decay, betas, schedule and
+//! seed) trained 50 steps as one packed program against each trained alone, for one mixer. The
+//! loss of every step and the final test accuracy must agree as on the CPU, where they agree to
+//! 1e-5 relative (README, Packed sweeps).
+
+use burn::tensor::backend::AutodiffBackend;
+
+use super::SelftestError;
+use super::compare::Compare;
+use crate::model::{MixerKind, ModelConfig};
+use crate::task::{ArConfig, ArQuery, Dataset, Split};
+use crate::train::{
+    Control, GroupRun, LossReads, NoCheckpoints, Observer, RunOutcome, Schedule, ScheduleKind,
+    TrainConfig, train_group,
+};
+
+const STEPS: usize = 50;
+const TOLERANCE: f64 = 1e-5;
+
+struct Losses(Vec<f32>);
+
+impl Observer for Losses {
+    fn on_step(&mut self, _step: usize, _total: usize, loss: f32) -> Control {
+        self.0.push(loss);
+        Control::Continue
+    }
+}
+
+fn config(r: usize) -> TrainConfig {
+    TrainConfig {
+        batch_size: 8,
+        steps: STEPS,
+        lr: [3e-3, 1e-3][r],
+        weight_decay: [0.0, 0.1][r],
+        betas: [[0.9, 0.999], [0.9, 0.98]][r],
+        eps: 1e-8,
+        schedule: Schedule {
+            kind: [ScheduleKind::Cosine, ScheduleKind::Linear][r],
+            warmup: 0.1 * r as f64,
+        },
+        eval_every: STEPS,
+        checkpoint_every: 10 * STEPS,
+        keep_weights_every: None,
+    }
+}
+
+/// Per run: every step's loss, then the final test accuracy.
+fn train<B: AutodiffBackend>(
+    mixer: MixerKind,
+    members: &[usize],
+    device: &B::Device,
+) -> Result<Vec<Vec<f32>>, String> {
+    let task = ArConfig {
+        num_kv: 16,
+        pairs: 4,
+        query: ArQuery::Key,
+        prohibit: None,
+    };
+    let model = ModelConfig {
+        max_positions: 32,
+        ..ModelConfig::paper(mixer, task.vocab_size(), 16, 2)
+    };
+    let cfgs: Vec<TrainConfig> = (0..2).map(config).collect();
+    let data: Vec<(Dataset, Dataset)> = members
+        .iter()
+        .map(|&r| {
+            (
+                task.generate(r as u64, Split::Train, 8 * STEPS),
+                task.generate(r as u64, Split::Test, 64),
+            )
+        })
+        .collect();
+    let mut observers: Vec<Losses> = members.iter().map(|_| Losses(Vec::new())).collect();
+    let mut checkpoints: Vec<NoCheckpoints> = members.iter().map(|_| NoCheckpoints).collect();
+    let mut group = Vec::new();
+    for (((&r, (train, test)), observer), checkpoints) in members
+        .iter()
+        .zip(&data)
+        .zip(observers.iter_mut())
+        .zip(checkpoints.iter_mut())
+    {
+        group.push(GroupRun {
+            model: model
+                .init::<B>(r as u64 + 10, device)
+                .map_err(|e| e.to_string())?,
+            cfg: &cfgs[r],
+            train,
+            evals: vec![("test", test)],
+            checkpoints,
+            observer,
+            stop_at: None,
+        });
+    }
+    let outcomes = train_group(group, device, LossReads::EveryStep);
+    outcomes
+        .into_iter()
+        .zip(observers)
+        .map(|(o, losses)| match o {
+            RunOutcome::Finished { metrics, .. } => {
+                let accuracy = metrics
+                    .iter()
+                    .rfind(|m| m.split == "test" && m.metric == "accuracy")
+                    .map_or(f32::NAN, |m| m.value as f32);
+                let mut out = losses.0;
+                out.push(accuracy);
+                Ok(out)
+            }
+            RunOutcome::Stopped { step } => Err(format!("stopped at step {step}")),
+            RunOutcome::Failed(e) => Err(e.to_string()),
+        })
+        .collect()
+}
+
+pub fn check<B: AutodiffBackend>(
+    mixer: &str,
+    device: &B::Device,
+) -> Result<Compare, SelftestError> {
+    let setup = |message: String| SelftestError::Setup {
+        check: format!("packed:{mixer}"),
+        message,
+    };
+    let kind = MixerKind::ALL
+        .into_iter()
+        .find(|k| k.name() == mixer)
+        .ok_or_else(|| setup(format!("no mixer {mixer}")))?;
+    let packed = train::<B>(kind, &[0, 1], device).map_err(setup)?;
+    let mut c = Compare::default();
+    for (r, packed) in packed.iter().enumerate() {
+        let alone = train::<B>(kind, &[r], device).map_err(setup)?;
+        let (curve, accuracy) = packed.split_at(STEPS);
+        let (want_curve, want_accuracy) = alone[0].split_at(STEPS);
+        c.tensor(&format!("run {r} losses"), curve, want_curve, TOLERANCE);
+        c.tensor(&format!("run {r} accuracy"), accuracy, want_accuracy, 0.0);
+    }
+    Ok(c)
+}

@@ -1,0 +1,148 @@
+//! burn's cubecl stack (the kernel definitions, fusion and autotune CUDA uses) running mechlab's
+//! models, on Vulkan: in CI on Mesa's lavapipe, a software driver on the CPU. Built only with
+//! `--features wgpu` (`cargo test --features wgpu --test wgpu`); without a Vulkan device the tests
+//! skip and say so, unless `MECHLAB_REQUIRE_WGPU=1` (CI), where they fail.
+//!
+//! The subset every commit runs: each mixer's fixture numerics, the scan, the generic operations
+//! against the CPU's fused ones, one intervention grid against the CPU's, a packed group against
+//! its runs alone, and a packed group that learns.
+
+use mechlab::exec::DeviceChoice;
+use mechlab::selftest::{CheckResult, Verdict};
+
+/// The selftest checks whose name contains `only`, on wgpu; `None` when there is no Vulkan
+/// device here (and the environment does not require one).
+fn checks(only: &str) -> Option<Vec<CheckResult>> {
+    match mechlab::selftest::run(DeviceChoice::Wgpu, Some(only), &mut |r| {
+        eprintln!("{}", serde_json::to_string(r).unwrap());
+    }) {
+        Ok(results) => Some(results),
+        Err(e) if std::env::var("MECHLAB_REQUIRE_WGPU").is_err() => {
+            eprintln!(
+                "skipped: no Vulkan device here ({e}); MECHLAB_REQUIRE_WGPU=1 makes this fail"
+            );
+            None
+        }
+        Err(e) => panic!("MECHLAB_REQUIRE_WGPU is set but wgpu cannot run: {e}"),
+    }
+}
+
+fn assert_pass(only: &str) {
+    let Some(results) = checks(only) else { return };
+    assert!(!results.is_empty(), "{only}: no such check");
+    for r in results {
+        assert_eq!(
+            r.verdict,
+            Verdict::Pass,
+            "{}: {} off by {:e} of its scale (tolerance {:e})",
+            r.check,
+            r.worst,
+            r.error,
+            r.tolerance
+        );
+    }
+}
+
+#[test]
+fn every_mixer_matches_the_pytorch_fixtures_on_cubecl() {
+    assert_pass("fixture:");
+}
+
+#[test]
+fn the_scan_and_the_generic_operations_match_on_cubecl() {
+    assert_pass("scan");
+    assert_pass("generic_ops");
+}
+
+#[test]
+fn an_intervention_grid_on_cubecl_equals_the_cpus() {
+    assert_pass("interventions");
+}
+
+#[test]
+fn a_packed_group_trains_as_its_runs_alone_on_cubecl() {
+    assert_pass("packed:attention");
+    assert_pass("packed:mamba");
+}
+
+/// Learning, not only agreement: two packed runs of a tiny model, 300 steps on wgpu, lose most
+/// of their loss.
+#[test]
+fn a_packed_group_learns_on_cubecl() {
+    use burn::backend::Autodiff;
+    use burn::backend::Vulkan;
+    use mechlab::model::{MixerKind, ModelConfig};
+    use mechlab::task::{ArConfig, ArQuery, Split};
+    use mechlab::train::{
+        Control, GroupRun, LossReads, NoCheckpoints, Observer, RunOutcome, Schedule, ScheduleKind,
+        TrainConfig, train_group,
+    };
+    type B = Autodiff<Vulkan>;
+
+    if checks("fixture:attention").is_none() {
+        return;
+    }
+    struct Losses(Vec<f32>);
+    impl Observer for Losses {
+        fn on_step(&mut self, _: usize, _: usize, loss: f32) -> Control {
+            self.0.push(loss);
+            Control::Continue
+        }
+    }
+    const STEPS: usize = 300;
+    let task = ArConfig {
+        num_kv: 16,
+        pairs: 4,
+        query: ArQuery::Key,
+        prohibit: None,
+    };
+    let device = Default::default();
+    let model = ModelConfig {
+        max_positions: 32,
+        ..ModelConfig::paper(MixerKind::Attention, task.vocab_size(), 16, 2)
+    };
+    let cfgs: Vec<TrainConfig> = [3e-3, 1e-2]
+        .map(|lr| TrainConfig {
+            batch_size: 16,
+            steps: STEPS,
+            lr,
+            weight_decay: 0.0,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            schedule: Schedule {
+                kind: ScheduleKind::Cosine,
+                warmup: 0.1,
+            },
+            eval_every: STEPS,
+            checkpoint_every: 10 * STEPS,
+            keep_weights_every: None,
+        })
+        .to_vec();
+    let data: Vec<_> = (0..2)
+        .map(|r| task.generate(r, Split::Train, 16 * STEPS))
+        .collect();
+    let mut observers = [Losses(Vec::new()), Losses(Vec::new())];
+    let mut ckpts = [NoCheckpoints, NoCheckpoints];
+    let group: Vec<GroupRun<B>> = observers
+        .iter_mut()
+        .zip(ckpts.iter_mut())
+        .enumerate()
+        .map(|(r, (observer, checkpoints))| GroupRun {
+            model: model.init::<B>(r as u64, &device).unwrap(),
+            cfg: &cfgs[r],
+            train: &data[r],
+            evals: Vec::new(),
+            checkpoints,
+            observer,
+            stop_at: None,
+        })
+        .collect();
+    for outcome in train_group(group, &device, LossReads::EveryStep) {
+        assert!(matches!(outcome, RunOutcome::Finished { .. }));
+    }
+    for (r, o) in observers.iter().enumerate() {
+        let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
+        let (first, last) = (mean(&o.0[..20]), mean(&o.0[STEPS - 20..]));
+        assert!(last < 0.6 * first, "run {r}: loss {first} → {last}");
+    }
+}
