@@ -3,8 +3,13 @@
 //! element forward, an `erf` and an `exp` backward — is one of the costliest of them (15% of an
 //! attention step at d_model 64). This is the same formula per element as `flex`'s own
 //! (`0.5·x·(1 + erf(x/√2))`, gradient `g·(Φ(x) + x·φ(x))`, `erf` from the same `libm`), so the
-//! values are bit for bit `flex`'s; the elements are split over rayon's pool. Other backends keep
-//! burn's `gelu`.
+//! values are bit for bit `flex`'s; the elements are split over rayon's pool.
+//!
+//! Other backends get [`gelu_exact`], built from `erf`, and not burn's `gelu`: burn 0.21's default
+//! `gelu_backward` (which every cubecl backend inherits; `flex` overrides it) is the derivative of
+//! GELU's tanh approximation, off from the exact gradient by up to 7e-4 of its scale — found by
+//! `mechlab selftest --device wgpu` (the `generic_ops` check), and enough to take every mixer
+//! with an MLP outside the PyTorch fixtures' 1e-5.
 
 use std::sync::Arc;
 
@@ -14,7 +19,6 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::ops::unary::erf_f32;
-use burn::tensor::activation::gelu as burn_gelu;
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensorOps;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
@@ -25,10 +29,10 @@ use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
 /// Elements per parallel task: below this a split costs more than it saves.
 const GRAIN: usize = 16 * 1024;
 
-/// GELU, on all cores for the CPU backend.
+/// GELU, on all cores for the CPU backend; exact everywhere.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     if !fused_enabled() {
-        return burn_gelu(x);
+        return gelu_exact(x);
     }
     if let Some(t) = view::<_, Tensor<A, D>>(&x) {
         return cast(gelu_autodiff(t.clone())).expect("B is Autodiff<Flex>");
@@ -42,7 +46,16 @@ pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
         ))
         .expect("B is Flex");
     }
-    burn_gelu(x)
+    gelu_exact(x)
+}
+
+/// `0.5·x·(1 + erf(x/√2))` from tensor operations, so that autodiff differentiates the exact
+/// function (`erf`'s own backward is exact).
+pub fn gelu_exact<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let s = core::f32::consts::FRAC_1_SQRT_2;
+    x.clone()
+        .mul(x.mul_scalar(s).erf().add_scalar(1.0))
+        .mul_scalar(0.5)
 }
 
 fn forward(x: &[f32]) -> Vec<f32> {
@@ -138,6 +151,7 @@ mod tests {
     use super::*;
     use crate::model::cpu_ops::with_fused;
     use crate::model::init::Init;
+    use burn::tensor::activation::gelu as burn_gelu;
 
     #[test]
     fn values_and_gradients_are_burns_bit_for_bit() {
@@ -159,6 +173,19 @@ mod tests {
             (y, gx)
         };
         assert_eq!(run(true), run(false));
+        // The exact composition other backends run: the same function and gradient, to float32
+        // rounding (burn's own `gelu_backward` is the tanh approximation's and misses this).
+        let composed = |x: Tensor<A, 3>| {
+            let x = x.require_grad();
+            let y = gelu_exact(x.clone());
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let gx: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+            (y.into_data().to_vec::<f32>().unwrap(), gx)
+        };
+        let ((y, g), (y_want, g_want)) = (composed(x.clone()), run(true));
+        for (a, b) in y.iter().zip(&y_want).chain(g.iter().zip(&g_want)) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
         // Inference (no autodiff) too.
         let xi = Tensor::<Flex, 3>::from_data(x.clone().into_data(), &device);
         assert_eq!(

@@ -54,17 +54,17 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         let summary = store.run_summary(&run.train).ok().flatten();
         let shard = store.node(&run.train).shard(Shard::Metrics);
         let df = match status.state {
-            NodeState::Done => {
-                trusted(store.read_shard(&run.train, Shard::Metrics), &mut warnings)?.or_else(
-                    || {
-                        warnings.push(format!(
-                            "{}: missing, though the node is done",
-                            shard.display()
-                        ));
-                        None
-                    },
-                )
-            }
+            // A corrupt shard is reported by `trusted` as corrupt; only an absent one as missing.
+            NodeState::Done => match store.read_shard(&run.train, Shard::Metrics) {
+                Ok(None) => {
+                    warnings.push(format!(
+                        "{}: missing, though the node is done; `mechlab run` on its spec recomputes the node",
+                        shard.display()
+                    ));
+                    None
+                }
+                read => trusted(read, &mut warnings)?,
+            },
             _ => None,
         };
         if status.state == NodeState::Done && df.is_none() {

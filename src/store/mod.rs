@@ -47,7 +47,7 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
-    #[error("{path}: corrupt ({reason}); it will be recomputed")]
+    #[error("{path}: corrupt ({reason}); `mechlab run` on its spec recomputes the node")]
     Corrupt { path: PathBuf, reason: String },
     #[error("{path}: cannot read weights: {message}")]
     Weights { path: PathBuf, message: String },
@@ -147,6 +147,10 @@ impl Store {
             Ok(status) => status,
             Err(e @ StoreError::BadStatus { .. }) => Status {
                 error: Some(format!("{e}; the node will be recomputed")),
+                ..Status::default()
+            },
+            Err(e @ StoreError::Corrupt { .. }) => Status {
+                error: Some(e.to_string()),
                 ..Status::default()
             },
             Err(e) => return Err(e),

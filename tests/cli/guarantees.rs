@@ -112,11 +112,13 @@ fn corrupt_files_are_found_and_recomputed_never_trusted() {
     let bytes = std::fs::read(&shard).unwrap();
     std::fs::write(&shard, &bytes[..bytes.len() / 2]).unwrap();
     let out = dir.ok(&["collect"], &spec);
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Named as corrupt, with the fix; not as missing.
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("checksum mismatch"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("checksum mismatch") && err.contains("`mechlab run` on its spec recomputes"),
+        "{err}"
     );
+    assert!(!err.contains("missing"), "{err}");
     // A garbage status record reads as pending; nothing blocks; `run` recomputes both.
     std::fs::write(train[0].join("status.json"), b"{not json").unwrap();
     let status = stdout(&dir.ok(&["status"], &spec));
@@ -124,6 +126,24 @@ fn corrupt_files_are_found_and_recomputed_never_trusted() {
     dir.ok(&["run", "-q"], &spec);
     assert_eq!(metrics(&dir, "tiny"), clean);
     dir.ok(&["status", "--verify"], &spec);
+
+    // A status record changed so that it still parses fails its checksum: not believed, the
+    // node is recomputed.
+    let record = train[1].join("status.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let changed = text.replacen("\"state\": \"done\"", "\"state\": \"failed\"", 1);
+    assert_ne!(changed, text);
+    std::fs::write(&record, changed).unwrap();
+    let out = dir
+        .mechlab()
+        .args(["status", "--verify"])
+        .arg(&spec)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("fails its checksum"), "{text}");
+    dir.ok(&["run", "-q"], &spec);
+    assert_eq!(metrics(&dir, "tiny"), clean);
 
     // A truncated checkpoint is set aside and training starts over: no panic, same numbers.
     let checkpoint = train[0].join("checkpoint.bin");
