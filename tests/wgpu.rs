@@ -72,25 +72,15 @@ fn a_packed_group_trains_as_its_runs_alone_on_cubecl() {
 /// their loss curves stay with the CPU's.
 #[test]
 fn a_packed_group_learns_on_cubecl_as_on_the_cpu() {
-    use burn::backend::Autodiff;
-    use burn::backend::Vulkan;
+    use burn::backend::{Autodiff, Vulkan};
+    use mechlab::exec::device::CpuBackend;
     use mechlab::model::{MixerKind, ModelConfig};
+    use mechlab::selftest::packed::{GroupMember, group_curves};
     use mechlab::task::{ArConfig, ArQuery, Split};
-    use mechlab::train::{
-        Control, GroupRun, LossReads, NoCheckpoints, Observer, RunOutcome, Schedule, ScheduleKind,
-        TrainConfig, train_group,
-    };
-    type B = Autodiff<Vulkan>;
+    use mechlab::train::{Schedule, ScheduleKind, TrainConfig};
 
     if checks("generic_ops").is_none() {
         return;
-    }
-    struct Losses(Vec<f32>);
-    impl Observer for Losses {
-        fn on_step(&mut self, _: usize, _: usize, loss: f32) -> Control {
-            self.0.push(loss);
-            Control::Continue
-        }
     }
     const STEPS: usize = 300;
     let task = ArConfig {
@@ -103,62 +93,40 @@ fn a_packed_group_learns_on_cubecl_as_on_the_cpu() {
         max_positions: 32,
         ..ModelConfig::paper(MixerKind::Attention, task.vocab_size(), 16, 2)
     };
-    let cfgs: Vec<TrainConfig> = [3e-3, 1e-2]
-        .map(|lr| TrainConfig {
-            batch_size: 16,
-            steps: STEPS,
-            lr,
-            weight_decay: 0.0,
-            betas: [0.9, 0.999],
-            eps: 1e-8,
-            schedule: Schedule {
-                kind: ScheduleKind::Cosine,
-                warmup: 0.1,
-            },
-            eval_every: STEPS,
-            checkpoint_every: 10 * STEPS,
-            keep_weights_every: None,
-        })
-        .to_vec();
+    let cfgs = [3e-3, 1e-2].map(|lr| TrainConfig {
+        batch_size: 16,
+        steps: STEPS,
+        lr,
+        weight_decay: 0.0,
+        betas: [0.9, 0.999],
+        eps: 1e-8,
+        schedule: Schedule {
+            kind: ScheduleKind::Cosine,
+            warmup: 0.1,
+        },
+        eval_every: STEPS,
+        checkpoint_every: 10 * STEPS,
+        keep_weights_every: None,
+    });
     let data: Vec<_> = (0..2)
         .map(|r| task.generate(r, Split::Train, 16 * STEPS))
         .collect();
-    /// Every step's loss of both runs, trained as one group on backend `B`.
-    fn curves<B: burn::tensor::backend::AutodiffBackend>(
-        model: &ModelConfig,
-        cfgs: &[TrainConfig],
-        data: &[mechlab::task::Dataset],
-        device: &B::Device,
-    ) -> Vec<Vec<f32>> {
-        let mut observers = [Losses(Vec::new()), Losses(Vec::new())];
-        let mut ckpts = [NoCheckpoints, NoCheckpoints];
-        let group: Vec<GroupRun<B>> = observers
-            .iter_mut()
-            .zip(ckpts.iter_mut())
-            .enumerate()
-            .map(|(r, (observer, checkpoints))| GroupRun {
-                model: model.init::<B>(r as u64, device).unwrap(),
-                cfg: &cfgs[r],
-                train: &data[r],
-                evals: Vec::new(),
-                checkpoints,
-                observer,
-                stop_at: None,
-            })
-            .collect();
-        for outcome in train_group(group, device, LossReads::EveryStep) {
-            assert!(matches!(outcome, RunOutcome::Finished { .. }));
-        }
-        observers.into_iter().map(|o| o.0).collect()
-    }
-    let gpu = curves::<B>(&model, &cfgs, &data, &Default::default());
-    let cpu =
-        curves::<mechlab::exec::device::CpuBackend>(&model, &cfgs, &data, &Default::default());
+    let runs: Vec<GroupMember> = (0..2)
+        .map(|r| GroupMember {
+            seed: r as u64,
+            cfg: &cfgs[r],
+            train: &data[r],
+            test: None,
+        })
+        .collect();
+    let gpu = group_curves::<Autodiff<Vulkan>>(&model, &runs, &Default::default()).unwrap();
+    let cpu = group_curves::<CpuBackend>(&model, &runs, &Default::default()).unwrap();
     let mean = |s: &[f32]| s.iter().sum::<f32>() / s.len() as f32;
     for r in 0..2 {
-        let (first, last) = (mean(&gpu[r][..20]), mean(&gpu[r][STEPS - 20..]));
+        let (gpu, cpu) = (&gpu[r].0, &cpu[r].0);
+        let (first, last) = (mean(&gpu[..20]), mean(&gpu[STEPS - 20..]));
         assert!(last < 0.8 * first, "run {r}: loss {first} → {last}");
-        let cpu_last = mean(&cpu[r][STEPS - 20..]);
+        let cpu_last = mean(&cpu[STEPS - 20..]);
         assert!(
             (last - cpu_last).abs() <= 0.02 * cpu_last,
             "run {r}: wgpu ends at {last}, the CPU at {cpu_last}"

@@ -70,22 +70,57 @@ fn train<B: AutodiffBackend>(
             )
         })
         .collect();
-    let mut observers: Vec<Losses> = members.iter().map(|_| Losses(Vec::new())).collect();
-    let mut checkpoints: Vec<NoCheckpoints> = members.iter().map(|_| NoCheckpoints).collect();
-    let mut group = Vec::new();
-    for (((&r, (train, test)), observer), checkpoints) in members
+    let runs: Vec<GroupMember> = members
         .iter()
         .zip(&data)
+        .map(|(&r, (train, test))| GroupMember {
+            seed: r as u64 + 10,
+            cfg: &cfgs[r],
+            train,
+            test: Some(test),
+        })
+        .collect();
+    Ok(group_curves::<B>(&model, &runs, device)?
+        .into_iter()
+        .map(|(mut losses, accuracy)| {
+            losses.push(accuracy);
+            losses
+        })
+        .collect())
+}
+
+/// One run of a group trained by [`group_curves`].
+pub struct GroupMember<'a> {
+    /// Seed of the initial weights.
+    pub seed: u64,
+    pub cfg: &'a TrainConfig,
+    pub train: &'a Dataset,
+    /// Evaluated at the end (with `cfg.eval_every` = steps) for the final test accuracy.
+    pub test: Option<&'a Dataset>,
+}
+
+/// Trains `runs` as one packed group of `model`s on `B`, reading every step's loss: per run its
+/// loss curve and final test accuracy (NaN without test data). Also the wgpu tests' trainer.
+pub fn group_curves<B: AutodiffBackend>(
+    model: &ModelConfig,
+    runs: &[GroupMember],
+    device: &B::Device,
+) -> Result<Vec<(Vec<f32>, f32)>, String> {
+    let mut observers: Vec<Losses> = runs.iter().map(|_| Losses(Vec::new())).collect();
+    let mut checkpoints: Vec<NoCheckpoints> = runs.iter().map(|_| NoCheckpoints).collect();
+    let mut group = Vec::new();
+    for ((run, observer), checkpoints) in runs
+        .iter()
         .zip(observers.iter_mut())
         .zip(checkpoints.iter_mut())
     {
         group.push(GroupRun {
             model: model
-                .init::<B>(r as u64 + 10, device)
+                .init::<B>(run.seed, device)
                 .map_err(|e| e.to_string())?,
-            cfg: &cfgs[r],
-            train,
-            evals: vec![("test", test)],
+            cfg: run.cfg,
+            train: run.train,
+            evals: run.test.map(|t| ("test", t)).into_iter().collect(),
             checkpoints,
             observer,
             stop_at: None,
@@ -101,9 +136,7 @@ fn train<B: AutodiffBackend>(
                     .iter()
                     .rfind(|m| m.split == "test" && m.metric == "accuracy")
                     .map_or(f32::NAN, |m| m.value as f32);
-                let mut out = losses.0;
-                out.push(accuracy);
-                Ok(out)
+                Ok((losses.0, accuracy))
             }
             RunOutcome::Stopped { step } => Err(format!("stopped at step {step}")),
             RunOutcome::Failed(e) => Err(e.to_string()),
