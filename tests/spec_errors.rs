@@ -442,6 +442,17 @@ fn include_errors_name_the_including_line_and_the_chain() {
         err.contains("c.toml:2:1: include: expected a list of file paths"),
         "{err}"
     );
+    // A syntax error inside an included file names its place and the chain that reached it.
+    dir.write("c.toml", "[model]\nd_model = = 3\n");
+    let err = dir.fails(&["validate"], &spec);
+    assert!(err.contains("c.toml:2:"), "{err}");
+    assert!(err.contains("invalid TOML"), "{err}");
+    assert!(
+        err.contains("(this file is included from ")
+            && err.contains("b.toml:3, included from ")
+            && err.contains("a.toml:1)"),
+        "{err}"
+    );
 }
 
 /// Loads `path` in-process with a fixed memory limit (so results do not depend on the machine),

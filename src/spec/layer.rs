@@ -152,6 +152,15 @@ fn collect_files(
         reason,
     })?;
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    // Every problem found in an included file says through which files it was reached.
+    let via = if chain.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (this file is included from {})",
+            chain.join(", included from ")
+        )
+    };
     let table: toml::Table = match toml::from_str(&text) {
         Ok(t) => t,
         Err(e) => {
@@ -172,7 +181,7 @@ fn collect_files(
                     col,
                 },
                 key: String::new(),
-                message: format!("invalid TOML: {}", e.message()),
+                message: format!("invalid TOML: {}{via}", e.message().trim_end()),
                 help: Vec::new(),
             });
             return Ok(());
@@ -181,8 +190,7 @@ fn collect_files(
     stack.push(canonical);
     if let Some(includes) = table.get("include") {
         let dir = path.parent().unwrap_or(Path::new("."));
-        // Every include problem points at this file's `include` line and, when this file is
-        // itself included, says through which files it was reached.
+        // Every include problem points at this file's `include` line.
         let (line, col) = locate(&text, &["include".into()])
             .map(|f| (f.line, f.col))
             .unzip();
@@ -190,14 +198,6 @@ fn collect_files(
             path: path.to_path_buf(),
             line,
             col,
-        };
-        let via = if chain.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (this file is included from {})",
-                chain.join(", included from ")
-            )
         };
         let mut found: Vec<String> = Vec::new();
         let mut problem = |message: String| found.push(message);
