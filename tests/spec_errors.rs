@@ -453,6 +453,19 @@ fn include_errors_name_the_including_line_and_the_chain() {
             && err.contains("a.toml:1)"),
         "{err}"
     );
+    // So do a wrong type and an unknown key written in an included file.
+    for fragment in ["[model]\nmlp = \"yes\"\n", "[model]\nwidht = 3\n"] {
+        dir.write("c.toml", fragment);
+        let err = dir.fails(&["validate"], &spec);
+        let at = err
+            .lines()
+            .find(|l| l.contains("c.toml:2:"))
+            .unwrap_or_else(|| panic!("no error at c.toml:2:\n{err}"));
+        assert!(
+            at.contains("(this file is included from ") && at.contains("a.toml:1)"),
+            "{at}"
+        );
+    }
 }
 
 /// Loads `path` in-process with a fixed memory limit (so results do not depend on the machine),

@@ -20,13 +20,22 @@ use super::sources::Sources;
 pub(super) fn layer(path: &Path, opts: &LoadOptions) -> Result<(Value, Sources), SpecError> {
     let mut files = Vec::new();
     let mut issues = Vec::new();
-    collect_files(path, &mut Vec::new(), &[], &mut files, &mut issues)?;
+    let mut vias = std::collections::BTreeMap::new();
+    collect_files(
+        path,
+        &mut Vec::new(),
+        &[],
+        &mut files,
+        &mut vias,
+        &mut issues,
+    )?;
     if !issues.is_empty() {
         return Err(SpecError::Invalid(issues));
     }
 
     let mut sources = Sources {
         files,
+        vias,
         profile: opts.profile.clone(),
         sets: Vec::new(),
         env: Vec::new(),
@@ -139,6 +148,7 @@ fn collect_files(
     stack: &mut Vec<PathBuf>,
     chain: &[String],
     files: &mut Vec<(PathBuf, String)>,
+    vias: &mut std::collections::BTreeMap<PathBuf, String>,
     issues: &mut Vec<Issue>,
 ) -> Result<(), SpecError> {
     if let Some(problem) = not_a_spec_file(path) {
@@ -235,7 +245,7 @@ fn collect_files(
                         None => path.display().to_string(),
                     }];
                     inner_chain.extend(chain.iter().cloned());
-                    collect_files(&inc, stack, &inner_chain, files, issues)?;
+                    collect_files(&inc, stack, &inner_chain, files, vias, issues)?;
                 }
             }
             None => problem(format!(
@@ -250,6 +260,9 @@ fn collect_files(
         }));
     }
     stack.pop();
+    if !via.is_empty() {
+        vias.insert(path.to_path_buf(), via);
+    }
     files.push((path.to_path_buf(), text));
     Ok(())
 }

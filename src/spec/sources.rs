@@ -11,6 +11,8 @@ use super::locate::locate;
 pub(super) struct Sources {
     /// Include files then the spec itself (lowest to highest precedence), with their text.
     pub(super) files: Vec<(PathBuf, String)>,
+    /// For each included file, how it was reached (" (this file is included from …)").
+    pub(super) vias: BTreeMap<PathBuf, String>,
     pub(super) profile: Option<String>,
     /// (dotted key, raw `--set` text)
     pub(super) sets: Vec<(String, String)>,
@@ -91,10 +93,16 @@ impl Sources {
         message: String,
         help: Vec<String>,
     ) -> Issue {
+        let origin = self.origin(key, set_by);
+        // A value written in an included file says through which files it was reached.
+        let via = match &origin {
+            Origin::File { path, .. } => self.vias.get(path).map_or("", String::as_str),
+            _ => "",
+        };
         Issue {
-            origin: self.origin(key, set_by),
+            message: format!("{message}{via}"),
+            origin,
             key: key.to_string(),
-            message,
             help,
         }
     }
