@@ -76,19 +76,14 @@ fn a_packed_group_learns_on_cubecl_as_on_the_cpu() {
     use mechlab::exec::device::CpuBackend;
     use mechlab::model::{MixerKind, ModelConfig};
     use mechlab::selftest::packed::{GroupMember, group_curves};
-    use mechlab::task::{ArConfig, ArQuery, Split};
+    use mechlab::task::Split;
     use mechlab::train::{Schedule, ScheduleKind, TrainConfig};
 
     if checks("generic_ops").is_none() {
         return;
     }
     const STEPS: usize = 300;
-    let task = ArConfig {
-        num_kv: 16,
-        pairs: 4,
-        query: ArQuery::Key,
-        prohibit: None,
-    };
+    let task = mechlab::selftest::tiny_ar();
     let model = ModelConfig {
         max_positions: 32,
         ..ModelConfig::paper(MixerKind::Attention, task.vocab_size(), 16, 2)

@@ -8,19 +8,14 @@ use super::compare::Compare;
 use crate::exec::device::CpuInference;
 use crate::interp::{Corruption, InterchangeConfig, PatchPath, interchange_with};
 use crate::model::{MixerKind, ModelConfig, Site};
-use crate::task::{ArConfig, ArQuery, Role, Split, TaskConfig};
+use crate::task::{Role, Split, TaskConfig};
 
 /// Float32 on both sides through different kernels, averaged over examples: 1e-5 of the scale.
 const TOLERANCE: f64 = 1e-5;
 
 /// Every number of the grid of `mixer`'s model on backend `B`, in cell order.
 fn grid<B: Backend>(mixer: MixerKind, path: PatchPath, device: &B::Device) -> Vec<f32> {
-    let task = ArConfig {
-        num_kv: 16,
-        pairs: 4,
-        query: ArQuery::Key,
-        prohibit: None,
-    };
+    let task = super::tiny_ar();
     let data = task.generate(3, Split::Test, 16);
     let Ok(model) = ModelConfig {
         max_positions: 32,

@@ -71,6 +71,17 @@ pub enum SelftestError {
     Setup { check: String, message: String },
 }
 
+/// The small AR task the training and intervention checks use (16 keys and values, 4 pairs):
+/// cheap on any device, and learnable within a few hundred steps.
+pub fn tiny_ar() -> crate::task::ArConfig {
+    crate::task::ArConfig {
+        num_kv: 16,
+        pairs: 4,
+        query: crate::task::ArQuery::Key,
+        prohibit: None,
+    }
+}
+
 /// Every check's name, in the order they run.
 pub fn names() -> Vec<String> {
     let mut names: Vec<String> = fixtures::FIXTURES

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use super::SelftestError;
 use super::compare::Compare;
 use crate::model::{MixerKind, ModelConfig};
-use crate::task::{ArConfig, ArQuery, Dataset, Split};
+use crate::task::{Dataset, Split};
 use crate::train::{
     Control, GroupRun, LossReads, NoCheckpoints, Observer, RunOutcome, Schedule, ScheduleKind,
     TrainConfig, train_group,
@@ -50,12 +50,7 @@ fn train<B: AutodiffBackend>(
     members: &[usize],
     device: &B::Device,
 ) -> Result<Vec<Vec<f32>>, String> {
-    let task = ArConfig {
-        num_kv: 16,
-        pairs: 4,
-        query: ArQuery::Key,
-        prohibit: None,
-    };
+    let task = super::tiny_ar();
     let model = ModelConfig {
         max_positions: 32,
         ..ModelConfig::paper(mixer, task.vocab_size(), 16, 2)
