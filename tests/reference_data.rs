@@ -9,6 +9,9 @@
 
 mod common;
 
+use mechlab::spec::raw::TaskSpec;
+use mechlab::spec::{LoadOptions, load, profiles};
+use mechlab::task::Split;
 use mechlab::task::pcfg::{GrammarConfig, Symbol};
 use mechlab::task::reference::{
     Counts, Splits, ar, atr, numpy::RandomState, pyset, python::PyRandom,
@@ -315,4 +318,117 @@ steps = 10
         .collect();
     let expected: Vec<String> = first.iter().map(|&t| name(t)).collect();
     assert_eq!(shown, expected, "{text}");
+}
+
+/// What decides a test set ([`TaskSpec::test_set_fields`]) is what the generators use: with the
+/// reference's one stream another training size shifts the test sequences; with mechlab's own
+/// streams (one per split) it does not.
+#[test]
+fn test_set_fields_tell_when_a_test_set_changes() {
+    let task = |rng: &str, train: usize| -> TaskSpec {
+        toml::from_str(&format!(
+            "kind = \"ar\"\nrng = \"{rng}\"\ntrain_size = {train}\ntest_size = 50\neval_examples = 20"
+        ))
+        .unwrap()
+    };
+    let test_fnv = |t: &TaskSpec| fnv(&t.generate(42, Split::Test, 50).unwrap());
+    for rng in ["reference", "chacha"] {
+        let (a, b) = (task(rng, 200), task(rng, 300));
+        let same_fields = a.test_set_fields() == b.test_set_fields();
+        assert_eq!(same_fields, rng == "chacha", "{rng}");
+        assert_eq!(test_fnv(&a) == test_fnv(&b), same_fields, "{rng}");
+        // The number of examples evaluated is not part of the test set.
+        let mut c = a.clone();
+        if let TaskSpec::Ar(ar) = &mut c {
+            ar.eval_examples = 10;
+        }
+        assert_eq!(c.test_set_fields(), a.test_set_fields());
+    }
+}
+
+/// Every shipped spec, under every profile it defines, is evaluated on the spec's own seed-42
+/// test set, or its loading warns that the test set differs, naming what changed. The paper's
+/// four tasks, under every profile that keeps them, give the reference's test set row for row.
+#[test]
+fn shipped_profiles_keep_the_papers_test_sets_or_say_so() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let opts = |profile: Option<String>| LoadOptions {
+        profile,
+        env: false,
+        max_memory: Some(u64::MAX),
+        ..Default::default()
+    };
+    // The paper's tasks by the fields that decide their test sets.
+    let mut paper = Vec::new();
+    for (file, name) in [
+        ("paper/ar_32.toml", "ar_32"),
+        ("paper/pcfg_easy.toml", "pcfg_easy"),
+        ("paper/pcfg_medium.toml", "pcfg_medium"),
+        ("paper/pcfg_easy_8192.toml", "pcfg_easy_8192"),
+    ] {
+        let own = load(&root.join(file), &opts(None)).unwrap();
+        paper.push((own.runs[0].task.test_set_fields(), name));
+    }
+    let mut generated: std::collections::BTreeMap<String, String> = Default::default();
+    let (mut profiles_seen, mut pinned) = (0, std::collections::BTreeSet::new());
+    for entry in walkdir::WalkDir::new(&root).sort_by_file_name() {
+        let path = entry.unwrap().into_path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        // Fragments (common.toml, ar_base.toml, tables.toml) are not specs of their own.
+        let Ok(own) = load(&path, &opts(None)) else {
+            continue;
+        };
+        for profile in profiles(&path).unwrap() {
+            // A profile inherited from an include need not fit the including spec (its
+            // refusal is the loader's ordinary error, tested elsewhere).
+            let Ok(resolved) = load(&path, &opts(Some(profile.clone()))) else {
+                continue;
+            };
+            profiles_seen += 1;
+            let warned = resolved
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("--profile {profile}:")) && w.contains("test set"));
+            let differs = resolved.runs.iter().any(|run| {
+                !own.runs.iter().any(|o| {
+                    o.seed == run.seed && o.task.test_set_fields() == run.task.test_set_fields()
+                })
+            });
+            assert_eq!(
+                warned,
+                differs,
+                "{} --profile {profile}: {:?}",
+                path.display(),
+                resolved.warnings
+            );
+            for run in &resolved.runs {
+                let fields = run.task.test_set_fields();
+                let Some((_, name)) = paper.iter().find(|(f, _)| *f == fields) else {
+                    continue;
+                };
+                if run.seed != 42 {
+                    continue;
+                }
+                let key = serde_json::to_string(&run.task).unwrap();
+                let got = generated.entry(key).or_insert_with(|| {
+                    let n = run.task.test_size();
+                    fnv(&run.task.generate(run.seed, Split::Test, n).unwrap())
+                });
+                assert_eq!(
+                    got.as_str(),
+                    fixture()["datasets"][name]["splits"]["test"]["fnv"]
+                        .as_str()
+                        .unwrap(),
+                    "{} --profile {profile}: the test set of {name}",
+                    path.display()
+                );
+                pinned.insert(*name);
+            }
+        }
+    }
+    assert!(profiles_seen >= 10, "{profiles_seen} profiles seen");
+    // Under their cpu profiles, all four paper tasks keep the paper's test set.
+    assert_eq!(pinned.len(), 4, "{pinned:?}");
 }

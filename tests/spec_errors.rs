@@ -468,6 +468,46 @@ fn include_errors_name_the_including_line_and_the_chain() {
     }
 }
 
+#[test]
+fn includes_outside_the_spec_folder_are_named_in_a_warning() {
+    let dir = Dir::new();
+    dir.write("shared/base.toml", "[model]\nlayers = 2\n");
+    let spec = dir.write(
+        "specs/a.toml",
+        &format!("include = [\"../shared/base.toml\"]\n{TINY}"),
+    );
+    // It still loads (shared fragments are a real pattern), with the file and the line named.
+    let out = dir.ok(&["validate"], &spec);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("base.toml: included from ")
+            && err.contains("a.toml:1, lies outside the spec's folder"),
+        "{err}"
+    );
+    // Inside the folder tree: no warning.
+    dir.write("specs/common/base.toml", "[model]\nlayers = 2\n");
+    let spec = dir.write(
+        "specs/a.toml",
+        &format!("include = [\"common/base.toml\"]\n{TINY}"),
+    );
+    let out = dir.ok(&["validate"], &spec);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("outside"), "{err}");
+    // A file outside that is not a fragment (`/etc/hostname`, say) is refused where it is,
+    // with the chain that reached it.
+    dir.write("elsewhere/hostname", "build-host-7\n");
+    let spec = dir.write(
+        "specs/a.toml",
+        &format!("include = [\"../elsewhere/hostname\"]\n{TINY}"),
+    );
+    let err = dir.fails(&["validate"], &spec);
+    assert!(err.contains("hostname:1:"), "{err}");
+    assert!(
+        err.contains("(this file is included from ") && err.contains("a.toml:1)"),
+        "{err}"
+    );
+}
+
 /// Loads `path` in-process with a fixed memory limit (so results do not depend on the machine),
 /// turning a panic into a test failure that names the file.
 fn load_without_panic(path: &std::path::Path) -> Result<mechlab::spec::Resolved, String> {

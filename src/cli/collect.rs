@@ -11,15 +11,18 @@ use super::{Context, say, warn_all};
 pub fn run(args: &SpecArgs, cx: &Context) -> Result<ExitCode> {
     each_spec(args, "collect", None, |a| {
         let graph = a.plan()?;
-        let s = mechlab::report::collect(&graph, &cx.store)?;
-        warn_all(&s.warnings);
+        let collected = mechlab::report::collect(&graph, &cx.store)?;
+        warn_all(&collected.warnings);
+        let dir = cx.store.experiment(&graph.experiment);
+        let t = &collected.tables;
+        t.write(&dir)?;
         say!(
             "collected {} runs ({} done, {} metric rows, {} intervention rows) into {}",
-            s.runs,
-            s.done,
-            s.metric_rows,
-            s.intervention_rows,
-            s.tables.path().display()
+            t.runs.height(),
+            t.done(),
+            t.metrics.height(),
+            t.interventions.height(),
+            dir.path().display()
         );
         Ok(ExitCode::SUCCESS)
     })

@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
 
-use mechlab::report::export::tables::{FileFormat, export_table};
+use mechlab::report::export::tables::{FileFormat, export_table, write_table};
 use mechlab::store::Table;
 
 use super::args::{SpecArgs, parse_filter};
 use super::choice::choice;
-use super::{Context, say};
+use super::{Context, say, warn_all};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -69,8 +69,16 @@ pub fn run(args: &Args, cx: &Context) -> Result<ExitCode> {
             out,
         } => {
             let graph = spec.plan()?;
-            let (df, path) =
-                export_table(&graph, &cx.store, *table, filters, *format, out.clone())?;
+            // Collected now, in memory: exporting never rewrites the experiment's tables.
+            let collected = mechlab::report::collect(&graph, &cx.store)?;
+            warn_all(&collected.warnings);
+            let mut df = export_table(&collected.tables, *table, filters)?;
+            let path = out.clone().unwrap_or_else(|| {
+                cx.store
+                    .experiment(&graph.experiment)
+                    .exported_table(*table, format.extension())
+            });
+            write_table(&mut df, &path, *format)?;
             say!(
                 "{} rows × {} columns → {}",
                 df.height(),

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use mechlab::model::Site;
-use mechlab::report::plot::{ImageFormat, Kind, PlotOptions, plot_experiment};
+use mechlab::report::plot::{ImageFormat, Kind, PlotOptions, plot_all};
 
 use super::args::{SpecArgs, parse_finite};
 use super::choice::choice;
 use super::folder::each_spec;
-use super::{Context, say};
+use super::{Context, say, warn_all};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -49,7 +49,11 @@ pub fn run(args: &Args, cx: &Context) -> Result<ExitCode> {
             (o, _) => o.clone(),
         };
         let graph = a.plan()?;
-        for (kind, files) in plot_experiment(&graph, &cx.store, &args.kinds, out, &opts)? {
+        // Collected now, in memory: drawing never rewrites the experiment's tables.
+        let collected = mechlab::report::collect(&graph, &cx.store)?;
+        warn_all(&collected.warnings);
+        let out = out.unwrap_or_else(|| cx.store.experiment(&graph.experiment).figures());
+        for (kind, files) in plot_all(&collected.tables, &args.kinds, &out, &opts)? {
             for f in files {
                 say!("{}: {}", kind.name(), f.display());
             }

@@ -72,9 +72,11 @@ fn one(spec: &SpecArgs, args: &Args, cx: &Context, interrupt: Arc<AtomicBool>) -
     let tables = if args.no_collect {
         "not collected".to_string()
     } else {
-        let summary = mechlab::report::collect(&graph, &cx.store)?;
-        warn_all(&summary.warnings);
-        format!("tables in {}", summary.tables.path().display())
+        let collected = mechlab::report::collect(&graph, &cx.store)?;
+        warn_all(&collected.warnings);
+        let dir = cx.store.experiment(&graph.experiment);
+        collected.tables.write(&dir)?;
+        format!("tables in {}", dir.path().display())
     };
     say!(
         "{}: {} nodes ran, {} already done, {} failed; {tables}",

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result};
 
 use mechlab::plan::{NodeKind, plan};
 use mechlab::spec::batch::{Found, classify, load_tables_file};
-use mechlab::spec::load;
+use mechlab::spec::{load, profiles};
 
 use super::args::SpecArgs;
 use super::folder::each_spec;
@@ -51,5 +51,11 @@ fn one(args: &SpecArgs) -> Result<ExitCode> {
         graph.count(NodeKind::Train),
         graph.count(NodeKind::Evaluate)
     );
+    if args.profile.is_none() {
+        let names = profiles(&args.spec)?;
+        if !names.is_empty() {
+            say!("  profiles: {} (--profile NAME)", names.join(", "));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use super::patch::{Capture, Patch};
+use super::readout::to_f64;
 use crate::model::ops::int_tensor;
 use crate::model::{LanguageModel, Site};
 use crate::task::{Dataset, Role};
@@ -92,10 +93,6 @@ fn batches<B: Backend>(data: &Dataset, n: usize, device: &B::Device) -> Vec<Batc
             }
         })
         .collect()
-}
-
-fn to_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
-    t.into_data().convert::<f64>().to_vec().expect("float data")
 }
 
 /// Runs every (layer, site, role) ablation on the first `cfg.examples` rows of `data`.

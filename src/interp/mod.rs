@@ -9,6 +9,7 @@ pub mod corrupt;
 pub mod interchange;
 pub mod patch;
 mod pruned;
+mod readout;
 
 pub use ablation::{AblationConfig, AblationMode, AblationRow, ablate};
 pub use corrupt::Corruption;

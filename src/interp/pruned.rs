@@ -4,8 +4,8 @@
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::interchange::{Readout, to_f64};
 use super::patch::{Capture, Patch};
+use super::readout::{Readout, to_f64};
 use crate::model::ops::{at_positions, gather_positions, int_tensor};
 use crate::model::{LanguageModel, NoSites, Site};
 

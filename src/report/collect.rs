@@ -1,15 +1,15 @@
-//! Collects per-node shards of one experiment into its tidy tables.
+//! Collects per-node shards of one experiment into its tidy tables, in memory ([`Tables`]).
 
 use std::collections::BTreeSet;
 
 use polars::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ReportError;
-use crate::plan::RunGraph;
-use crate::spec::sweep::get_dotted;
+use super::tables::{PARAMS_COLUMN, Tables, param};
+use crate::plan::{PlannedRun, RunGraph};
 use crate::store::shards::{interventions_frame, metrics_frame};
-use crate::store::{ExperimentDir, NodeState, Shard, Store, StoreError, Table, write_parquet};
+use crate::store::{NodeState, RunSummary, Shard, Status, Store, StoreError, Table};
 
 /// Columns every runs table has, beside the swept ones (same dotted names as the spec).
 const CORE_COLUMNS: [&str; 6] = [
@@ -21,80 +21,131 @@ const CORE_COLUMNS: [&str; 6] = [
     "train.steps",
 ];
 
-/// What was written.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CollectSummary {
-    pub runs: usize,
-    pub done: usize,
-    pub metric_rows: usize,
-    pub intervention_rows: usize,
-    /// Where the tables are.
-    pub tables: ExperimentDir,
+/// An experiment's tables as collected now, and the shards left out.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    pub tables: Tables,
     /// Shards left out because they failed their checksum or are missing (`mechlab run`
     /// recomputes their nodes).
     pub warnings: Vec<String>,
 }
 
-/// Writes `runs.parquet` (one row per run, every run of the plan, done or not),
-/// `metrics.parquet` (one row per observation of every done run) and `progress.parquet` (the
-/// same rows for runs not done yet, from their latest checkpoints).
-pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, ReportError> {
-    let mut statuses = Vec::new();
-    let mut summaries = Vec::new();
-    let mut metric_frames = Vec::new();
-    let mut progress_frames = Vec::new();
-    let mut steps_done: Vec<Option<i64>> = Vec::new();
-    let mut backends = BTreeSet::new();
-    let mut devices = BTreeSet::new();
-    let mut warnings = Vec::new();
-    for run in &graph.runs {
-        let mut status = store.status(&run.train)?;
-        // An unreadable summary leaves the run's parameter count empty rather than blocking the
-        // whole experiment's tables.
-        let summary = store.run_summary(&run.train).ok().flatten();
-        let shard = store.node(&run.train).shard(Shard::Metrics);
-        let df = match status.state {
-            // A corrupt shard is reported by `trusted` as corrupt; only an absent one as missing.
-            NodeState::Done => match store.read_shard(&run.train, Shard::Metrics) {
-                Ok(None) => {
-                    warnings.push(format!(
-                        "{}: missing, though the node is done; `mechlab run` on its spec recomputes the node",
-                        shard.display()
-                    ));
-                    None
-                }
-                read => trusted(read, &mut warnings)?,
-            },
-            _ => None,
-        };
-        if status.state == NodeState::Done && df.is_none() {
-            // Shown as not done: `mechlab run` recomputes it.
-            status.state = NodeState::Pending;
-        }
-        let progress = (df.is_none())
-            .then(|| super::progress::checkpointed(store, &run.train))
-            .flatten();
-        steps_done.push(if df.is_some() {
-            Some(run.point.train.steps as i64)
-        } else {
-            progress
-                .as_ref()
-                .map(|p| p.step as i64)
-                .or(status.step.map(|s| s as i64))
-        });
-        if let Some(p) = progress {
-            progress_frames.push(with_run_id(metrics_frame(&p.metrics), &run.train)?);
-        }
-        if let Some(df) = df {
-            metric_frames.push(with_run_id(df, &run.train)?);
-            backends.extend(status.backend.clone());
-            devices.extend(status.device.clone());
-        }
-        statuses.push(status);
-        summaries.push(summary);
-    }
+/// What the store holds of one run's training.
+struct Trained {
+    status: Status,
+    summary: Option<RunSummary>,
+    /// Every observation, when the run is done and its shard trusted.
+    metrics: Option<DataFrame>,
+    /// Observations so far, from the latest checkpoint of a run not done.
+    progress: Option<DataFrame>,
+    /// Updates completed: the schedule's length when done, else the latest checkpoint's.
+    step: Option<i64>,
+}
 
-    // Column order: ids, then core and swept parameters (sorted), then outcome.
+/// The experiment's tables from the store: `runs` (one row per run of the plan, done or not),
+/// `metrics` (every observation of every done run), `progress` (the same for runs not done
+/// yet, from their latest checkpoints), and the evaluation nodes' tables. Reads only.
+pub fn collect(graph: &RunGraph, store: &Store) -> Result<Collected, ReportError> {
+    let mut warnings = Vec::new();
+    let trained = graph
+        .runs
+        .iter()
+        .map(|run| trained(run, store, &mut warnings))
+        .collect::<Result<Vec<_>, _>>()?;
+    let runs = runs_frame(graph, &trained)?;
+    let stacked = |frames: Vec<DataFrame>, table: Table| -> Result<DataFrame, ReportError> {
+        if frames.is_empty() {
+            with_run_id(metrics_frame(&[]), "")
+        } else {
+            concat_df(&frames, table)
+        }
+    };
+    let (mut metric_frames, mut progress_frames) = (Vec::new(), Vec::new());
+    let (mut backends, mut devices) = (BTreeSet::new(), BTreeSet::new());
+    for (run, t) in graph.runs.iter().zip(&trained) {
+        if let Some(df) = &t.metrics {
+            metric_frames.push(with_run_id(df.clone(), &run.train)?);
+            backends.extend(t.status.backend.clone());
+            devices.extend(t.status.device.clone());
+        }
+        if let Some(df) = &t.progress {
+            progress_frames.push(with_run_id(df.clone(), &run.train)?);
+        }
+    }
+    let (interventions, detail, ablations) = evaluations(graph, store, &mut warnings)?;
+    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
+    let metadata = [
+        ("mechlab.spec_hash", graph.spec_hash.clone()),
+        ("mechlab.version", crate::VERSION.to_string()),
+        ("mechlab.experiment", graph.experiment.clone()),
+        ("mechlab.backend", join(&backends)),
+        ("mechlab.device", join(&devices)),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec();
+    Ok(Collected {
+        tables: Tables {
+            runs,
+            metrics: stacked(metric_frames, Table::Metrics)?,
+            progress: stacked(progress_frames, Table::Progress)?,
+            interventions,
+            detail,
+            ablations,
+            metadata,
+        },
+        warnings,
+    })
+}
+
+/// One run's training as the store has it; a done run whose shard is missing or corrupt reads
+/// as pending (with a warning): `mechlab run` recomputes it.
+fn trained(
+    run: &PlannedRun,
+    store: &Store,
+    warnings: &mut Vec<String>,
+) -> Result<Trained, ReportError> {
+    let mut status = store.status(&run.train)?;
+    // An unreadable summary leaves the run's parameter count empty rather than blocking the
+    // whole experiment's tables.
+    let summary = store.run_summary(&run.train).ok().flatten();
+    let metrics = match status.state {
+        // A corrupt shard is reported by `trusted` as corrupt; only an absent one as missing.
+        NodeState::Done => match store.read_shard(&run.train, Shard::Metrics) {
+            Ok(None) => {
+                warnings.push(format!(
+                    "{}: missing, though the node is done; `mechlab run` on its spec recomputes the node",
+                    store.node(&run.train).shard(Shard::Metrics).display()
+                ));
+                None
+            }
+            read => trusted(read, warnings)?,
+        },
+        _ => None,
+    };
+    if status.state == NodeState::Done && metrics.is_none() {
+        status.state = NodeState::Pending;
+    }
+    let progress = metrics
+        .is_none()
+        .then(|| store.checkpointed(&run.train))
+        .flatten();
+    let step = match (&metrics, &progress) {
+        (Some(_), _) => Some(run.point.train.steps as i64),
+        (None, Some(p)) => Some(p.step as i64),
+        (None, None) => status.step.map(|s| s as i64),
+    };
+    Ok(Trained {
+        status,
+        summary,
+        metrics,
+        progress: progress.map(|p| metrics_frame(&p.metrics)),
+        step,
+    })
+}
+
+/// One row per run: ids, then core and swept parameters (sorted), every parameter as JSON, then
+/// outcome.
+fn runs_frame(graph: &RunGraph, trained: &[Trained]) -> Result<DataFrame, ReportError> {
     let mut param_keys: BTreeSet<String> = CORE_COLUMNS.iter().map(|s| s.to_string()).collect();
     for run in &graph.runs {
         param_keys.extend(
@@ -105,45 +156,29 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
                 .filter(|k| k != "seed"),
         );
     }
+    let params: Vec<Value> = graph.runs.iter().map(|r| r.point.params()).collect();
     let n = graph.runs.len();
+    let text = |f: &dyn Fn(&PlannedRun) -> &str| -> Vec<String> {
+        graph.runs.iter().map(|r| f(r).to_string()).collect()
+    };
     let mut columns = vec![
-        Column::new(
-            "run_id".into(),
-            graph
-                .runs
-                .iter()
-                .map(|r| r.train.as_str())
-                .collect::<Vec<_>>(),
-        ),
+        Column::new("run_id".into(), text(&|r| &r.train)),
         Column::new("experiment".into(), vec![graph.experiment.as_str(); n]),
-        Column::new(
-            "name".into(),
-            graph
-                .runs
-                .iter()
-                .map(|r| r.point.name.as_str())
-                .collect::<Vec<_>>(),
-        ),
+        Column::new("name".into(), text(&|r| &r.point.name)),
     ];
     for key in &param_keys {
-        let values: Vec<Value> = graph
-            .runs
+        let values: Vec<Value> = params
             .iter()
-            .map(|r| {
-                let resolved =
-                    json!({"task": r.point.task, "model": r.point.model, "train": r.point.train});
-                r.point
-                    .axes
-                    .iter()
-                    .find(|(k, _)| k == key)
-                    .map(|(_, v)| v.clone())
-                    .or_else(|| get_dotted(&resolved, key).cloned())
-                    .unwrap_or(Value::Null)
-            })
+            .map(|p| param(p, key).cloned().unwrap_or(Value::Null))
             .collect();
         columns.push(typed_column(key, &values));
     }
+    let statuses = || trained.iter().map(|t| &t.status);
     columns.extend([
+        Column::new(
+            PARAMS_COLUMN.into(),
+            params.iter().map(Value::to_string).collect::<Vec<_>>(),
+        ),
         Column::new(
             "seed".into(),
             graph
@@ -154,93 +189,80 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
         ),
         Column::new(
             "params".into(),
-            summaries
+            trained
                 .iter()
-                .map(|s| s.as_ref().map(|s| s.params as i64))
+                .map(|t| t.summary.as_ref().map(|s| s.params as i64))
                 .collect::<Vec<_>>(),
         ),
         // The reference's own count (its Mamba ablation without a convolution still allocates one).
         Column::new(
             "reference_params".into(),
-            summaries
+            trained
                 .iter()
                 .zip(&graph.runs)
-                .map(|(s, r)| {
-                    s.as_ref()
+                .map(|(t, r)| {
+                    t.summary
+                        .as_ref()
                         .map(|s| (s.params + r.point.model.reference_only_params()) as i64)
                 })
                 .collect::<Vec<_>>(),
         ),
-        // Updates completed: the schedule's length when done, else the latest checkpoint's.
-        Column::new("step".into(), steps_done),
+        Column::new(
+            "step".into(),
+            trained.iter().map(|t| t.step).collect::<Vec<_>>(),
+        ),
         Column::new(
             "status".into(),
-            statuses
-                .iter()
-                .map(|s| s.state.to_string())
-                .collect::<Vec<_>>(),
+            statuses().map(|s| s.state.to_string()).collect::<Vec<_>>(),
         ),
         Column::new(
             "wall_s".into(),
-            statuses.iter().map(|s| s.wall_s).collect::<Vec<_>>(),
+            statuses().map(|s| s.wall_s).collect::<Vec<_>>(),
         ),
         Column::new(
             "backend".into(),
-            statuses
-                .iter()
-                .map(|s| s.backend.clone())
-                .collect::<Vec<_>>(),
+            statuses().map(|s| s.backend.clone()).collect::<Vec<_>>(),
         ),
         Column::new(
             "device".into(),
-            statuses
-                .iter()
-                .map(|s| s.device.clone())
-                .collect::<Vec<_>>(),
+            statuses().map(|s| s.device.clone()).collect::<Vec<_>>(),
         ),
         Column::new(
             "error".into(),
-            statuses.iter().map(|s| s.error.clone()).collect::<Vec<_>>(),
+            statuses().map(|s| s.error.clone()).collect::<Vec<_>>(),
         ),
     ]);
-    let mut runs = DataFrame::new(n, columns).map_err(|e| ReportError::Shard {
+    DataFrame::new(n, columns).map_err(|e| ReportError::Shard {
         path: "runs".into(),
         message: e.to_string(),
-    })?;
+    })
+}
 
-    let empty_metrics = || with_run_id(metrics_frame(&[]), "");
-    let mut metrics = if metric_frames.is_empty() {
-        empty_metrics()?
-    } else {
-        concat_df(&metric_frames, Table::Metrics)?
-    };
-    let mut progress = if progress_frames.is_empty() {
-        empty_metrics()?
-    } else {
-        concat_df(&progress_frames, Table::Progress)?
-    };
+/// The evaluation nodes' shards stacked: interventions (empty when none), per-example detail
+/// and ablations (absent when none).
+type Evaluations = (DataFrame, Option<DataFrame>, Option<DataFrame>);
 
-    let mut intervention_frames = Vec::new();
-    let mut detail_frames = Vec::new();
-    let mut ablation_frames = Vec::new();
+fn evaluations(
+    graph: &RunGraph,
+    store: &Store,
+    warnings: &mut Vec<String>,
+) -> Result<Evaluations, ReportError> {
+    let mut frames: [Vec<DataFrame>; 3] = Default::default();
     for run in &graph.runs {
         for (k, eval) in run.evals.iter().enumerate() {
             if store.status(eval)?.state != NodeState::Done {
                 continue;
             }
             // Each evaluate node writes the shards of its kind.
-            for (shard, frames) in Shard::EVALUATION.into_iter().zip([
-                &mut intervention_frames,
-                &mut detail_frames,
-                &mut ablation_frames,
-            ]) {
-                if let Some(df) = trusted(store.read_shard(eval, shard), &mut warnings)? {
+            for (shard, frames) in Shard::EVALUATION.into_iter().zip(frames.iter_mut()) {
+                if let Some(df) = trusted(store.read_shard(eval, shard), warnings)? {
                     frames.push(tag(df, &run.train, k, &store.node(eval).shard(shard))?);
                 }
             }
         }
     }
-    let mut interventions = if intervention_frames.is_empty() {
+    let [interventions, detail, ablations] = frames;
+    let interventions = if interventions.is_empty() {
         tag(
             interventions_frame(&[], 0, "test"),
             "",
@@ -248,51 +270,18 @@ pub fn collect(graph: &RunGraph, store: &Store) -> Result<CollectSummary, Report
             std::path::Path::new("interventions"),
         )?
     } else {
-        concat_df(&intervention_frames, Table::Interventions)?
+        concat_df(&interventions, Table::Interventions)?
     };
-
-    let join = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(",");
-    let metadata = [
-        ("mechlab.spec_hash", graph.spec_hash.clone()),
-        ("mechlab.version", crate::VERSION.to_string()),
-        ("mechlab.experiment", graph.experiment.clone()),
-        ("mechlab.backend", join(&backends)),
-        ("mechlab.device", join(&devices)),
-    ];
-    let tables = store.experiment(&graph.experiment);
-    write_parquet(&tables.table(Table::Runs), &mut runs, &metadata)?;
-    write_parquet(&tables.table(Table::Metrics), &mut metrics, &metadata)?;
-    write_parquet(&tables.table(Table::Progress), &mut progress, &metadata)?;
-    write_parquet(
-        &tables.table(Table::Interventions),
-        &mut interventions,
-        &metadata,
-    )?;
-    if !ablation_frames.is_empty() {
-        write_parquet(
-            &tables.table(Table::Ablations),
-            &mut concat_df(&ablation_frames, Table::Ablations)?,
-            &metadata,
-        )?;
-    }
-    if !detail_frames.is_empty() {
-        write_parquet(
-            &tables.table(Table::InterventionsDetail),
-            &mut concat_df(&detail_frames, Table::InterventionsDetail)?,
-            &metadata,
-        )?;
-    }
-    Ok(CollectSummary {
-        runs: n,
-        done: statuses
-            .iter()
-            .filter(|s| s.state == NodeState::Done)
-            .count(),
-        metric_rows: metrics.height(),
-        intervention_rows: interventions.height(),
-        tables,
-        warnings,
-    })
+    let optional = |frames: Vec<DataFrame>, table| {
+        (!frames.is_empty())
+            .then(|| concat_df(&frames, table))
+            .transpose()
+    };
+    Ok((
+        interventions,
+        optional(detail, Table::InterventionsDetail)?,
+        optional(ablations, Table::Ablations)?,
+    ))
 }
 
 /// `df` with a first column `run_id` (every row `id`).

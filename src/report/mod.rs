@@ -8,14 +8,15 @@ pub mod collect;
 pub mod data_stats;
 pub mod export;
 pub mod plot;
-pub mod progress;
 pub mod published;
 pub mod runs;
 pub mod table;
+pub mod tables;
 pub mod text;
 
-pub use collect::{CollectSummary, collect};
+pub use collect::{Collected, collect};
 pub use data_stats::{data_stats_columns, data_stats_frame};
+pub use tables::Tables;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

@@ -90,7 +90,7 @@ pub fn runs_table(
         let status = store.status(&run.train)?;
         // A run not done shows its latest checkpoint: where it is and its last test accuracy.
         let progress = (status.state != NodeState::Done)
-            .then(|| super::progress::checkpointed(store, &run.train))
+            .then(|| store.checkpointed(&run.train))
             .flatten();
         let checkpoint_step = progress.as_ref().map(|p| p.step).or(status.step);
         let state = match (status.state, checkpoint_step) {

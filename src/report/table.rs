@@ -7,18 +7,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use polars::prelude::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ReportError;
 use super::published::published;
+use super::tables::{Tables, param};
 use super::text::TextTable;
-use std::path::{Path, PathBuf};
 
-use crate::plan::{PlannedRun, RunGraph};
 use crate::spec::raw::{BestIs, TableSpec};
-use crate::spec::sweep::get_dotted;
-use crate::spec::{LoadOptions, Resolved};
-use crate::store::{Store, read_parquet};
 
 /// One cell: the runs of the best value of `best_of` (or all runs), aggregated.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,17 +43,12 @@ pub struct Table {
     pub missing_runs: usize,
 }
 
+/// A run of a report table: its id (train node) and parameters ([`Tables::run_params`]).
+type RunRow = (String, Value);
+
 /// The value of dotted `key` for `run`: `seed`, a swept value, or its resolved config's.
-fn run_value(run: &PlannedRun, key: &str) -> Option<Value> {
-    if key == "seed" {
-        return Some(json!(run.point.seed));
-    }
-    if let Some((_, v)) = run.point.axes.iter().find(|(k, _)| k == key) {
-        return Some(v.clone());
-    }
-    let resolved =
-        json!({"task": run.point.task, "model": run.point.model, "train": run.point.train});
-    get_dotted(&resolved, key).cloned()
+fn run_value(run: &RunRow, key: &str) -> Option<Value> {
+    param(&run.1, key).cloned()
 }
 
 /// The runs of one cell with one value of `best_of`: that value and their final metrics (one
@@ -187,7 +178,7 @@ pub fn final_values(
 /// of the best learning rate by accuracy, its Attrib).
 pub fn build_table(
     spec: &TableSpec,
-    runs: &[&PlannedRun],
+    runs: &[RunRow],
     values: &HashMap<String, f64>,
     shown: Option<&HashMap<String, f64>>,
 ) -> Table {
@@ -196,7 +187,7 @@ pub fn build_table(
     let mut columns: Vec<String> = Vec::new();
     let mut groups: BTreeMap<(usize, usize), Vec<Arm>> = BTreeMap::new();
     let mut missing_runs = 0;
-    for &run in runs {
+    for run in runs {
         if !spec
             .filter
             .iter()
@@ -220,7 +211,7 @@ pub fn build_table(
             &mut columns,
             show(&key_of(run, &spec.columns).unwrap_or(Value::Null)),
         );
-        let Some(&v) = values.get(&run.train) else {
+        let Some(&v) = values.get(&run.0) else {
             missing_runs += 1;
             continue;
         };
@@ -230,7 +221,7 @@ pub fn build_table(
             .map(|k| show(&key_of(run, k).unwrap_or(Value::Null)))
             .unwrap_or_default();
         let cell = groups.entry((r, c)).or_default();
-        let entry = (v, run.train.clone());
+        let entry = (v, run.0.clone());
         match cell.iter_mut().find(|(a, _)| *a == arm) {
             Some((_, vs)) => vs.push(entry),
             None => cell.push((arm, vec![entry])),
@@ -336,116 +327,53 @@ pub fn build_table(
     }
 }
 
-/// The tables the spec declares (only the one called `name`, if given), built from results
-/// collected now from the store: from its own runs, or from the specs a table lists in
-/// `sources` (loaded with `opts`, relative to the spec's folder).
-pub fn spec_tables(
-    resolved: &Resolved,
-    graph: &RunGraph,
-    store: &Store,
+/// The tables of `specs` to build: all, or only the one called `name`.
+pub fn choose<'s>(
+    specs: &'s [TableSpec],
     name: Option<&str>,
-    opts: &LoadOptions,
-) -> Result<Vec<Table>, ReportError> {
-    let base = resolved
-        .source
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    compose(&resolved.tables, &base, Some(graph), store, name, opts)
-}
-
-/// Tables `specs` (only the one called `name`, if given): each from the runs of `own` or of its
-/// `sources`, final values collected now from the store.
-pub fn compose(
-    specs: &[TableSpec],
-    base: &Path,
-    own: Option<&RunGraph>,
-    store: &Store,
-    name: Option<&str>,
-    opts: &LoadOptions,
-) -> Result<Vec<Table>, ReportError> {
+) -> Result<Vec<&'s TableSpec>, ReportError> {
     if specs.is_empty() {
         return Err(ReportError::NoTables);
     }
-    let chosen: Vec<&TableSpec> = match name {
-        Some(n) => {
-            let t: Vec<_> = specs.iter().filter(|t| t.name == n).collect();
-            if t.is_empty() {
-                let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
-                return Err(ReportError::NoSuchTable {
-                    name: n.to_string(),
-                    tables: names.join(", "),
-                });
-            }
-            t
-        }
-        None => specs.iter().collect(),
+    let Some(n) = name else {
+        return Ok(specs.iter().collect());
     };
-    // Each experiment's graph and metrics, loaded once however many tables use it; the own spec
-    // is the empty path.
-    let mut experiments: Vec<(PathBuf, RunGraph, DataFrame, DataFrame)> = Vec::new();
-    let mut picks_of = Vec::new();
-    for spec in &chosen {
-        let mut picks: Vec<(PathBuf, BTreeMap<String, Value>)> = Vec::new();
-        if spec.sources.is_empty() {
-            if own.is_none() {
-                return Err(ReportError::Shard {
-                    path: format!("table {}", spec.name),
-                    message: "a tables-only file needs `sources` for every table".into(),
-                });
-            }
-            picks.push((PathBuf::new(), BTreeMap::new()));
-        }
-        for source in &spec.sources {
-            picks.push((base.join(&source.spec), source.filter.clone()));
-        }
-        for (path, _) in &picks {
-            if !experiments.iter().any(|(p, ..)| p == path) {
-                let graph = match own {
-                    Some(g) if path.as_os_str().is_empty() => g.clone(),
-                    _ => crate::plan::plan(&crate::spec::load(path, opts).map_err(|source| {
-                        ReportError::Source {
-                            path: path.clone(),
-                            source: Box::new(source),
-                        }
-                    })?),
-                };
-                let summary = super::collect(&graph, store)?;
-                let metrics = read_parquet(&summary.tables.table(crate::store::Table::Metrics))?;
-                let interventions =
-                    read_parquet(&summary.tables.table(crate::store::Table::Interventions))?;
-                experiments.push((path.clone(), graph, metrics, interventions));
-            }
-        }
-        picks_of.push(picks);
+    let chosen: Vec<_> = specs.iter().filter(|t| t.name == n).collect();
+    if chosen.is_empty() {
+        let names: Vec<&str> = specs.iter().map(|t| t.name.as_str()).collect();
+        return Err(ReportError::NoSuchTable {
+            name: n.to_string(),
+            tables: names.join(", "),
+        });
     }
-    let mut out = Vec::new();
-    for (spec, picks) in chosen.into_iter().zip(picks_of) {
-        let mut runs: Vec<&PlannedRun> = Vec::new();
-        let mut values = HashMap::new();
-        let mut attribs = HashMap::new();
-        for (path, filter) in &picks {
-            let (_, graph, metrics, interventions) = experiments
+    Ok(chosen)
+}
+
+/// Table `spec` over the runs of `sources` (each an experiment's tables and the filter its runs
+/// must pass; a run in several counts once), from their final values.
+pub fn build(
+    spec: &TableSpec,
+    sources: &[(&Tables, &BTreeMap<String, Value>)],
+) -> Result<Table, ReportError> {
+    let mut runs: Vec<RunRow> = Vec::new();
+    let mut values = HashMap::new();
+    let mut attribs = HashMap::new();
+    for (tables, filter) in sources {
+        values.extend(final_values(&tables.metrics, &spec.metric, &spec.split)?);
+        if let Some(a) = &spec.attrib {
+            attribs.extend(attrib_values(&tables.interventions, a)?);
+        }
+        for run in tables.run_params()? {
+            let keep = filter
                 .iter()
-                .find(|(p, ..)| p == path)
-                .expect("every source was loaded above");
-            values.extend(final_values(metrics, &spec.metric, &spec.split)?);
-            if let Some(a) = &spec.attrib {
-                attribs.extend(attrib_values(interventions, a)?);
-            }
-            for run in &graph.runs {
-                let keep = filter
-                    .iter()
-                    .all(|(k, want)| matches(run_value(run, k).as_ref(), want));
-                if keep && !runs.iter().any(|r| r.train == run.train) {
-                    runs.push(run);
-                }
+                .all(|(k, want)| matches(param(&run.1, k), want));
+            if keep && !runs.iter().any(|r| r.0 == run.0) {
+                runs.push(run);
             }
         }
-        let shown = spec.attrib.as_ref().map(|_| &attribs);
-        out.push(build_table(spec, &runs, &values, shown));
     }
-    Ok(out)
+    let shown = spec.attrib.as_ref().map(|_| &attribs);
+    Ok(build_table(spec, &runs, &values, shown))
 }
 
 /// Several tables as one text: a blank line between them, one CSV header for all.

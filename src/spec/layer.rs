@@ -12,8 +12,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde_json::Value;
 
 use super::error::{Issue, Origin, SpecError, suggest};
-use super::load::LoadOptions;
 use super::locate::locate;
+use super::options::LoadOptions;
 use super::sources::Sources;
 
 /// The merged value of every layer of the spec at `path`, and where each layer came from.
@@ -21,9 +21,18 @@ pub(super) fn layer(path: &Path, opts: &LoadOptions) -> Result<(Value, Sources),
     let mut files = Vec::new();
     let mut issues = Vec::new();
     let mut vias = std::collections::BTreeMap::new();
+    let mut outside = Vec::new();
+    let root = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
     collect_files(
         path,
-        &mut Vec::new(),
+        &mut Reach {
+            root: root.as_deref(),
+            stack: Vec::new(),
+            outside: &mut outside,
+        },
         &[],
         &mut files,
         &mut vias,
@@ -36,6 +45,7 @@ pub(super) fn layer(path: &Path, opts: &LoadOptions) -> Result<(Value, Sources),
     let mut sources = Sources {
         files,
         vias,
+        outside,
         profile: opts.profile.clone(),
         sets: Vec::new(),
         env: Vec::new(),
@@ -141,11 +151,19 @@ fn not_a_spec_file(path: &Path) -> Option<String> {
     })
 }
 
+/// What the walk over includes carries down: the spec's own folder (includes outside it are
+/// noted), the files being included (to find cycles), and the notes.
+struct Reach<'a> {
+    root: Option<&'a Path>,
+    stack: Vec<PathBuf>,
+    outside: &'a mut Vec<String>,
+}
+
 /// Reads `path` and, depth first, the files it includes. Syntax errors and include cycles are
 /// issues; an unreadable spec is an error of its own.
 fn collect_files(
     path: &Path,
-    stack: &mut Vec<PathBuf>,
+    reach: &mut Reach,
     chain: &[String],
     files: &mut Vec<(PathBuf, String)>,
     vias: &mut std::collections::BTreeMap<PathBuf, String>,
@@ -197,7 +215,7 @@ fn collect_files(
             return Ok(());
         }
     };
-    stack.push(canonical);
+    reach.stack.push(canonical);
     if let Some(includes) = table.get("include") {
         let dir = path.parent().unwrap_or(Path::new("."));
         // Every include problem points at this file's `include` line.
@@ -231,8 +249,8 @@ fn collect_files(
                         continue;
                     }
                     let target = inc.canonicalize().unwrap_or_else(|_| inc.clone());
-                    if let Some(start) = stack.iter().position(|p| *p == target) {
-                        let cycle: Vec<String> = stack[start..]
+                    if let Some(start) = reach.stack.iter().position(|p| *p == target) {
+                        let cycle: Vec<String> = reach.stack[start..]
                             .iter()
                             .chain([&target])
                             .map(|p| p.display().to_string())
@@ -245,7 +263,18 @@ fn collect_files(
                         None => path.display().to_string(),
                     }];
                     inner_chain.extend(chain.iter().cloned());
-                    collect_files(&inc, stack, &inner_chain, files, vias, issues)?;
+                    // Shared fragments in a sibling folder are a real pattern, so this is a
+                    // warning, not a refusal: the spec then does not travel on its own.
+                    if let Some(root) = reach.root.filter(|r| !target.starts_with(r)) {
+                        reach.outside.push(format!(
+                            "{}: included from {}, lies outside the spec's folder {}: the spec \
+                             does not load where that file is absent",
+                            target.display(),
+                            inner_chain.join(", included from "),
+                            root.display()
+                        ));
+                    }
+                    collect_files(&inc, reach, &inner_chain, files, vias, issues)?;
                 }
             }
             None => problem(format!(
@@ -259,7 +288,7 @@ fn collect_files(
             help: Vec::new(),
         }));
     }
-    stack.pop();
+    reach.stack.pop();
     if !via.is_empty() {
         vias.insert(path.to_path_buf(), via);
     }

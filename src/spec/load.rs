@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::error::{Issue, Origin, SpecError, suggest};
 use super::layer::layer;
+pub use super::options::LoadOptions;
 use super::raw::{
     ArSpec, AtrSpec, ExperimentSpec, InterventionSpec, ModelSpec, MqarSpec, SweepSpec, TableSpec,
     TaskSpec, TrainSpec,
@@ -22,20 +23,9 @@ use super::sources::Sources;
 use super::sweep::expand;
 use super::validate::{check_run, warnings};
 
-/// How to layer a spec.
-#[derive(Debug, Clone, Default)]
-pub struct LoadOptions {
-    /// `--profile NAME`: merge `[profile.NAME]` over the spec.
-    pub profile: Option<String>,
-    /// `--set key=value` overrides, in order (later wins). Values are TOML (`1e-3`, `"x"`,
-    /// `[1, 2]`); anything that does not parse as TOML is taken as a string.
-    pub sets: Vec<String>,
-    /// Read `MECHLAB_<SECTION>__<KEY>` variables (on for the CLI; tests turn it off).
-    pub env: bool,
-    /// Refuse runs estimated to need more memory than this many bytes; `None`: this machine's
-    /// memory ([`super::resources::machine_memory`]).
-    pub max_memory: Option<u64>,
-}
+/// The folder of node directories under the results root, beside the experiments' folders:
+/// no experiment may take its name. The store lays itself out by it (`store::STORE_DIR`).
+pub const STORE_DIR: &str = "store";
 
 /// The most runs (sweep points × seeds) one spec may expand to.
 pub const MAX_RUNS: usize = 10_000;
@@ -152,8 +142,19 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     }
     let mut runs = runs;
     make_names_unique(&mut runs);
+    if let Some(profile) = &opts.profile {
+        // The spec without the profile: its own memory limit is not this profile's problem.
+        let plain = LoadOptions {
+            profile: None,
+            max_memory: Some(u64::MAX),
+            ..opts.clone()
+        };
+        if let Ok(own) = load(path, &plain) {
+            all_warnings.extend(test_set_changes(profile, &runs, &own.runs));
+        }
+    }
     let mut warnings_dedup = Vec::new();
-    for w in all_warnings {
+    for w in sources.outside.iter().cloned().chain(all_warnings) {
         if !warnings_dedup.contains(&w) {
             warnings_dedup.push(w);
         }
@@ -167,6 +168,74 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
         tables,
         warnings: warnings_dedup,
     })
+}
+
+/// The names of the `[profile.NAME]` tables the spec at `path` and its includes define.
+pub fn profiles(path: &Path) -> Result<Vec<String>, SpecError> {
+    let (merged, _) = layer(path, &LoadOptions::default())?;
+    Ok(merged
+        .get("profile")
+        .and_then(Value::as_object)
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
+/// Where a profile's runs are evaluated on other test sequences than the spec's own runs of the
+/// same seed (a reduced task, or fewer training sequences drawn before the test ones from the
+/// reference's stream): one warning per distinct change, naming what differs.
+fn test_set_changes(profile: &str, runs: &[RunPoint], own: &[RunPoint]) -> Vec<String> {
+    let mut out = Vec::new();
+    for run in runs {
+        let fields = run.task.test_set_fields();
+        let same_seed: Vec<&RunPoint> = own.iter().filter(|o| o.seed == run.seed).collect();
+        if same_seed.iter().any(|o| o.task.test_set_fields() == fields) {
+            continue;
+        }
+        let message = match same_seed.first() {
+            None => format!(
+                "--profile {profile}: seed {} is not one of the spec's own seeds, so its test \
+                 set is not the spec's",
+                run.seed
+            ),
+            Some(o) => {
+                let theirs = o.task.test_set_fields();
+                let null = Value::Null;
+                let changed: Vec<String> = fields
+                    .keys()
+                    .chain(theirs.keys())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .filter(|k| fields.get(*k) != theirs.get(*k))
+                    .map(|k| {
+                        format!(
+                            "{k} = {} (without the profile: {})",
+                            fields.get(k).unwrap_or(&null),
+                            theirs.get(k).unwrap_or(&null)
+                        )
+                    })
+                    .collect();
+                let stream = if run.task.rng() == crate::task::DataRng::Reference
+                    && changed
+                        .iter()
+                        .all(|c| c.starts_with("task.train_size") || c.starts_with("task.dev_size"))
+                {
+                    "; with rng = \"reference\" the test sequences are drawn after the \
+                     training ones from one stream, so another training size shifts them"
+                } else {
+                    ""
+                };
+                format!(
+                    "--profile {profile}: the test set differs from the spec's own, so results \
+                     are not measured on the same sequences: {}{stream}",
+                    changed.join(", ")
+                )
+            }
+        };
+        if !out.contains(&message) {
+            out.push(message);
+        }
+    }
+    out
 }
 
 /// `[experiment]`: a name that can be a directory beside the node store, and seeds.
@@ -191,14 +260,13 @@ fn check_experiment(experiment: &ExperimentSpec, sources: &Sources) -> Vec<Issue
     }
     // The name is a directory beside the node store: not the store's own, and short enough for
     // every file system (a 300-character name trained and then failed at collect).
-    if experiment.name == crate::store::STORE_DIR {
+    if experiment.name == STORE_DIR {
         issues.push(sources.issue(
             "experiment.name",
             None,
             format!(
                 "\"{}\" is reserved: the node store lives in results/{}/",
-                experiment.name,
-                crate::store::STORE_DIR
+                experiment.name, STORE_DIR
             ),
             Vec::new(),
         ));
@@ -358,8 +426,10 @@ fn make_names_unique(runs: &mut [RunPoint]) {
 /// blake3 of the runs' canonical JSON: changes whenever any run changes. Through a JSON value,
 /// so keys are sorted and the hash does not depend on field order.
 fn spec_hash(runs: &[RunPoint]) -> String {
+    // serde_json's map keeps keys sorted, so the compact text of the value is canonical (as
+    // the planner's node ids use it).
     let canonical = serde_json::to_value(runs)
-        .map(|v| crate::plan::id::canonical(&v))
+        .map(|v| v.to_string())
         .expect("runs serialise");
     blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string()
 }

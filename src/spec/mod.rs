@@ -15,6 +15,7 @@ pub mod error;
 mod layer;
 pub mod load;
 pub mod locate;
+mod options;
 pub mod raw;
 pub mod resolve;
 pub mod resources;
@@ -24,5 +25,5 @@ pub mod sweep;
 pub mod validate;
 
 pub use error::{Issue, SpecError};
-pub use load::{LoadOptions, load};
+pub use load::{LoadOptions, load, profiles};
 pub use resolve::{Resolved, RunPoint};

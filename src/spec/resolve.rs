@@ -1,5 +1,7 @@
 //! Resolved run configs: every default filled, ready to hash and to build science configs from.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::raw::{ArSpec, ConvChoice, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
@@ -146,6 +148,29 @@ pub struct RunPoint {
     pub interventions: Vec<ResolvedIntervention>,
 }
 
+impl RunPoint {
+    /// Every parameter of the run by dotted key, as tables and filters name them: its resolved
+    /// `task`, `model` and `train`, each swept key with the value the spec gave it (`train.epochs`
+    /// stays as written, not as the steps it resolved to), and `seed`.
+    pub fn params(&self) -> serde_json::Value {
+        let mut all = serde_json::json!({
+            "task": self.task,
+            "model": self.model,
+            "train": self.train,
+        });
+        for (key, value) in &self.axes {
+            super::sweep::set_dotted(&mut all, key, value.clone());
+        }
+        super::sweep::set_dotted(&mut all, "seed", serde_json::json!(self.seed));
+        all
+    }
+
+    /// The value of dotted `key` among [`RunPoint::params`].
+    pub fn param(&self, key: &str) -> Option<serde_json::Value> {
+        super::sweep::get_dotted(&self.params(), key).cloned()
+    }
+}
+
 /// A whole expanded spec.
 #[derive(Debug, Clone, Serialize)]
 pub struct Resolved {
@@ -225,6 +250,27 @@ impl TaskSpec {
             TaskSpec::Atr(a) => a.eval_examples,
             TaskSpec::Mqar(a) => a.eval_examples,
         }
+    }
+
+    /// What decides this task's test sequences for a given seed, as `task.KEY` → value: every
+    /// field but `eval_examples` and, where each split draws from a stream of its own (`chacha`),
+    /// the other splits' sizes. With `rng = "reference"` the test sequences come after the
+    /// training (and dev) ones in one stream, so those sizes decide them too.
+    pub fn test_set_fields(&self) -> BTreeMap<String, serde_json::Value> {
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(self).expect("a task spec serialises")
+        else {
+            unreachable!("a task spec is a table")
+        };
+        let drop: &[&str] = match self.rng() {
+            DataRng::Chacha => &["eval_examples", "train_size", "dev_size"],
+            DataRng::Reference => &["eval_examples"],
+        };
+        fields
+            .into_iter()
+            .filter(|(k, _)| !drop.contains(&k.as_str()))
+            .map(|(k, v)| (format!("task.{k}"), v))
+            .collect()
     }
 
     /// The random streams drawing this task's data.

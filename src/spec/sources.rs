@@ -13,6 +13,8 @@ pub(super) struct Sources {
     pub(super) files: Vec<(PathBuf, String)>,
     /// For each included file, how it was reached (" (this file is included from …)").
     pub(super) vias: BTreeMap<PathBuf, String>,
+    /// Included files outside the spec's own folder tree, as warnings.
+    pub(super) outside: Vec<String>,
     pub(super) profile: Option<String>,
     /// (dotted key, raw `--set` text)
     pub(super) sets: Vec<(String, String)>,

@@ -10,6 +10,7 @@ pub mod checksum;
 pub mod layout;
 pub mod lock;
 pub mod parquet;
+pub mod progress;
 pub mod shards;
 pub mod status;
 pub mod summary;
@@ -23,6 +24,7 @@ pub use atomic::write as write_atomic;
 pub use layout::{ExperimentDir, NodeDir, Shard, SubmissionDir, Table};
 pub use lock::NodeLock;
 pub use parquet::{read_parquet, read_parquet_metadata, write_parquet};
+pub use progress::Progress;
 pub use status::{NodeState, Status};
 pub use summary::RunSummary;
 
@@ -76,8 +78,9 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreEr
     })
 }
 
-/// The folder of node directories under the results root (experiments' tables sit beside it).
-pub const STORE_DIR: &str = "store";
+/// The folder of node directories under the results root (experiments' tables sit beside it);
+/// the spec refuses it as an experiment name.
+pub use crate::spec::load::STORE_DIR;
 
 /// The layout of one results root.
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use super::adamw::{AdamWSettings, PackedAdamW};
 use super::batch::GroupBatch;
 use super::checkpoint::{Checkpoint, CheckpointHeader, Checkpointer};
 use super::eval::{MetricRow, evaluate};
-use super::trainer::{Control, Observer, TrainConfig, TrainError};
+use super::trainer::{Control, Observer, TrainConfig, TrainError, TrainOutcome};
 use crate::model::{LanguageModel, NoSites, runs};
 use crate::task::Dataset;
 
@@ -384,10 +384,14 @@ fn fail_all<B: AutodiffBackend>(
     slots: Vec<Slot<'_, B>>,
     e: TrainError,
 ) -> Vec<(usize, RunOutcome<B>)> {
-    let message = e.to_string();
+    // Every run of the group reports the one failure as it was (not wrapped once more).
+    let (what, message) = match &e {
+        TrainError::Checkpoint { what, source } => (*what, source.to_string()),
+        other => ("saving the group", other.to_string()),
+    };
     done.extend(slots.into_iter().map(|s| {
         let err = TrainError::Checkpoint {
-            what: "saving the group",
+            what,
             source: Box::new(Message(message.clone())),
         };
         (s.index, RunOutcome::Failed(err))
@@ -474,6 +478,36 @@ pub fn group_loss<B: AutodiffBackend>(
         crate::model::xent_cpu::target_log_probs(logits, batch.targets_n).reshape([runs, n]);
     let per_run = (picked * batch.weights_rn).sum_dim(1).neg().reshape([runs]);
     (per_run.clone().sum(), per_run)
+}
+
+/// Trains `model` (freshly initialised; replaced by the checkpoint's weights when one exists) on
+/// `train`, evaluating on `eval_sets` (name, data): a group of one ([`train_group`]).
+pub fn train<B: AutodiffBackend>(
+    model: LanguageModel<B>,
+    cfg: &TrainConfig,
+    train: &Dataset,
+    eval_sets: &[(&str, &Dataset)],
+    device: &B::Device,
+    checkpoints: &mut dyn Checkpointer,
+    observer: &mut dyn Observer,
+) -> Result<TrainOutcome<B>, TrainError> {
+    let run = GroupRun {
+        model,
+        cfg,
+        train,
+        evals: eval_sets.to_vec(),
+        checkpoints,
+        observer,
+        stop_at: None,
+    };
+    match train_group(vec![run], device, LossReads::EveryStep).pop() {
+        Some(RunOutcome::Finished { model, metrics }) => {
+            Ok(TrainOutcome::Finished { model, metrics })
+        }
+        Some(RunOutcome::Stopped { step }) => Ok(TrainOutcome::Stopped { step }),
+        Some(RunOutcome::Failed(e)) => Err(e),
+        None => unreachable!("a group of one has one outcome"),
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,6 @@ pub mod trainer;
 
 pub use checkpoint::{Checkpoint, Checkpointer, NoCheckpoints};
 pub use eval::{MetricRow, evaluate};
-pub use group::{GroupRun, LossReads, RunOutcome, train_group};
+pub use group::{GroupRun, LossReads, RunOutcome, train, train_group};
 pub use schedule::{Schedule, ScheduleKind};
-pub use trainer::{Control, Observer, TrainConfig, TrainError, TrainOutcome, train};
+pub use trainer::{Control, Observer, TrainConfig, TrainError, TrainOutcome};

@@ -1,15 +1,12 @@
 //! What training is told (the resolved `[train]` config) and what it reports (observer,
-//! outcome, errors); one run trains as a group of one ([`super::group`]).
+//! outcome, errors). The loop itself is [`super::group`]; one run trains as a group of one.
 
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::Checkpointer;
 use super::eval::MetricRow;
-use super::group::{GroupRun, LossReads, RunOutcome, train_group};
 use super::schedule::Schedule;
 use crate::model::LanguageModel;
-use crate::task::Dataset;
 
 /// Optimisation settings, resolved from a spec's `[train]` (no defaults left to fill) and
 /// serialised as the `train` of a train node's hashed config.
@@ -73,34 +70,4 @@ pub enum TrainOutcome<B: AutodiffBackend> {
     },
     /// The observer asked to stop; a checkpoint at `step` was saved.
     Stopped { step: usize },
-}
-
-/// Trains `model` (freshly initialised; replaced by the checkpoint's weights when one exists) on
-/// `train`, evaluating on `eval_sets` (name, data): a group of one ([`train_group`]).
-pub fn train<B: AutodiffBackend>(
-    model: LanguageModel<B>,
-    cfg: &TrainConfig,
-    train: &Dataset,
-    eval_sets: &[(&str, &Dataset)],
-    device: &B::Device,
-    checkpoints: &mut dyn Checkpointer,
-    observer: &mut dyn Observer,
-) -> Result<TrainOutcome<B>, TrainError> {
-    let run = GroupRun {
-        model,
-        cfg,
-        train,
-        evals: eval_sets.to_vec(),
-        checkpoints,
-        observer,
-        stop_at: None,
-    };
-    match train_group(vec![run], device, LossReads::EveryStep).pop() {
-        Some(RunOutcome::Finished { model, metrics }) => {
-            Ok(TrainOutcome::Finished { model, metrics })
-        }
-        Some(RunOutcome::Stopped { step }) => Ok(TrainOutcome::Stopped { step }),
-        Some(RunOutcome::Failed(e)) => Err(e),
-        None => unreachable!("a group of one has one outcome"),
-    }
 }

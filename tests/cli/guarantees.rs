@@ -2,7 +2,7 @@
 //! killed run resumes to bit-identical tables, and two runs of one spec wait for each other.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use crate::common::{Dir, TINY};
@@ -258,4 +258,198 @@ fn two_runs_of_one_spec_wait_for_each_other() {
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
     assert_eq!(metrics(&dir, "tiny"), want);
+}
+
+/// What a file under the results folder is, for the disk-full test's coverage.
+fn kind_of(name: &str, in_store: bool) -> &'static str {
+    match name {
+        "status.json" => "status",
+        "checkpoint.bin" => "checkpoint",
+        "checksums.json" => "checksums",
+        n if n.ends_with(".json") => "record",
+        n if n.starts_with("data-") => "data",
+        n if n.ends_with(".bin") => "weights",
+        n if n.ends_with(".parquet") && in_store => "shard",
+        n if n.ends_with(".parquet") => "table",
+        _ => "other",
+    }
+}
+
+/// Every file under `root`: (path, kind, size).
+fn files_by_kind(root: &Path) -> Vec<(PathBuf, &'static str, u64)> {
+    let store = root.join("store");
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        // A folder not made yet has no files.
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let kind = kind_of(&name, e.path().starts_with(&store));
+            (e.path().to_path_buf(), kind, e.metadata().unwrap().len())
+        })
+        .collect()
+}
+
+/// `mechlab ARGS… SPEC` where no file may grow past `limit` bytes (RLIMIT_FSIZE, SIGXFSZ
+/// ignored): a write past it fails with EFBIG through the same calls as ENOSPC on a full disk.
+fn run_with_file_limit(dir: &Dir, args: &[&str], spec: &Path, limit: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = dir.mechlab();
+    cmd.args(args).arg(spec);
+    // SAFETY: only async-signal-safe calls (setrlimit, signal) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// A full disk at every kind of write (dataset cache, checkpoint, weights, shard, node record,
+/// status, table): a clear error naming the file, no half-written or temporary file left, every file
+/// already there intact and verifying, and the next run resuming to bit-identical tables.
+#[test]
+fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
+    let reference = Dir::new();
+    let spec = reference.write("tiny.toml", TINY);
+    reference.ok(&["run", "-q"], &spec);
+    let want = metrics(&reference, "tiny");
+    // Limits just under each size written: a write of that size or more fails where it comes.
+    let mut limits: Vec<u64> = files_by_kind(&reference.results())
+        .iter()
+        .map(|(_, _, size)| size.saturating_sub(1))
+        .collect();
+    limits.push(0);
+    limits.sort();
+    limits.dedup();
+
+    // Where a run is when the disk fills: nothing yet, training half done, training done and
+    // intervention grids added (evaluation nodes write only shards and records), everything done
+    // (then `collect` rewrites the tables).
+    let probed = r#"include = ["tiny.toml"]
+
+[[interventions]]
+kind = "interchange"
+sites = ["block_input"]
+corrupt = ["key"]
+patch_at = ["key", "value", "query"]
+examples = 16
+"#;
+    type Start<'a> = (&'a str, &'a [&'a str], &'a str, &'a [&'a str]);
+    let starts: [Start; 5] = [
+        ("fresh", &[], "tiny.toml", &["run", "-q"]),
+        (
+            "mid-training",
+            &["run", "-q", "--until-step", "10"],
+            "tiny.toml",
+            &["run", "-q"],
+        ),
+        // Past the last checkpoint: the final weights are the next big write.
+        (
+            "last-steps",
+            &["run", "-q", "--until-step", "25"],
+            "tiny.toml",
+            &["run", "-q"],
+        ),
+        ("evaluation", &["run", "-q"], "probed.toml", &["run", "-q"]),
+        ("collect", &["run", "-q"], "tiny.toml", &["collect"]),
+    ];
+    let mut failed_at = std::collections::BTreeSet::new();
+    for (start, before, target, command) in starts {
+        for &limit in &limits {
+            let dir = Dir::new();
+            let tiny = dir.write("tiny.toml", TINY);
+            let spec = dir.write("probed.toml", probed);
+            let spec = if target == "tiny.toml" {
+                tiny.clone()
+            } else {
+                spec
+            };
+            if !before.is_empty() {
+                dir.ok(before, &tiny);
+            }
+            let earlier: Vec<(PathBuf, Vec<u8>)> = files_by_kind(&dir.results())
+                .into_iter()
+                // Written once each; tables are rewritten only by `collect` (with the same
+                // bytes), checkpoints and records legitimately move on.
+                .filter(|(_, kind, _)| {
+                    matches!(*kind, "data" | "weights" | "shard")
+                        || (*kind == "table" && start == "collect")
+                })
+                .map(|(p, _, _)| {
+                    let bytes = std::fs::read(&p).unwrap();
+                    (p, bytes)
+                })
+                .collect();
+            let out = run_with_file_limit(&dir, command, &spec, limit);
+            let err = String::from_utf8_lossy(&out.stderr).to_string();
+            if out.status.success() {
+                continue;
+            }
+            let context = format!("{start}, limit {limit} B:\n{err}");
+            // An error, not a panic or a signal, naming the file it could not write.
+            assert!(
+                matches!(out.status.code(), Some(c) if c != 101),
+                "{context}"
+            );
+            let line = err
+                .lines()
+                .find(|l| l.contains("File too large"))
+                .unwrap_or_else(|| panic!("no write error reported: {context}"));
+            let path = line.split(": File too large").next().unwrap_or_default();
+            let name = path.rsplit('/').next().unwrap_or_default();
+            let named = (name, kind_of(name, path.contains("/store/")));
+            assert!(
+                path.contains(&dir.results().display().to_string()) && named.1 != "other",
+                "the error names no file of the results: {context}"
+            );
+            failed_at.insert(named.1);
+            // Nothing half-written under a final name, no temporary file left behind.
+            for (path, _, _) in files_by_kind(&dir.results()) {
+                let name = path.file_name().unwrap().to_string_lossy().to_string();
+                assert!(!name.contains(".tmp-"), "{name} left: {context}");
+            }
+            // What was there is still there, byte for byte.
+            for (path, bytes) in &earlier {
+                let now = std::fs::read(path).unwrap_or_default();
+                assert!(&now == bytes, "{} changed: {context}", path.display());
+            }
+            let verify = dir
+                .mechlab()
+                .args(["status", "--verify"])
+                .arg(&spec)
+                .output();
+            let verify = verify.unwrap();
+            assert!(verify.status.success(), "{}\n{context}", stdout(&verify));
+            // With room again, the run resumes to the tables of an undisturbed run.
+            dir.ok(&["run", "-q"], &spec);
+            assert_eq!(metrics(&dir, "tiny"), want, "{context}");
+        }
+    }
+    // (A checksum record is written right after the larger file it describes, so that file's
+    // write fails first; the same atomic write carries both.)
+    for kind in [
+        "record",
+        "data",
+        "checkpoint",
+        "weights",
+        "shard",
+        "status",
+        "table",
+    ] {
+        assert!(
+            failed_at.contains(kind),
+            "never failed at a {kind} write: {failed_at:?}"
+        );
+    }
 }

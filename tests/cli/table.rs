@@ -155,3 +155,81 @@ fn cell_of(csv: &str, mixer: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+/// Every file under `dir` with its bytes and modification time.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let modified = e.metadata().unwrap().modified().unwrap();
+            (
+                e.path().to_path_buf(),
+                std::fs::read(e.path()).unwrap(),
+                modified,
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// `table`, `plot` and `export table` read the results collected in memory: they never
+/// rewrite the experiment's collected tables (only `collect` and `run` write them), and what
+/// `collect` wrote reads back as the tables the views were built from.
+#[test]
+fn views_never_rewrite_the_collected_tables() {
+    let dir = Dir::new();
+    let text = TINY.to_string()
+        + r#"
+[[tables]]
+name = "best"
+rows = "model.mixer"
+columns = "model.d_model"
+best_of = "train.lr"
+"#;
+    let spec = dir.write("tiny.toml", &text);
+    dir.ok(&["run", "-q"], &spec);
+    let tables_dir = dir.results().join("tiny");
+    let before = snapshot(&tables_dir);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    dir.ok(&["table"], &spec);
+    let figures = dir.path().join("figures");
+    let out = figures.to_str().unwrap();
+    dir.ok(&["plot", "--kind", "curves", "--out", out], &spec);
+    let export = dir.path().join("metrics.csv");
+    let export = export.to_str().unwrap();
+    dir.ok(
+        &[
+            "export", "table", "--table", "metrics", "--format", "csv", "--out", export,
+        ],
+        &spec,
+    );
+    assert_eq!(snapshot(&tables_dir), before, "a view rewrote the tables");
+
+    // The files read back as the tables collected in memory, every parameter included.
+    let resolved = mechlab::spec::load(
+        &spec,
+        &mechlab::spec::LoadOptions {
+            max_memory: Some(u64::MAX),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let graph = mechlab::plan::plan(&resolved);
+    let store = mechlab::store::Store::new(dir.results());
+    let collected = mechlab::report::collect(&graph, &store).unwrap().tables;
+    let read = mechlab::report::Tables::read(&store.experiment("tiny")).unwrap();
+    assert!(read.runs.equals_missing(&collected.runs));
+    assert!(read.metrics.equals_missing(&collected.metrics));
+    assert!(read.interventions.equals_missing(&collected.interventions));
+    let params = read.run_params().unwrap();
+    assert_eq!(params.len(), 2);
+    for ((id, p), run) in params.iter().zip(&graph.runs) {
+        assert_eq!(id, &run.train);
+        assert_eq!(p, &run.point.params());
+        assert_eq!(p["train"]["lr"], run.point.train.lr);
+    }
+}

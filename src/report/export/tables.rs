@@ -5,8 +5,8 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use crate::report::ReportError;
-use crate::store::{ExperimentDir, Table, read_parquet, write_atomic, write_parquet};
+use crate::report::{ReportError, Tables};
+use crate::store::{Table, write_atomic, write_parquet};
 
 fn polars_err(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
     move |e| ReportError::Shard {
@@ -15,33 +15,29 @@ fn polars_err(path: &Path) -> impl Fn(PolarsError) -> ReportError + '_ {
     }
 }
 
-/// One of an experiment's collected tables; every table but `runs` gets the runs' columns
-/// (parameters, seed, status) joined on `run_id`, so it can be filtered by them.
-pub fn load_table(tables: &ExperimentDir, which: Table) -> Result<DataFrame, ReportError> {
-    let path = tables.table(which);
-    if !path.exists() {
-        return Err(ReportError::Shard {
-            path: path.display().to_string(),
-            message: format!("no {which} table: this experiment has no {which} results yet"),
-        });
-    }
-    let table = read_parquet(&path)?;
+/// One of an experiment's tables; every table but `runs` gets the runs' columns (parameters,
+/// seed, status) joined on `run_id`, so it can be filtered by them.
+pub fn joined_table(tables: &Tables, which: Table) -> Result<DataFrame, ReportError> {
+    let table = tables.get(which).ok_or_else(|| ReportError::Shard {
+        path: which.file_name().to_string(),
+        message: format!("no {which} table: this experiment has no {which} results yet"),
+    })?;
     if which == Table::Runs {
-        return Ok(table);
+        return Ok(table.clone());
     }
-    let runs_path = tables.table(Table::Runs);
-    let runs = read_parquet(&runs_path)?;
     // Columns of both tables other than the key come from the table itself.
-    let keep: Vec<String> = runs
+    let keep: Vec<String> = tables
+        .runs
         .get_column_names()
         .iter()
         .map(|c| c.to_string())
         .filter(|c| c == "run_id" || table.column(c).is_err())
         .collect();
-    let runs = runs.select(keep).map_err(polars_err(&runs_path))?;
+    let path = Path::new(Table::Runs.file_name());
+    let runs = tables.runs.select(keep).map_err(polars_err(path))?;
     table
         .left_join(&runs, ["run_id"], ["run_id"])
-        .map_err(polars_err(&path))
+        .map_err(polars_err(Path::new(which.file_name())))
 }
 
 /// Keeps the rows where every `(column, value)` holds, comparing the column's values as text
@@ -117,19 +113,12 @@ pub fn write_table(df: &mut DataFrame, path: &Path, format: FileFormat) -> Resul
     }
 }
 
-/// `mechlab export table`: table `which` of the experiment (collected now), runs' columns joined,
-/// rows kept where every filter holds, written to `out` or `<experiment>/export/<table>.<ext>`.
+/// `mechlab export table`: table `which` of `tables`, the runs' columns joined, the rows kept
+/// where every filter holds.
 pub fn export_table(
-    graph: &crate::plan::RunGraph,
-    store: &crate::store::Store,
+    tables: &Tables,
     which: Table,
     filters: &[(String, String)],
-    format: FileFormat,
-    out: Option<std::path::PathBuf>,
-) -> Result<(DataFrame, std::path::PathBuf), ReportError> {
-    let summary = super::super::collect(graph, store)?;
-    let mut df = filter(load_table(&summary.tables, which)?, filters)?;
-    let path = out.unwrap_or_else(|| summary.tables.exported_table(which, format.extension()));
-    write_table(&mut df, &path, format)?;
-    Ok((df, path))
+) -> Result<DataFrame, ReportError> {
+    filter(joined_table(tables, which)?, filters)
 }

@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::ReportError;
+use super::Tables;
 use super::cells::{Cell, interchange_cells, numbers, text};
 use super::table::final_values;
-use crate::store::{ExperimentDir, Table, read_parquet};
 use charts::{Series, XAxis};
 use data::{Filter, RunInfo};
 use style::render;
@@ -107,16 +107,16 @@ pub struct PlotOptions {
     pub threshold: Option<f64>,
 }
 
-fn load_runs(tables: &ExperimentDir) -> Result<HashMap<String, RunInfo>, ReportError> {
-    let df = read_parquet(&tables.table(Table::Runs))?;
+fn load_runs(tables: &Tables) -> Result<HashMap<String, RunInfo>, ReportError> {
+    let df = &tables.runs;
     let (ids, names, mixers, tasks) = (
-        text(&df, "run_id")?,
-        text(&df, "name")?,
-        text(&df, "model.mixer")?,
-        text(&df, "task.kind")?,
+        text(df, "run_id")?,
+        text(df, "name")?,
+        text(df, "model.mixer")?,
+        text(df, "task.kind")?,
     );
-    let (widths, lrs) = (numbers(&df, "model.d_model")?, numbers(&df, "train.lr")?);
-    let (steps, step) = (numbers(&df, "train.steps")?, numbers(&df, "step")?);
+    let (widths, lrs) = (numbers(df, "model.d_model")?, numbers(df, "train.lr")?);
+    let (steps, step) = (numbers(df, "train.steps")?, numbers(df, "step")?);
     let int = |v: f64| v.is_finite().then_some(v as i64);
     Ok((0..df.height())
         .map(|i| {
@@ -136,17 +136,12 @@ fn load_runs(tables: &ExperimentDir) -> Result<HashMap<String, RunInfo>, ReportE
 }
 
 /// The interchange cells at `site` with `key` corrupted ([`interchange_cells`]).
-fn load_cells(tables: &ExperimentDir, site: &str) -> Result<Vec<Cell>, ReportError> {
-    interchange_cells(
-        &read_parquet(&tables.table(Table::Interventions))?,
-        site,
-        "key",
-    )
+fn load_cells(tables: &Tables, site: &str) -> Result<Vec<Cell>, ReportError> {
+    interchange_cells(&tables.interventions, site, "key")
 }
 
-fn finals(tables: &ExperimentDir) -> Result<HashMap<String, f64>, ReportError> {
-    let m = read_parquet(&tables.table(Table::Metrics))?;
-    final_values(&m, "accuracy", "test")
+fn finals(tables: &Tables) -> Result<HashMap<String, f64>, ReportError> {
+    final_values(&tables.metrics, "accuracy", "test")
 }
 
 /// The corruption filter of these runs: the given threshold or their task's default.
@@ -242,7 +237,7 @@ fn on_categories<K: PartialEq>(points: Vec<(K, f64)>, keys: &[K]) -> Vec<(f64, f
 
 /// Draws figure `kind` from an experiment's collected `tables` into `out`.
 pub fn plot(
-    tables: &ExperimentDir,
+    tables: &Tables,
     out: &Path,
     kind: Kind,
     opts: &PlotOptions,
@@ -261,18 +256,13 @@ pub fn plot(
             // tables collected by older versions) are drawn as far as they are, their step in
             // the legend.
             let mut by_mixer: BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
-            let progress = tables.table(Table::Progress);
-            let mut frames = vec![(read_parquet(&tables.table(Table::Metrics))?, false)];
-            if progress.exists() {
-                frames.push((read_parquet(&progress)?, true));
-            }
-            for (m, partial) in frames {
+            for (m, partial) in [(&tables.metrics, false), (&tables.progress, true)] {
                 let (ids, steps, splits, metrics, values) = (
-                    text(&m, "run_id")?,
-                    numbers(&m, "step")?,
-                    text(&m, "split")?,
-                    text(&m, "metric")?,
-                    numbers(&m, "value")?,
+                    text(m, "run_id")?,
+                    numbers(m, "step")?,
+                    text(m, "split")?,
+                    text(m, "metric")?,
+                    numbers(m, "value")?,
                 );
                 for i in 0..m.height() {
                     if splits[i] == "test" && metrics[i] == "accuracy" {
@@ -503,18 +493,13 @@ pub fn plot(
     }
 }
 
-/// `mechlab plot`: collects the experiment's tables from the store now, then draws every kind of
-/// `kinds` (all when empty) into `out` (default: the experiment's `figures/`). Returns the files
-/// of each kind.
-pub fn plot_experiment(
-    graph: &crate::plan::RunGraph,
-    store: &crate::store::Store,
+/// Every figure of `kinds` (all when empty) from `tables` into `out`.
+pub fn plot_all(
+    tables: &Tables,
     kinds: &[Kind],
-    out: Option<PathBuf>,
+    out: &Path,
     opts: &PlotOptions,
 ) -> Result<Vec<(Kind, Vec<PathBuf>)>, ReportError> {
-    let summary = super::collect(graph, store)?;
-    let out = out.unwrap_or_else(|| summary.tables.figures());
     let kinds = if kinds.is_empty() {
         &Kind::ALL[..]
     } else {
@@ -522,6 +507,6 @@ pub fn plot_experiment(
     };
     kinds
         .iter()
-        .map(|&kind| Ok((kind, plot(&summary.tables, &out, kind, opts)?)))
+        .map(|&kind| Ok((kind, plot(tables, out, kind, opts)?)))
         .collect()
 }

@@ -1,9 +1,10 @@
 //! Runs between start and finish. A train node that is not done keeps its step and its metrics so
 //! far in its latest checkpoint; reading them lets a user watch a long CPU run (or one stopped
 //! with `--until-step`) in `status` and in the curves figure before it is done, without touching
-//! the tables of finished runs.
+//! the tables of finished runs. The store reads the file; the trainer's own decoder reads only
+//! its header, without copying the weights.
 
-use crate::store::Store;
+use super::Store;
 use crate::train::{Checkpoint, MetricRow};
 
 /// What a train node's latest checkpoint says.
@@ -25,18 +26,20 @@ impl Progress {
     }
 }
 
-/// The latest checkpoint of train node `id`; `None` when it has none, or when the checkpoint
-/// fails its checksum or does not parse (a view never trusts a damaged file; `run` discards it,
-/// and a checkpoint replaced while it is read verifies again on the next look).
-pub fn checkpointed(store: &Store, id: &str) -> Option<Progress> {
-    let path = store.node(id).checkpoint();
-    if !path.exists() {
-        return None;
+impl Store {
+    /// The latest checkpoint of train node `id`; `None` when it has none, or when the checkpoint
+    /// fails its checksum or does not parse (a view never trusts a damaged file; `run` discards
+    /// it, and a checkpoint replaced while it is read verifies again on the next look).
+    pub fn checkpointed(&self, id: &str) -> Option<Progress> {
+        let path = self.node(id).checkpoint();
+        if !path.exists() {
+            return None;
+        }
+        let bytes = self.read_sealed(id, &path).ok()?;
+        let header = Checkpoint::header_from_bytes(&bytes).ok()?;
+        Some(Progress {
+            step: header.step,
+            metrics: header.metrics,
+        })
     }
-    let bytes = store.read_sealed(id, &path).ok()?;
-    let header = Checkpoint::header_from_bytes(&bytes).ok()?;
-    Some(Progress {
-        step: header.step,
-        metrics: header.metrics,
-    })
 }
