@@ -20,12 +20,27 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use super::config::MixerShape;
 use super::init::Init;
 use super::kind::ModelError;
+use super::kind::no_conv_choice;
+use super::mixer::MixerInfo;
 use super::ops::at_positions;
+use super::param_names::ParamTable;
 use super::runs::linear;
 use super::sites::{NoSites, Site, Sites};
 
 /// The reference's additive causal mask value.
 pub const MASK_VALUE: f32 = -10_000.0;
+
+/// Attention's configuration rules and defaults: learned positions (the paper's only mixer with
+/// them), an MLP, no convolution to choose; its backward keeps the s × s scores (three copies).
+pub const INFO: MixerInfo = MixerInfo {
+    default_pos_emb: true,
+    default_mlp: true,
+    default_conv: |_| None,
+    check: |cfg| no_conv_choice("attention", &cfg.conv),
+    reference_module: "sequence_mixer",
+    long_filters: |_| false,
+    activations: |_, batch, seq| 3.0 * batch * seq * seq,
+};
 
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -110,6 +125,14 @@ pub fn causal_bias<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 2> {
         .map(|i| if i % s > i / s { MASK_VALUE } else { 0.0 })
         .collect();
     Tensor::from_data(TensorData::new(values, [s, s]), device)
+}
+
+impl<B: Backend> Attention<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `sequence_mixer.Wqkv.weight`, `.out_proj.{weight,bias}` (Linear transposed).
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.Wqkv"), &mut self.wqkv);
+        t.linear(&format!("{m}.out_proj"), &mut self.out_proj);
+    }
 }
 
 #[cfg(test)]

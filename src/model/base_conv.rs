@@ -27,14 +27,69 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::config::MixerShape;
+use super::config::ModelConfig;
 use super::init::Init;
+use super::kind::{CONV_KEY, ConfigProblem, LongConv, one_per_layer};
 use super::kind::{ConvKernel, ModelError};
 use super::long_conv::{causal_long_conv, causal_long_conv_at, positional_features};
+use super::mixer::{MixerInfo, some_layer_long};
 use super::ops::{at_positions, causal_depthwise_conv};
+use super::param_names::ParamTable;
 use super::runs::{linear, runs_of};
 
 /// Width of the implicit filter's hidden layer (reference: 16).
 pub const FILTER_HIDDEN: usize = 16;
+
+/// BaseConv's configuration rules and defaults: no positions, an MLP, and `conv_kernel` per layer
+/// (a gated short convolution of 1 to 16 taps, or `"long"`, the implicit filter; the
+/// reference's `[3, long, 3, long, …]` by default); long layers keep their d × s × s Toeplitz
+/// products for backward.
+pub const INFO: MixerInfo = MixerInfo {
+    default_pos_emb: false,
+    default_mlp: true,
+    default_conv: |layer| {
+        Some(if layer.is_multiple_of(2) {
+            ConvKernel::Taps(3)
+        } else {
+            ConvKernel::Long(LongConv::Long)
+        })
+    },
+    check: |cfg| gated_kernels("base_conv", cfg),
+    reference_module: "sequence_mixer",
+    long_filters: some_layer_long,
+    activations: long_filter_activations,
+};
+
+/// The rules of a gated convolution's kernels, per layer (BaseConv's, Based's BaseConv layers).
+pub fn gated_kernels(name: &str, cfg: &ModelConfig) -> Vec<ConfigProblem> {
+    let kernels = &cfg.conv;
+    if kernels.is_empty() {
+        return Vec::new();
+    }
+    if let Some(p) = one_per_layer(kernels, cfg.layers) {
+        return vec![p];
+    }
+    kernels
+        .iter()
+        .find(|k| **k == ConvKernel::Taps(0))
+        .map(|k| {
+            ConfigProblem::new(
+                CONV_KEY,
+                format!("{name} gates a convolution: expected 1 to 16 taps or \"long\", found {k}"),
+            )
+        })
+        .into_iter()
+        .collect()
+}
+
+/// What long implicit filters keep for backward: d × s × s Toeplitz products (two).
+pub fn long_filter_activations(cfg: &ModelConfig, _batch: f64, seq: f64) -> f64 {
+    if some_layer_long(cfg) {
+        2.0 * cfg.d_model as f64 * seq * seq
+    } else {
+        0.0
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct BaseConv<B: Backend> {
@@ -137,5 +192,27 @@ impl<B: Backend> BaseConvLong<B> {
         let u_b1d = at_positions(u_bsd.clone(), at);
         let conv_b1d = causal_long_conv_at(u_bsd, self.filter(s), at) + u_b1d.clone();
         conv_b1d * linear(&self.projection, u_b1d.clone()) + u_b1d
+    }
+}
+
+impl<B: Backend> BaseConv<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `projection.*`, `conv.conv.{weight,bias}` (conv `[d,k]` → `[d,1,k]`).
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.projection"), &mut self.projection);
+        t.conv(
+            &format!("{m}.conv.conv"),
+            &mut self.conv_weight,
+            &mut self.conv_bias,
+        );
+    }
+}
+
+impl<B: Backend> BaseConvLong<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `projection.*`, `conv.pos_emb.z` (`[L,3]` → `[1,L,3]`), `conv.mlp.{0,2}.*`.
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.projection"), &mut self.projection);
+        t.matrix_unit(format!("{m}.conv.pos_emb.z"), &mut self.pos_emb_z);
+        t.linear(&format!("{m}.conv.mlp.0"), &mut self.mlp_0);
+        t.linear(&format!("{m}.conv.mlp.2"), &mut self.mlp_2);
     }
 }

@@ -17,15 +17,49 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::base_conv::{gated_kernels, long_filter_activations};
 use super::config::MixerShape;
+use super::config::ModelConfig;
 use super::init::Init;
 use super::kind::ModelError;
+use super::kind::{CONV_KEY, ConfigProblem, ConvKernel};
+use super::mixer::{MixerInfo, some_layer_long};
+use super::param_names::ParamTable;
 use super::runs::linear;
 
 /// Dimension of q and k before the feature map (reference: 8).
 pub const FEATURE_DIM: usize = 8;
 /// Added to the normaliser (reference: 1e-12).
 pub const EPS: f32 = 1e-12;
+
+/// Based's configuration rules and defaults: a hybrid by layer (BaseConv on even layers, Taylor
+/// linear attention on odd ones), no positions, an MLP; `conv_kernel` per layer configures the
+/// BaseConv layers (one kernel for all of them; the reference's short kernel of 3, or `"long"`
+/// in its ablation).
+pub const INFO: MixerInfo = MixerInfo {
+    default_pos_emb: false,
+    default_mlp: true,
+    default_conv: |_| Some(ConvKernel::Taps(3)),
+    check,
+    reference_module: "sequence_mixer.mixer",
+    long_filters: some_layer_long,
+    activations: long_filter_activations,
+};
+
+fn check(cfg: &ModelConfig) -> Vec<ConfigProblem> {
+    let mut out = gated_kernels("based", cfg);
+    let kernels = &cfg.conv;
+    if kernels.len() == cfg.layers
+        && !kernels.is_empty()
+        && kernels.iter().step_by(2).any(|k| *k != kernels[0])
+    {
+        out.push(ConfigProblem::new(
+            CONV_KEY,
+            "based takes one kernel for its BaseConv layers, found a list that varies",
+        ));
+    }
+    out
+}
 
 #[derive(Module, Debug)]
 pub struct BasedAttention<B: Backend> {
@@ -85,6 +119,16 @@ fn lower_triangular_ones<B: Backend>(s: usize, device: &B::Device) -> Tensor<B, 
         .map(|i| if i % s <= i / s { 1.0 } else { 0.0 })
         .collect();
     Tensor::from_data(TensorData::new(values, [s, s]), device)
+}
+
+impl<B: Backend> BasedAttention<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `proj_{q,k,v,o}.weight` (under the hybrid's `sequence_mixer.mixer.`).
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.proj_q"), &mut self.proj_q);
+        t.linear(&format!("{m}.proj_k"), &mut self.proj_k);
+        t.linear(&format!("{m}.proj_v"), &mut self.proj_v);
+        t.linear(&format!("{m}.proj_o"), &mut self.proj_o);
+    }
 }
 
 #[cfg(test)]

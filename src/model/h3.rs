@@ -26,10 +26,14 @@ use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
 use super::config::MixerShape;
+use super::config::ModelConfig;
 use super::init::Init;
 use super::kind::ModelError;
+use super::kind::{ConfigProblem, no_conv_choice};
 use super::long_conv::{causal_long_conv, causal_long_conv_at};
+use super::mixer::MixerInfo;
 use super::ops::at_positions;
+use super::param_names::{Layout, ParamTable, Slot};
 use super::runs::{linear, runs_of, scale_channels};
 
 /// Channels per head (reference configuration: 2).
@@ -37,6 +41,42 @@ pub const HEAD_DIM: usize = 2;
 /// Range of the diagonal SSM's step Δ at initialisation (log-uniform).
 const DT_MIN: f64 = 1e-3;
 const DT_MAX: f64 = 0.1;
+
+/// H3's configuration rules and defaults: heads of [`HEAD_DIM`] channels (an even width), a
+/// shift-SSM state of `max_positions` entries (at least 2), no convolution to choose; its
+/// backward keeps the shift maps (d × s × max_positions).
+pub const INFO: MixerInfo = MixerInfo {
+    default_pos_emb: false,
+    default_mlp: true,
+    default_conv: |_| None,
+    check,
+    reference_module: "sequence_mixer",
+    long_filters: |_| false,
+    activations: |cfg, _, seq| cfg.d_model as f64 * seq * cfg.max_positions as f64,
+};
+
+fn check(cfg: &ModelConfig) -> Vec<ConfigProblem> {
+    let mut out = no_conv_choice("h3", &cfg.conv);
+    if !cfg.d_model.is_multiple_of(HEAD_DIM) {
+        out.push(ConfigProblem::new(
+            "model.d_model",
+            format!(
+                "h3 has heads of {HEAD_DIM} channels: expected an even width, found {}",
+                cfg.d_model
+            ),
+        ));
+    }
+    if cfg.max_positions < 2 {
+        out.push(ConfigProblem::new(
+            "model.max_positions",
+            format!(
+                "h3's shift SSM has a state of max_positions entries: expected at least 2, found {}",
+                cfg.max_positions
+            ),
+        ));
+    }
+    out
+}
 
 #[derive(Module, Debug)]
 pub struct H3<B: Backend> {
@@ -281,6 +321,44 @@ impl<B: Backend> H3<B> {
         .swap_dims(2, 3)
         .reshape([b, t, d]);
         linear(&self.output_linear, out)
+    }
+}
+
+impl<B: Backend> H3<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `{q,k,v}_proj.*`, `ssm_k_kernel.kernel.{B,C}` (C `[d,N]` → `[1,d,N]`), `ssm_k_D`, `kernel.kernel.{log_dt,C,B,inv_A_real,A_imag}` (C `[h,m,2]` → `[1,h,m,2]`), `D`, `output_linear.*`.
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.q_proj"), &mut self.q_proj);
+        t.linear(&format!("{m}.k_proj"), &mut self.k_proj);
+        t.linear(&format!("{m}.v_proj"), &mut self.v_proj);
+        let s = format!("{m}.ssm_k_kernel.kernel");
+        t.add(
+            format!("{s}.B"),
+            Slot::Matrix(&mut self.shift_b),
+            Layout::AsIs,
+        );
+        t.matrix_unit(format!("{s}.C"), &mut self.shift_c);
+        t.vector(format!("{m}.ssm_k_D"), &mut self.ssm_k_d);
+        let k = format!("{m}.kernel.kernel");
+        t.vector(format!("{k}.log_dt"), &mut self.log_dt);
+        let [hh, mm, two] = self.ssm_c.dims();
+        t.add(
+            format!("{k}.C"),
+            Slot::Cube(&mut self.ssm_c),
+            Layout::Reshaped(vec![1, hh, mm, two]),
+        );
+        t.add(format!("{k}.B"), Slot::Cube(&mut self.ssm_b), Layout::AsIs);
+        t.add(
+            format!("{k}.inv_A_real"),
+            Slot::Matrix(&mut self.inv_a_real),
+            Layout::AsIs,
+        );
+        t.add(
+            format!("{k}.A_imag"),
+            Slot::Matrix(&mut self.a_imag),
+            Layout::AsIs,
+        );
+        t.vector(format!("{m}.D"), &mut self.d);
+        t.linear(&format!("{m}.output_linear"), &mut self.output_linear);
     }
 }
 

@@ -28,16 +28,32 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use super::config::MixerShape;
 use super::init::Init;
 use super::kind::ModelError;
+use super::kind::no_conv_choice;
 use super::long_conv::{
     causal_long_conv, causal_long_conv_at, normalised_time, positional_features,
 };
+use super::mixer::MixerInfo;
 use super::ops::{at_positions, causal_depthwise_conv};
+use super::param_names::{Layout, ParamTable, Slot};
 use super::runs::{linear, runs_of};
 
 /// Width of the implicit filter's FFN (reference: 64).
 pub const FILTER_ORDER: usize = 64;
 /// Taps of the short filter on the projections (reference: 3).
 pub const SHORT_FILTER: usize = 3;
+
+/// Hyena's configuration rules and defaults: no positions, an MLP, fixed convolutions (the short
+/// filter of [`SHORT_FILTER`] taps and the implicit long filter); its backward keeps the
+/// d × s × s Toeplitz products of the long filter.
+pub const INFO: MixerInfo = MixerInfo {
+    default_pos_emb: false,
+    default_mlp: true,
+    default_conv: |_| None,
+    check: |cfg| no_conv_choice("hyena", &cfg.conv),
+    reference_module: "sequence_mixer",
+    long_filters: |_| true,
+    activations: |cfg, _, seq| 2.0 * cfg.d_model as f64 * seq * seq,
+};
 
 #[derive(Module, Debug)]
 pub struct Hyena<B: Backend> {
@@ -167,6 +183,32 @@ fn decay_rates<B: Backend>(d: usize, device: &B::Device) -> Tensor<B, 1> {
         })
         .collect();
     Tensor::from_data(TensorData::new(values, [d]), device)
+}
+
+impl<B: Backend> Hyena<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `in_proj.*`, `short_filter.*` (conv `[c,3]` → `[c,1,3]`), `filter_fn.{bias,pos_emb.z,implicit_filter.{0,1.freq,2,4,6}}`, `out_proj.*`.
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.in_proj"), &mut self.in_proj);
+        t.conv(
+            &format!("{m}.short_filter"),
+            &mut self.short_filter_weight,
+            &mut self.short_filter_bias,
+        );
+        let f = format!("{m}.filter_fn");
+        t.vector(format!("{f}.bias"), &mut self.filter_bias);
+        t.matrix_unit(format!("{f}.pos_emb.z"), &mut self.pos_emb_z);
+        t.linear(&format!("{f}.implicit_filter.0"), &mut self.filter_0);
+        let [o] = self.filter_freq.dims();
+        t.add(
+            format!("{f}.implicit_filter.1.freq"),
+            Slot::Vector(&mut self.filter_freq),
+            Layout::Reshaped(vec![1, o]),
+        );
+        t.linear(&format!("{f}.implicit_filter.2"), &mut self.filter_2);
+        t.linear(&format!("{f}.implicit_filter.4"), &mut self.filter_4);
+        t.linear(&format!("{f}.implicit_filter.6"), &mut self.filter_6);
+        t.linear(&format!("{m}.out_proj"), &mut self.out_proj);
+    }
 }
 
 #[cfg(test)]

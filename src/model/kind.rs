@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 /// A model configuration that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The mixer's rules ([`crate::model::mixer::MixerInfo::check`]) refuse the configuration.
+    #[error("{mixer}: {problems}")]
+    Invalid {
+        mixer: &'static str,
+        problems: String,
+    },
     #[error("{mixer} needs {expected}, found {found}")]
     Convolution {
         mixer: &'static str,
@@ -66,28 +72,74 @@ impl MixerKind {
         self == MixerKind::Mamba
     }
 
-    /// The reference's default for learned absolute positions: attention only.
+    /// The reference's default for learned absolute positions (the mixer's own file says).
     pub fn default_pos_emb(self) -> bool {
-        self == MixerKind::Attention
+        self.info().default_pos_emb
     }
 
-    /// The reference's default for an MLP after the mixer: every block but Mamba's.
+    /// The reference's default for an MLP after the mixer (the mixer's own file says).
     pub fn default_mlp(self) -> bool {
-        self != MixerKind::Mamba
+        self.info().default_mlp
     }
 
-    /// The reference's convolution for `layer`, where the mixer has a choice: Mamba's d_conv 4,
-    /// Based's short kernel 3, BaseConv's [3, long, 3, long, …] by layer. `None` for mixers
-    /// whose convolutions are fixed.
+    /// The reference's convolution for `layer`, where the mixer has a choice (`model.conv_kernel`:
+    /// the mixer's own file says what it means); `None` for mixers whose convolutions are fixed.
     pub fn default_conv(self, layer: usize) -> Option<ConvKernel> {
-        match self {
-            MixerKind::Mamba => Some(ConvKernel::Taps(4)),
-            MixerKind::Based => Some(ConvKernel::Taps(3)),
-            MixerKind::BaseConv if layer.is_multiple_of(2) => Some(ConvKernel::Taps(3)),
-            MixerKind::BaseConv => Some(ConvKernel::Long(LongConv::Long)),
-            _ => None,
+        (self.info().default_conv)(layer)
+    }
+}
+
+/// A model setting a mixer cannot take: the `model.` key, what is wrong, and hints. The mixer's
+/// own file states the rule; `spec` only adds where the value was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigProblem {
+    pub key: &'static str,
+    pub message: String,
+    pub help: Vec<String>,
+}
+
+impl ConfigProblem {
+    pub fn new(key: &'static str, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            key,
+            message: message.into(),
+            help: Vec::new(),
         }
     }
+
+    pub fn help(mut self, hint: impl Into<String>) -> Self {
+        self.help.push(hint.into());
+        self
+    }
+}
+
+/// The key every convolution rule is about.
+pub const CONV_KEY: &str = "model.conv_kernel";
+
+/// For mixers without a configurable convolution: a `conv_kernel` is a mistake.
+pub fn no_conv_choice(name: &str, kernels: &[ConvKernel]) -> Vec<ConfigProblem> {
+    if kernels.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        ConfigProblem::new(CONV_KEY, format!("{name} has no configurable convolution")).help(
+            "conv_kernel applies to mamba (d_conv), based (its short convolution) and base_conv \
+             (per layer)",
+        ),
+    ]
+}
+
+/// For mixers that take a kernel per layer: the list has one entry per layer.
+pub fn one_per_layer(kernels: &[ConvKernel], layers: usize) -> Option<ConfigProblem> {
+    (kernels.len() != layers).then(|| {
+        ConfigProblem::new(
+            CONV_KEY,
+            format!(
+                "expected one kernel per layer ({layers} layers), found a list of {}",
+                kernels.len()
+            ),
+        )
+    })
 }
 
 /// A mixer's convolution: a short causal depthwise convolution of `n` taps (`0` = none, Mamba

@@ -23,6 +23,18 @@ impl ModelConfig {
         seed: u64,
         device: &B::Device,
     ) -> Result<LanguageModel<B>, ModelError> {
+        // The mixer's own rules, as the spec checks them (a spec never gets here with problems).
+        let problems = self.problems();
+        if !problems.is_empty() {
+            let each: Vec<String> = problems
+                .iter()
+                .map(|p| format!("{}: {}", p.key, p.message))
+                .collect();
+            return Err(ModelError::Invalid {
+                mixer: self.mixer.name(),
+                problems: each.join("; "),
+            });
+        }
         let mut init = Init::<B>::new(seed, self.init_std, device);
         let word_embeddings = init.embedding(self.vocab_size, self.d_model, self.init_std);
         let position_embeddings = self
@@ -279,8 +291,14 @@ mod tests {
             conv: vec![ConvKernel::Taps(0); 2],
             ..ModelConfig::paper(MixerKind::BaseConv, 26, 16, 2)
         };
+        // The mixer's own rule, worded as the spec reports it.
         let err = cfg.init::<Flex>(0, &Default::default()).unwrap_err();
-        assert!(err.to_string().contains("1 or more taps"), "{err}");
+        assert!(
+            err.to_string().contains(
+                "model.conv_kernel: base_conv gates a convolution: expected 1 to 16 taps"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -23,8 +23,11 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::config::{MixerShape, ModelConfig};
 use super::init::Init;
+use super::kind::{CONV_KEY, ConfigProblem, one_per_layer};
 use super::kind::{ConvKernel, MixerKind, ModelError};
+use super::mixer::MixerInfo;
 use super::ops::causal_depthwise_conv;
+use super::param_names::{Layout, ParamTable, Slot};
 use super::runs::{linear, scale_channels};
 use super::selective_scan::selective_scan;
 use super::sites::{NoSites, Site, Sites};
@@ -37,6 +40,46 @@ pub const EXPAND: usize = 2;
 const DT_MIN: f64 = 1e-3;
 const DT_MAX: f64 = 0.1;
 const DT_FLOOR: f64 = 1e-4;
+
+/// Mamba's configuration rules and defaults: RMSNorm blocks without an MLP, no positions, and
+/// `conv_kernel` as its `d_conv` (one for all layers; 0 = no convolution, as the reference's
+/// ablation; the reference's 4 by default). The fused scan keeps no extra activations of note.
+pub const INFO: MixerInfo = MixerInfo {
+    default_pos_emb: false,
+    default_mlp: false,
+    default_conv: |_| Some(ConvKernel::Taps(4)),
+    check,
+    reference_module: "sequence_mixer",
+    long_filters: |_| false,
+    activations: |_, _, _| 0.0,
+};
+
+fn check(cfg: &ModelConfig) -> Vec<ConfigProblem> {
+    let kernels = &cfg.conv;
+    if kernels.is_empty() {
+        return Vec::new();
+    }
+    if let Some(p) = one_per_layer(kernels, cfg.layers) {
+        return vec![p];
+    }
+    let mut out = Vec::new();
+    if kernels.iter().any(|k| matches!(k, ConvKernel::Long(_))) {
+        out.push(
+            ConfigProblem::new(
+                CONV_KEY,
+                "mamba's convolution is short: expected 0 (none) to 16 taps, found \"long\"",
+            )
+            .help("the reference's ablation uses d_conv 0, 1, 2, 3 and 4"),
+        );
+    }
+    if kernels.windows(2).any(|w| w[0] != w[1]) {
+        out.push(ConfigProblem::new(
+            CONV_KEY,
+            "mamba takes one d_conv for all layers, found a list that varies",
+        ));
+    }
+    out
+}
 
 /// Depthwise causal convolution `[i, k]` with bias.
 #[derive(Module, Debug)]
@@ -187,5 +230,24 @@ impl ModelConfig {
             .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
             .map(|_| inner * 4 + inner)
             .sum()
+    }
+}
+
+impl<B: Backend> Mamba<B> {
+    /// Its parameters under the reference module's names below prefix `m`: `in_proj`, `conv1d` (`[i,k]` → `[i,1,k]`; absent with d_conv 0), `x_proj`, `dt_proj`, `A_log`, `D`, `out_proj`.
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        t.linear(&format!("{m}.in_proj"), &mut self.in_proj);
+        if let Some(c) = &mut self.conv1d {
+            t.conv(&format!("{m}.conv1d"), &mut c.weight, &mut c.bias);
+        }
+        t.linear(&format!("{m}.x_proj"), &mut self.x_proj);
+        t.linear(&format!("{m}.dt_proj"), &mut self.dt_proj);
+        t.add(
+            format!("{m}.A_log"),
+            Slot::Matrix(&mut self.a_log),
+            Layout::AsIs,
+        );
+        t.vector(format!("{m}.D"), &mut self.d);
+        t.linear(&format!("{m}.out_proj"), &mut self.out_proj);
     }
 }

@@ -1,4 +1,5 @@
-//! The one place that knows the list of sequence mixers and which one each layer builds.
+//! The one place that knows the list of sequence mixers: which one each layer builds, and where
+//! each mixer's own description of itself ([`MixerInfo`], in its file) is found.
 
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
@@ -10,10 +11,65 @@ use super::config::ModelConfig;
 use super::h3::H3;
 use super::hyena::Hyena;
 use super::init::Init;
-use super::kind::{ConvKernel, MixerKind, ModelError};
+use super::kind::{ConfigProblem, ConvKernel, MixerKind, ModelError};
 use super::mamba::Mamba;
 use super::ops::at_positions;
+use super::param_names::ParamTable;
 use super::sites::{NoSites, Sites};
+
+/// What a mixer says about itself beside its forward pass, in its own file: the reference's
+/// defaults, the rules a configuration must follow (the spec reports them with their place), and
+/// what the memory estimate must count for it.
+pub struct MixerInfo {
+    /// Learned absolute positions by default (the paper: attention only).
+    pub default_pos_emb: bool,
+    /// An MLP after the mixer by default (the paper: every block but Mamba's).
+    pub default_mlp: bool,
+    /// The reference's `conv_kernel` of a layer, where the mixer has a choice.
+    pub default_conv: fn(layer: usize) -> Option<ConvKernel>,
+    /// Every problem of `cfg` for this mixer.
+    pub check: fn(cfg: &ModelConfig) -> Vec<ConfigProblem>,
+    /// Whether some layer has implicit filters as long as `max_positions`.
+    pub long_filters: fn(cfg: &ModelConfig) -> bool,
+    /// Where a layer's mixer sits in the reference's state dict, below
+    /// `backbone.layers.{l}.` (Based's hybrid wrapper nests it one level deeper).
+    pub reference_module: &'static str,
+    /// Floats per layer it keeps for backward beyond the ~40 of width `d_model` per position
+    /// every block keeps (scores, Toeplitz products, state maps), for a batch of `batch`
+    /// sequences of `seq` tokens.
+    pub activations: fn(cfg: &ModelConfig, batch: f64, seq: f64) -> f64,
+}
+
+impl MixerKind {
+    /// The mixer's description of itself.
+    pub fn info(self) -> &'static MixerInfo {
+        match self {
+            MixerKind::Attention => &super::attention::INFO,
+            MixerKind::Based => &super::based::INFO,
+            MixerKind::BaseConv => &super::base_conv::INFO,
+            MixerKind::H3 => &super::h3::INFO,
+            MixerKind::Hyena => &super::hyena::INFO,
+            MixerKind::Mamba => &super::mamba::INFO,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Every problem of this configuration for its mixer.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        (self.mixer.info().check)(self)
+    }
+
+    /// Whether some layer has implicit filters as long as `max_positions`.
+    pub fn has_long_filters(&self) -> bool {
+        (self.mixer.info().long_filters)(self)
+    }
+}
+
+/// For mixers whose layers may take `"long"`: whether one does.
+pub fn some_layer_long(cfg: &ModelConfig) -> bool {
+    (0..cfg.layers).any(|l| matches!(cfg.conv_for(l), Some(ConvKernel::Long(_))))
+}
 
 // One mixer per block, built once: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
@@ -49,6 +105,20 @@ impl<B: Backend> Mixer<B> {
             MixerKind::H3 => H3::init(&shape, init).map(Mixer::H3),
             MixerKind::Hyena => Hyena::init(&shape, init).map(Mixer::Hyena),
             MixerKind::Mamba => Mamba::init(&shape, init).map(Mixer::Mamba),
+        }
+    }
+
+    /// Its parameters under the reference module's names below prefix `m` (each mixer's list is
+    /// in its file).
+    pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {
+        match self {
+            Mixer::Attention(x) => x.reference_params(m, t),
+            Mixer::BaseConv(x) => x.reference_params(m, t),
+            Mixer::BaseConvLong(x) => x.reference_params(m, t),
+            Mixer::BasedAttention(x) => x.reference_params(m, t),
+            Mixer::H3(x) => x.reference_params(m, t),
+            Mixer::Hyena(x) => x.reference_params(m, t),
+            Mixer::Mamba(x) => x.reference_params(m, t),
         }
     }
 

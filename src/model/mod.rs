@@ -27,6 +27,7 @@ pub mod mixer;
 pub mod mlp;
 pub mod norm;
 pub mod ops;
+pub mod param_names;
 pub mod runs;
 pub mod scan_cpu;
 pub mod selective_scan;

@@ -8,7 +8,6 @@
 //! `s × s` attention scores and the long convolutions' Toeplitz products).
 
 use super::resolve::RunPoint;
-use crate::model::{ConvKernel, MixerKind};
 
 /// Estimated bytes of one run, by what needs them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,22 +73,9 @@ pub fn estimate(run: &RunPoint) -> Estimate {
     .map(|&n| n as f64)
     .sum::<f64>();
     let data = sequences * (seq + crate::task::Role::COUNT as f64) * F32;
-    // Per layer and position: ~40 floats of width d kept for backward; softmax attention adds
-    // the s × s scores, long convolutions their d × s × s Toeplitz products.
-    let long = m.mixer == MixerKind::Hyena
-        || (0..m.layers).any(|l| matches!(m.conv_for(l), Some(ConvKernel::Long(_))));
-    let per_layer_act = 40.0 * batch * seq * d
-        + if m.mixer == MixerKind::Attention {
-            3.0 * batch * seq * seq
-        } else {
-            0.0
-        }
-        + if long { 2.0 * d * seq * seq } else { 0.0 }
-        + if m.mixer == MixerKind::H3 {
-            d * seq * positions
-        } else {
-            0.0
-        };
+    // Per layer and position: ~40 floats of width d kept for backward, and what the mixer keeps
+    // beside them (softmax scores, Toeplitz products of long filters, H3's shift maps).
+    let per_layer_act = 40.0 * batch * seq * d + (m.mixer.info().activations)(m, batch, seq);
     let activations = (layers * per_layer_act + batch * vocab) * F32;
     Estimate {
         training_state: 4.0 * params * F32,

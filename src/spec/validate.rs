@@ -3,7 +3,7 @@
 
 use super::raw::{AtrSpec, MqarSpec, TaskSpec};
 use super::resolve::{ResolvedIntervention, RunPoint};
-use crate::model::{ConvKernel, MixerKind, Site};
+use crate::model::Site;
 use crate::task::{DataRng, Role, Split};
 
 /// A failed check: (dotted key, message, help lines).
@@ -228,66 +228,13 @@ fn check_mqar(q: &MqarSpec, batch_size: usize) -> Vec<Problem> {
     out
 }
 
-/// `model.conv_kernel` against the mixer it configures.
-fn check_conv(run: &RunPoint) -> Vec<Problem> {
-    let m = &run.model;
-    let kernels = &m.conv;
-    if kernels.is_empty() {
-        return Vec::new();
-    }
-    let key = "model.conv_kernel";
-    let name = m.mixer.name();
-    let shown = |k: &ConvKernel| k.to_string();
-    match m.mixer {
-        MixerKind::Attention | MixerKind::H3 | MixerKind::Hyena => vec![(
-            key.into(),
-            format!("{name} has no configurable convolution"),
-            vec!["conv_kernel applies to mamba (d_conv), based (its short convolution) and base_conv (per layer)".into()],
-        )],
-        _ if kernels.len() != m.layers => vec![problem(
-            key,
-            format!(
-                "expected one kernel per layer ({} layers), found a list of {}",
-                m.layers,
-                kernels.len()
-            ),
-        )],
-        MixerKind::Mamba => kernels
-            .iter()
-            .filter(|k| matches!(k, ConvKernel::Long(_)))
-            .take(1)
-            .map(|_| {
-                (
-                    key.into(),
-                    "mamba's convolution is short: expected 0 (none) to 16 taps, found \"long\"".into(),
-                    vec!["the reference's ablation uses d_conv 0, 1, 2, 3 and 4".into()],
-                )
-            })
-            .chain(
-                kernels
-                    .windows(2)
-                    .any(|w| w[0] != w[1])
-                    .then(|| problem(key, "mamba takes one d_conv for all layers, found a list that varies")),
-            )
-            .collect(),
-        MixerKind::Based | MixerKind::BaseConv => {
-            let mut out: Vec<Problem> = kernels
-                .iter()
-                .filter(|k| **k == ConvKernel::Taps(0))
-                .take(1)
-                .map(|k| {
-                    problem(
-                        key,
-                        format!("{name} gates a convolution: expected 1 to 16 taps or \"long\", found {}", shown(k)),
-                    )
-                })
-                .collect();
-            if m.mixer == MixerKind::Based && kernels.iter().step_by(2).any(|k| *k != kernels[0]) {
-                out.push(problem(key, "based takes one kernel for its BaseConv layers, found a list that varies"));
-            }
-            out
-        }
-    }
+/// The mixer's own rules for the model (in the mixer's file: [`crate::model::mixer::MixerInfo`]).
+fn check_mixer(run: &RunPoint) -> Vec<Problem> {
+    run.model
+        .problems()
+        .into_iter()
+        .map(|p| (p.key.to_string(), p.message, p.help))
+        .collect()
 }
 
 /// The most updates one run may take.
@@ -309,7 +256,7 @@ pub fn check_run(run: &RunPoint) -> Vec<Problem> {
 fn check_model(run: &RunPoint) -> Vec<Problem> {
     let mut out = Vec::new();
     let m = &run.model;
-    out.extend(check_conv(run));
+    out.extend(check_mixer(run));
     if !(1..=64).contains(&m.layers) {
         out.push(problem(
             "model.layers",
@@ -328,24 +275,6 @@ fn check_model(run: &RunPoint) -> Vec<Problem> {
             format!(
                 "expected a standard deviation in (0, 10], found {}",
                 m.init_std
-            ),
-        ));
-    }
-    if m.mixer == MixerKind::H3 && !m.d_model.is_multiple_of(2) {
-        out.push(problem(
-            "model.d_model",
-            format!(
-                "h3 has heads of 2 channels: expected an even width, found {}",
-                m.d_model
-            ),
-        ));
-    }
-    if m.mixer == MixerKind::H3 && m.max_positions < 2 {
-        out.push(problem(
-            "model.max_positions",
-            format!(
-                "h3's shift SSM has a state of max_positions entries: expected at least 2, found {}",
-                m.max_positions
             ),
         ));
     }
@@ -401,9 +330,7 @@ fn check_lengths(run: &RunPoint) -> Vec<Problem> {
     let mut out = Vec::new();
     let m = &run.model;
     let seq_len = run.task.seq_len();
-    let long_filter = m.mixer == MixerKind::Hyena
-        || (0..m.layers).any(|l| matches!(run.model.conv_for(l), Some(ConvKernel::Long(_))));
-    if long_filter && seq_len > m.max_positions {
+    if m.has_long_filters() && seq_len > m.max_positions {
         out.push(problem(
             "model.max_positions",
             format!(
