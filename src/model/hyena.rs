@@ -34,7 +34,7 @@ use super::long_conv::{
 };
 use super::mixer::MixerInfo;
 use super::ops::{at_positions, causal_depthwise_conv};
-use super::param_names::{Layout, ParamTable, Slot};
+use super::param_names::{Buffer, Layout, ParamTable, Slot};
 use super::runs::{linear, runs_of};
 
 /// Width of the implicit filter's FFN (reference: 64).
@@ -211,6 +211,62 @@ impl<B: Backend> Hyena<B> {
     }
 }
 
+impl<B: Backend> Hyena<B> {
+    /// Besides its parameters the reference's Hyena lists the Sin frequency again as
+    /// `implicit_filter.3.freq` and `.5.freq` (one module used three times) and its buffers
+    /// `pos_emb.t` and `modulation.deltas`.
+    pub fn reference_buffers(&self, m: &str) -> Vec<Buffer> {
+        let f = format!("{m}.filter_fn");
+        let freq: Vec<f32> = self
+            .filter_freq
+            .val()
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("float data");
+        let mut out: Vec<Buffer> = [3, 5]
+            .map(|i| Buffer {
+                name: format!("{f}.implicit_filter.{i}.freq"),
+                shape: vec![1, freq.len()],
+                values: freq.clone(),
+            })
+            .into();
+        let [l_max, _] = self.pos_emb_z.dims();
+        let [_, d] = self.filter_6.weight.dims();
+        out.push(Buffer {
+            name: format!("{f}.pos_emb.t"),
+            shape: vec![1, l_max, 1],
+            values: torch_linspace(0.0, 1.0, l_max),
+        });
+        let target = 1e-2f64.ln();
+        out.push(Buffer {
+            name: format!("{f}.modulation.deltas"),
+            shape: vec![1, 1, d],
+            values: torch_linspace(target / 1.5, target / 0.3, d),
+        });
+        out
+    }
+}
+
+/// `torch.linspace(start, end, steps)` in float32, as PyTorch's CPU kernel computes it: the
+/// first half up from `start`, the second half down from `end`.
+fn torch_linspace(start: f64, end: f64, steps: usize) -> Vec<f32> {
+    let (start, end) = (start as f32, end as f32);
+    if steps == 1 {
+        return vec![start];
+    }
+    let step = (end - start) / (steps - 1) as f32;
+    (0..steps)
+        .map(|i| {
+            if i < steps / 2 {
+                start + step * i as f32
+            } else {
+                end - step * (steps - i - 1) as f32
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     //! A naive oracle for the implicit filter, from the reference's formulas in f64: the
@@ -219,6 +275,27 @@ mod tests {
 
     use super::*;
     use burn::backend::Flex;
+
+    /// PyTorch's float32 `linspace` values, printed by `torch.linspace(...).tolist()`.
+    #[test]
+    fn linspace_rounds_as_torch_does() {
+        let target = 1e-2f64.ln();
+        let d = torch_linspace(target / 1.5, target / 0.3, 8);
+        // As bit patterns: the printed decimals carry more digits than an f32 holds.
+        let torch: [f32; 8] = [
+            0xc044_7cbd,
+            0xc09a_6202,
+            0xc0d2_85a6,
+            0xc105_54a5,
+            0xc121_6676,
+            0xc13d_7848,
+            0xc159_8a1a,
+            0xc175_9bec,
+        ]
+        .map(f32::from_bits);
+        assert_eq!(d, torch);
+        assert_eq!(torch_linspace(0.0, 1.0, 3), [0.0, 0.5, 1.0]);
+    }
 
     fn values<const D: usize>(t: Tensor<Flex, D>) -> Vec<f64> {
         t.into_data()

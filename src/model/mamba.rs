@@ -27,7 +27,7 @@ use super::kind::{CONV_KEY, ConfigProblem, one_per_layer};
 use super::kind::{ConvKernel, MixerKind, ModelError};
 use super::mixer::MixerInfo;
 use super::ops::causal_depthwise_conv;
-use super::param_names::{Layout, ParamTable, Slot};
+use super::param_names::{Buffer, Layout, ParamTable, Slot};
 use super::runs::{linear, scale_channels};
 use super::selective_scan::selective_scan;
 use super::sites::{NoSites, Site, Sites};
@@ -228,7 +228,7 @@ impl ModelConfig {
         let inner = EXPAND * self.d_model;
         (0..self.layers)
             .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
-            .map(|_| inner * 4 + inner)
+            .map(|_| inner * REFERENCE_UNUSED_CONV + inner)
             .sum()
     }
 }
@@ -249,5 +249,32 @@ impl<B: Backend> Mamba<B> {
         );
         t.vector(format!("{m}.D"), &mut self.d);
         t.linear(&format!("{m}.out_proj"), &mut self.out_proj);
+    }
+}
+
+/// Taps of the conv1d the reference allocates, unused, in Mamba without a convolution.
+pub const REFERENCE_UNUSED_CONV: usize = 4;
+
+impl<B: Backend> Mamba<B> {
+    /// The reference's `MambaWithoutConv` keeps Mamba's default conv1d (kernel
+    /// [`REFERENCE_UNUSED_CONV`]), unused: listed as zeros when this Mamba has none.
+    pub fn reference_buffers(&self, m: &str) -> Vec<Buffer> {
+        if self.conv1d.is_some() {
+            return Vec::new();
+        }
+        let [_, two_inner] = self.in_proj.weight.dims();
+        let inner = two_inner / 2;
+        vec![
+            Buffer {
+                name: format!("{m}.conv1d.weight"),
+                shape: vec![inner, 1, REFERENCE_UNUSED_CONV],
+                values: vec![0.0; inner * REFERENCE_UNUSED_CONV],
+            },
+            Buffer {
+                name: format!("{m}.conv1d.bias"),
+                shape: vec![inner],
+                values: vec![0.0; inner],
+            },
+        ]
     }
 }

@@ -14,7 +14,7 @@ use super::init::Init;
 use super::kind::{ConfigProblem, ConvKernel, MixerKind, ModelError};
 use super::mamba::Mamba;
 use super::ops::at_positions;
-use super::param_names::ParamTable;
+use super::param_names::{Buffer, ParamTable};
 use super::sites::{NoSites, Sites};
 
 /// What a mixer says about itself beside its forward pass, in its own file: the reference's
@@ -119,6 +119,15 @@ impl<B: Backend> Mixer<B> {
             Mixer::H3(x) => x.reference_params(m, t),
             Mixer::Hyena(x) => x.reference_params(m, t),
             Mixer::Mamba(x) => x.reference_params(m, t),
+        }
+    }
+
+    /// What the reference's module lists in its state dict besides its parameters, below `m`.
+    pub fn reference_buffers(&self, m: &str) -> Vec<Buffer> {
+        match self {
+            Mixer::Hyena(x) => x.reference_buffers(m),
+            Mixer::Mamba(x) => x.reference_buffers(m),
+            _ => Vec::new(),
         }
     }
 

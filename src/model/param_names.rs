@@ -113,3 +113,11 @@ impl<'a, B: Backend> ParamTable<'a, B> {
         self.add(name, Slot::Matrix(p), Layout::Reshaped(vec![1, a, b]));
     }
 }
+
+/// A tensor the reference's module holds besides its trained parameters (a buffer, a module
+/// listed twice, an unused allocation), in PyTorch layout, as its state dict lists it.
+pub struct Buffer {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}

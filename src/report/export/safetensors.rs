@@ -7,7 +7,6 @@ use std::path::Path;
 use burn::tensor::{Tensor, backend::Backend};
 
 use super::names::{Layout, Slot, mixer_prefix, named_params};
-use crate::model::mixer::Mixer;
 use crate::model::{LanguageModel, MixerKind};
 use crate::store::{StoreError, write_atomic};
 
@@ -48,50 +47,20 @@ pub fn state_dict<B: Backend>(model: &LanguageModel<B>, mixer: MixerKind) -> Vec
     let mut out = param_entries(model, mixer);
     // The LM head is tied to the word embedding; PyTorch's state dict lists it under both names.
     out.push(entry("lm_head.weight".into(), emb, &Layout::AsIs));
+    // And what the reference's modules hold beside their parameters (each mixer's own list).
     for (l, block) in model.layers.iter().enumerate() {
         let m = mixer_prefix(mixer, l);
-        match &block.mixer {
-            Mixer::Hyena(h) => {
-                let f = format!("{m}.filter_fn");
-                let freq = values(h.filter_freq.val());
-                for i in [3, 5] {
-                    out.push(Entry {
-                        name: format!("{f}.implicit_filter.{i}.freq"),
-                        shape: vec![1, freq.len()],
-                        values: freq.clone(),
-                    });
-                }
-                let [l_max, _] = h.pos_emb_z.dims();
-                let [_, d] = h.filter_6.weight.dims();
-                out.push(Entry {
-                    name: format!("{f}.pos_emb.t"),
-                    shape: vec![1, l_max, 1],
-                    values: torch_linspace(0.0, 1.0, l_max),
-                });
-                let target = 1e-2f64.ln();
-                out.push(Entry {
-                    name: format!("{f}.modulation.deltas"),
-                    shape: vec![1, 1, d],
-                    values: torch_linspace(target / 1.5, target / 0.3, d),
-                });
-            }
-            Mixer::Mamba(x) if x.conv1d.is_none() => {
-                // The reference's `MambaWithoutConv` keeps Mamba's default conv1d (kernel 4).
-                let [_, two_inner] = x.in_proj.weight.dims();
-                let inner = two_inner / 2;
-                out.push(Entry {
-                    name: format!("{m}.conv1d.weight"),
-                    shape: vec![inner, 1, REFERENCE_UNUSED_CONV],
-                    values: vec![0.0; inner * REFERENCE_UNUSED_CONV],
-                });
-                out.push(Entry {
-                    name: format!("{m}.conv1d.bias"),
-                    shape: vec![inner],
-                    values: vec![0.0; inner],
-                });
-            }
-            _ => {}
-        }
+        out.extend(
+            block
+                .mixer
+                .reference_buffers(&m)
+                .into_iter()
+                .map(|b| Entry {
+                    name: b.name,
+                    shape: b.shape,
+                    values: b.values,
+                }),
+        );
     }
     out
 }
@@ -106,28 +75,6 @@ pub fn param_entries<B: Backend>(model: &LanguageModel<B>, mixer: MixerKind) -> 
             Slot::Vector(p) => entry(n.name, p.val(), &n.layout),
             Slot::Matrix(p) => entry(n.name, p.val(), &n.layout),
             Slot::Cube(p) => entry(n.name, p.val(), &n.layout),
-        })
-        .collect()
-}
-
-/// Taps of the conv1d the reference allocates, unused, in Mamba without a convolution.
-pub const REFERENCE_UNUSED_CONV: usize = 4;
-
-/// `torch.linspace(start, end, steps)` in float32, as PyTorch's CPU kernel computes it: the
-/// first half up from `start`, the second half down from `end`.
-fn torch_linspace(start: f64, end: f64, steps: usize) -> Vec<f32> {
-    let (start, end) = (start as f32, end as f32);
-    if steps == 1 {
-        return vec![start];
-    }
-    let step = (end - start) / (steps - 1) as f32;
-    (0..steps)
-        .map(|i| {
-            if i < steps / 2 {
-                start + step * i as f32
-            } else {
-                end - step * (steps - i - 1) as f32
-            }
         })
         .collect()
 }
@@ -204,27 +151,6 @@ mod tests {
                 .sum();
             assert_eq!(total, m.num_params(), "{mixer:?}");
         }
-    }
-
-    /// PyTorch's float32 `linspace` values, printed by `torch.linspace(...).tolist()`.
-    #[test]
-    fn linspace_rounds_as_torch_does() {
-        let target = 1e-2f64.ln();
-        let d = torch_linspace(target / 1.5, target / 0.3, 8);
-        // As bit patterns: the printed decimals carry more digits than an f32 holds.
-        let torch: [f32; 8] = [
-            0xc044_7cbd,
-            0xc09a_6202,
-            0xc0d2_85a6,
-            0xc105_54a5,
-            0xc121_6676,
-            0xc13d_7848,
-            0xc159_8a1a,
-            0xc175_9bec,
-        ]
-        .map(f32::from_bits);
-        assert_eq!(d, torch);
-        assert_eq!(torch_linspace(0.0, 1.0, 3), [0.0, 0.5, 1.0]);
     }
 
     #[test]
