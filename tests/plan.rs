@@ -116,3 +116,14 @@ fn packed_groups_share_a_step_shape_and_cover_every_train_node_once() {
         "{first:?}"
     );
 }
+
+/// Evaluate nodes too: an interchange block (with detail) and an ablation block, each resolved
+/// for the run's model; these ids equal what mechlab computed before the resolved blocks were
+/// made of `interp`'s own grid types (the spec hash, which covers them, did not change).
+#[test]
+fn evaluate_node_ids_are_stable() {
+    let g = graph("tests/fixtures/pin_interventions.toml");
+    assert_eq!(g.spec_hash, "22246efa539821a5");
+    let evals = &g.runs[0].evals;
+    assert_eq!(evals, &["b2d0f44c12df8bfd", "0eda94571eddcb65"]);
+}

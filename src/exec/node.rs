@@ -588,7 +588,7 @@ fn eval_on<B: burn::tensor::backend::Backend>(
                 }
             }
             ResolvedIntervention::Ablation(a) => {
-                let rows = crate::interp::ablate(&model, &test, &a.config(), device);
+                let rows = crate::interp::ablate(&model, &test, &a.grid, device);
                 frames.push(ablations_frame(&rows, step as u64, "test"));
             }
         }

@@ -32,7 +32,7 @@ impl AblationMode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AblationConfig {
     pub layers: Vec<usize>,
     pub sites: Vec<Site>,

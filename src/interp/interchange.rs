@@ -25,7 +25,7 @@ use crate::model::{LanguageModel, Site};
 use crate::task::{Dataset, Role, TaskConfig};
 
 /// One intervention grid, resolved.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InterchangeConfig {
     pub layers: Vec<usize>,
     pub sites: Vec<Site>,
@@ -34,7 +34,8 @@ pub struct InterchangeConfig {
     /// The first `examples` rows of the data are used.
     pub examples: usize,
     pub corruption: Corruption,
-    /// Seed of the corruption draws.
+    /// Seed of the corruption draws: the run's, so not part of a serialised (hashed) grid.
+    #[serde(skip)]
     pub seed: u64,
 }
 

@@ -5,10 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::raw::{ArSpec, ConvChoice, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
-use crate::interp::{AblationConfig, AblationMode, Corruption, InterchangeConfig};
+use crate::interp::{AblationConfig, InterchangeConfig};
 use crate::model::Site;
 use crate::model::{ConvKernel, ModelConfig};
-use crate::task::Role;
 use crate::task::atr::ExampleStats;
 use crate::task::reference::{self, Counts, ReferenceError};
 use crate::task::{ArConfig, DataRng, Dataset, Prohibit, Split, TaskConfig};
@@ -17,41 +16,24 @@ use crate::train::{Schedule, TrainConfig};
 /// Epochs when neither `train.epochs` nor `train.steps` is set (paper AR: 16).
 pub const DEFAULT_EPOCHS: usize = 16;
 
-/// An interchange grid with `"all"` expanded for one run's model.
+/// An interchange block resolved for one run's model: the grid `interp` runs (`"all"` expanded),
+/// when, and whether per-example rows are kept. Serialised flat, as the evaluate node's config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedInterchange {
     pub every: Option<usize>,
-    pub layers: Vec<usize>,
-    pub sites: Vec<Site>,
-    pub corrupt: Vec<Role>,
-    pub patch_at: Vec<Role>,
-    pub examples: usize,
-    pub corruption: Corruption,
+    /// The grid; its corruption seed is the run's, set when it runs.
+    #[serde(flatten)]
+    pub grid: InterchangeConfig,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detail: bool,
 }
 
-/// An ablation grid with `"all"` expanded for one run's model.
+/// An ablation block resolved for one run's model: the grid `interp` runs, and when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResolvedAblation {
-    pub mode: AblationMode,
     pub every: Option<usize>,
-    pub layers: Vec<usize>,
-    pub sites: Vec<Site>,
-    pub ablate_at: Vec<Role>,
-    pub examples: usize,
-}
-
-impl ResolvedAblation {
-    pub fn config(&self) -> AblationConfig {
-        AblationConfig {
-            layers: self.layers.clone(),
-            sites: self.sites.clone(),
-            ablate_at: self.ablate_at.clone(),
-            examples: self.examples,
-            mode: self.mode,
-        }
-    }
+    #[serde(flatten)]
+    pub grid: AblationConfig,
 }
 
 /// One `[[interventions]]` block, resolved; serialises as `{"interchange": …}` or
@@ -67,8 +49,12 @@ impl ResolvedIntervention {
     /// The fields every kind shares: (every, layers, sites, examples).
     pub fn common(&self) -> (Option<usize>, &[usize], &[Site], usize) {
         match self {
-            ResolvedIntervention::Interchange(i) => (i.every, &i.layers, &i.sites, i.examples),
-            ResolvedIntervention::Ablation(a) => (a.every, &a.layers, &a.sites, a.examples),
+            ResolvedIntervention::Interchange(i) => {
+                (i.every, &i.grid.layers, &i.grid.sites, i.grid.examples)
+            }
+            ResolvedIntervention::Ablation(a) => {
+                (a.every, &a.grid.layers, &a.grid.sites, a.grid.examples)
+            }
         }
     }
 }
@@ -94,22 +80,27 @@ fn expand_layers(layers: &Layers, model: &ModelConfig) -> Vec<usize> {
 pub fn resolve_intervention(spec: &InterventionSpec, model: &ModelConfig) -> ResolvedIntervention {
     match spec {
         InterventionSpec::Ablation(a) => ResolvedIntervention::Ablation(ResolvedAblation {
-            mode: a.mode,
             every: a.every,
-            layers: expand_layers(&a.layers, model),
-            sites: expand_sites(&a.sites, model),
-            ablate_at: a.ablate_at.clone(),
-            examples: a.examples,
+            grid: AblationConfig {
+                mode: a.mode,
+                layers: expand_layers(&a.layers, model),
+                sites: expand_sites(&a.sites, model),
+                ablate_at: a.ablate_at.clone(),
+                examples: a.examples,
+            },
         }),
         InterventionSpec::Interchange(i) => {
             ResolvedIntervention::Interchange(ResolvedInterchange {
                 every: i.every,
-                layers: expand_layers(&i.layers, model),
-                sites: expand_sites(&i.sites, model),
-                corrupt: i.corrupt.clone(),
-                patch_at: i.patch_at.clone(),
-                examples: i.examples,
-                corruption: i.corruption,
+                grid: InterchangeConfig {
+                    layers: expand_layers(&i.layers, model),
+                    sites: expand_sites(&i.sites, model),
+                    corrupt: i.corrupt.clone(),
+                    patch_at: i.patch_at.clone(),
+                    examples: i.examples,
+                    corruption: i.corruption,
+                    seed: 0,
+                },
                 detail: i.detail,
             })
         }
@@ -117,15 +108,11 @@ pub fn resolve_intervention(spec: &InterventionSpec, model: &ModelConfig) -> Res
 }
 
 impl ResolvedInterchange {
+    /// The grid with the corruption draws of the run's `seed`.
     pub fn config(&self, seed: u64) -> InterchangeConfig {
         InterchangeConfig {
-            layers: self.layers.clone(),
-            sites: self.sites.clone(),
-            corrupt: self.corrupt.clone(),
-            patch_at: self.patch_at.clone(),
-            examples: self.examples,
-            corruption: self.corruption,
             seed,
+            ..self.grid.clone()
         }
     }
 }

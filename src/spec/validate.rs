@@ -483,8 +483,8 @@ fn check_intervention(
         ));
     }
     let (corrupt, roles, roles_key): (&[Role], &[Role], &str) = match intervention {
-        ResolvedIntervention::Interchange(iv) => (&iv.corrupt, &iv.patch_at, "patch_at"),
-        ResolvedIntervention::Ablation(a) => (&[Role::Key], &a.ablate_at, "ablate_at"),
+        ResolvedIntervention::Interchange(iv) => (&iv.grid.corrupt, &iv.grid.patch_at, "patch_at"),
+        ResolvedIntervention::Ablation(a) => (&[Role::Key], &a.grid.ablate_at, "ablate_at"),
     };
     if let Some(r) = corrupt
         .iter()
