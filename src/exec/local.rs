@@ -60,6 +60,9 @@ impl RunReport {
 
 /// Runs every node of `graph` that is not done. A failed node is recorded and the sweep goes on;
 /// setting `interrupt` stops running nodes at their next step (after a checkpoint).
+///
+/// Long on purpose (~150 lines): the scheduler's queue, its worker threads (one scope) and the
+/// outcome bookkeeping they share.
 pub fn run_graph(
     graph: &RunGraph,
     store: &Store,

@@ -96,6 +96,9 @@ fn batches<B: Backend>(data: &Dataset, n: usize, device: &B::Device) -> Vec<Batc
 }
 
 /// Runs every (layer, site, role) ablation on the first `cfg.examples` rows of `data`.
+///
+/// Long on purpose (~140 lines): as [`super::interchange_with`], one batch loop whose clean
+/// pass, means and readouts every cell reads.
 pub fn ablate<B: Backend>(
     model: &LanguageModel<B>,
     data: &Dataset,

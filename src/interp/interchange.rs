@@ -118,6 +118,10 @@ pub fn interchange<B: Backend>(
 }
 
 /// [`interchange`] with an explicit [`PatchPath`].
+///
+/// Long on purpose (~210 lines): one batch loop whose clean and corrupted passes, captured
+/// activations and readouts every cell of the grid reads; split, each piece would take the
+/// batch's tensors and caches as a dozen arguments. Its phases are commented in order.
 pub fn interchange_with<B: Backend>(
     model: &LanguageModel<B>,
     task: &TaskConfig,

@@ -227,13 +227,43 @@ pub fn build_table(
             None => cell.push((arm, vec![entry])),
         }
     }
+    let cells = choose_cells(spec, groups, shown);
+    let published = spec
+        .published
+        .as_deref()
+        .map(|name| published_cells(name, &rows, &columns))
+        .unwrap_or_default();
+    let title = spec.title.clone().unwrap_or_else(|| default_title(spec));
+    Table {
+        name: spec.name.clone(),
+        title,
+        row_key: spec.rows.clone(),
+        column_key: spec.columns.clone(),
+        rows,
+        columns,
+        cells,
+        published,
+        percent: spec
+            .percent
+            .unwrap_or(spec.metric == "accuracy" && spec.attrib.is_none()),
+        missing_runs,
+    }
+}
+
+/// Per cell: the arm (value of `best_of`) whose runs score best, aggregated over its runs
+/// (mean ± sample std), or the `shown` values of those runs instead.
+fn choose_cells(
+    spec: &TableSpec,
+    groups: BTreeMap<(usize, usize), Vec<Arm>>,
+    shown: Option<&HashMap<String, f64>>,
+) -> BTreeMap<(usize, usize), Cell> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let metric_of = |vs: &[(f64, String)]| mean(&vs.iter().map(|(v, _)| *v).collect::<Vec<_>>());
     let better = |a: f64, b: f64| match spec.best {
         BestIs::Max => a > b,
         BestIs::Min => a < b,
     };
-    let cells = groups
+    groups
         .into_iter()
         .filter_map(|(at, arms)| {
             let (arm, chosen) = arms
@@ -270,60 +300,50 @@ pub fn build_table(
             };
             Some((at, cell))
         })
-        .collect();
-    let published = spec
-        .published
-        .as_deref()
-        .map(|name| {
-            let mut out = BTreeMap::new();
-            for (r, row) in rows.iter().enumerate() {
-                for (c, col) in columns.iter().enumerate() {
-                    if let Some(p) = published(name, row, col) {
-                        out.insert((r, c), p);
-                    }
-                }
+        .collect()
+}
+
+/// The published values of table `name` at the cells these row and column labels name.
+fn published_cells(
+    name: &str,
+    rows: &[String],
+    columns: &[String],
+) -> BTreeMap<(usize, usize), f64> {
+    let mut out = BTreeMap::new();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, col) in columns.iter().enumerate() {
+            if let Some(p) = published(name, row, col) {
+                out.insert((r, c), p);
             }
-            out
-        })
-        .unwrap_or_default();
-    let title = spec.title.clone().unwrap_or_else(|| {
-        let best = spec
-            .best_of
-            .as_ref()
-            .map(|k| format!(", best {k} per cell"))
-            .unwrap_or_default();
-        match &spec.attrib {
-            Some(a) => format!(
-                "Attrib at (layer {}, {}, {}), {} corrupted, of the runs with the best {} {}{best}, \
-                 {} × {}",
-                a.layer,
-                a.site.name(),
-                a.patch.name(),
-                a.corrupted.name(),
-                spec.split,
-                spec.metric,
-                spec.rows,
-                spec.columns
-            ),
-            None => format!(
-                "{} {} (final step{best}), {} × {}",
-                spec.split, spec.metric, spec.rows, spec.columns
-            ),
         }
-    });
-    Table {
-        name: spec.name.clone(),
-        title,
-        row_key: spec.rows.clone(),
-        column_key: spec.columns.clone(),
-        rows,
-        columns,
-        cells,
-        published,
-        percent: spec
-            .percent
-            .unwrap_or(spec.metric == "accuracy" && spec.attrib.is_none()),
-        missing_runs,
+    }
+    out
+}
+
+/// What a table without a `title` is called: its metric and axes (or its Attrib cell).
+fn default_title(spec: &TableSpec) -> String {
+    let best = spec
+        .best_of
+        .as_ref()
+        .map(|k| format!(", best {k} per cell"))
+        .unwrap_or_default();
+    match &spec.attrib {
+        Some(a) => format!(
+            "Attrib at (layer {}, {}, {}), {} corrupted, of the runs with the best {} {}{best}, \
+             {} × {}",
+            a.layer,
+            a.site.name(),
+            a.patch.name(),
+            a.corrupted.name(),
+            spec.split,
+            spec.metric,
+            spec.rows,
+            spec.columns
+        ),
+        None => format!(
+            "{} {} (final step{best}), {} × {}",
+            spec.split, spec.metric, spec.rows, spec.columns
+        ),
     }
 }
 

@@ -189,29 +189,10 @@ fn collect_files(
             chain.join(", included from ")
         )
     };
-    let table: toml::Table = match toml::from_str(&text) {
+    let table = match parse(path, &text, &via) {
         Ok(t) => t,
-        Err(e) => {
-            let (line, col) = e
-                .span()
-                .map(|s| {
-                    let before = &text[..s.start.min(text.len())];
-                    (
-                        before.matches('\n').count() + 1,
-                        before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                    )
-                })
-                .unzip();
-            issues.push(Issue {
-                origin: Origin::File {
-                    path: path.to_path_buf(),
-                    line,
-                    col,
-                },
-                key: String::new(),
-                message: format!("invalid TOML: {}{via}", e.message().trim_end()),
-                help: Vec::new(),
-            });
+        Err(issue) => {
+            issues.push(*issue);
             return Ok(());
         }
     };
@@ -294,6 +275,33 @@ fn collect_files(
     }
     files.push((path.to_path_buf(), text));
     Ok(())
+}
+
+/// `text` (read from `path`) as a TOML table, or the syntax error at its line and column, with
+/// the chain `via` that included the file.
+fn parse(path: &Path, text: &str, via: &str) -> Result<toml::Table, Box<Issue>> {
+    toml::from_str(text).map_err(|e| {
+        let (line, col) = e
+            .span()
+            .map(|s| {
+                let before = &text[..s.start.min(text.len())];
+                (
+                    before.matches('\n').count() + 1,
+                    before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+                )
+            })
+            .unzip();
+        Box::new(Issue {
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line,
+                col,
+            },
+            key: String::new(),
+            message: format!("invalid TOML: {}{via}", e.message().trim_end()),
+            help: Vec::new(),
+        })
+    })
 }
 
 /// `--set` values are TOML; bare words become strings.

@@ -143,15 +143,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Resolved, SpecError> {
     let mut runs = runs;
     make_names_unique(&mut runs);
     if let Some(profile) = &opts.profile {
-        // The spec without the profile: its own memory limit is not this profile's problem.
-        let plain = LoadOptions {
-            profile: None,
-            max_memory: Some(u64::MAX),
-            ..opts.clone()
-        };
-        if let Ok(own) = load(path, &plain) {
-            all_warnings.extend(test_set_changes(profile, &runs, &own.runs));
-        }
+        all_warnings.extend(profile_warnings(path, opts, profile, &runs));
     }
     let mut warnings_dedup = Vec::new();
     for w in sources.outside.iter().cloned().chain(all_warnings) {
@@ -178,6 +170,26 @@ pub fn profiles(path: &Path) -> Result<Vec<String>, SpecError> {
         .and_then(Value::as_object)
         .map(|p| p.keys().cloned().collect())
         .unwrap_or_default())
+}
+
+/// What `--profile` changes that a user comparing results must know: the test sets it no longer
+/// shares with the spec's own runs ([`test_set_changes`]).
+fn profile_warnings(
+    path: &Path,
+    opts: &LoadOptions,
+    profile: &str,
+    runs: &[RunPoint],
+) -> Vec<String> {
+    // The spec without the profile: its own memory limit is not this profile's problem.
+    let plain = LoadOptions {
+        profile: None,
+        max_memory: Some(u64::MAX),
+        ..opts.clone()
+    };
+    match load(path, &plain) {
+        Ok(own) => test_set_changes(profile, runs, &own.runs),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Where a profile's runs are evaluated on other test sequences than the spec's own runs of the

@@ -60,8 +60,6 @@ pub fn expand(
 ) -> Result<(Vec<Point>, Vec<String>), Vec<SweepProblem>> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    // Each group is a list of alternatives; an alternative is a list of (key, value, raw path).
-    type Alt = Vec<(String, Value, Vec<String>)>;
     let mut groups: Vec<Vec<Alt>> = Vec::new();
 
     for (key, values) in &sweep.grid {
@@ -87,6 +85,102 @@ pub fn expand(
                 .collect(),
         );
     }
+    groups.extend(zip_groups(sweep, pinned, &mut problems, &mut warnings));
+    for (w, rule) in sweep.when.iter().enumerate() {
+        for key in rule.condition.keys().chain(rule.set.keys()) {
+            if let Some(why) = unsweepable(key) {
+                problems.push((
+                    path(&["sweep", "when", &w.to_string()]),
+                    format!("in a sweep rule: {why}"),
+                ));
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    // Refuse a grid too large to expand before expanding it (a typo'd 10⁸-point grid would
+    // otherwise exhaust memory inside `validate`).
+    let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+    let total = sizes.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
+    if total.is_none_or(|t| t > MAX_POINTS) {
+        let shown: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        return Err(vec![(
+            path(&["sweep"]),
+            format!(
+                "the sweep expands to {} points ({}); at most {MAX_POINTS} per spec: split it \
+                 into several specs (a folder of specs runs as one batch)",
+                total.map_or("more than 2^64".to_string(), |t| t.to_string()),
+                shown.join(" × ")
+            ),
+        )]);
+    }
+
+    let combos = product(&groups);
+
+    let mut points = Vec::new();
+    let mut when_used = vec![false; sweep.when.len()];
+    let mut exclude_used = vec![false; sweep.exclude.len()];
+    'combo: for combo in combos {
+        let mut value = base.clone();
+        let mut set_by = BTreeMap::new();
+        let mut axes = Vec::new();
+        for (key, v, raw) in combo {
+            set_dotted(&mut value, &key, v.clone());
+            set_by.insert(key.clone(), raw);
+            axes.push((key, v));
+        }
+        for (w, rule) in sweep.when.iter().enumerate() {
+            if matches(&value, &rule.condition) {
+                when_used[w] = true;
+                for (key, v) in &rule.set {
+                    if pinned.contains(key) {
+                        continue;
+                    }
+                    set_dotted(&mut value, key, v.clone());
+                    set_by.insert(
+                        key.clone(),
+                        path(&["sweep", "when", &w.to_string(), "set", key]),
+                    );
+                }
+            }
+        }
+        for (e, rule) in sweep.exclude.iter().enumerate() {
+            if matches(&value, rule) {
+                exclude_used[e] = true;
+                continue 'combo;
+            }
+        }
+        points.push(Point {
+            value,
+            axes,
+            set_by,
+        });
+    }
+    problems.extend(unused_rules(sweep, &when_used, &exclude_used));
+    if points.is_empty() && problems.is_empty() {
+        problems.push((
+            path(&["sweep", "exclude"]),
+            "the exclusions remove every point of the sweep: nothing would run".into(),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok((points, warnings))
+}
+
+/// An alternative of a sweep group: the (key, value, raw path of where it was written) it sets.
+type Alt = Vec<(String, Value, Vec<String>)>;
+
+/// One group per `[[sweep.zip]]` table: its axes' i-th values form the i-th alternative.
+fn zip_groups(
+    sweep: &SweepSpec,
+    pinned: &BTreeSet<String>,
+    problems: &mut Vec<SweepProblem>,
+    warnings: &mut Vec<String>,
+) -> Vec<Vec<Alt>> {
+    let mut groups = Vec::new();
     for (g, group) in sweep.zip.iter().enumerate() {
         let lens: BTreeSet<usize> = group.values().map(Vec::len).collect();
         let group_path = path(&["sweep", "zip", &g.to_string()]);
@@ -144,39 +238,14 @@ pub fn expand(
                 .collect(),
         );
     }
-    for (w, rule) in sweep.when.iter().enumerate() {
-        for key in rule.condition.keys().chain(rule.set.keys()) {
-            if let Some(why) = unsweepable(key) {
-                problems.push((
-                    path(&["sweep", "when", &w.to_string()]),
-                    format!("in a sweep rule: {why}"),
-                ));
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    // Refuse a grid too large to expand before expanding it (a typo'd 10⁸-point grid would
-    // otherwise exhaust memory inside `validate`).
-    let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
-    let total = sizes.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
-    if total.is_none_or(|t| t > MAX_POINTS) {
-        let shown: Vec<String> = sizes.iter().map(usize::to_string).collect();
-        return Err(vec![(
-            path(&["sweep"]),
-            format!(
-                "the sweep expands to {} points ({}); at most {MAX_POINTS} per spec: split it \
-                 into several specs (a folder of specs runs as one batch)",
-                total.map_or("more than 2^64".to_string(), |t| t.to_string()),
-                shown.join(" × ")
-            ),
-        )]);
-    }
+    groups
+}
 
-    // Cartesian product over groups, first group outermost.
+/// The Cartesian product over groups, first group outermost: each combination concatenates one
+/// alternative of every group.
+fn product(groups: &[Vec<Alt>]) -> Vec<Alt> {
     let mut combos: Vec<Alt> = vec![Vec::new()];
-    for group in &groups {
+    for group in groups {
         combos = combos
             .into_iter()
             .flat_map(|prefix| {
@@ -188,47 +257,12 @@ pub fn expand(
             })
             .collect();
     }
+    combos
+}
 
-    let mut points = Vec::new();
-    let mut when_used = vec![false; sweep.when.len()];
-    let mut exclude_used = vec![false; sweep.exclude.len()];
-    'combo: for combo in combos {
-        let mut value = base.clone();
-        let mut set_by = BTreeMap::new();
-        let mut axes = Vec::new();
-        for (key, v, raw) in combo {
-            set_dotted(&mut value, &key, v.clone());
-            set_by.insert(key.clone(), raw);
-            axes.push((key, v));
-        }
-        for (w, rule) in sweep.when.iter().enumerate() {
-            if matches(&value, &rule.condition) {
-                when_used[w] = true;
-                for (key, v) in &rule.set {
-                    if pinned.contains(key) {
-                        continue;
-                    }
-                    set_dotted(&mut value, key, v.clone());
-                    set_by.insert(
-                        key.clone(),
-                        path(&["sweep", "when", &w.to_string(), "set", key]),
-                    );
-                }
-            }
-        }
-        for (e, rule) in sweep.exclude.iter().enumerate() {
-            if matches(&value, rule) {
-                exclude_used[e] = true;
-                continue 'combo;
-            }
-        }
-        points.push(Point {
-            value,
-            axes,
-            set_by,
-        });
-    }
-    // A rule that never applies is a typo in its key or value, not an intent.
+/// A rule that never applies is a typo in its key or value, not an intent: each is a problem.
+fn unused_rules(sweep: &SweepSpec, when_used: &[bool], exclude_used: &[bool]) -> Vec<SweepProblem> {
+    let mut problems = Vec::new();
     for (w, used) in when_used.iter().enumerate() {
         if !used {
             problems.push((
@@ -251,16 +285,7 @@ pub fn expand(
             ));
         }
     }
-    if points.is_empty() && problems.is_empty() {
-        problems.push((
-            path(&["sweep", "exclude"]),
-            "the exclusions remove every point of the sweep: nothing would run".into(),
-        ));
-    }
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok((points, warnings))
+    problems
 }
 
 /// The most points one spec's sweep may expand to (before seeds).

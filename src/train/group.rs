@@ -190,6 +190,10 @@ fn settings(cfg: &TrainConfig) -> AdamWSettings {
 }
 
 /// Trains runs that start at the same step as one stacked model.
+///
+/// Long on purpose (~190 lines): the step loop owns the stacked model, the packed optimizer,
+/// every run's slot (schedule, observer, checkpoints) and the group's membership as runs
+/// finish, diverge or stop; each phase of a step is commented where it happens.
 fn train_packed<B: AutodiffBackend>(
     mut slots: Vec<Slot<'_, B>>,
     device: &B::Device,

@@ -235,6 +235,20 @@ fn on_categories<K: PartialEq>(points: Vec<(K, f64)>, keys: &[K]) -> Vec<(f64, f
         .collect()
 }
 
+/// Where and in which formats a figure is written.
+struct Canvas<'a> {
+    out: &'a Path,
+    png: bool,
+    svg: bool,
+}
+
+/// Renders the figure drawn by `$f` (a closure over a drawing area) as `$stem` on canvas `$c`.
+macro_rules! draw {
+    ($c:expr, $stem:expr, $f:expr) => {
+        render($c.out, $stem, $c.png, $c.svg, &|a| $f(a), &|a| $f(a))
+    };
+}
+
 /// Draws figure `kind` from an experiment's collected `tables` into `out`.
 pub fn plot(
     tables: &Tables,
@@ -244,251 +258,289 @@ pub fn plot(
 ) -> Result<Vec<PathBuf>, ReportError> {
     style::register_font();
     let runs = load_runs(tables)?;
-    let (png, svg) = (opts.format.png(), opts.format.svg());
-    macro_rules! draw {
-        ($stem:expr, $f:expr) => {
-            render(out, $stem, png, svg, &|a| $f(a), &|a| $f(a))
-        };
-    }
+    let c = Canvas {
+        out,
+        png: opts.format.png(),
+        svg: opts.format.svg(),
+    };
     match kind {
-        Kind::Curves => {
-            // mixer → run name → points; runs not done yet (progress.parquet, absent from
-            // tables collected by older versions) are drawn as far as they are, their step in
-            // the legend.
-            let mut by_mixer: BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
-            for (m, partial) in [(&tables.metrics, false), (&tables.progress, true)] {
-                let (ids, steps, splits, metrics, values) = (
-                    text(m, "run_id")?,
-                    numbers(m, "step")?,
-                    text(m, "split")?,
-                    text(m, "metric")?,
-                    numbers(m, "value")?,
-                );
-                for i in 0..m.height() {
-                    if splits[i] == "test" && metrics[i] == "accuracy" {
-                        let run = runs.get(&ids[i]);
-                        let (mixer, mut name) = run.map_or((String::new(), ids[i].clone()), |r| {
-                            (r.mixer.clone(), r.name.clone())
-                        });
-                        if let Some(step) = run.and_then(|r| r.step).filter(|_| partial) {
-                            name = format!("{name} (to step {step})");
-                        }
-                        by_mixer
-                            .entry(mixer)
-                            .or_default()
-                            .entry(name)
-                            .or_default()
-                            .push((steps[i], 100.0 * values[i]));
-                    }
-                }
-            }
-            for runs in by_mixer.values_mut() {
-                for p in runs.values_mut() {
-                    p.sort_by(|a, b| a.0.total_cmp(&b.0));
-                }
-            }
-            let total: usize = by_mixer.values().map(BTreeMap::len).sum();
-            let facet = by_mixer.len() > 1 && total > 6;
-            // The longest schedule of the experiment: where every curve is headed.
-            let steps = runs.values().filter_map(|r| r.steps).max().unwrap_or(0) as f64;
-            draw!("curves", |a| curves_figure(a, &by_mixer, facet, steps))
+        Kind::Curves => curves(tables, &runs, &c),
+        Kind::Accuracy => accuracy(tables, &runs, &c),
+        Kind::AccuracyLr => accuracy_lr(tables, &runs, &c),
+        Kind::LrBox => lr_box(tables, &runs, &c),
+        Kind::Scatter | Kind::AttribLayers | Kind::Attrib => {
+            attrib_family(kind, tables, &runs, &c, opts)
         }
-        Kind::Accuracy => {
-            let by_width = data::accuracy_by_width(&runs, &finals(tables)?);
-            let mut widths: Vec<i64> = by_width.values().flatten().map(|p| p.0).collect();
-            widths.sort();
-            widths.dedup();
-            let labels: Vec<String> = widths.iter().map(i64::to_string).collect();
-            let s: Vec<Series> = by_width
+    }
+}
+
+/// Test accuracy by step, one line per run (one panel per mixer when many).
+fn curves(
+    tables: &Tables,
+    runs: &HashMap<String, RunInfo>,
+    c: &Canvas,
+) -> Result<Vec<PathBuf>, ReportError> {
+    // mixer → run name → points; runs not done yet (progress.parquet, absent from
+    // tables collected by older versions) are drawn as far as they are, their step in
+    // the legend.
+    let mut by_mixer: BTreeMap<String, BTreeMap<String, Vec<(f64, f64)>>> = BTreeMap::new();
+    for (m, partial) in [(&tables.metrics, false), (&tables.progress, true)] {
+        let (ids, steps, splits, metrics, values) = (
+            text(m, "run_id")?,
+            numbers(m, "step")?,
+            text(m, "split")?,
+            text(m, "metric")?,
+            numbers(m, "value")?,
+        );
+        for i in 0..m.height() {
+            if splits[i] == "test" && metrics[i] == "accuracy" {
+                let run = runs.get(&ids[i]);
+                let (mixer, mut name) = run.map_or((String::new(), ids[i].clone()), |r| {
+                    (r.mixer.clone(), r.name.clone())
+                });
+                if let Some(step) = run.and_then(|r| r.step).filter(|_| partial) {
+                    name = format!("{name} (to step {step})");
+                }
+                by_mixer
+                    .entry(mixer)
+                    .or_default()
+                    .entry(name)
+                    .or_default()
+                    .push((steps[i], 100.0 * values[i]));
+            }
+        }
+    }
+    for runs in by_mixer.values_mut() {
+        for p in runs.values_mut() {
+            p.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+    }
+    let total: usize = by_mixer.values().map(BTreeMap::len).sum();
+    let facet = by_mixer.len() > 1 && total > 6;
+    // The longest schedule of the experiment: where every curve is headed.
+    let steps = runs.values().filter_map(|r| r.steps).max().unwrap_or(0) as f64;
+    draw!(c, "curves", |a| curves_figure(a, &by_mixer, facet, steps))
+}
+
+/// Final test accuracy by width, best learning rate per cell.
+fn accuracy(
+    tables: &Tables,
+    runs: &HashMap<String, RunInfo>,
+    c: &Canvas,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let by_width = data::accuracy_by_width(runs, &finals(tables)?);
+    let mut widths: Vec<i64> = by_width.values().flatten().map(|p| p.0).collect();
+    widths.sort();
+    widths.dedup();
+    let labels: Vec<String> = widths.iter().map(i64::to_string).collect();
+    let s: Vec<Series> = by_width
+        .into_iter()
+        .map(|(name, points)| Series {
+            name,
+            points: on_categories(points, &widths),
+            color: None,
+        })
+        .collect();
+    let axis = XAxis::Categories(labels);
+    draw!(c, "accuracy", |a| {
+        let body = style::titled(
+            a,
+            "Final test accuracy by width",
+            Some("best learning rate per cell, as the paper's tables"),
+        )?;
+        charts::line_panel(
+            &body,
+            None,
+            "d_model",
+            "test accuracy (%)",
+            &axis,
+            (0.0, 100.0),
+            &s,
+            true,
+        )
+    })
+}
+
+/// Final test accuracy over learning rates, one panel per width.
+fn accuracy_lr(
+    tables: &Tables,
+    runs: &HashMap<String, RunInfo>,
+    c: &Canvas,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let by_lr = data::accuracy_by_lr(runs, &finals(tables)?);
+    // Learning rates are a discrete sweep: one evenly spaced tick each.
+    let mut lrs: Vec<f64> = by_lr
+        .values()
+        .flat_map(|m| m.values().flatten().map(|p| p.0))
+        .collect();
+    lrs.sort_by(f64::total_cmp);
+    lrs.dedup();
+    let labels: Vec<String> = lrs.iter().map(|lr| format!("{lr:e}")).collect();
+    let panels: Vec<(i64, Vec<Series>)> = by_lr
+        .into_iter()
+        .map(|(d, per_mixer)| {
+            let s = per_mixer
                 .into_iter()
                 .map(|(name, points)| Series {
                     name,
-                    points: on_categories(points, &widths),
+                    points: on_categories(points, &lrs),
                     color: None,
                 })
                 .collect();
-            let axis = XAxis::Categories(labels);
-            draw!("accuracy", |a| {
-                let body = style::titled(
-                    a,
-                    "Final test accuracy by width",
-                    Some("best learning rate per cell, as the paper's tables"),
+            (d, s)
+        })
+        .collect();
+    let axis = XAxis::Categories(labels);
+    draw!(c, "accuracy_lr", |a| {
+        let body = style::titled(
+            a,
+            "Final test accuracy over learning rates",
+            Some("one panel per width; the paper keeps the best learning rate"),
+        )?;
+        for ((d, s), panel) in panels.iter().zip(style::facets(&body, panels.len())) {
+            charts::line_panel(
+                &panel,
+                Some(&format!("d_model {d}")),
+                "learning rate",
+                "test accuracy (%)",
+                &axis,
+                (0.0, 100.0),
+                s,
+                true,
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Final test accuracy over learning rates as boxes, per width and mixer.
+fn lr_box(
+    tables: &Tables,
+    runs: &HashMap<String, RunInfo>,
+    c: &Canvas,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let finals = finals(tables)?;
+    let mut groups: BoxGroups = BTreeMap::new();
+    let mut by_width: BTreeMap<i64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for (id, acc) in &finals {
+        if let Some(r) = runs.get(id) {
+            by_width
+                .entry(r.d_model.unwrap_or(0))
+                .or_default()
+                .entry(r.mixer.clone())
+                .or_default()
+                .push(100.0 * acc);
+        }
+    }
+    for (d, per_mixer) in by_width {
+        groups.insert(format!("{d:>5}"), per_mixer);
+    }
+    draw!(c, "lr_box", |a| {
+        let body = style::titled(
+            a,
+            "Final test accuracy over learning rates",
+            Some("one box per mixer and width, over its learning-rate runs"),
+        )?;
+        charts::box_panel(
+            &body,
+            None,
+            "d_model",
+            "test accuracy (%)",
+            (0.0, 100.0),
+            &groups,
+        )
+    })
+}
+
+/// The Attrib figures (`scatter`, `attrib_layers`, `attrib`): one site, `key` corrupted, runs whose corruption matters.
+fn attrib_family(
+    kind: Kind,
+    tables: &Tables,
+    runs: &HashMap<String, RunInfo>,
+    c: &Canvas,
+    opts: &PlotOptions,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let cells = load_cells(tables, &opts.site)?;
+    let f = filter(&cells, runs, opts.threshold);
+    let caption = f.caption();
+    let top = cells.iter().map(|c| c.layer).max().unwrap_or(0);
+    match kind {
+        Kind::Scatter => {
+            let vq = data::scatter(&cells, runs, &f, "value", "query");
+            let kq = data::scatter(&cells, runs, &f, "key", "query");
+            let title = format!("Attrib, layer {top} {}, key corrupted", opts.site);
+            draw!(c, "scatter", |a| {
+                let body = style::titled(a, &title, Some(&caption))?;
+                let (l, r) = body.split_horizontally(body.dim_in_pixel().0 / 2);
+                charts::scatter_panel(
+                    &l,
+                    "value vs query",
+                    "Attrib at value (≈1: induction)",
+                    "Attrib at query (≈1: at the last state)",
+                    data::SCATTER_RANGE,
+                    &vq,
                 )?;
-                charts::line_panel(
-                    &body,
-                    None,
-                    "d_model",
-                    "test accuracy (%)",
-                    &axis,
-                    (0.0, 100.0),
-                    &s,
-                    true,
+                charts::scatter_panel(
+                    &r,
+                    "key vs query",
+                    "Attrib at key",
+                    "Attrib at query",
+                    data::SCATTER_RANGE,
+                    &kq,
                 )
             })
         }
-        Kind::AccuracyLr => {
-            let by_lr = data::accuracy_by_lr(&runs, &finals(tables)?);
-            // Learning rates are a discrete sweep: one evenly spaced tick each.
-            let mut lrs: Vec<f64> = by_lr
-                .values()
-                .flat_map(|m| m.values().flatten().map(|p| p.0))
-                .collect();
-            lrs.sort_by(f64::total_cmp);
-            lrs.dedup();
-            let labels: Vec<String> = lrs.iter().map(|lr| format!("{lr:e}")).collect();
-            let panels: Vec<(i64, Vec<Series>)> = by_lr
+        Kind::AttribLayers => {
+            let panels: Vec<(&str, BoxGroups)> = ["value", "query"]
                 .into_iter()
-                .map(|(d, per_mixer)| {
-                    let s = per_mixer
-                        .into_iter()
-                        .map(|(name, points)| Series {
-                            name,
-                            points: on_categories(points, &lrs),
-                            color: None,
-                        })
-                        .collect();
-                    (d, s)
+                .map(|role| {
+                    // layer label → mixer → values.
+                    let mut g: BoxGroups = BTreeMap::new();
+                    for (mixer, layers) in data::layer_attribs(&cells, runs, &f, role) {
+                        for (l, v) in layers {
+                            g.entry(format!("layer {l}"))
+                                .or_default()
+                                .insert(mixer.clone(), v);
+                        }
+                    }
+                    (role, g)
                 })
                 .collect();
-            let axis = XAxis::Categories(labels);
-            draw!("accuracy_lr", |a| {
-                let body = style::titled(
-                    a,
-                    "Final test accuracy over learning rates",
-                    Some("one panel per width; the paper keeps the best learning rate"),
-                )?;
-                for ((d, s), panel) in panels.iter().zip(style::facets(&body, panels.len())) {
-                    charts::line_panel(
+            let title = format!("Attrib per layer ({}, key corrupted)", opts.site);
+            draw!(c, "attrib_layers", |a| {
+                let body = style::titled(a, &title, Some(&caption))?;
+                for ((role, g), panel) in panels.iter().zip(style::facets(&body, 2)) {
+                    charts::box_panel(
                         &panel,
-                        Some(&format!("d_model {d}")),
-                        "learning rate",
-                        "test accuracy (%)",
-                        &axis,
-                        (0.0, 100.0),
-                        s,
-                        true,
+                        Some(&format!("patched at {role}")),
+                        "",
+                        "Attrib",
+                        (-0.5, 1.5),
+                        g,
                     )?;
                 }
                 Ok(())
             })
         }
-        Kind::LrBox => {
+        _ => {
             let finals = finals(tables)?;
-            let mut groups: BoxGroups = BTreeMap::new();
-            let mut by_width: BTreeMap<i64, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-            for (id, acc) in &finals {
-                if let Some(r) = runs.get(id) {
-                    by_width
-                        .entry(r.d_model.unwrap_or(0))
-                        .or_default()
-                        .entry(r.mixer.clone())
-                        .or_default()
-                        .push(100.0 * acc);
-                }
-            }
-            for (d, per_mixer) in by_width {
-                groups.insert(format!("{d:>5}"), per_mixer);
-            }
-            draw!("lr_box", |a| {
-                let body = style::titled(
-                    a,
-                    "Final test accuracy over learning rates",
-                    Some("one box per mixer and width, over its learning-rate runs"),
-                )?;
-                charts::box_panel(
-                    &body,
-                    None,
-                    "d_model",
-                    "test accuracy (%)",
-                    (0.0, 100.0),
-                    &groups,
-                )
+            let gaps = data::corruption_gaps(&cells);
+            let panels = data::heatmap_panels(&cells, runs, &finals, &gaps, f.threshold);
+            let title = format!(
+                "Attrib (key corrupted, {}): layer × patch role, each mixer's best run",
+                opts.site
+            );
+            let sub = format!(
+                "colour clipped to [{}, {}], exact values printed; grey: corrupting the \
+                 input does not change the answer (mean p_orig − p_corr ≤ {})",
+                data::HEATMAP_RANGE.0,
+                data::HEATMAP_RANGE.1,
+                f.threshold
+            );
+            draw!(c, "attrib", |a| {
+                let body = style::titled(a, &title, Some(&sub))?;
+                charts::heatmaps(&body, &panels)
             })
-        }
-        Kind::Scatter | Kind::AttribLayers | Kind::Attrib => {
-            let cells = load_cells(tables, &opts.site)?;
-            let f = filter(&cells, &runs, opts.threshold);
-            let caption = f.caption();
-            let top = cells.iter().map(|c| c.layer).max().unwrap_or(0);
-            match kind {
-                Kind::Scatter => {
-                    let vq = data::scatter(&cells, &runs, &f, "value", "query");
-                    let kq = data::scatter(&cells, &runs, &f, "key", "query");
-                    let title = format!("Attrib, layer {top} {}, key corrupted", opts.site);
-                    draw!("scatter", |a| {
-                        let body = style::titled(a, &title, Some(&caption))?;
-                        let (l, r) = body.split_horizontally(body.dim_in_pixel().0 / 2);
-                        charts::scatter_panel(
-                            &l,
-                            "value vs query",
-                            "Attrib at value (≈1: induction)",
-                            "Attrib at query (≈1: at the last state)",
-                            data::SCATTER_RANGE,
-                            &vq,
-                        )?;
-                        charts::scatter_panel(
-                            &r,
-                            "key vs query",
-                            "Attrib at key",
-                            "Attrib at query",
-                            data::SCATTER_RANGE,
-                            &kq,
-                        )
-                    })
-                }
-                Kind::AttribLayers => {
-                    let panels: Vec<(&str, BoxGroups)> = ["value", "query"]
-                        .into_iter()
-                        .map(|role| {
-                            // layer label → mixer → values.
-                            let mut g: BoxGroups = BTreeMap::new();
-                            for (mixer, layers) in data::layer_attribs(&cells, &runs, &f, role) {
-                                for (l, v) in layers {
-                                    g.entry(format!("layer {l}"))
-                                        .or_default()
-                                        .insert(mixer.clone(), v);
-                                }
-                            }
-                            (role, g)
-                        })
-                        .collect();
-                    let title = format!("Attrib per layer ({}, key corrupted)", opts.site);
-                    draw!("attrib_layers", |a| {
-                        let body = style::titled(a, &title, Some(&caption))?;
-                        for ((role, g), panel) in panels.iter().zip(style::facets(&body, 2)) {
-                            charts::box_panel(
-                                &panel,
-                                Some(&format!("patched at {role}")),
-                                "",
-                                "Attrib",
-                                (-0.5, 1.5),
-                                g,
-                            )?;
-                        }
-                        Ok(())
-                    })
-                }
-                _ => {
-                    let finals = finals(tables)?;
-                    let gaps = data::corruption_gaps(&cells);
-                    let panels = data::heatmap_panels(&cells, &runs, &finals, &gaps, f.threshold);
-                    let title = format!(
-                        "Attrib (key corrupted, {}): layer × patch role, each mixer's best run",
-                        opts.site
-                    );
-                    let sub = format!(
-                        "colour clipped to [{}, {}], exact values printed; grey: corrupting the \
-                         input does not change the answer (mean p_orig − p_corr ≤ {})",
-                        data::HEATMAP_RANGE.0,
-                        data::HEATMAP_RANGE.1,
-                        f.threshold
-                    );
-                    draw!("attrib", |a| {
-                        let body = style::titled(a, &title, Some(&sub))?;
-                        charts::heatmaps(&body, &panels)
-                    })
-                }
-            }
         }
     }
 }
