@@ -14,6 +14,7 @@ pub mod progress;
 pub mod shards;
 pub mod status;
 pub mod summary;
+mod tidy;
 pub mod weights;
 
 use std::path::{Path, PathBuf};

@@ -1,9 +1,12 @@
-//! The schemas of the per-node shards: one tidy row per observation, built from the rows the
-//! science modules return.
+//! The schemas of the per-node shards: one tidy row per observation, one column per field of
+//! the rows the science modules return ([`super::tidy`]: the row struct is the schema).
 
 use polars::prelude::*;
 
-use crate::interp::{AblationRow, DetailRow, InterchangeRow};
+use super::tidy::tidy;
+use crate::interp::{AblationMode, AblationRow, DetailRow, InterchangeRow};
+use crate::model::Site;
+use crate::task::Role;
 use crate::train::MetricRow;
 
 /// The frames of one shard (one per evaluated step) stacked into one.
@@ -21,168 +24,209 @@ pub fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
 
 /// `step: i64, split: str, metric: str, value: f64`, one row per observation.
 pub fn metrics_frame(rows: &[MetricRow]) -> DataFrame {
-    DataFrame::new_infer_height(vec![
-        Column::new(
-            "step".into(),
-            rows.iter().map(|r| r.step as i64).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "split".into(),
-            rows.iter().map(|r| r.split.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "metric".into(),
-            rows.iter().map(|r| r.metric.as_str()).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "value".into(),
-            rows.iter().map(|r| r.value).collect::<Vec<_>>(),
-        ),
-    ])
-    .expect("columns have equal length")
+    let schema = MetricRow {
+        step: 0,
+        split: String::new(),
+        metric: String::new(),
+        value: 0.0,
+    };
+    tidy(rows, &schema)
 }
 
-/// `step` and `split` columns (constant over the shard) followed by `columns`.
-fn tagged(step: u64, split: &str, n: usize, columns: Vec<Column>) -> PolarsResult<DataFrame> {
-    let mut all = vec![
+/// `step` and `split` columns (constant over the shard) before the rows' own.
+fn tagged(step: u64, split: &str, mut df: DataFrame) -> DataFrame {
+    let n = df.height();
+    for (i, column) in [
         Column::new("step".into(), vec![step as i64; n]),
         Column::new("split".into(), vec![split; n]),
-    ];
-    all.extend(columns);
-    DataFrame::new_infer_height(all)
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        df.insert_column(i, column)
+            .expect("a fresh column of the frame's height");
+    }
+    df
 }
 
 /// One row per grid cell of an interchange intervention, tagged with the training `step` the
 /// weights come from and the data `split`.
 pub fn interventions_frame(rows: &[InterchangeRow], step: u64, split: &str) -> DataFrame {
-    let f = |get: fn(&InterchangeRow) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
-    tagged(
-        step,
-        split,
-        rows.len(),
-        vec![
-            Column::new(
-                "layer".into(),
-                rows.iter().map(|r| r.layer as i64).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "site".into(),
-                rows.iter().map(|r| r.site.name()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "corrupted_role".into(),
-                rows.iter()
-                    .map(|r| r.corrupted_role.name())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "patch_role".into(),
-                rows.iter().map(|r| r.patch_role.name()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "n".into(),
-                rows.iter().map(|r| r.n as i64).collect::<Vec<_>>(),
-            ),
-            Column::new("p_orig".into(), f(|r| r.p_orig)),
-            Column::new("p_corr".into(), f(|r| r.p_corr)),
-            Column::new("p_rest".into(), f(|r| r.p_rest)),
-            Column::new("logit_orig".into(), f(|r| r.logit_orig)),
-            Column::new("logit_corr".into(), f(|r| r.logit_corr)),
-            Column::new("logit_rest".into(), f(|r| r.logit_rest)),
-            Column::new("prob_diff".into(), f(|r| r.prob_diff)),
-            Column::new("logit_diff".into(), f(|r| r.logit_diff)),
-            Column::new("kl".into(), f(|r| r.kl)),
-            Column::new("attrib".into(), f(|r| r.attrib)),
-        ],
-    )
-    .expect("columns have equal length")
+    let schema = InterchangeRow {
+        layer: 0,
+        site: Site::BlockInput,
+        corrupted_role: Role::Key,
+        patch_role: Role::Key,
+        n: 0,
+        p_orig: 0.0,
+        p_corr: 0.0,
+        p_rest: 0.0,
+        logit_orig: 0.0,
+        logit_corr: 0.0,
+        logit_rest: 0.0,
+        prob_diff: 0.0,
+        logit_diff: 0.0,
+        kl: 0.0,
+        attrib: 0.0,
+    };
+    tagged(step, split, tidy(rows, &schema))
 }
 
 /// One row per example and corrupted role: the grid cell that restored the most probability.
 pub fn detail_frame(rows: &[DetailRow], step: u64, split: &str) -> DataFrame {
-    tagged(
-        step,
-        split,
-        rows.len(),
-        vec![
-            Column::new(
-                "example".into(),
-                rows.iter().map(|r| r.example as i64).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "corrupted_role".into(),
-                rows.iter()
-                    .map(|r| r.corrupted_role.name())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "p_orig".into(),
-                rows.iter().map(|r| r.p_orig).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "p_corr".into(),
-                rows.iter().map(|r| r.p_corr).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_layer".into(),
-                rows.iter().map(|r| r.best_layer as i64).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_site".into(),
-                rows.iter().map(|r| r.best_site.name()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_patch_role".into(),
-                rows.iter()
-                    .map(|r| r.best_patch_role.name())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "best_prob_diff".into(),
-                rows.iter().map(|r| r.best_prob_diff).collect::<Vec<_>>(),
-            ),
-        ],
-    )
-    .expect("columns have equal length")
+    let schema = DetailRow {
+        example: 0,
+        corrupted_role: Role::Key,
+        p_orig: 0.0,
+        p_corr: 0.0,
+        best_layer: 0,
+        best_site: Site::BlockInput,
+        best_patch_role: Role::Key,
+        best_prob_diff: 0.0,
+    };
+    tagged(step, split, tidy(rows, &schema))
 }
 
 /// One row per (layer, site, ablated role) of an ablation grid.
 pub fn ablations_frame(rows: &[AblationRow], step: u64, split: &str) -> DataFrame {
-    let f = |get: fn(&AblationRow) -> f64| rows.iter().map(get).collect::<Vec<f64>>();
-    tagged(
-        step,
-        split,
-        rows.len(),
-        vec![
-            Column::new(
-                "layer".into(),
-                rows.iter().map(|r| r.layer as i64).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "site".into(),
-                rows.iter().map(|r| r.site.name()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "ablated_role".into(),
-                rows.iter()
-                    .map(|r| r.ablated_role.name())
-                    .collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "mode".into(),
-                rows.iter().map(|r| r.mode.name()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "n".into(),
-                rows.iter().map(|r| r.n as i64).collect::<Vec<_>>(),
-            ),
-            Column::new("p_orig".into(), f(|r| r.p_orig)),
-            Column::new("p_abl".into(), f(|r| r.p_abl)),
-            Column::new("logit_orig".into(), f(|r| r.logit_orig)),
-            Column::new("logit_abl".into(), f(|r| r.logit_abl)),
-            Column::new("prob_drop".into(), f(|r| r.prob_drop)),
-            Column::new("kl".into(), f(|r| r.kl)),
-        ],
-    )
-    .expect("columns have equal length")
+    let schema = AblationRow {
+        layer: 0,
+        site: Site::BlockInput,
+        ablated_role: Role::Key,
+        mode: AblationMode::Zero,
+        n: 0,
+        p_orig: 0.0,
+        p_abl: 0.0,
+        logit_orig: 0.0,
+        logit_abl: 0.0,
+        prob_drop: 0.0,
+        kl: 0.0,
+    };
+    tagged(step, split, tidy(rows, &schema))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(df: &DataFrame) -> Vec<(String, DataType)> {
+        df.columns()
+            .iter()
+            .map(|c| (c.name().to_string(), c.dtype().clone()))
+            .collect()
+    }
+
+    /// The Parquet schema users read (README, "Where results go"), pinned: a renamed or retyped
+    /// field of a row struct changes the tables, and must change this test with them.
+    #[test]
+    fn shard_columns_are_the_row_fields_in_order() {
+        let (i, f, s) = (DataType::Int64, DataType::Float64, DataType::String);
+        let named = |cols: &[(&str, &DataType)]| -> Vec<(String, DataType)> {
+            cols.iter()
+                .map(|(n, t)| (n.to_string(), (*t).clone()))
+                .collect()
+        };
+        let rows = [MetricRow {
+            step: 7,
+            split: "test".into(),
+            metric: "accuracy".into(),
+            value: 0.5,
+        }];
+        let m = metrics_frame(&rows);
+        assert_eq!(
+            schema(&m),
+            named(&[("step", &i), ("split", &s), ("metric", &s), ("value", &f)])
+        );
+        assert_eq!(schema(&metrics_frame(&[])), schema(&m));
+        assert_eq!(metrics_frame(&[]).height(), 0);
+        let row = InterchangeRow {
+            layer: 1,
+            site: Site::MixerOutput,
+            corrupted_role: Role::Key,
+            patch_role: Role::Query,
+            n: 3,
+            p_orig: 0.9,
+            p_corr: 0.1,
+            p_rest: 0.5,
+            logit_orig: 2.0,
+            logit_corr: -1.0,
+            logit_rest: 0.5,
+            prob_diff: 0.4,
+            logit_diff: 1.5,
+            kl: 0.2,
+            attrib: 0.5,
+        };
+        let df = interventions_frame(std::slice::from_ref(&row), 10, "test");
+        let mut want = vec![("step", &i), ("split", &s), ("layer", &i), ("site", &s)];
+        want.extend([("corrupted_role", &s), ("patch_role", &s), ("n", &i)]);
+        for c in [
+            "p_orig",
+            "p_corr",
+            "p_rest",
+            "logit_orig",
+            "logit_corr",
+            "logit_rest",
+            "prob_diff",
+            "logit_diff",
+            "kl",
+            "attrib",
+        ] {
+            want.push((c, &f));
+        }
+        assert_eq!(schema(&df), named(&want));
+        assert_eq!(schema(&interventions_frame(&[], 0, "test")), named(&want));
+        // Enum values as their names (the same words the spec and the CLI use).
+        let text = |c: &str| {
+            df.column(c)
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(text("site"), Site::MixerOutput.name());
+        assert_eq!(text("patch_role"), Role::Query.name());
+        for site in Site::ALL {
+            let one = InterchangeRow {
+                site,
+                ..row.clone()
+            };
+            let df = interventions_frame(&[one], 0, "test");
+            let got = df
+                .column("site")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_string();
+            assert_eq!(got, site.name());
+        }
+        for mode in [AblationMode::Zero, AblationMode::Mean] {
+            let row = AblationRow {
+                layer: 0,
+                site: Site::BlockInput,
+                ablated_role: Role::Value,
+                mode,
+                n: 1,
+                p_orig: 0.0,
+                p_abl: 0.0,
+                logit_orig: 0.0,
+                logit_abl: 0.0,
+                prob_drop: 0.0,
+                kl: 0.0,
+            };
+            let df = ablations_frame(&[row], 0, "test");
+            let got = df
+                .column("mode")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_string();
+            assert_eq!(got, mode.name());
+        }
+    }
 }
