@@ -2,6 +2,7 @@
 
 use burn::backend::{Autodiff, Flex};
 use mechlab::model::{MixerKind, ModelConfig};
+use mechlab::store::checkpoint::{decode, encode};
 use mechlab::task::{ArConfig, ArQuery, Dataset, Split};
 use mechlab::train::{
     Checkpoint, Checkpointer, Control, MetricRow, NoCheckpoints, Observer, Schedule, ScheduleKind,
@@ -63,10 +64,7 @@ struct Memory(Option<Checkpoint>);
 impl Checkpointer for Memory {
     fn load(&mut self) -> Result<Option<Checkpoint>, Box<dyn std::error::Error + Send + Sync>> {
         // Through bytes, as on disk.
-        Ok(self
-            .0
-            .as_ref()
-            .map(|c| Checkpoint::from_bytes(&c.to_bytes()).unwrap()))
+        Ok(self.0.as_ref().map(|c| decode(&encode(c)).unwrap()))
     }
     fn save(&mut self, c: &Checkpoint) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         self.0 = Some(c.clone());

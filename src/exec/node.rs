@@ -279,7 +279,7 @@ impl Checkpointer for FileCheckpoints<'_> {
             .store
             .read_sealed(self.id, &path)
             .map_err(BoxError::from)
-            .and_then(|bytes| Checkpoint::from_bytes(&bytes).map_err(BoxError::from));
+            .and_then(|bytes| crate::store::checkpoint::decode(&bytes).map_err(BoxError::from));
         match parsed {
             Ok(checkpoint) => Ok(Some(checkpoint)),
             Err(e) => {
@@ -295,8 +295,11 @@ impl Checkpointer for FileCheckpoints<'_> {
 
     fn save(&mut self, checkpoint: &Checkpoint) -> Result<(), BoxError> {
         let path = self.store.node(self.id).checkpoint();
-        self.store
-            .write_sealed(self.id, &path, &checkpoint.to_bytes())?;
+        self.store.write_sealed(
+            self.id,
+            &path,
+            &crate::store::checkpoint::encode(checkpoint),
+        )?;
         Ok(())
     }
 

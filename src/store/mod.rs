@@ -6,6 +6,7 @@
 //! collected tables. `exec` writes through this module, `report` reads through it.
 
 pub mod atomic;
+pub mod checkpoint;
 pub mod checksum;
 pub mod layout;
 pub mod lock;

@@ -1,11 +1,10 @@
 //! Runs between start and finish. A train node that is not done keeps its step and its metrics so
 //! far in its latest checkpoint; reading them lets a user watch a long CPU run (or one stopped
 //! with `--until-step`) in `status` and in the curves figure before it is done, without touching
-//! the tables of finished runs. The store reads the file; the trainer's own decoder reads only
-//! its header, without copying the weights.
+//! the tables of finished runs. Only the checkpoint's header is decoded, not its weights.
 
 use super::Store;
-use crate::train::{Checkpoint, MetricRow};
+use crate::train::MetricRow;
 
 /// What a train node's latest checkpoint says.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +35,7 @@ impl Store {
             return None;
         }
         let bytes = self.read_sealed(id, &path).ok()?;
-        let header = Checkpoint::header_from_bytes(&bytes).ok()?;
+        let header = super::checkpoint::decode_header(&bytes).ok()?;
         Some(Progress {
             step: header.step,
             metrics: header.metrics,
