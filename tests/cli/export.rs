@@ -68,6 +68,19 @@ fn export_table_joins_run_parameters_and_filters() {
         rows.iter().all(|r| r.split(',').nth(lr) == Some("0.001")),
         "{text}"
     );
+    // The runs' JSON of every parameter stays in the runs table: every joined row has exactly
+    // the header's fields (the join's columns after `train.lr` are where they say).
+    assert!(!header.contains(&"config"), "{header:?}");
+    assert!(
+        rows.iter().all(|r| r.split(',').count() == header.len()),
+        "{text}"
+    );
+    let backend = header.iter().position(|c| *c == "backend").unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.split(',').nth(backend) == Some("flex")),
+        "{text}"
+    );
     // An unknown column is an error that lists the columns.
     let err = dir.fails(
         &["export", "table", "--table", "metrics", "--filter", "lrr=1"],

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use crate::report::tables::PARAMS_COLUMN;
 use crate::report::{ReportError, Tables};
 use crate::store::{Table, write_atomic, write_parquet};
 
@@ -25,13 +26,14 @@ pub fn joined_table(tables: &Tables, which: Table) -> Result<DataFrame, ReportEr
     if which == Table::Runs {
         return Ok(table.clone());
     }
-    // Columns of both tables other than the key come from the table itself.
+    // Columns of both tables other than the key come from the table itself; the runs' JSON of
+    // every parameter stays in the runs table (one copy per run, not per observation).
     let keep: Vec<String> = tables
         .runs
         .get_column_names()
         .iter()
         .map(|c| c.to_string())
-        .filter(|c| c == "run_id" || table.column(c).is_err())
+        .filter(|c| c == "run_id" || (table.column(c).is_err() && c != PARAMS_COLUMN))
         .collect();
     let path = Path::new(Table::Runs.file_name());
     let runs = tables.runs.select(keep).map_err(polars_err(path))?;
