@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
-use crate::common::{Dir, TINY};
+use crate::common::{Dir, INTERCHANGE_BLOCK, TINY};
 use crate::stdout;
 use mechlab::store::read_parquet;
 
@@ -336,15 +336,7 @@ fn a_full_disk_is_an_error_naming_the_file_and_loses_nothing() {
     // Where a run is when the disk fills: nothing yet, training half done, training done and
     // intervention grids added (evaluation nodes write only shards and records), everything done
     // (then `collect` rewrites the tables).
-    let probed = r#"include = ["tiny.toml"]
-
-[[interventions]]
-kind = "interchange"
-sites = ["block_input"]
-corrupt = ["key"]
-patch_at = ["key", "value", "query"]
-examples = 16
-"#;
+    let probed = format!("include = [\"tiny.toml\"]\n{INTERCHANGE_BLOCK}");
     type Start<'a> = (&'a str, &'a [&'a str], &'a str, &'a [&'a str]);
     let starts: [Start; 5] = [
         ("fresh", &[], "tiny.toml", &["run", "-q"]),
@@ -369,7 +361,7 @@ examples = 16
         for &limit in &limits {
             let dir = Dir::new();
             let tiny = dir.write("tiny.toml", TINY);
-            let spec = dir.write("probed.toml", probed);
+            let spec = dir.write("probed.toml", &probed);
             let spec = if target == "tiny.toml" {
                 tiny.clone()
             } else {

@@ -1,20 +1,12 @@
 //! `plot`: every figure kind.
 
-use crate::common::{Dir, TINY};
+use crate::common::{Dir, INTERCHANGE_BLOCK, TINY};
 use crate::stdout;
 
 #[test]
 fn plot_draws_every_figure_kind_as_png_and_svg() {
     let dir = Dir::new();
-    let text = TINY.to_string()
-        + r#"
-[[interventions]]
-kind = "interchange"
-sites = ["block_input"]
-corrupt = ["key"]
-patch_at = ["key", "value", "query"]
-examples = 16
-"#;
+    let text = TINY.to_string() + INTERCHANGE_BLOCK;
     let spec = dir.write("tiny.toml", &text);
     dir.ok(&["run", "-q"], &spec);
     let out = stdout(&dir.ok(&["plot"], &spec));

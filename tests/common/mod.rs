@@ -106,3 +106,14 @@ checkpoint_every = 10
 [sweep.grid]
 "train.lr" = [1e-3, 3e-3]
 "#;
+
+/// An interchange grid small enough for [`TINY`]: the block input, the key corrupted, three
+/// patch roles, 16 examples.
+pub const INTERCHANGE_BLOCK: &str = r#"
+[[interventions]]
+kind = "interchange"
+sites = ["block_input"]
+corrupt = ["key"]
+patch_at = ["key", "value", "query"]
+examples = 16
+"#;
