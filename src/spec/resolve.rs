@@ -151,11 +151,6 @@ impl RunPoint {
         super::sweep::set_dotted(&mut all, "seed", serde_json::json!(self.seed));
         all
     }
-
-    /// The value of dotted `key` among [`RunPoint::params`].
-    pub fn param(&self, key: &str) -> Option<serde_json::Value> {
-        super::sweep::get_dotted(&self.params(), key).cloned()
-    }
 }
 
 /// A whole expanded spec.
