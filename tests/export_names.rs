@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use burn::backend::Flex;
 use burn::module::Module;
 use mechlab::model::kind::LongConv;
-use mechlab::model::{ConvKernel, MixerKind, ModelConfig};
+use mechlab::model::{ConvKernel, MixerKeys, MixerKind, ModelConfig};
 use mechlab::report::export::state_dict;
 use serde_json::Value;
 
@@ -37,8 +37,13 @@ fn config(name: &str, d: usize) -> ModelConfig {
         "mamba_conv2" => (MixerKind::Mamba, vec![ConvKernel::Taps(2); 2]),
         other => panic!("unknown fixture model {other}"),
     };
+    let keys = MixerKeys {
+        conv_kernel: (!conv.is_empty()).then_some(conv),
+    };
     ModelConfig {
-        conv,
+        mixer: mixer
+            .configure(&keys, 2)
+            .expect("the fixture's settings are the mixer's"),
         ..ModelConfig::paper(mixer, 8196, d, 2)
     }
 }
@@ -52,7 +57,7 @@ fn exports_have_the_reference_state_dict_for_every_mixer_and_ablation() {
         let (name, d) = key.split_once('/').unwrap();
         let cfg = config(name, d.parse().unwrap());
         let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
-        let ours: BTreeMap<String, Vec<usize>> = state_dict(&model, cfg.mixer)
+        let ours: BTreeMap<String, Vec<usize>> = state_dict(&model, cfg.kind())
             .into_iter()
             .map(|e| (e.name, e.shape))
             .collect();
@@ -97,7 +102,7 @@ fn exports_have_the_reference_state_dict_for_every_mixer_and_ablation() {
 fn hyena_buffers_hold_the_reference_values() {
     let cfg = config("hyena", 16);
     let model = cfg.init::<Flex>(0, &Default::default()).unwrap();
-    let sd = state_dict(&model, cfg.mixer);
+    let sd = state_dict(&model, cfg.kind());
     let get = |n: &str| sd.iter().find(|e| e.name == n).unwrap().values.clone();
     let f = "backbone.layers.0.sequence_mixer.filter_fn";
     let t = get(&format!("{f}.pos_emb.t"));

@@ -17,11 +17,11 @@ use burn::nn::Linear;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::config::MixerShape;
+use serde::Serialize;
+
 use super::init::Init;
-use super::kind::ModelError;
 use super::kind::no_conv_choice;
-use super::mixer::MixerInfo;
+use super::kind::{ConfigProblem, MixerInfo, MixerKeys, MixerOptions, MixerShape, ModelError};
 use super::ops::at_positions;
 use super::param_names::ParamTable;
 use super::runs::linear;
@@ -30,17 +30,32 @@ use super::sites::{NoSites, Site, Sites};
 /// The reference's additive causal mask value.
 pub const MASK_VALUE: f32 = -10_000.0;
 
-/// Attention's configuration rules and defaults: learned positions (the paper's only mixer with
-/// them), an MLP, no convolution to choose; its backward keeps the s × s scores (three copies).
+/// Attention's defaults: learned positions (the paper's only mixer with them) and an MLP.
 pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: true,
     default_mlp: true,
-    default_conv: |_| None,
-    check: |cfg| no_conv_choice("attention", &cfg.conv),
     reference_module: "sequence_mixer",
-    long_filters: |_| false,
-    activations: |_, batch, seq| 3.0 * batch * seq * seq,
 };
+
+/// Attention's settings: none (one head, as the paper's), and no convolution to choose.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AttentionConfig {}
+
+impl MixerOptions for AttentionConfig {
+    fn from_keys(keys: &MixerKeys, _layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        no_conv_choice("attention", keys)?;
+        Ok(AttentionConfig {})
+    }
+
+    fn problems(&self, _shape: &MixerShape) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
+    /// The s × s scores, three copies.
+    fn activations(&self, _shape: &MixerShape, batch: f64, seq: f64) -> f64 {
+        3.0 * batch * seq * seq
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -144,7 +159,6 @@ mod tests {
             d_model,
             layers,
             max_positions: 64,
-            conv: None,
         }
     }
     use burn::backend::Flex;

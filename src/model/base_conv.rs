@@ -26,13 +26,12 @@ use burn::nn::Linear;
 use burn::tensor::activation::relu;
 use burn::tensor::{Tensor, backend::Backend};
 
-use super::config::MixerShape;
-use super::config::ModelConfig;
+use serde::Serialize;
+
 use super::init::Init;
-use super::kind::{CONV_KEY, ConfigProblem, LongConv, one_per_layer};
-use super::kind::{ConvKernel, ModelError};
+use super::kind::{CONV_KEY, ConfigProblem, LongConv, MixerInfo, MixerKeys, MixerOptions};
+use super::kind::{ConvKernel, MixerShape, ModelError, configured_conv, conv_at, one_per_layer};
 use super::long_conv::{causal_long_conv, causal_long_conv_at, positional_features};
-use super::mixer::{MixerInfo, some_layer_long};
 use super::ops::{at_positions, causal_depthwise_conv};
 use super::param_names::ParamTable;
 use super::runs::{linear, runs_of};
@@ -40,33 +39,67 @@ use super::runs::{linear, runs_of};
 /// Width of the implicit filter's hidden layer (reference: 16).
 pub const FILTER_HIDDEN: usize = 16;
 
-/// BaseConv's configuration rules and defaults: no positions, an MLP, and `conv_kernel` per layer
-/// (a gated short convolution of 1 to 16 taps, or `"long"`, the implicit filter; the
-/// reference's `[3, long, 3, long, …]` by default); long layers keep their d × s × s Toeplitz
-/// products for backward.
+/// BaseConv's defaults: no positions, an MLP.
 pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
-    default_conv: |layer| {
-        Some(if layer.is_multiple_of(2) {
-            ConvKernel::Taps(3)
-        } else {
-            ConvKernel::Long(LongConv::Long)
-        })
-    },
-    check: |cfg| gated_kernels("base_conv", cfg),
     reference_module: "sequence_mixer",
-    long_filters: some_layer_long,
-    activations: long_filter_activations,
 };
 
-/// The rules of a gated convolution's kernels, per layer (BaseConv's, Based's BaseConv layers).
-pub fn gated_kernels(name: &str, cfg: &ModelConfig) -> Vec<ConfigProblem> {
-    let kernels = &cfg.conv;
+/// BaseConv's settings: `conv_kernel` per layer, a gated short convolution of 1 to 16 taps or
+/// `"long"`, the implicit filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BaseConvConfig {
+    /// The kernel per layer, or empty for the reference's ([`reference_kernel`]). A list by
+    /// layer, as the spec's value is expanded, because node ids hash it so.
+    #[serde(rename = "conv_kernel", skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvKernel>,
+}
+
+/// The reference's `[3, long, 3, long, …]`.
+pub fn reference_kernel(layer: usize) -> ConvKernel {
+    if layer.is_multiple_of(2) {
+        ConvKernel::Taps(3)
+    } else {
+        ConvKernel::Long(LongConv::Long)
+    }
+}
+
+impl BaseConvConfig {
+    /// Layer `layer`'s kernel.
+    pub fn kernel(&self, layer: usize) -> ConvKernel {
+        conv_at(&self.conv, layer, reference_kernel)
+    }
+}
+
+impl MixerOptions for BaseConvConfig {
+    fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        Ok(BaseConvConfig {
+            conv: configured_conv(keys, layers, reference_kernel),
+        })
+    }
+
+    fn problems(&self, shape: &MixerShape) -> Vec<ConfigProblem> {
+        gated_kernels("base_conv", &self.conv, shape.layers)
+    }
+
+    fn long_filters(&self, shape: &MixerShape) -> bool {
+        (0..shape.layers).any(|l| matches!(self.kernel(l), ConvKernel::Long(_)))
+    }
+
+    /// Long layers keep their d × s × s Toeplitz products for backward.
+    fn activations(&self, shape: &MixerShape, _batch: f64, seq: f64) -> f64 {
+        long_filter_activations(self.long_filters(shape), shape, seq)
+    }
+}
+
+/// The rules of a gated convolution's kernels, per layer (BaseConv's, Based's BaseConv layers):
+/// one per layer, each at least one tap.
+pub fn gated_kernels(name: &str, kernels: &[ConvKernel], layers: usize) -> Vec<ConfigProblem> {
     if kernels.is_empty() {
         return Vec::new();
     }
-    if let Some(p) = one_per_layer(kernels, cfg.layers) {
+    if let Some(p) = one_per_layer(kernels, layers) {
         return vec![p];
     }
     kernels
@@ -83,9 +116,9 @@ pub fn gated_kernels(name: &str, cfg: &ModelConfig) -> Vec<ConfigProblem> {
 }
 
 /// What long implicit filters keep for backward: d × s × s Toeplitz products (two).
-pub fn long_filter_activations(cfg: &ModelConfig, _batch: f64, seq: f64) -> f64 {
-    if some_layer_long(cfg) {
-        2.0 * cfg.d_model as f64 * seq * seq
+pub fn long_filter_activations(long: bool, shape: &MixerShape, seq: f64) -> f64 {
+    if long {
+        2.0 * shape.d_model as f64 * seq * seq
     } else {
         0.0
     }
@@ -104,17 +137,15 @@ impl<B: Backend> BaseConv<B> {
     /// Projection: reference N(0, σ), bias 0. Convolution: PyTorch's `Conv1d` default,
     /// U(−1/√k, 1/√k) for weights and bias (fan-in of a depthwise kernel is k).
     /// Needs a kernel of at least one tap.
-    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
-        let (d_model, kernel) = match shape.conv {
-            Some(ConvKernel::Taps(k)) if k > 0 => (shape.d_model, k),
-            other => {
-                return Err(ModelError::Convolution {
-                    mixer: "base_conv",
-                    expected: "a convolution of 1 or more taps or \"long\"",
-                    found: other.map_or("none".into(), |k| k.to_string()),
-                });
-            }
-        };
+    pub fn init(shape: &MixerShape, kernel: usize, init: &mut Init<B>) -> Result<Self, ModelError> {
+        if kernel == 0 {
+            return Err(ModelError::Convolution {
+                mixer: "base_conv",
+                expected: "a convolution of 1 or more taps or \"long\"",
+                found: kernel.to_string(),
+            });
+        }
+        let d_model = shape.d_model;
         let bound = 1.0 / (kernel as f64).sqrt();
         Ok(BaseConv {
             projection: init.linear(d_model, d_model, true, init.std()),

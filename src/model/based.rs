@@ -17,13 +17,12 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use serde::Serialize;
+
 use super::base_conv::{gated_kernels, long_filter_activations};
-use super::config::MixerShape;
-use super::config::ModelConfig;
 use super::init::Init;
-use super::kind::ModelError;
-use super::kind::{CONV_KEY, ConfigProblem, ConvKernel};
-use super::mixer::{MixerInfo, some_layer_long};
+use super::kind::{CONV_KEY, ConfigProblem, ConvKernel, MixerInfo, MixerKeys, MixerOptions};
+use super::kind::{MixerShape, ModelError, configured_conv, conv_at};
 use super::param_names::ParamTable;
 use super::runs::linear;
 
@@ -32,33 +31,65 @@ pub const FEATURE_DIM: usize = 8;
 /// Added to the normaliser (reference: 1e-12).
 pub const EPS: f32 = 1e-12;
 
-/// Based's configuration rules and defaults: a hybrid by layer (BaseConv on even layers, Taylor
-/// linear attention on odd ones), no positions, an MLP; `conv_kernel` per layer configures the
-/// BaseConv layers (one kernel for all of them; the reference's short kernel of 3, or `"long"`
-/// in its ablation).
+/// Based's defaults: no positions, an MLP; a hybrid by layer (BaseConv on even layers, Taylor
+/// linear attention on odd ones), nested one level deeper in the reference's state dict.
 pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
-    default_conv: |_| Some(ConvKernel::Taps(3)),
-    check,
     reference_module: "sequence_mixer.mixer",
-    long_filters: some_layer_long,
-    activations: long_filter_activations,
 };
 
-fn check(cfg: &ModelConfig) -> Vec<ConfigProblem> {
-    let mut out = gated_kernels("based", cfg);
-    let kernels = &cfg.conv;
-    if kernels.len() == cfg.layers
-        && !kernels.is_empty()
-        && kernels.iter().step_by(2).any(|k| *k != kernels[0])
-    {
-        out.push(ConfigProblem::new(
-            CONV_KEY,
-            "based takes one kernel for its BaseConv layers, found a list that varies",
-        ));
+/// Based's settings: `conv_kernel` configures its BaseConv layers, one kernel for all of them
+/// (the reference's short kernel of 3, or `"long"` in its ablation).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BasedConfig {
+    /// The kernel per layer (odd layers ignore theirs), or empty for the reference's 3. A list
+    /// by layer, as the spec's value is expanded, because node ids hash it so.
+    #[serde(rename = "conv_kernel", skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvKernel>,
+}
+
+fn reference_kernel(_layer: usize) -> ConvKernel {
+    ConvKernel::Taps(3)
+}
+
+impl BasedConfig {
+    /// The kernel of layer `layer` (used on even layers).
+    pub fn kernel(&self, layer: usize) -> ConvKernel {
+        conv_at(&self.conv, layer, reference_kernel)
     }
-    out
+}
+
+impl MixerOptions for BasedConfig {
+    fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        Ok(BasedConfig {
+            conv: configured_conv(keys, layers, reference_kernel),
+        })
+    }
+
+    fn problems(&self, shape: &MixerShape) -> Vec<ConfigProblem> {
+        let mut out = gated_kernels("based", &self.conv, shape.layers);
+        let kernels = &self.conv;
+        if kernels.len() == shape.layers
+            && !kernels.is_empty()
+            && kernels.iter().step_by(2).any(|k| *k != kernels[0])
+        {
+            out.push(ConfigProblem::new(
+                CONV_KEY,
+                "based takes one kernel for its BaseConv layers, found a list that varies",
+            ));
+        }
+        out
+    }
+
+    fn long_filters(&self, shape: &MixerShape) -> bool {
+        (0..shape.layers).any(|l| matches!(self.kernel(l), ConvKernel::Long(_)))
+    }
+
+    /// Long BaseConv layers keep their d × s × s Toeplitz products for backward.
+    fn activations(&self, shape: &MixerShape, _batch: f64, seq: f64) -> f64 {
+        long_filter_activations(self.long_filters(shape), shape, seq)
+    }
 }
 
 #[derive(Module, Debug)]
@@ -172,7 +203,6 @@ mod tests {
                 d_model: 6,
                 layers: 2,
                 max_positions: 64,
-                conv: None,
             },
             &mut init,
         )

@@ -32,14 +32,14 @@ impl<B: Backend> Block<B> {
         let device = init.device();
         let d_model = cfg.d_model;
         let norm = || {
-            if cfg.mixer.is_mamba() {
+            if cfg.kind().is_mamba() {
                 Norm::rms(d_model, device)
             } else {
                 Norm::layer(d_model, device)
             }
         };
         let norm1 = norm();
-        let mixer = Mixer::init(cfg, layer, init)?;
+        let mixer = Mixer::init(&cfg.mixer, &cfg.shape(), layer, init)?;
         let (norm2, mlp) = if cfg.mlp {
             (Some(norm()), Some(Mlp::init(d_model, cfg.layers, init)))
         } else {

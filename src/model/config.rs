@@ -1,9 +1,10 @@
-//! What a model is, before it is built: mixer, sizes, positions, MLP, initialisation and
-//! convolutions, with the reference's defaults in one place ([`MixerKind`]'s `default_*`).
+//! What a model is, before it is built: sizes, the mixer and its own settings, positions, MLP and
+//! initialisation, with the reference's defaults (each mixer's file says its own).
 
 use serde::Serialize;
 
-use super::kind::{ConvKernel, MixerKind};
+use super::kind::{ConfigProblem, MixerKind, MixerShape};
+use super::mixer::MixerConfig;
 
 /// Everything needed to build a model. Resolved from a spec's `[model]` (defaults filled) and
 /// serialised as the `model` of a train node's hashed config.
@@ -15,7 +16,9 @@ pub struct ModelConfig {
     pub vocab_size: usize,
     pub d_model: usize,
     pub layers: usize,
-    pub mixer: MixerKind,
+    /// The mixer and its settings, serialised flat (`mixer = "mamba"`, `conv_kernel = […]`).
+    #[serde(flatten)]
+    pub mixer: MixerConfig,
     /// Learned absolute position embedding (paper: on for attention, off elsewhere).
     pub pos_emb: bool,
     /// Rows of the position table (reference: 1024).
@@ -24,58 +27,135 @@ pub struct ModelConfig {
     pub mlp: bool,
     /// Base σ of weights and embeddings (reference: 0.02; out-projections get σ/√(2·layers)).
     pub init_std: f64,
-    /// Convolution per layer for mixers with a choice (Mamba's d_conv, Based's short kernel,
-    /// BaseConv's per-layer kernels); empty = the reference's ([`MixerKind::default_conv`]),
-    /// and then absent from the serialised config, so specs that leave it out keep their ids.
-    #[serde(rename = "conv_kernel", skip_serializing_if = "Vec::is_empty")]
-    pub conv: Vec<ConvKernel>,
 }
 
 impl ModelConfig {
-    /// The paper's model for `mixer`: learned positions only for attention, an MLP in every block
-    /// except Mamba's, 1024 positions, σ = 0.02.
+    /// The paper's model for `mixer`: the mixer as the reference configures it, learned
+    /// positions only for attention, an MLP in every block except Mamba's, 1024 positions,
+    /// σ = 0.02.
     pub fn paper(mixer: MixerKind, vocab_size: usize, d_model: usize, layers: usize) -> Self {
         ModelConfig {
             vocab_size,
             d_model,
             layers,
-            mixer,
-            pos_emb: mixer.default_pos_emb(),
+            mixer: mixer.reference(),
+            pos_emb: mixer.info().default_pos_emb,
             max_positions: 1024,
-            mlp: mixer.default_mlp(),
+            mlp: mixer.info().default_mlp,
             init_std: super::init::REFERENCE_INIT_STD,
-            conv: Vec::new(),
         }
     }
 
-    /// The convolution of block `layer`: the configured one, or the reference's.
-    pub fn conv_for(&self, layer: usize) -> Option<ConvKernel> {
-        self.conv
-            .get(layer)
-            .copied()
-            .or_else(|| self.mixer.default_conv(layer))
+    pub fn kind(&self) -> MixerKind {
+        self.mixer.kind()
     }
 
-    /// What the mixer of block `layer` is built from.
-    pub fn mixer_shape(&self, layer: usize) -> MixerShape {
+    /// The sizes every mixer is built and checked against.
+    pub fn shape(&self) -> MixerShape {
         MixerShape {
             d_model: self.d_model,
             layers: self.layers,
             max_positions: self.max_positions,
-            conv: self.conv_for(layer),
         }
+    }
+
+    /// Every problem of this configuration for its mixer.
+    pub fn problems(&self) -> Vec<ConfigProblem> {
+        self.mixer.problems(&self.shape())
+    }
+
+    /// Whether some layer has implicit filters as long as `max_positions`.
+    pub fn has_long_filters(&self) -> bool {
+        self.mixer.long_filters(&self.shape())
+    }
+
+    /// Parameters the reference's model counts but mechlab does not build.
+    pub fn reference_only_params(&self) -> usize {
+        self.mixer.reference_only_params(&self.shape())
     }
 }
 
-/// What every mixer's constructor is given (one shape for all): the model's width, depth and
-/// longest sequence, and the layer's convolution where the mixer has a choice.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct MixerShape {
-    pub d_model: usize,
-    /// Blocks in the model (out-projections are initialised with σ/√(2·layers)).
-    pub layers: usize,
-    /// The longest sequence: implicit filters and H3's shift state cover this many positions.
-    pub max_positions: usize,
-    /// [`ModelConfig::conv_for`] of this layer.
-    pub conv: Option<ConvKernel>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::kind::MixerKeys;
+    use crate::model::{ConvKernel, kind::LongConv};
+
+    /// The hashed form of a model (node ids are its canonical JSON), written out as mechlab
+    /// has serialised it since the first stored results: `mixer` by name beside the other keys,
+    /// `conv_kernel` per layer and only where it differs from the reference's.
+    #[test]
+    fn the_serialised_model_is_the_one_node_ids_have_always_hashed() {
+        let json = |mixer: MixerKind, conv: Option<Vec<ConvKernel>>| {
+            let keys = MixerKeys { conv_kernel: conv };
+            let cfg = ModelConfig {
+                mixer: mixer.configure(&keys, 2).unwrap(),
+                ..ModelConfig::paper(mixer, 26, 16, 2)
+            };
+            serde_json::to_value(&cfg).unwrap().to_string()
+        };
+        let base = |mixer: &str, pos: bool, mlp: bool, conv: &str| {
+            format!(
+                "{{{conv}\"d_model\":16,\"init_std\":0.02,\"layers\":2,\"max_positions\":1024,\
+                 \"mixer\":\"{mixer}\",\"mlp\":{mlp},\"pos_emb\":{pos}}}"
+            )
+        };
+        assert_eq!(
+            json(MixerKind::Attention, None),
+            base("attention", true, true, "")
+        );
+        for (kind, name) in [
+            (MixerKind::Based, "based"),
+            (MixerKind::BaseConv, "base_conv"),
+            (MixerKind::H3, "h3"),
+            (MixerKind::Hyena, "hyena"),
+        ] {
+            assert_eq!(json(kind, None), base(name, false, true, ""));
+        }
+        assert_eq!(
+            json(MixerKind::Mamba, None),
+            base("mamba", false, false, "")
+        );
+        let (taps, long) = (ConvKernel::Taps, ConvKernel::Long(LongConv::Long));
+        // The reference's own kernels, written out, are the default: left out.
+        assert_eq!(
+            json(MixerKind::Mamba, Some(vec![taps(4); 2])),
+            base("mamba", false, false, "")
+        );
+        assert_eq!(
+            json(MixerKind::BaseConv, Some(vec![taps(3), long])),
+            base("base_conv", false, true, "")
+        );
+        assert_eq!(
+            json(MixerKind::Mamba, Some(vec![taps(2); 2])),
+            base("mamba", false, false, "\"conv_kernel\":[2,2],")
+        );
+        assert_eq!(
+            json(MixerKind::Based, Some(vec![long; 2])),
+            base("based", false, true, "\"conv_kernel\":[\"long\",\"long\"],")
+        );
+        assert_eq!(
+            json(MixerKind::BaseConv, Some(vec![taps(3); 2])),
+            base("base_conv", false, true, "\"conv_kernel\":[3,3],")
+        );
+    }
+
+    #[test]
+    fn a_key_the_mixer_has_no_use_for_is_refused_by_the_mixer() {
+        let keys = MixerKeys {
+            conv_kernel: Some(vec![ConvKernel::Taps(3); 2]),
+        };
+        for kind in [MixerKind::Attention, MixerKind::H3, MixerKind::Hyena] {
+            let problems = kind.configure(&keys, 2).unwrap_err();
+            assert_eq!(problems.len(), 1, "{kind:?}");
+            assert_eq!(problems[0].key, "model.conv_kernel");
+            assert!(
+                problems[0]
+                    .message
+                    .contains("has no configurable convolution"),
+                "{kind:?}: {}",
+                problems[0].message
+            );
+        }
+    }
 }

@@ -25,13 +25,12 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
-use super::config::MixerShape;
-use super::config::ModelConfig;
+use serde::Serialize;
+
 use super::init::Init;
-use super::kind::ModelError;
-use super::kind::{ConfigProblem, no_conv_choice};
+use super::kind::no_conv_choice;
+use super::kind::{ConfigProblem, MixerInfo, MixerKeys, MixerOptions, MixerShape, ModelError};
 use super::long_conv::{causal_long_conv, causal_long_conv_at};
-use super::mixer::MixerInfo;
 use super::ops::at_positions;
 use super::param_names::{Layout, ParamTable, Slot};
 use super::runs::{linear, runs_of, scale_channels};
@@ -42,40 +41,51 @@ pub const HEAD_DIM: usize = 2;
 const DT_MIN: f64 = 1e-3;
 const DT_MAX: f64 = 0.1;
 
-/// H3's configuration rules and defaults: heads of [`HEAD_DIM`] channels (an even width), a
-/// shift-SSM state of `max_positions` entries (at least 2), no convolution to choose; its
-/// backward keeps the shift maps (d × s × max_positions).
+/// H3's defaults: no positions, an MLP.
 pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
-    default_conv: |_| None,
-    check,
     reference_module: "sequence_mixer",
-    long_filters: |_| false,
-    activations: |cfg, _, seq| cfg.d_model as f64 * seq * cfg.max_positions as f64,
 };
 
-fn check(cfg: &ModelConfig) -> Vec<ConfigProblem> {
-    let mut out = no_conv_choice("h3", &cfg.conv);
-    if !cfg.d_model.is_multiple_of(HEAD_DIM) {
-        out.push(ConfigProblem::new(
-            "model.d_model",
-            format!(
-                "h3 has heads of {HEAD_DIM} channels: expected an even width, found {}",
-                cfg.d_model
-            ),
-        ));
+/// H3's settings: none (heads of [`HEAD_DIM`] channels, no convolution to choose).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct H3Config {}
+
+impl MixerOptions for H3Config {
+    fn from_keys(keys: &MixerKeys, _layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        no_conv_choice("h3", keys)?;
+        Ok(H3Config {})
     }
-    if cfg.max_positions < 2 {
-        out.push(ConfigProblem::new(
+
+    /// An even width; a shift-SSM state of `max_positions` entries, at least 2.
+    fn problems(&self, cfg: &MixerShape) -> Vec<ConfigProblem> {
+        let mut out = Vec::new();
+        if !cfg.d_model.is_multiple_of(HEAD_DIM) {
+            out.push(ConfigProblem::new(
+                "model.d_model",
+                format!(
+                    "h3 has heads of {HEAD_DIM} channels: expected an even width, found {}",
+                    cfg.d_model
+                ),
+            ));
+        }
+        if cfg.max_positions < 2 {
+            out.push(ConfigProblem::new(
             "model.max_positions",
             format!(
                 "h3's shift SSM has a state of max_positions entries: expected at least 2, found {}",
                 cfg.max_positions
             ),
         ));
+        }
+        out
     }
-    out
+
+    /// The shift maps, d × s × max_positions.
+    fn activations(&self, shape: &MixerShape, _batch: f64, seq: f64) -> f64 {
+        shape.d_model as f64 * seq * shape.max_positions as f64
+    }
 }
 
 #[derive(Module, Debug)]
@@ -397,7 +407,6 @@ mod tests {
             d_model: 6,
             layers: 2,
             max_positions: 8,
-            conv: None,
         };
         let mut init = Init::<Flex>::new(11, 0.02, &device);
         let mut h3 = H3::init(&shape, &mut init).unwrap();

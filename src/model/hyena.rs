@@ -25,14 +25,14 @@ use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::config::MixerShape;
+use serde::Serialize;
+
 use super::init::Init;
-use super::kind::ModelError;
 use super::kind::no_conv_choice;
+use super::kind::{ConfigProblem, MixerInfo, MixerKeys, MixerOptions, MixerShape, ModelError};
 use super::long_conv::{
     causal_long_conv, causal_long_conv_at, normalised_time, positional_features,
 };
-use super::mixer::MixerInfo;
 use super::ops::{at_positions, causal_depthwise_conv};
 use super::param_names::{Buffer, Layout, ParamTable, Slot};
 use super::runs::{linear, runs_of};
@@ -42,18 +42,37 @@ pub const FILTER_ORDER: usize = 64;
 /// Taps of the short filter on the projections (reference: 3).
 pub const SHORT_FILTER: usize = 3;
 
-/// Hyena's configuration rules and defaults: no positions, an MLP, fixed convolutions (the short
-/// filter of [`SHORT_FILTER`] taps and the implicit long filter); its backward keeps the
-/// d × s × s Toeplitz products of the long filter.
+/// Hyena's defaults: no positions, an MLP.
 pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
-    default_conv: |_| None,
-    check: |cfg| no_conv_choice("hyena", &cfg.conv),
     reference_module: "sequence_mixer",
-    long_filters: |_| true,
-    activations: |cfg, _, seq| 2.0 * cfg.d_model as f64 * seq * seq,
 };
+
+/// Hyena's settings: none; its convolutions are fixed (the short filter of [`SHORT_FILTER`]
+/// taps and the implicit long filter).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HyenaConfig {}
+
+impl MixerOptions for HyenaConfig {
+    fn from_keys(keys: &MixerKeys, _layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        no_conv_choice("hyena", keys)?;
+        Ok(HyenaConfig {})
+    }
+
+    fn problems(&self, _shape: &MixerShape) -> Vec<ConfigProblem> {
+        Vec::new()
+    }
+
+    fn long_filters(&self, _shape: &MixerShape) -> bool {
+        true
+    }
+
+    /// The d × s × s Toeplitz products of the long filter.
+    fn activations(&self, shape: &MixerShape, _batch: f64, seq: f64) -> f64 {
+        2.0 * shape.d_model as f64 * seq * seq
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct Hyena<B: Backend> {
@@ -325,7 +344,6 @@ mod tests {
             d_model: d,
             layers: 2,
             max_positions: l_max,
-            conv: None,
         };
         // σ = 0.5 so that the Sin activations are far from linear, and random frequencies.
         let mut init = Init::<Flex>::new(3, 0.5, &device);

@@ -1,5 +1,6 @@
-//! The names a model is configured with: the mixers, their convolution settings, and what goes
-//! wrong when a configuration cannot be built. Below every other model module.
+//! The names a model is configured with: the mixers, the contract each mixer's configuration
+//! type fills ([`MixerOptions`]), their convolution settings, and what goes wrong when a
+//! configuration cannot be built. Below every other model module.
 
 use std::fmt;
 
@@ -71,22 +72,56 @@ impl MixerKind {
     pub fn is_mamba(self) -> bool {
         self == MixerKind::Mamba
     }
+}
 
-    /// The reference's default for learned absolute positions (the mixer's own file says).
-    pub fn default_pos_emb(self) -> bool {
-        self.info().default_pos_emb
-    }
+/// What a mixer says about itself before it is configured, in its own file: the reference's
+/// defaults for the block around it and where it sits in the reference's state dict.
+pub struct MixerInfo {
+    /// Learned absolute positions by default (the paper: attention only).
+    pub default_pos_emb: bool,
+    /// An MLP after the mixer by default (the paper: every block but Mamba's).
+    pub default_mlp: bool,
+    /// Where a layer's mixer sits in the reference's state dict, below
+    /// `backbone.layers.{l}.` (Based's hybrid wrapper nests it one level deeper).
+    pub reference_module: &'static str,
+}
 
-    /// The reference's default for an MLP after the mixer (the mixer's own file says).
-    pub fn default_mlp(self) -> bool {
-        self.info().default_mlp
-    }
+/// The model's sizes every mixer is built and checked against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MixerShape {
+    pub d_model: usize,
+    /// Blocks in the model (out-projections are initialised with σ/√(2·layers)).
+    pub layers: usize,
+    /// The longest sequence: implicit filters and H3's shift state cover this many positions.
+    pub max_positions: usize,
+}
 
-    /// The reference's convolution for `layer`, where the mixer has a choice (`model.conv_kernel`:
-    /// the mixer's own file says what it means); `None` for mixers whose convolutions are fixed.
-    pub fn default_conv(self, layer: usize) -> Option<ConvKernel> {
-        (self.info().default_conv)(layer)
+/// The mixer settings a spec wrote under `[model]`, before a mixer takes them. Each mixer's
+/// [`MixerOptions::from_keys`] takes the keys it has and refuses the others, so a key that
+/// means nothing for the chosen mixer is an error, never silently ignored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MixerKeys {
+    /// `model.conv_kernel`, one entry per layer (a single value is repeated by the spec).
+    pub conv_kernel: Option<Vec<ConvKernel>>,
+}
+
+/// What each mixer's configuration type says, in the mixer's own file: how it is read from the
+/// spec's keys, its rules, and what the memory estimate must count for it. Its serialised form
+/// is part of the model's hashed config (node ids): fields left at the reference's default are
+/// left out of it, so specs that do not set them keep their ids.
+pub trait MixerOptions: Sized + Default {
+    /// Its settings from the keys a spec wrote; a key it has no use for is a problem.
+    fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>>;
+    /// Every problem of these settings in a model of `shape`.
+    fn problems(&self, shape: &MixerShape) -> Vec<ConfigProblem>;
+    /// Whether some layer has implicit filters as long as `max_positions`.
+    fn long_filters(&self, _shape: &MixerShape) -> bool {
+        false
     }
+    /// Floats per layer it keeps for backward beyond the ~40 of width `d_model` per position
+    /// every block keeps (scores, Toeplitz products, state maps), for a batch of `batch`
+    /// sequences of `seq` tokens.
+    fn activations(&self, shape: &MixerShape, batch: f64, seq: f64) -> f64;
 }
 
 /// A model setting a mixer cannot take: the `model.` key, what is wrong, and hints. The mixer's
@@ -117,16 +152,38 @@ impl ConfigProblem {
 pub const CONV_KEY: &str = "model.conv_kernel";
 
 /// For mixers without a configurable convolution: a `conv_kernel` is a mistake.
-pub fn no_conv_choice(name: &str, kernels: &[ConvKernel]) -> Vec<ConfigProblem> {
-    if kernels.is_empty() {
-        return Vec::new();
+pub fn no_conv_choice(name: &str, keys: &MixerKeys) -> Result<(), Vec<ConfigProblem>> {
+    if keys.conv_kernel.is_none() {
+        return Ok(());
     }
-    vec![
+    Err(vec![
         ConfigProblem::new(CONV_KEY, format!("{name} has no configurable convolution")).help(
             "conv_kernel applies to mamba (d_conv), based (its short convolution) and base_conv \
              (per layer)",
         ),
-    ]
+    ])
+}
+
+/// A mixer's configured kernel per layer, or empty where it is the mixer's `default` for every
+/// layer (then the serialised config leaves it out and the spec keeps its node ids).
+pub fn configured_conv(
+    keys: &MixerKeys,
+    layers: usize,
+    default: fn(usize) -> ConvKernel,
+) -> Vec<ConvKernel> {
+    match &keys.conv_kernel {
+        Some(list)
+            if list.len() != layers || list.iter().enumerate().any(|(l, k)| *k != default(l)) =>
+        {
+            list.clone()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Layer `layer`'s kernel of a configured list ([`configured_conv`]), or the mixer's default.
+pub fn conv_at(list: &[ConvKernel], layer: usize, default: fn(usize) -> ConvKernel) -> ConvKernel {
+    list.get(layer).copied().unwrap_or_else(|| default(layer))
 }
 
 /// For mixers that take a kernel per layer: the list has one entry per layer.

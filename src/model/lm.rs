@@ -221,9 +221,10 @@ pub fn cross_entropy<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::base_conv::BaseConvConfig;
     use crate::model::ops::int_tensor;
     use crate::model::sites::{NoSites, Site, Sites};
-    use crate::model::{ConvKernel, MixerKind, ModelConfig};
+    use crate::model::{ConvKernel, MixerConfig, MixerKind, ModelConfig};
     use burn::backend::{Autodiff, Flex};
     use burn::tensor::TensorData;
 
@@ -232,12 +233,11 @@ mod tests {
             vocab_size: vocab,
             d_model: d,
             layers: 2,
-            mixer: MixerKind::Attention,
+            mixer: MixerKind::Attention.reference(),
             pos_emb: pos,
             max_positions: 1024,
             mlp: true,
             init_std: 0.02,
-            conv: Vec::new(),
         }
     }
 
@@ -288,7 +288,9 @@ mod tests {
     #[test]
     fn an_impossible_convolution_is_an_error_not_a_panic() {
         let cfg = ModelConfig {
-            conv: vec![ConvKernel::Taps(0); 2],
+            mixer: MixerConfig::BaseConv(BaseConvConfig {
+                conv: vec![ConvKernel::Taps(0); 2],
+            }),
             ..ModelConfig::paper(MixerKind::BaseConv, 26, 16, 2)
         };
         // The mixer's own rule, worded as the spec reports it.

@@ -21,11 +21,11 @@ use burn::nn::Linear;
 use burn::tensor::activation::{silu, softplus};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
-use super::config::{MixerShape, ModelConfig};
+use serde::Serialize;
+
 use super::init::Init;
-use super::kind::{CONV_KEY, ConfigProblem, one_per_layer};
-use super::kind::{ConvKernel, MixerKind, ModelError};
-use super::mixer::MixerInfo;
+use super::kind::{CONV_KEY, ConfigProblem, MixerInfo, MixerKeys, MixerOptions, one_per_layer};
+use super::kind::{ConvKernel, MixerShape, ModelError, configured_conv, conv_at};
 use super::ops::causal_depthwise_conv;
 use super::param_names::{Buffer, Layout, ParamTable, Slot};
 use super::runs::{linear, scale_channels};
@@ -41,44 +41,86 @@ const DT_MIN: f64 = 1e-3;
 const DT_MAX: f64 = 0.1;
 const DT_FLOOR: f64 = 1e-4;
 
-/// Mamba's configuration rules and defaults: RMSNorm blocks without an MLP, no positions, and
-/// `conv_kernel` as its `d_conv` (one for all layers; 0 = no convolution, as the reference's
-/// ablation; the reference's 4 by default). The fused scan keeps no extra activations of note.
+/// Mamba's defaults: RMSNorm blocks without an MLP, no positions.
 pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: false,
-    default_conv: |_| Some(ConvKernel::Taps(4)),
-    check,
     reference_module: "sequence_mixer",
-    long_filters: |_| false,
-    activations: |_, _, _| 0.0,
 };
 
-fn check(cfg: &ModelConfig) -> Vec<ConfigProblem> {
-    let kernels = &cfg.conv;
-    if kernels.is_empty() {
-        return Vec::new();
+/// Mamba's settings: `conv_kernel` is its `d_conv`, one for all layers (0 = no convolution, as
+/// the reference's ablation; the reference's 4 by default).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MambaConfig {
+    /// d_conv per layer, or empty for the reference's 4. A list by layer, as the spec's value is
+    /// expanded, because node ids hash it so.
+    #[serde(rename = "conv_kernel", skip_serializing_if = "Vec::is_empty")]
+    pub conv: Vec<ConvKernel>,
+}
+
+fn reference_kernel(_layer: usize) -> ConvKernel {
+    ConvKernel::Taps(REFERENCE_D_CONV)
+}
+
+/// The reference's d_conv.
+pub const REFERENCE_D_CONV: usize = 4;
+
+impl MambaConfig {
+    /// Layer `layer`'s convolution.
+    pub fn kernel(&self, layer: usize) -> ConvKernel {
+        conv_at(&self.conv, layer, reference_kernel)
     }
-    if let Some(p) = one_per_layer(kernels, cfg.layers) {
-        return vec![p];
+
+    /// Parameters the reference's model counts but mechlab does not build: the conv1d of
+    /// kernel 4 that the reference's Mamba without a convolution allocates and never uses.
+    pub fn reference_only_params(&self, shape: &MixerShape) -> usize {
+        let inner = EXPAND * shape.d_model;
+        (0..shape.layers)
+            .filter(|&l| self.kernel(l) == ConvKernel::Taps(0))
+            .map(|_| inner * REFERENCE_UNUSED_CONV + inner)
+            .sum()
     }
-    let mut out = Vec::new();
-    if kernels.iter().any(|k| matches!(k, ConvKernel::Long(_))) {
-        out.push(
-            ConfigProblem::new(
+}
+
+impl MixerOptions for MambaConfig {
+    fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        Ok(MambaConfig {
+            conv: configured_conv(keys, layers, reference_kernel),
+        })
+    }
+
+    /// One short d_conv for all layers.
+    fn problems(&self, shape: &MixerShape) -> Vec<ConfigProblem> {
+        let kernels = &self.conv;
+        if kernels.is_empty() {
+            return Vec::new();
+        }
+        if let Some(p) = one_per_layer(kernels, shape.layers) {
+            return vec![p];
+        }
+        let mut out = Vec::new();
+        if kernels.iter().any(|k| matches!(k, ConvKernel::Long(_))) {
+            out.push(
+                ConfigProblem::new(
+                    CONV_KEY,
+                    "mamba's convolution is short: expected 0 (none) to 16 taps, found \"long\"",
+                )
+                .help("the reference's ablation uses d_conv 0, 1, 2, 3 and 4"),
+            );
+        }
+        if kernels.windows(2).any(|w| w[0] != w[1]) {
+            out.push(ConfigProblem::new(
                 CONV_KEY,
-                "mamba's convolution is short: expected 0 (none) to 16 taps, found \"long\"",
-            )
-            .help("the reference's ablation uses d_conv 0, 1, 2, 3 and 4"),
-        );
+                "mamba takes one d_conv for all layers, found a list that varies",
+            ));
+        }
+        out
     }
-    if kernels.windows(2).any(|w| w[0] != w[1]) {
-        out.push(ConfigProblem::new(
-            CONV_KEY,
-            "mamba takes one d_conv for all layers, found a list that varies",
-        ));
+
+    /// The fused scan keeps no extra activations of note.
+    fn activations(&self, _shape: &MixerShape, _batch: f64, _seq: f64) -> f64 {
+        0.0
     }
-    out
 }
 
 /// Depthwise causal convolution `[i, k]` with bias.
@@ -113,17 +155,18 @@ impl<B: Backend> Mamba<B> {
     /// U(±R^−½) and bias softplus⁻¹(Δ₀) with Δ₀ log-uniform in [0.001, 0.1]; A_log = ln(1..N);
     /// D = 1; out_proj U(±1/√d_inner)/√layers.
     /// Needs a number of convolution taps (0: none).
-    pub fn init(shape: &MixerShape, init: &mut Init<B>) -> Result<Self, ModelError> {
+    pub fn init(
+        shape: &MixerShape,
+        conv: ConvKernel,
+        init: &mut Init<B>,
+    ) -> Result<Self, ModelError> {
         let (d_model, layers) = (shape.d_model, shape.layers);
-        let d_conv = match shape.conv {
-            Some(ConvKernel::Taps(k)) => k,
-            other => {
-                return Err(ModelError::Convolution {
-                    mixer: "mamba",
-                    expected: "d_conv taps (0 = no convolution)",
-                    found: other.map_or("none".into(), |k| k.to_string()),
-                });
-            }
+        let ConvKernel::Taps(d_conv) = conv else {
+            return Err(ModelError::Convolution {
+                mixer: "mamba",
+                expected: "d_conv taps (0 = no convolution)",
+                found: conv.to_string(),
+            });
         };
         let i = EXPAND * d_model;
         let r = dt_rank(d_model);
@@ -218,21 +261,6 @@ impl<B: Backend> Mamba<B> {
         linear(&self.out_proj, y_bsi * silu(z_bsi))
     }
 }
-impl ModelConfig {
-    /// Parameters the reference's model counts but mechlab does not build: the conv1d of
-    /// kernel 4 that the reference's Mamba without a convolution allocates and never uses.
-    pub fn reference_only_params(&self) -> usize {
-        if self.mixer != MixerKind::Mamba {
-            return 0;
-        }
-        let inner = EXPAND * self.d_model;
-        (0..self.layers)
-            .filter(|&l| self.conv_for(l) == Some(ConvKernel::Taps(0)))
-            .map(|_| inner * REFERENCE_UNUSED_CONV + inner)
-            .sum()
-    }
-}
-
 impl<B: Backend> Mamba<B> {
     /// Its parameters under the reference module's names below prefix `m`: `in_proj`, `conv1d` (`[i,k]` → `[i,1,k]`; absent with d_conv 0), `x_proj`, `dt_proj`, `A_log`, `D`, `out_proj`.
     pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {

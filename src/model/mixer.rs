@@ -1,44 +1,23 @@
-//! The one place that knows the list of sequence mixers: which one each layer builds, and where
-//! each mixer's own description of itself ([`MixerInfo`], in its file) is found.
+//! The one place that knows the list of sequence mixers: each mixer's configuration
+//! ([`MixerConfig`], one variant per mixer, its type in the mixer's file), which module each
+//! layer builds, and where each mixer's description of itself ([`MixerInfo`]) is found.
 
 use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
+use serde::Serialize;
 
-use super::attention::Attention;
-use super::base_conv::{BaseConv, BaseConvLong};
-use super::based::BasedAttention;
-use super::config::ModelConfig;
-use super::h3::H3;
-use super::hyena::Hyena;
+use super::attention::{Attention, AttentionConfig};
+use super::base_conv::{BaseConv, BaseConvConfig, BaseConvLong};
+use super::based::{BasedAttention, BasedConfig};
+use super::h3::{H3, H3Config};
+use super::hyena::{Hyena, HyenaConfig};
 use super::init::Init;
-use super::kind::{ConfigProblem, ConvKernel, MixerKind, ModelError};
-use super::mamba::Mamba;
+use super::kind::{ConfigProblem, ConvKernel, MixerInfo, MixerKeys, MixerKind, MixerOptions};
+use super::kind::{MixerShape, ModelError};
+use super::mamba::{Mamba, MambaConfig};
 use super::ops::at_positions;
 use super::param_names::{Buffer, ParamTable};
 use super::sites::{NoSites, Sites};
-
-/// What a mixer says about itself beside its forward pass, in its own file: the reference's
-/// defaults, the rules a configuration must follow (the spec reports them with their place), and
-/// what the memory estimate must count for it.
-pub struct MixerInfo {
-    /// Learned absolute positions by default (the paper: attention only).
-    pub default_pos_emb: bool,
-    /// An MLP after the mixer by default (the paper: every block but Mamba's).
-    pub default_mlp: bool,
-    /// The reference's `conv_kernel` of a layer, where the mixer has a choice.
-    pub default_conv: fn(layer: usize) -> Option<ConvKernel>,
-    /// Every problem of `cfg` for this mixer.
-    pub check: fn(cfg: &ModelConfig) -> Vec<ConfigProblem>,
-    /// Whether some layer has implicit filters as long as `max_positions`.
-    pub long_filters: fn(cfg: &ModelConfig) -> bool,
-    /// Where a layer's mixer sits in the reference's state dict, below
-    /// `backbone.layers.{l}.` (Based's hybrid wrapper nests it one level deeper).
-    pub reference_module: &'static str,
-    /// Floats per layer it keeps for backward beyond the ~40 of width `d_model` per position
-    /// every block keeps (scores, Toeplitz products, state maps), for a batch of `batch`
-    /// sequences of `seq` tokens.
-    pub activations: fn(cfg: &ModelConfig, batch: f64, seq: f64) -> f64,
-}
 
 impl MixerKind {
     /// The mixer's description of itself.
@@ -52,23 +31,114 @@ impl MixerKind {
             MixerKind::Mamba => &super::mamba::INFO,
         }
     }
+
+    /// The mixer with the spec's `keys` (its own type reads them: [`MixerOptions::from_keys`]).
+    pub fn configure(
+        self,
+        keys: &MixerKeys,
+        layers: usize,
+    ) -> Result<MixerConfig, Vec<ConfigProblem>> {
+        Ok(match self {
+            MixerKind::Attention => {
+                MixerConfig::Attention(AttentionConfig::from_keys(keys, layers)?)
+            }
+            MixerKind::Based => MixerConfig::Based(BasedConfig::from_keys(keys, layers)?),
+            MixerKind::BaseConv => MixerConfig::BaseConv(BaseConvConfig::from_keys(keys, layers)?),
+            MixerKind::H3 => MixerConfig::H3(H3Config::from_keys(keys, layers)?),
+            MixerKind::Hyena => MixerConfig::Hyena(HyenaConfig::from_keys(keys, layers)?),
+            MixerKind::Mamba => MixerConfig::Mamba(MambaConfig::from_keys(keys, layers)?),
+        })
+    }
+
+    /// The mixer as the reference configures it.
+    pub fn reference(self) -> MixerConfig {
+        match self {
+            MixerKind::Attention => MixerConfig::Attention(Default::default()),
+            MixerKind::Based => MixerConfig::Based(Default::default()),
+            MixerKind::BaseConv => MixerConfig::BaseConv(Default::default()),
+            MixerKind::H3 => MixerConfig::H3(Default::default()),
+            MixerKind::Hyena => MixerConfig::Hyena(Default::default()),
+            MixerKind::Mamba => MixerConfig::Mamba(Default::default()),
+        }
+    }
 }
 
-impl ModelConfig {
-    /// Every problem of this configuration for its mixer.
-    pub fn problems(&self) -> Vec<ConfigProblem> {
-        (self.mixer.info().check)(self)
+/// A mixer and its own settings. Serialised flat into the model's config, `mixer = "<name>"`
+/// beside the mixer's keys, exactly as the spec writes them (and as node ids hash them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "mixer", rename_all = "snake_case")]
+pub enum MixerConfig {
+    Attention(AttentionConfig),
+    Based(BasedConfig),
+    BaseConv(BaseConvConfig),
+    H3(H3Config),
+    Hyena(HyenaConfig),
+    Mamba(MambaConfig),
+}
+
+/// `$body` with `$c` bound to the variant's own configuration, whichever mixer it is.
+macro_rules! with_options {
+    ($config:expr, $c:ident => $body:expr) => {
+        match $config {
+            MixerConfig::Attention($c) => $body,
+            MixerConfig::Based($c) => $body,
+            MixerConfig::BaseConv($c) => $body,
+            MixerConfig::H3($c) => $body,
+            MixerConfig::Hyena($c) => $body,
+            MixerConfig::Mamba($c) => $body,
+        }
+    };
+}
+
+impl MixerConfig {
+    pub fn kind(&self) -> MixerKind {
+        match self {
+            MixerConfig::Attention(_) => MixerKind::Attention,
+            MixerConfig::Based(_) => MixerKind::Based,
+            MixerConfig::BaseConv(_) => MixerKind::BaseConv,
+            MixerConfig::H3(_) => MixerKind::H3,
+            MixerConfig::Hyena(_) => MixerKind::Hyena,
+            MixerConfig::Mamba(_) => MixerKind::Mamba,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Every problem of these settings in a model of `shape` (the mixer's own rules).
+    pub fn problems(&self, shape: &MixerShape) -> Vec<ConfigProblem> {
+        with_options!(self, c => c.problems(shape))
     }
 
     /// Whether some layer has implicit filters as long as `max_positions`.
-    pub fn has_long_filters(&self) -> bool {
-        (self.mixer.info().long_filters)(self)
+    pub fn long_filters(&self, shape: &MixerShape) -> bool {
+        with_options!(self, c => c.long_filters(shape))
     }
-}
 
-/// For mixers whose layers may take `"long"`: whether one does.
-pub fn some_layer_long(cfg: &ModelConfig) -> bool {
-    (0..cfg.layers).any(|l| matches!(cfg.conv_for(l), Some(ConvKernel::Long(_))))
+    /// Floats per layer kept for backward beyond what every block keeps.
+    pub fn activations(&self, shape: &MixerShape, batch: f64, seq: f64) -> f64 {
+        with_options!(self, c => c.activations(shape, batch, seq))
+    }
+
+    /// Parameters the reference's model counts but mechlab does not build (Mamba without a
+    /// convolution: the reference allocates one anyway).
+    pub fn reference_only_params(&self, shape: &MixerShape) -> usize {
+        match self {
+            MixerConfig::Mamba(c) => c.reference_only_params(shape),
+            _ => 0,
+        }
+    }
+
+    /// The convolution of block `layer`, for mixers with a choice (`model.conv_kernel`).
+    pub fn conv_for(&self, layer: usize) -> Option<ConvKernel> {
+        match self {
+            MixerConfig::Based(c) => Some(c.kernel(layer)),
+            MixerConfig::BaseConv(c) => Some(c.kernel(layer)),
+            MixerConfig::Mamba(c) => Some(c.kernel(layer)),
+            MixerConfig::Attention(_) | MixerConfig::H3(_) | MixerConfig::Hyena(_) => None,
+        }
+    }
 }
 
 // One mixer per block, built once: the size difference between variants costs nothing.
@@ -88,23 +158,27 @@ pub enum Mixer<B: Backend> {
 }
 
 impl<B: Backend> Mixer<B> {
-    /// Builds the mixer of block `layer` of the model `cfg`.
-    pub fn init(cfg: &ModelConfig, layer: usize, init: &mut Init<B>) -> Result<Self, ModelError> {
-        let shape = cfg.mixer_shape(layer);
+    /// Builds the mixer of block `layer` of a model of `shape`.
+    pub fn init(
+        config: &MixerConfig,
+        shape: &MixerShape,
+        layer: usize,
+        init: &mut Init<B>,
+    ) -> Result<Self, ModelError> {
         // BaseConv layers are short or long by their kernel.
-        let gated = |init: &mut Init<B>| match shape.conv {
-            Some(ConvKernel::Long(_)) => BaseConvLong::init(&shape, init).map(Mixer::BaseConvLong),
-            _ => BaseConv::init(&shape, init).map(Mixer::BaseConv),
+        let gated = |kernel: ConvKernel, init: &mut Init<B>| match kernel {
+            ConvKernel::Long(_) => BaseConvLong::init(shape, init).map(Mixer::BaseConvLong),
+            ConvKernel::Taps(k) => BaseConv::init(shape, k, init).map(Mixer::BaseConv),
         };
-        match cfg.mixer {
-            MixerKind::Attention => Attention::init(&shape, init).map(Mixer::Attention),
-            MixerKind::BaseConv => gated(init),
+        match config {
+            MixerConfig::Attention(_) => Attention::init(shape, init).map(Mixer::Attention),
+            MixerConfig::BaseConv(c) => gated(c.kernel(layer), init),
             // Based is a hybrid by layer: BaseConv on even layers, linear attention on odd ones.
-            MixerKind::Based if layer.is_multiple_of(2) => gated(init),
-            MixerKind::Based => BasedAttention::init(&shape, init).map(Mixer::BasedAttention),
-            MixerKind::H3 => H3::init(&shape, init).map(Mixer::H3),
-            MixerKind::Hyena => Hyena::init(&shape, init).map(Mixer::Hyena),
-            MixerKind::Mamba => Mamba::init(&shape, init).map(Mixer::Mamba),
+            MixerConfig::Based(c) if layer.is_multiple_of(2) => gated(c.kernel(layer), init),
+            MixerConfig::Based(_) => BasedAttention::init(shape, init).map(Mixer::BasedAttention),
+            MixerConfig::H3(_) => H3::init(shape, init).map(Mixer::H3),
+            MixerConfig::Hyena(_) => Hyena::init(shape, init).map(Mixer::Hyena),
+            MixerConfig::Mamba(c) => Mamba::init(shape, c.kernel(layer), init).map(Mixer::Mamba),
         }
     }
 
@@ -175,6 +249,7 @@ impl<B: Backend> Mixer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ModelConfig;
     use burn::backend::Flex;
 
     #[test]
@@ -189,7 +264,7 @@ mod tests {
             // Both layers: Based and BaseConv alternate two kinds of layer.
             for layer in 0..2 {
                 let mut init = Init::<Flex>::new(7, 0.3, &device);
-                let mixer = Mixer::init(&cfg, layer, &mut init).unwrap();
+                let mixer = Mixer::init(&cfg.mixer, &cfg.shape(), layer, &mut init).unwrap();
                 let x = init.normal([3, 7, 16], 1.0);
                 let full: Vec<f32> = mixer
                     .forward(x.clone(), layer, &mut NoSites)

@@ -5,9 +5,11 @@
 //! passes exactly once; [`NoSites`] is the zero-cost default.
 //!
 //! Modules import downward only:
-//! `kind`, `init`, `runs`, `norm`, `ops`, `sites`, `long_conv`, `selective_scan`, `mlp` → `config` →
-//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, each built
-//! by `init(&MixerShape, &mut Init)`) → `mixer` (which mixer a layer gets) → `block` → `lm`.
+//! `kind`, `init`, `runs`, `norm`, `ops`, `sites`, `long_conv`, `selective_scan`, `mlp` →
+//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`: each its
+//! settings type, a [`kind::MixerOptions`], and its module, built by `init(&MixerShape, …)`) →
+//! `mixer` (the [`mixer::MixerConfig`] of every mixer, which module a layer gets) → `config` →
+//! `block` → `lm`.
 
 pub mod attention;
 pub mod base_conv;
@@ -35,6 +37,7 @@ pub mod sites;
 pub mod xent_cpu;
 
 pub use config::ModelConfig;
-pub use kind::{ConvKernel, MixerKind, ModelError};
+pub use kind::{ConvKernel, MixerKeys, MixerKind, ModelError};
 pub use lm::LanguageModel;
+pub use mixer::MixerConfig;
 pub use sites::{NoSites, Site, Sites};

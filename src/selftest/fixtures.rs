@@ -17,7 +17,7 @@ use super::compare::{Compare, host};
 use crate::model::kind::LongConv;
 use crate::model::lm::cross_entropy;
 use crate::model::ops::int_tensor;
-use crate::model::{ConvKernel, LanguageModel, MixerKind, ModelConfig, NoSites};
+use crate::model::{ConvKernel, LanguageModel, MixerKeys, MixerKind, ModelConfig, NoSites};
 use crate::report::export::import::{Stored, load_state_dict, read};
 use crate::report::export::param_entries;
 
@@ -151,15 +151,18 @@ pub fn check<B: AutodiffBackend>(
 
 fn compare<B: AutodiffBackend>(f: &Fixture, device: &B::Device) -> Result<Compare, String> {
     let t = read(f.bytes).map_err(|e| e.to_string())?;
-    let conv = match f.conv {
-        Conv::Default => Vec::new(),
-        Conv::Long => vec![ConvKernel::Long(LongConv::Long); 2],
-        Conv::Taps(k) => vec![ConvKernel::Taps(k); 2],
+    let keys = MixerKeys {
+        conv_kernel: match f.conv {
+            Conv::Default => None,
+            Conv::Long => Some(vec![ConvKernel::Long(LongConv::Long); 2]),
+            Conv::Taps(k) => Some(vec![ConvKernel::Taps(k); 2]),
+        },
     };
+    let mixer = f.mixer.configure(&keys, 2).map_err(|p| format!("{p:?}"))?;
     let config = ModelConfig {
         max_positions: 16,
         init_std: 0.02,
-        conv,
+        mixer,
         ..ModelConfig::paper(f.mixer, 12, 8, 2)
     };
     let init = config.init::<B>(0, device).map_err(|e| e.to_string())?;

@@ -349,12 +349,21 @@ fn resolve_runs(
             ));
             continue;
         }
+        // The mixer reads its own keys; one it has no use for is reported once, not per seed.
+        let resolved_model = match resolve_model(&model, task.config().vocab_size()) {
+            Ok(m) => m,
+            Err(problems) => {
+                for p in problems {
+                    issues.push(sources.issue(p.key, set_by, p.message, p.help));
+                }
+                continue;
+            }
+        };
         for &seed in seeds {
             let mut axes = point.axes.clone();
             axes.push(("seed".to_string(), Value::from(seed)));
             let mut name: Vec<String> = point.axes.iter().map(|(k, v)| label(k, v)).collect();
             name.push(format!("s{seed}"));
-            let resolved_model = resolve_model(&model, task.config().vocab_size());
             let run = RunPoint {
                 name: name.join("-"),
                 seed,
@@ -363,7 +372,7 @@ fn resolve_runs(
                     .iter()
                     .map(|i| resolve_intervention(i, &resolved_model))
                     .collect(),
-                model: resolved_model,
+                model: resolved_model.clone(),
                 train: resolve_train(&train, task.train_size()),
                 task: task.clone(),
             };

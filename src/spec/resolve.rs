@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::raw::{ArSpec, ConvChoice, InterventionSpec, Layers, ModelSpec, TaskSpec, TrainSpec};
 use crate::interp::{AblationConfig, InterchangeConfig};
 use crate::model::Site;
-use crate::model::{ConvKernel, ModelConfig};
+use crate::model::kind::ConfigProblem;
+use crate::model::{MixerKeys, ModelConfig};
 use crate::task::atr::ExampleStats;
 use crate::task::reference::{self, Counts, ReferenceError};
 use crate::task::{ArConfig, DataRng, Dataset, Prohibit, Split, TaskConfig};
@@ -65,7 +66,7 @@ fn expand_sites(sites: &Option<Vec<Site>>, model: &ModelConfig) -> Vec<Site> {
         Some(s) => s.clone(),
         None => Site::BLOCK
             .into_iter()
-            .filter(|s| s.exists_in(model.mixer, model.mlp))
+            .filter(|s| s.exists_in(model.kind(), model.mlp))
             .collect(),
     }
 }
@@ -350,31 +351,26 @@ impl TaskSpec {
 }
 
 /// The model of a spec's `[model]` for a task of `vocab_size` tokens, the mixer's defaults
-/// ([`MixerKind::default_pos_emb`], [`MixerKind::default_mlp`]) filled in.
-pub fn resolve_model(m: &ModelSpec, vocab_size: usize) -> ModelConfig {
-    ModelConfig {
+/// ([`crate::model::kind::MixerInfo`]) filled in and its own keys read by the mixer
+/// ([`crate::model::MixerKind::configure`]); a key the mixer has no use for is a problem.
+pub fn resolve_model(m: &ModelSpec, vocab_size: usize) -> Result<ModelConfig, Vec<ConfigProblem>> {
+    let keys = MixerKeys {
+        conv_kernel: m.conv_kernel.as_ref().map(|c| match c {
+            ConvChoice::All(k) => vec![*k; m.layers],
+            ConvChoice::PerLayer(list) => list.clone(),
+        }),
+    };
+    let info = m.mixer.info();
+    Ok(ModelConfig {
         vocab_size,
-        mixer: m.mixer,
+        mixer: m.mixer.configure(&keys, m.layers)?,
         layers: m.layers,
         d_model: m.d_model,
-        pos_emb: m.pos_emb.unwrap_or(m.mixer.default_pos_emb()),
-        mlp: m.mlp.unwrap_or(m.mixer.default_mlp()),
+        pos_emb: m.pos_emb.unwrap_or(info.default_pos_emb),
+        mlp: m.mlp.unwrap_or(info.default_mlp),
         max_positions: m.max_positions,
         init_std: m.init_std,
-        conv: resolve_conv(m).unwrap_or_default(),
-    }
-}
-
-/// The convolution per layer, or `None` when the spec leaves the mixer's default.
-fn resolve_conv(m: &ModelSpec) -> Option<Vec<ConvKernel>> {
-    let per_layer: Vec<ConvKernel> = match m.conv_kernel.as_ref()? {
-        ConvChoice::All(k) => vec![*k; m.layers],
-        ConvChoice::PerLayer(list) => list.clone(),
-    };
-    let default: Vec<Option<ConvKernel>> = (0..m.layers).map(|l| m.mixer.default_conv(l)).collect();
-    let same =
-        per_layer.len() == m.layers && per_layer.iter().zip(&default).all(|(k, d)| Some(*k) == *d);
-    (!same).then_some(per_layer)
+    })
 }
 
 /// The optimisation of a spec's `[train]`: `steps` from `epochs` over `train_size` sequences

@@ -75,7 +75,7 @@ pub fn estimate(run: &RunPoint) -> Estimate {
     let data = sequences * (seq + crate::task::Role::COUNT as f64) * F32;
     // Per layer and position: ~40 floats of width d kept for backward, and what the mixer keeps
     // beside them (softmax scores, Toeplitz products of long filters, H3's shift maps).
-    let per_layer_act = 40.0 * batch * seq * d + (m.mixer.info().activations)(m, batch, seq);
+    let per_layer_act = 40.0 * batch * seq * d + m.mixer.activations(&m.shape(), batch, seq);
     let activations = (layers * per_layer_act + batch * vocab) * F32;
     Estimate {
         training_state: 4.0 * params * F32,

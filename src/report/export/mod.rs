@@ -54,6 +54,6 @@ pub fn export_run_weights(
         ("mechlab.run_id", run.train.clone()),
         ("mechlab.mixer", run.point.model.mixer.name().to_string()),
     ];
-    let n = export_weights(&model, run.point.model.mixer, &path, &metadata)?;
+    let n = export_weights(&model, run.point.model.kind(), &path, &metadata)?;
     Ok((n, path))
 }

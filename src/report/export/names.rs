@@ -13,7 +13,7 @@
 //!
 //! burn stores a Linear weight as `[in, out]`; PyTorch as `[out, in]`. The `based` model is the
 //! reference's hybrid wrapper, which nests each layer's mixer under `sequence_mixer.mixer.`
-//! ([`crate::model::mixer::MixerInfo::reference_module`]).
+//! ([`crate::model::kind::MixerInfo::reference_module`]).
 //!
 //! This table holds the parameters mechlab trains. The export adds what PyTorch's state dict
 //! also lists ([`super::safetensors::state_dict`]): the tied `lm_head.weight`; Hyena's Sin
