@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::corrupt::{Corruption, corrupt_token};
 use super::patch::{Capture, Patch};
-use super::pruned::{Cell, CellOut, kl_rows, pruned_cell};
+use super::pruned::{Cell, CellOut, CorruptedStates, kl_rows, pruned_cell};
 use super::readout::{Readout, readout};
 use crate::model::ops::int_tensor;
 use crate::model::{LanguageModel, Site};
@@ -196,6 +196,7 @@ pub fn interchange_with<B: Backend>(
             }
             let mut corr_cap = Capture::default();
             let r = model.residual(to_tensor(&corrupted), &mut corr_cap);
+            let states = CorruptedStates::default();
             let corr = readout(model, r, &queries, &answers_b1, device);
             let kl_orig = kl_rows(corr.logp_nv.clone(), orig.logp_nv.clone());
             let first_detail = detail.len();
@@ -243,6 +244,7 @@ pub fn interchange_with<B: Backend>(
                                 orig: &orig,
                                 corr: &corr,
                                 kl_orig: &kl_orig,
+                                states: &states,
                             },
                             device,
                         ),

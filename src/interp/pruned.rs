@@ -1,12 +1,20 @@
 //! The fast path of the interchange grid: each cell from the clean and corrupted runs' cached
-//! activations, computing only the rows and positions a patch can change.
+//! activations (and, for Mamba, their cached recurrent states), computing only the rows and
+//! positions a patch can change.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::patch::{Capture, Patch};
 use super::readout::{Readout, to_f64};
+use crate::model::mamba::Mamba;
+use crate::model::mixer::Mixer;
 use crate::model::ops::{at_positions, gather_positions, int_tensor};
+use crate::model::scan_cpu::resumable;
 use crate::model::{LanguageModel, NoSites, Site};
 
 /// One (layer, site) of one batch and corrupted role, with everything cached for it.
@@ -24,6 +32,34 @@ pub(super) struct Cell<'a, B: Backend> {
     pub(super) corr: &'a Readout<B>,
     /// `KL(p_corr ‖ p_orig)` per example.
     pub(super) kl_orig: &'a [f64],
+    /// The corrupted run's recurrent states, shared by the cells of one corrupted run.
+    pub(super) states: &'a CorruptedStates,
+}
+
+/// The corrupted run's scan states by layer (`[b, s, i, n]` on the host), computed the first
+/// time a cell resumes from them: a patch at position `t` leaves every position before it as
+/// the corrupted run had it, so a recurrent mixer restarts from the state at `t − 1`.
+#[derive(Default)]
+pub(super) struct CorruptedStates {
+    by_layer: RefCell<HashMap<usize, Option<Rc<Vec<f32>>>>>,
+}
+
+impl CorruptedStates {
+    fn of<B: Backend>(
+        &self,
+        layer: usize,
+        mamba: &Mamba<B>,
+        cap: &Capture<B>,
+    ) -> Option<Rc<Vec<f32>>> {
+        self.by_layer
+            .borrow_mut()
+            .entry(layer)
+            .or_insert_with(|| {
+                let mixer_in = cap.acts.get(&(layer, Site::MixerInput))?;
+                mamba.states(mixer_in.clone()).map(Rc::new)
+            })
+            .clone()
+    }
 }
 
 /// Patched readouts of one cell, for rows `j·b + i` (patch role `j`, example `i`).
@@ -81,7 +117,9 @@ fn differing_positions<B: Backend>(x_bsw: &Tensor<B, 3>, y_bsw: &Tensor<B, 3>) -
 /// - a patch at or after the mixer output changes one position until the next mixer: the rest of
 ///   its block runs on that position alone, and the stream it leaves is the cached corrupted one
 ///   with that row replaced;
-/// - other patches rerun the mixer of their layer from the cached input;
+/// - other patches rerun the mixer of their layer from the cached input — or, where every mixer
+///   from there on is Mamba (on the CPU), only the positions from the patch to the query, each
+///   Mamba resuming from the corrupted run's state ([`resumed_readout`]);
 /// - every later block runs on the patched rows only, and the last one's position-wise part only
 ///   at the query.
 ///
@@ -128,7 +166,8 @@ pub(super) fn pruned_cell<B: Backend>(
     // attention (within noise), ~7% slower for Mamba, 1.6× faster for H3, whose SSM kernel is
     // computed once per call.
     if !compute.is_empty() {
-        let (p, logit, kl) = patched_readout(model, c, &compute, device);
+        let (p, logit, kl) = resumed_readout(model, c, &compute, device)
+            .unwrap_or_else(|| patched_readout(model, c, &compute, device));
         for (r, &(j, i)) in compute.iter().enumerate() {
             let row = j * b + i;
             out.p[row] = p[r];
@@ -231,6 +270,18 @@ fn patched_readout<B: Backend>(
         }
     };
 
+    readout_rows(c, rows, logits_kv, device)
+}
+
+/// The answer's probability and logit and `KL(p_corr ‖ p_patched)` of patched rows' logits.
+fn readout_rows<B: Backend>(
+    c: &Cell<B>,
+    rows: &[(usize, usize)],
+    logits_kv: Tensor<B, 2>,
+    device: &B::Device,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let k = rows.len();
+    let examples = int_tensor::<B, 1>(rows.iter().map(|&(_, i)| i as i64).collect(), [k], device);
     let answers_k1 = int_tensor::<B, 2>(
         rows.iter().map(|&(_, i)| c.answers[i]).collect(),
         [k, 1],
@@ -241,4 +292,347 @@ fn patched_readout<B: Backend>(
     let logit = to_f64(logits_kv.gather(1, answers_k1));
     let kl = kl_rows(c.corr.logp_nv.clone().select(0, examples), logp_kv);
     (p, logit, kl)
+}
+
+/// [`patched_readout`] for models whose mixers from the patched layer on are all Mamba (on the
+/// CPU, where the scan can resume from a state): each patched row is computed only from its
+/// patch position `t` to its query `q`, every Mamba restarting from the corrupted run's state
+/// at `t − 1` with its convolution's context before `t` (the corrupted run's, which a patch at
+/// `t` cannot change). Rows run as windows of the longest `q − t + 1` positions, each aligned
+/// at its own `t`; what a window holds after its row's query is never read (causality). `None`
+/// where this does not apply (other mixers, other backends, the last layer's position-wise
+/// sites, which [`patched_readout`] already computes at one position).
+///
+/// A window is as long as its longest row, so rows are grouped by length first (longest first,
+/// a new group where a row needs at most half the group's longest): the work is then within
+/// twice the rows' own lengths, in at most ⌈log₂ s⌉ groups.
+fn resumed_readout<B: Backend>(
+    model: &LanguageModel<B>,
+    c: &Cell<B>,
+    rows: &[(usize, usize)],
+    device: &B::Device,
+) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let last = model.layers.len() - 1;
+    let all_mamba = model.layers[c.layer..]
+        .iter()
+        .all(|block| matches!(block.mixer, Mixer::Mamba(_)));
+    if !resumable::<B>() || !all_mamba || (c.site.is_after_mixer() && c.layer == last) {
+        return None;
+    }
+    let length = |&(j, i): &(usize, usize)| (c.queries[i] + 1).saturating_sub(c.positions[j][i]);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&r| std::cmp::Reverse(length(&rows[r])));
+    let mut groups: Vec<Vec<(usize, usize)>> = Vec::new();
+    let mut longest = 0;
+    for &r in &order {
+        let len = length(&rows[r]);
+        match groups.last_mut() {
+            Some(group) if 2 * len > longest => group.push(rows[r]),
+            _ => {
+                longest = len;
+                groups.push(vec![rows[r]]);
+            }
+        }
+    }
+    let logits: Vec<Tensor<B, 2>> = groups
+        .iter()
+        .map(|group| resumed_logits(model, c, group, device))
+        .collect::<Option<_>>()?;
+    let ordered: Vec<(usize, usize)> = order.iter().map(|&r| rows[r]).collect();
+    let (p, logit, kl) = readout_rows(c, &ordered, Tensor::cat(logits, 0), device);
+    // Back to the callers' row order.
+    let mut out = (
+        vec![0.0; rows.len()],
+        vec![0.0; rows.len()],
+        vec![0.0; rows.len()],
+    );
+    for (k, &r) in order.iter().enumerate() {
+        out.0[r] = p[k];
+        out.1[r] = logit[k];
+        out.2[r] = kl[k];
+    }
+    Some(out)
+}
+
+/// The logits at the query of patched `rows` resumed as one window ([`resumed_readout`]).
+fn resumed_logits<B: Backend>(
+    model: &LanguageModel<B>,
+    c: &Cell<B>,
+    rows: &[(usize, usize)],
+    device: &B::Device,
+) -> Option<Tensor<B, 2>> {
+    let last = model.layers.len() - 1;
+    let after_mixer = c.site.is_after_mixer();
+    if !resumable::<B>() || (after_mixer && c.layer == last) {
+        return None;
+    }
+    let mambas: Vec<&Mamba<B>> = model.layers[c.layer..]
+        .iter()
+        .map(|block| match &block.mixer {
+            Mixer::Mamba(m) => Some(m),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    // One convolution context for every layer (Mamba takes one d_conv for all).
+    let prefix = mambas[0].conv_context();
+    if mambas.iter().any(|m| m.conv_context() != prefix) {
+        return None;
+    }
+    let [_, s, _] = c.corr_act.dims();
+    let k = rows.len();
+    let starts: Vec<usize> = rows.iter().map(|&(j, i)| c.positions[j][i]).collect();
+    let ends: Vec<usize> = rows.iter().map(|&(_, i)| c.queries[i]).collect();
+    let len = starts.iter().zip(&ends).map(|(t, q)| q + 1 - t).max()?;
+    let width = prefix + len;
+    // Window position u of row r is sequence position t_r − prefix + u: clamped into the
+    // sequence (what lies past the query is never read), and zeroed where it precedes it.
+    let mut index = Vec::with_capacity(k * width);
+    let mut inside = Vec::with_capacity(k * width);
+    for (r, &(_, i)) in rows.iter().enumerate() {
+        for u in 0..width {
+            let pos = (starts[r] + u).checked_sub(prefix);
+            index.push((i * s + pos.unwrap_or(0).min(s - 1)) as i64);
+            inside.push(if pos.is_some() { 1f32 } else { 0.0 });
+        }
+    }
+    let index = int_tensor::<B, 1>(index, [k * width], device);
+    let inside_kw1 = Tensor::<B, 3>::from_data(TensorData::new(inside, [k, width, 1]), device);
+    let window = |t: &Tensor<B, 3>| {
+        let [b, s, w] = t.dims();
+        t.clone()
+            .reshape([b * s, w])
+            .select(0, index.clone())
+            .reshape([k, width, w])
+    };
+    let cached = |layer: usize, site: Site| c.corr_cap.acts.get(&(layer, site));
+    // Patching window position `at` (of `width_of` positions) with the clean activation.
+    let patch_at = |x: Tensor<B, 3>, clean: Tensor<B, 3>, at: usize| {
+        let [_, w, _] = x.dims();
+        let mut m = vec![0f32; k * w];
+        for r in 0..k {
+            m[r * w + at] = 1.0;
+        }
+        let m = Tensor::<B, 3>::from_data(TensorData::new(m, [k, w, 1]), device);
+        x * m.clone().neg().add_scalar(1.0) + clean * m
+    };
+    let body = |x: Tensor<B, 3>| {
+        let [_, _, w] = x.dims();
+        x.slice([0..k, prefix..width, 0..w])
+    };
+
+    // The block input of the first layer to run, and that layer's mixer input if the patch
+    // replaced it.
+    let (first, mut r_in, mut mixer_in) = if after_mixer {
+        let block = &model.layers[c.layer];
+        let at = rows
+            .iter()
+            .zip(&starts)
+            .map(|(&(_, i), &t)| (i * s + t) as i64)
+            .collect();
+        let at = int_tensor::<B, 1>(at, [k], device);
+        let pick = |t: &Tensor<B, 3>| gather_positions(t.clone(), at.clone());
+        let r_bo = block.resume_after_mixer(
+            c.site,
+            pick(c.clean_act),
+            pick(cached(c.layer, Site::BlockInput)?),
+            cached(c.layer, Site::MixerOutput).map(pick),
+        )?;
+        let next_in = window(cached(c.layer + 1, Site::BlockInput)?);
+        let [_, _, d] = next_in.dims();
+        let patched = patch_at(body(next_in.clone()), r_bo, 0);
+        let context = next_in.slice([0..k, 0..prefix, 0..d]);
+        (c.layer + 1, Tensor::cat(vec![context, patched], 1), None)
+    } else {
+        let r_in = window(cached(c.layer, Site::BlockInput)?);
+        match c.site {
+            Site::BlockInput => (c.layer, patch_at(r_in, window(c.clean_act), prefix), None),
+            Site::MixerInput => {
+                let m = window(cached(c.layer, Site::MixerInput)?);
+                (
+                    c.layer,
+                    r_in,
+                    Some(patch_at(m, window(c.clean_act), prefix)),
+                )
+            }
+            _ => (c.layer, r_in, None),
+        }
+    };
+
+    let mut r_out = None;
+    for layer in first..=last {
+        let block = &model.layers[layer];
+        let mamba = mambas[layer - c.layer];
+        let states = c.states.of(layer, mamba, c.corr_cap)?;
+        let [i_dim, n_dim] = mamba.state_dims();
+        let state = i_dim * n_dim;
+        let mut h0 = vec![0f32; k * state];
+        for (r, &(_, i)) in rows.iter().enumerate() {
+            if let Some(before) = starts[r].checked_sub(1) {
+                h0[r * state..][..state]
+                    .copy_from_slice(&states[(i * s + before) * state..][..state]);
+            }
+        }
+        // Zero before the sequence: the convolution's own padding (in_proj has no bias).
+        let u = mixer_in
+            .take()
+            .unwrap_or_else(|| block.norm1.forward(r_in.clone()))
+            * inside_kw1.clone();
+        let h = if c.site.is_mixer_internal() && layer == c.layer {
+            let mut patch = Patch {
+                layer,
+                site: c.site,
+                mask_bs1: patch_at(
+                    Tensor::zeros([k, len, 1], device),
+                    Tensor::ones([k, len, 1], device),
+                    0,
+                ),
+                clean_bsd: body(window(c.clean_act)),
+            };
+            mamba.forward_resumed(u, prefix, Some(&h0), layer, &mut patch)?
+        } else {
+            mamba.forward_resumed(u, prefix, Some(&h0), layer, &mut NoSites)?
+        };
+        let out = block.resume_after_mixer(Site::MixerOutput, h, body(r_in.clone()), None)?;
+        if layer < last {
+            let next_in = window(cached(layer + 1, Site::BlockInput)?);
+            let [_, _, d] = next_in.dims();
+            r_in = Tensor::cat(vec![next_in.slice([0..k, 0..prefix, 0..d]), out], 1);
+        } else {
+            r_out = Some(out);
+        }
+    }
+    let at: Vec<usize> = starts.iter().zip(&ends).map(|(t, q)| q - t).collect();
+    Some(model.logits_of(at_positions(r_out?, &at)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interp::readout::readout;
+    use crate::model::cpu_ops::with_fused;
+    use crate::model::kind::MixerKeys;
+    use crate::model::{ConvKernel, MixerKind, ModelConfig};
+    use crate::task::{ArConfig, ArQuery, Role, Split};
+    use burn::backend::Flex;
+
+    /// The resumed windows against the rerun of the patched layer from the cached input (itself
+    /// checked against full reruns in `tests/interventions.rs`), for every convolution context
+    /// Mamba can have, every layer and site of a three-layer model, and every patch role.
+    #[test]
+    fn mamba_resumed_from_the_cached_state_equals_the_rerun_from_the_start() {
+        let device = Default::default();
+        let task = ArConfig {
+            num_kv: 16,
+            pairs: 3,
+            query: ArQuery::Key,
+            prohibit: None,
+        };
+        let data = task.generate(3, Split::Test, 8);
+        let (b, s) = (8, data.seq_len);
+        for d_conv in [0, 1, 2, 4] {
+            let keys = MixerKeys {
+                conv_kernel: Some(vec![ConvKernel::Taps(d_conv); 3]),
+            };
+            let mut model = ModelConfig {
+                mixer: MixerKind::Mamba.configure(&keys, 3).unwrap(),
+                max_positions: 16,
+                init_std: 0.5,
+                ..ModelConfig::paper(MixerKind::Mamba, task.vocab_size(), 16, 3)
+            }
+            .init::<Flex>(5, &device)
+            .unwrap();
+            // At initialisation a block's output is small beside the embedding; scaled up, every
+            // patch moves the readout far beyond the tolerance.
+            for block in &mut model.layers {
+                let Mixer::Mamba(m) = &mut block.mixer else {
+                    unreachable!("a Mamba model")
+                };
+                for lin in [&mut m.in_proj, &mut m.out_proj] {
+                    lin.weight = burn::module::Param::from_tensor(lin.weight.val() * 8.0);
+                }
+            }
+            let tokens = |corrupt: bool| {
+                let values = (0..b * s)
+                    .map(|n| {
+                        let (i, t) = (n / s, n % s);
+                        let tok = data.tokens[n] as i64;
+                        if corrupt && t == data.position(i, Role::Key) {
+                            (tok + 1) % task.vocab_size() as i64
+                        } else {
+                            tok
+                        }
+                    })
+                    .collect();
+                int_tensor::<Flex, 2>(values, [b, s], &device)
+            };
+            let queries: Vec<usize> = (0..b).map(|i| data.position(i, Role::Query)).collect();
+            let answers: Vec<i64> = (0..b).map(|i| data.target(i) as i64).collect();
+            let answers_b1 = int_tensor::<Flex, 2>(answers.clone(), [b, 1], &device);
+            let (mut clean_cap, mut corr_cap) = (Capture::default(), Capture::default());
+            let r = model.residual(tokens(false), &mut clean_cap);
+            let orig = readout(&model, r, &queries, &answers_b1, &device);
+            let r = model.residual(tokens(true), &mut corr_cap);
+            let corr = readout(&model, r, &queries, &answers_b1, &device);
+            let positions: Vec<Vec<usize>> = [Role::Key, Role::Value, Role::Divider, Role::Query]
+                .iter()
+                .map(|&role| (0..b).map(|i| data.position(i, role)).collect())
+                .collect();
+            let rows: Vec<(usize, usize)> = (0..positions.len())
+                .flat_map(|j| (0..b).map(move |i| (j, i)))
+                .collect();
+            let kl_orig = vec![0.0; b];
+            let states = CorruptedStates::default();
+            let sites = [
+                Site::BlockInput,
+                Site::MixerInput,
+                Site::ConvOutput,
+                Site::MixerOutput,
+                Site::BlockOutput,
+            ];
+            // Rows whose patch changed the readout: the agreement is not that of no-ops.
+            let mut moved = 0;
+            for layer in 0..3 {
+                for site in sites {
+                    let cell = Cell {
+                        layer,
+                        site,
+                        clean_act: &clean_cap.acts[&(layer, site)],
+                        corr_act: &corr_cap.acts[&(layer, site)],
+                        corr_cap: &corr_cap,
+                        positions: &positions,
+                        queries: &queries,
+                        answers: &answers,
+                        orig: &orig,
+                        corr: &corr,
+                        kl_orig: &kl_orig,
+                        states: &states,
+                    };
+                    // The CPU's path whatever the environment (CI also runs the generic one).
+                    let resumed =
+                        with_fused(true, || resumed_readout(&model, &cell, &rows, &device));
+                    assert!(
+                        with_fused(false, || resumed_readout(&model, &cell, &rows, &device))
+                            .is_none(),
+                        "the generic operations keep the rerun (the accelerators' path)"
+                    );
+                    if layer == 2 && site.is_after_mixer() {
+                        assert!(resumed.is_none(), "position-wise: the other path");
+                        continue;
+                    }
+                    let (p, logit, kl) = resumed.expect("a Mamba model on the CPU resumes");
+                    let (p0, logit0, kl0) = patched_readout(&model, &cell, &rows, &device);
+                    moved += kl0.iter().filter(|&&kl| kl > 1e-6).count();
+                    for (x, y) in [(p, p0), (logit, logit0), (kl, kl0)] {
+                        for (a, e) in x.iter().zip(&y) {
+                            assert!(
+                                (a - e).abs() <= 1e-5 * e.abs().max(1.0),
+                                "d_conv {d_conv} layer {layer} {site}: {a} vs {e}"
+                            );
+                        }
+                    }
+                }
+            }
+            assert!(moved > 100, "d_conv {d_conv}: {moved} rows changed");
+        }
+    }
 }

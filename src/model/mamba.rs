@@ -29,6 +29,7 @@ use super::kind::{ConvKernel, MixerShape, ModelError, configured_conv, conv_at};
 use super::ops::causal_depthwise_conv;
 use super::param_names::{Buffer, Layout, ParamTable, Slot};
 use super::runs::{linear, scale_channels};
+use super::scan_cpu;
 use super::selective_scan::selective_scan;
 use super::sites::{NoSites, Site, Sites};
 
@@ -238,29 +239,115 @@ impl<B: Backend> Mamba<B> {
         layer: usize,
         sites: &mut dyn Sites<B>,
     ) -> Tensor<B, 3> {
-        let [b, s, _] = u_bsd.dims();
+        let v = self.scan_inputs(u_bsd, 0, layer, sites);
+        let y_bsi = selective_scan(v.x.clone(), v.delta, v.a, v.b, v.c);
+        self.output(y_bsi, v.x, v.z)
+    }
+
+    /// [`Self::forward_visiting`] resumed mid-sequence, from what a full run cached (inference on
+    /// the CPU: `None` elsewhere, see [`scan_cpu::try_resumed`]). `u_bwd` is the mixer's input
+    /// over a window whose first `prefix` positions are context for the convolution only (the
+    /// `d_conv − 1` positions before the window, zero where they would precede the sequence);
+    /// `h0` the scan's state before the window (`[b, i, n]` on the host, zero when `None`).
+    /// Every output position equals the full run's there: the state and the convolution's
+    /// context are all a position sees of what came before.
+    ///
+    /// # Shapes
+    /// - `u_bwd`: `[batch, prefix + len, d_model]` → `[batch, len, d_model]`
+    pub fn forward_resumed(
+        &self,
+        u_bwd: Tensor<B, 3>,
+        prefix: usize,
+        h0: Option<&[f32]>,
+        layer: usize,
+        sites: &mut dyn Sites<B>,
+    ) -> Option<Tensor<B, 3>> {
+        let v = self.scan_inputs(u_bwd, prefix, layer, sites);
+        let (y_bli, _) = scan_cpu::try_resumed(&v.x, &v.delta, &v.a, &v.b, &v.c, h0)?;
+        Some(self.output(y_bli, v.x, v.z))
+    }
+
+    /// The scan's state after every position of a run on `u_bsd` (`[b, s, i, n]` on the host),
+    /// what [`Self::forward_resumed`] resumes from; `None` where that does not run.
+    pub fn states(&self, u_bsd: Tensor<B, 3>) -> Option<Vec<f32>> {
+        let v = self.scan_inputs(u_bsd, 0, 0, &mut NoSites);
+        scan_cpu::try_resumed(&v.x, &v.delta, &v.a, &v.b, &v.c, None).map(|(_, hs)| hs)
+    }
+
+    /// The convolution's context in positions: what [`Self::forward_resumed`] needs before a
+    /// window.
+    pub fn conv_context(&self) -> usize {
+        self.conv1d
+            .as_ref()
+            .map_or(0, |c| c.weight.dims()[1].saturating_sub(1))
+    }
+
+    /// `d_inner` and the state size N.
+    pub fn state_dims(&self) -> [usize; 2] {
         let [_, n] = self.a_log.dims();
-        let i = self.in_proj.weight.dims()[1] / 2;
+        [self.in_proj.weight.dims()[1] / 2, n]
+    }
+
+    /// The scan's inputs on `u_bsd` (the first `prefix` positions dropped after the
+    /// convolution, whose context they are), the scan input passing through `sites`.
+    fn scan_inputs(
+        &self,
+        u_bsd: Tensor<B, 3>,
+        prefix: usize,
+        layer: usize,
+        sites: &mut dyn Sites<B>,
+    ) -> ScanInputs<B> {
+        let [b, s, _] = u_bsd.dims();
+        let [i, n] = self.state_dims();
         let r = self.x_proj.weight.dims()[1] - 2 * n;
         let xz_bs2i = linear(&self.in_proj, u_bsd);
         let x_bsi = xz_bs2i.clone().slice([0..b, 0..s, 0..i]);
-        let z_bsi = xz_bs2i.slice([0..b, 0..s, i..2 * i]);
-        let x_bsi = silu(match &self.conv1d {
+        let z_bsi = xz_bs2i.slice([0..b, prefix..s, i..2 * i]);
+        let x_bsi = match &self.conv1d {
             Some(c) => causal_depthwise_conv(x_bsi, c.weight.val(), c.bias.val()),
             None => x_bsi,
+        };
+        let s = s - prefix;
+        let x_bsi = silu(if prefix > 0 {
+            x_bsi.slice([0..b, prefix..prefix + s, 0..i])
+        } else {
+            x_bsi
         });
         let x_bsi = sites.visit(layer, Site::ConvOutput, x_bsi);
         let dbc = linear(&self.x_proj, x_bsi.clone());
         let dt_bsr = dbc.clone().slice([0..b, 0..s, 0..r]);
-        let b_bsn = dbc.clone().slice([0..b, 0..s, r..r + n]);
-        let c_bsn = dbc.slice([0..b, 0..s, r + n..r + 2 * n]);
-        let delta_bsi = softplus(linear(&self.dt_proj, dt_bsr), 1.0);
-        let a_in = self.a_log.val().exp().neg();
-        let y_bsi = selective_scan(x_bsi.clone(), delta_bsi, a_in, b_bsn, c_bsn)
-            + scale_channels(x_bsi, self.d.val());
+        ScanInputs {
+            b: dbc.clone().slice([0..b, 0..s, r..r + n]),
+            c: dbc.slice([0..b, 0..s, r + n..r + 2 * n]),
+            delta: softplus(linear(&self.dt_proj, dt_bsr), 1.0),
+            a: self.a_log.val().exp().neg(),
+            x: x_bsi,
+            z: z_bsi,
+        }
+    }
+
+    /// The skip, the gate and the out-projection around the scan's output.
+    fn output(
+        &self,
+        y_bsi: Tensor<B, 3>,
+        x_bsi: Tensor<B, 3>,
+        z_bsi: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
+        let y_bsi = y_bsi + scale_channels(x_bsi, self.d.val());
         linear(&self.out_proj, y_bsi * silu(z_bsi))
     }
 }
+
+/// What the scan reads, `[b, s, ·]` each (A as `[R·i, n]`); `z` is the gate.
+struct ScanInputs<B: Backend> {
+    x: Tensor<B, 3>,
+    z: Tensor<B, 3>,
+    delta: Tensor<B, 3>,
+    a: Tensor<B, 2>,
+    b: Tensor<B, 3>,
+    c: Tensor<B, 3>,
+}
+
 impl<B: Backend> Mamba<B> {
     /// Its parameters under the reference module's names below prefix `m`: `in_proj`, `conv1d` (`[i,k]` → `[i,1,k]`; absent with d_conv 0), `x_proj`, `dt_proj`, `A_log`, `D`, `out_proj`.
     pub fn reference_params<'a>(&'a mut self, m: &str, t: &mut ParamTable<'a, B>) {

@@ -64,11 +64,54 @@ pub fn try_fused<B: Backend>(
         let device = x.device();
         let dims = Dims::of(x.dims(), a.dims());
         let inputs = Inputs::read(x.clone(), d.clone(), a.clone(), b.clone(), c.clone());
-        let (y, _) = forward(&dims, &inputs);
+        let (y, _) = forward(&dims, &inputs, None);
         let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.b, dims.s, dims.i]), &device);
         return cast(y);
     }
     None
+}
+
+/// The scan (inference, on `flex`) resumed from the states `h0` (`[b, i, n]` on the host, zero
+/// when `None`), returning `y` and every state `h [b, s, i, n]` on the host: the path of
+/// intervention grids that restart Mamba mid-sequence from a cached state. `None` on any other
+/// backend, under autodiff, or with the fused operations off.
+///
+/// # Shapes
+/// As [`super::selective_scan::selective_scan`].
+pub fn try_resumed<B: Backend>(
+    x_bsi: &Tensor<B, 3>,
+    delta_bsi: &Tensor<B, 3>,
+    a_in: &Tensor<B, 2>,
+    b_bsn: &Tensor<B, 3>,
+    c_bsn: &Tensor<B, 3>,
+    h0: Option<&[f32]>,
+) -> Option<(Tensor<B, 3>, Vec<f32>)> {
+    if !fused_enabled() {
+        return None;
+    }
+    let (Some(x), Some(d), Some(a), Some(b), Some(c)) = (
+        view::<_, Tensor<Flex, 3>>(x_bsi),
+        view::<_, Tensor<Flex, 3>>(delta_bsi),
+        view::<_, Tensor<Flex, 2>>(a_in),
+        view::<_, Tensor<Flex, 3>>(b_bsn),
+        view::<_, Tensor<Flex, 3>>(c_bsn),
+    ) else {
+        return None;
+    };
+    let device = x.device();
+    let dims = Dims::of(x.dims(), a.dims());
+    if h0.is_some_and(|h0| h0.len() != dims.b * dims.i * dims.n) {
+        return None;
+    }
+    let inputs = Inputs::read(x.clone(), d.clone(), a.clone(), b.clone(), c.clone());
+    let (y, hs) = forward(&dims, &inputs, h0);
+    let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.b, dims.s, dims.i]), &device);
+    Some((cast(y)?, hs))
+}
+
+/// Whether [`try_resumed`] runs for backend `B` (the CPU backend, fused operations on).
+pub fn resumable<B: Backend>() -> bool {
+    fused_enabled() && std::any::TypeId::of::<B>() == std::any::TypeId::of::<Flex>()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -121,9 +164,10 @@ impl Inputs {
     }
 }
 
-/// `y [b, s, i]` and every state `h [b, s, i, n]`. Batch rows run in parallel on rayon's pool
-/// (each writes only its own rows, so the result does not depend on the thread count).
-fn forward(d: &Dims, v: &Inputs) -> (Vec<f32>, Vec<f32>) {
+/// `y [b, s, i]` and every state `h [b, s, i, n]`, from the states `h0 [b, i, n]` before the
+/// first position (zero when `None`). Batch rows run in parallel on rayon's pool (each writes
+/// only its own rows, so the result does not depend on the thread count).
+fn forward(d: &Dims, v: &Inputs, h0: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
     let Dims { b, s, i, n, .. } = *d;
     let mut y = vec![0f32; b * s * i];
     let mut hs = vec![0f32; b * s * i * n];
@@ -134,7 +178,10 @@ fn forward(d: &Dims, v: &Inputs) -> (Vec<f32>, Vec<f32>) {
             let a_run = &v.a[(bb / d.rows_per_run) * i * n..][..i * n];
             for ii in 0..i {
                 let a_row = &a_run[ii * n..][..n];
-                let mut h = vec![0f32; n];
+                let mut h = match h0 {
+                    Some(h0) => h0[(bb * i + ii) * n..][..n].to_vec(),
+                    None => vec![0f32; n],
+                };
                 for t in 0..s {
                     let bsi = (bb * s + t) * i + ii;
                     let (dt, xt) = (v.delta[bsi], v.x[bsi]);
@@ -279,7 +326,7 @@ fn scan_autodiff(
     );
     let [x, delta, b, c] = [x, delta, b, c].map(|t| t.into_primitive().tensor());
     let a = a.into_primitive().tensor();
-    let (y, hs) = forward(&dims, &inputs);
+    let (y, hs) = forward(&dims, &inputs, None);
     let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.b, dims.s, dims.i]), &device)
         .into_primitive()
         .tensor();
