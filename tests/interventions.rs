@@ -126,7 +126,7 @@ fn sites_of(mixer: MixerKind) -> Vec<Site> {
     Site::BLOCK
         .into_iter()
         .chain(Site::INTERNAL)
-        .filter(|s| s.exists_in(mixer, mixer != MixerKind::Mamba))
+        .filter(|&s| mixer.info().has_site(s, mixer != MixerKind::Mamba))
         .collect()
 }
 

@@ -35,6 +35,8 @@ pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: true,
     default_mlp: true,
     reference_module: "sequence_mixer",
+    rms_norm: false,
+    internal_sites: &[Site::AttnPattern],
 };
 
 /// Attention's settings: none (one head, as the paper's), and no convolution to choose.

@@ -44,6 +44,8 @@ pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
     reference_module: "sequence_mixer",
+    rms_norm: false,
+    internal_sites: &[],
 };
 
 /// BaseConv's settings: `conv_kernel` per layer, a gated short convolution of 1 to 16 taps or

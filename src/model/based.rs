@@ -37,6 +37,8 @@ pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
     reference_module: "sequence_mixer.mixer",
+    rms_norm: false,
+    internal_sites: &[],
 };
 
 /// Based's settings: `conv_kernel` configures its BaseConv layers, one kernel for all of them

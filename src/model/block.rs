@@ -32,7 +32,7 @@ impl<B: Backend> Block<B> {
         let device = init.device();
         let d_model = cfg.d_model;
         let norm = || {
-            if cfg.kind().is_mamba() {
+            if cfg.kind().info().rms_norm {
                 Norm::rms(d_model, device)
             } else {
                 Norm::layer(d_model, device)

@@ -46,6 +46,8 @@ pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
     reference_module: "sequence_mixer",
+    rms_norm: false,
+    internal_sites: &[],
 };
 
 /// H3's settings: none (heads of [`HEAD_DIM`] channels, no convolution to choose).

@@ -47,6 +47,8 @@ pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: true,
     reference_module: "sequence_mixer",
+    rms_norm: false,
+    internal_sites: &[],
 };
 
 /// Hyena's settings: none; its convolutions are fixed (the short filter of [`SHORT_FILTER`]

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::sites::Site;
+
 /// A model configuration that cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -67,11 +69,6 @@ impl MixerKind {
             MixerKind::Mamba => "mamba",
         }
     }
-
-    /// Mamba blocks use RMSNorm and, by default, no MLP.
-    pub fn is_mamba(self) -> bool {
-        self == MixerKind::Mamba
-    }
 }
 
 /// What a mixer says about itself before it is configured, in its own file: the reference's
@@ -84,6 +81,22 @@ pub struct MixerInfo {
     /// Where a layer's mixer sits in the reference's state dict, below
     /// `backbone.layers.{l}.` (Based's hybrid wrapper nests it one level deeper).
     pub reference_module: &'static str,
+    /// Its blocks' norms are RMSNorm, the first named `norm` in the reference's state dict
+    /// (Mamba's blocks); otherwise LayerNorm, `norm1` and `norm2`.
+    pub rms_norm: bool,
+    /// The intervention sites inside the mixer ([`Site::INTERNAL`]) it passes through.
+    pub internal_sites: &'static [Site],
+}
+
+impl MixerInfo {
+    /// Whether a block of this mixer (with or without an MLP) has `site`.
+    pub fn has_site(&self, site: Site, mlp: bool) -> bool {
+        match site {
+            Site::BlockInput | Site::MixerInput | Site::MixerOutput | Site::BlockOutput => true,
+            Site::MlpInput | Site::MlpOutput => mlp,
+            Site::AttnPattern | Site::ConvOutput => self.internal_sites.contains(&site),
+        }
+    }
 }
 
 /// The model's sizes every mixer is built and checked against.

@@ -47,6 +47,8 @@ pub const INFO: MixerInfo = MixerInfo {
     default_pos_emb: false,
     default_mlp: false,
     reference_module: "sequence_mixer",
+    rms_norm: true,
+    internal_sites: &[Site::ConvOutput],
 };
 
 /// Mamba's settings: `conv_kernel` is its `d_conv`, one for all layers (0 = no convolution, as

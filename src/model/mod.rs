@@ -5,7 +5,7 @@
 //! passes exactly once; [`NoSites`] is the zero-cost default.
 //!
 //! Modules import downward only:
-//! `kind`, `init`, `runs`, `norm`, `ops`, `sites`, `long_conv`, `selective_scan`, `mlp` →
+//! `sites` → `kind`, `init`, `runs`, `norm`, `ops`, `long_conv`, `selective_scan`, `mlp` →
 //! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`: each its
 //! settings type, a [`kind::MixerOptions`], and its module, built by `init(&MixerShape, …)`) →
 //! `mixer` (the [`mixer::MixerConfig`] of every mixer, which module a layer gets) → `config` →

@@ -5,8 +5,6 @@
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
-use super::kind::MixerKind;
-
 /// An activation of one layer, shape `[batch, seq, width]`: `d_model` wide for the block sites;
 /// the mixer-internal sites have their own width, with positions on the second axis as everywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -44,7 +42,7 @@ impl Site {
         Site::BlockOutput,
     ];
 
-    /// Sites inside a sequence mixer, each in the mixers named by [`Site::exists_in`].
+    /// Sites inside a sequence mixer, each in the mixers whose [`super::kind::MixerInfo`] lists it.
     pub const INTERNAL: [Site; 2] = [Site::AttnPattern, Site::ConvOutput];
 
     /// Every site: the block's, then the mixer-internal ones.
@@ -86,16 +84,6 @@ impl Site {
             self,
             Site::MixerOutput | Site::MlpInput | Site::MlpOutput | Site::BlockOutput
         )
-    }
-
-    /// Whether a block of `mixer` (with or without an MLP) has this site.
-    pub fn exists_in(self, mixer: MixerKind, mlp: bool) -> bool {
-        match self {
-            Site::BlockInput | Site::MixerInput | Site::MixerOutput | Site::BlockOutput => true,
-            Site::MlpInput | Site::MlpOutput => mlp,
-            Site::AttnPattern => mixer == MixerKind::Attention,
-            Site::ConvOutput => mixer == MixerKind::Mamba,
-        }
     }
 }
 

@@ -66,7 +66,7 @@ fn expand_sites(sites: &Option<Vec<Site>>, model: &ModelConfig) -> Vec<Site> {
         Some(s) => s.clone(),
         None => Site::BLOCK
             .into_iter()
-            .filter(|s| s.exists_in(model.kind(), model.mlp))
+            .filter(|&s| model.kind().info().has_site(s, model.mlp))
             .collect(),
     }
 }

@@ -456,11 +456,11 @@ fn check_intervention(
             ),
         ));
     }
-    if let Some(s) = sites.iter().find(|s| !s.exists_in(m.kind(), m.mlp)) {
+    if let Some(s) = sites.iter().find(|&&s| !m.kind().info().has_site(s, m.mlp)) {
         let valid: Vec<&str> = Site::BLOCK
             .into_iter()
             .chain(Site::INTERNAL)
-            .filter(|s| s.exists_in(m.kind(), m.mlp))
+            .filter(|&s| m.kind().info().has_site(s, m.mlp))
             .map(Site::name)
             .collect();
         let why = match s {

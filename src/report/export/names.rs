@@ -53,8 +53,11 @@ pub fn named_params<B: Backend>(
     }
     for (l, block) in model.layers.iter_mut().enumerate() {
         let p = format!("backbone.layers.{l}");
-        let mamba = mixer.is_mamba();
-        let norm1 = if mamba { "norm" } else { "norm1" };
+        let norm1 = if mixer.info().rms_norm {
+            "norm"
+        } else {
+            "norm1"
+        };
         t.norm(&format!("{p}.{norm1}"), &mut block.norm1);
         block
             .mixer
