@@ -194,7 +194,11 @@ pub fn interchange_with<B: Backend>(
                     &mut rngs[ci],
                 );
             }
-            let mut corr_cap = Capture::default();
+            // Recurrent mixers' states too, which the cached path resumes from.
+            let mut corr_cap = Capture {
+                states: (path == PatchPath::Cached).then(HashMap::new),
+                ..Capture::default()
+            };
             let r = model.residual(to_tensor(&corrupted), &mut corr_cap);
             let states = CorruptedStates::default();
             let corr = readout(model, r, &queries, &answers_b1, device);

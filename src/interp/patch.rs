@@ -2,21 +2,34 @@
 //! in at chosen positions of one (layer, site).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::model::{Site, Sites};
 
-/// Records every visited activation by (layer, site).
+/// Records every visited activation by (layer, site), and, when `states` is `Some`, the
+/// recurrent states of the layers that hand them over.
 #[derive(Default)]
 pub struct Capture<B: Backend> {
     pub acts: HashMap<(usize, Site), Tensor<B, 3>>,
+    pub states: Option<HashMap<usize, Arc<Vec<f32>>>>,
 }
 
 impl<B: Backend> Sites<B> for Capture<B> {
     fn visit(&mut self, layer: usize, site: Site, x_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
         self.acts.insert((layer, site), x_bsd.clone());
         x_bsd
+    }
+
+    fn wants_states(&self) -> bool {
+        self.states.is_some()
+    }
+
+    fn keep_states(&mut self, layer: usize, states: Vec<f32>) {
+        if let Some(kept) = &mut self.states {
+            kept.insert(layer, Arc::new(states));
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
@@ -36,12 +36,13 @@ pub(super) struct Cell<'a, B: Backend> {
     pub(super) states: &'a CorruptedStates,
 }
 
-/// The corrupted run's scan states by layer (`[b, s, i, n]` on the host), computed the first
-/// time a cell resumes from them: a patch at position `t` leaves every position before it as
-/// the corrupted run had it, so a recurrent mixer restarts from the state at `t − 1`.
+/// The corrupted run's scan states by layer (`[b, s, i, n]` on the host): those its pass kept
+/// ([`Capture::states`]), else computed the first time a cell resumes from them. A patch at
+/// position `t` leaves every position before it as the corrupted run had it, so a recurrent
+/// mixer restarts from the state at `t − 1`.
 #[derive(Default)]
 pub(super) struct CorruptedStates {
-    by_layer: RefCell<HashMap<usize, Option<Rc<Vec<f32>>>>>,
+    by_layer: RefCell<HashMap<usize, Option<Arc<Vec<f32>>>>>,
 }
 
 impl CorruptedStates {
@@ -50,13 +51,16 @@ impl CorruptedStates {
         layer: usize,
         mamba: &Mamba<B>,
         cap: &Capture<B>,
-    ) -> Option<Rc<Vec<f32>>> {
+    ) -> Option<Arc<Vec<f32>>> {
         self.by_layer
             .borrow_mut()
             .entry(layer)
             .or_insert_with(|| {
+                if let Some(kept) = cap.states.as_ref().and_then(|s| s.get(&layer)) {
+                    return Some(Arc::clone(kept));
+                }
                 let mixer_in = cap.acts.get(&(layer, Site::MixerInput))?;
-                mamba.states(mixer_in.clone()).map(Rc::new)
+                mamba.states(mixer_in.clone()).map(Arc::new)
             })
             .clone()
     }
@@ -569,10 +573,30 @@ mod tests {
             let answers: Vec<i64> = (0..b).map(|i| data.target(i) as i64).collect();
             let answers_b1 = int_tensor::<Flex, 2>(answers.clone(), [b, 1], &device);
             let (mut clean_cap, mut corr_cap) = (Capture::default(), Capture::default());
-            let r = model.residual(tokens(false), &mut clean_cap);
+            // Both passes on the CPU's path, as the grid runs them there.
+            let r = with_fused(true, || model.residual(tokens(false), &mut clean_cap));
             let orig = readout(&model, r, &queries, &answers_b1, &device);
-            let r = model.residual(tokens(true), &mut corr_cap);
+            let r = with_fused(true, || model.residual(tokens(true), &mut corr_cap));
             let corr = readout(&model, r, &queries, &answers_b1, &device);
+            // The states a pass keeps are those computed afresh from its mixer inputs.
+            let mut kept = Capture {
+                states: Some(HashMap::new()),
+                ..Capture::default()
+            };
+            with_fused(true, || model.residual(tokens(true), &mut kept));
+            for (layer, block) in model.layers.iter().enumerate() {
+                let Mixer::Mamba(m) = &block.mixer else {
+                    unreachable!("a Mamba model")
+                };
+                let fresh = with_fused(true, || {
+                    m.states(corr_cap.acts[&(layer, Site::MixerInput)].clone())
+                });
+                assert_eq!(
+                    kept.states.as_ref().map(|s| s[&layer].as_slice()),
+                    fresh.as_deref(),
+                    "layer {layer}"
+                );
+            }
             let positions: Vec<Vec<usize>> = [Role::Key, Role::Value, Role::Divider, Role::Query]
                 .iter()
                 .map(|&role| (0..b).map(|i| data.position(i, role)).collect())

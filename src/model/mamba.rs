@@ -242,6 +242,14 @@ impl<B: Backend> Mamba<B> {
         sites: &mut dyn Sites<B>,
     ) -> Tensor<B, 3> {
         let v = self.scan_inputs(u_bsd, 0, layer, sites);
+        // The same scan (its inference form), handing over the states it computes anyway.
+        if sites.wants_states()
+            && let Some((y_bsi, states)) =
+                scan_cpu::try_resumed(&v.x, &v.delta, &v.a, &v.b, &v.c, None)
+        {
+            sites.keep_states(layer, states);
+            return self.output(y_bsi, v.x, v.z);
+        }
         let y_bsi = selective_scan(v.x.clone(), v.delta, v.a, v.b, v.c);
         self.output(y_bsi, v.x, v.z)
     }

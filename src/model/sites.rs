@@ -96,6 +96,15 @@ impl std::fmt::Display for Site {
 /// Sees (and may replace) every site activation during a forward pass.
 pub trait Sites<B: Backend> {
     fn visit(&mut self, layer: usize, site: Site, x_bsd: Tensor<B, 3>) -> Tensor<B, 3>;
+
+    /// Whether recurrent mixers should hand over their states through [`Self::keep_states`]
+    /// (where they can at no extra cost: Mamba's fused CPU scan).
+    fn wants_states(&self) -> bool {
+        false
+    }
+
+    /// The recurrent state after every position of `layer` (Mamba: `[b, s, i, n]`, host).
+    fn keep_states(&mut self, _layer: usize, _states: Vec<f32>) {}
 }
 
 /// The plain forward pass: every site is the identity.
