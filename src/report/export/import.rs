@@ -1,14 +1,17 @@
 //! Reading safetensors and loading reference-named weights into a mechlab model: the inverse of
 //! [`super::safetensors::state_dict`], used to check mechlab against the PyTorch reference
-//! fixtures (`tests/reference/make_fixtures.py`).
+//! fixtures (`tests/reference/make_fixtures.py`). Loading is strict ([`check_state_dict`]): a
+//! dict that does not fit the model — missing, unexpected or mis-shaped tensors, another mixer's
+//! names — is refused with every mismatch listed, never half-loaded.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use burn::module::Param;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::names::{Layout, Slot, named_params};
-use crate::model::{LanguageModel, MixerKind};
+use super::safetensors::state_dict;
+use crate::model::{LanguageModel, MixerKind, ModelConfig};
 
 /// A tensor read from a safetensors file.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +31,19 @@ pub enum ImportError {
         name: String,
         expected: Vec<usize>,
         found: Vec<usize>,
+    },
+    #[error(
+        "the state dict does not fit this {mixer} model ({} problems{}):\n  {}",
+        problems.len(),
+        looks_like.map_or(String::new(), |m| format!("; its names are a {m} model's")),
+        problems.join("\n  ")
+    )]
+    Mismatch {
+        mixer: &'static str,
+        /// Every mismatch, one line each: missing, unexpected and mis-shaped tensors.
+        problems: Vec<String>,
+        /// The mixer whose parameter names the dict has, when that is another one.
+        looks_like: Option<&'static str>,
     },
 }
 
@@ -129,13 +145,88 @@ fn load<B: Backend, const D: usize>(
     Ok(())
 }
 
-/// Replaces every parameter of `model` with the tensor of the same reference name.
+/// Whether `tensors` is exactly a state dict of `model` (of kind `mixer`), in the reference's
+/// names and PyTorch layout: every parameter present as f32 of its shape; the tied head
+/// (`lm_head.weight`) and the modules' buffers optional (PyTorch lists them, `safetensors`'
+/// `save_model` drops the tied copy) but of their shape when present; nothing else. Every
+/// mismatch is listed; when the names are those of another mixer's model of the same sizes, the
+/// error says which.
+pub fn check_state_dict<B: Backend>(
+    model: &LanguageModel<B>,
+    mixer: MixerKind,
+    tensors: &HashMap<String, Stored>,
+) -> Result<(), ImportError> {
+    let required: BTreeSet<String> = param_names(model, mixer);
+    let mut problems = Vec::new();
+    let mut known = BTreeSet::new();
+    for entry in state_dict(model, mixer) {
+        let shape = |s: &[usize]| format!("{s:?}");
+        match tensors.get(&entry.name) {
+            None if required.contains(&entry.name) => problems.push(format!(
+                "missing: {} (f32 {})",
+                entry.name,
+                shape(&entry.shape)
+            )),
+            None => {}
+            Some(Stored::F32 { shape: s, .. }) if *s == entry.shape => {}
+            Some(Stored::F32 { shape: s, .. }) => problems.push(format!(
+                "mis-shaped: {}: expected {}, found {}",
+                entry.name,
+                shape(&entry.shape),
+                shape(s)
+            )),
+            Some(Stored::I64 { shape: s, .. }) => problems.push(format!(
+                "mis-typed: {}: expected f32 {}, found i64 {}",
+                entry.name,
+                shape(&entry.shape),
+                shape(s)
+            )),
+        }
+        known.insert(entry.name);
+    }
+    let mut unexpected: Vec<&String> = tensors.keys().filter(|n| !known.contains(*n)).collect();
+    unexpected.sort();
+    problems.extend(unexpected.iter().map(|n| format!("unexpected: {n}")));
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let names: BTreeSet<String> = tensors.keys().cloned().collect();
+    let [vocab, d] = model.word_embeddings.weight.dims();
+    let device = model.word_embeddings.weight.device();
+    let looks_like = MixerKind::ALL
+        .into_iter()
+        .filter(|&other| other != mixer)
+        .find(|&other| {
+            ModelConfig::paper(other, vocab, d, model.layers.len())
+                .init::<B>(0, &device)
+                .is_ok_and(|m| param_names(&m, other).is_subset(&names))
+        })
+        .map(MixerKind::name);
+    Err(ImportError::Mismatch {
+        mixer: mixer.name(),
+        problems,
+        looks_like,
+    })
+}
+
+/// The reference names of `model`'s parameters.
+fn param_names<B: Backend>(model: &LanguageModel<B>, mixer: MixerKind) -> BTreeSet<String> {
+    let mut model = model.clone();
+    named_params(&mut model, mixer)
+        .into_iter()
+        .map(|n| n.name)
+        .collect()
+}
+
+/// Replaces every parameter of `model` with the tensor of the same reference name, after
+/// [`check_state_dict`] found the dict to fit exactly.
 pub fn load_state_dict<B: Backend>(
     mut model: LanguageModel<B>,
     mixer: MixerKind,
     tensors: &HashMap<String, Stored>,
     device: &B::Device,
 ) -> Result<LanguageModel<B>, ImportError> {
+    check_state_dict(&model, mixer, tensors)?;
     for n in named_params(&mut model, mixer) {
         match n.slot {
             Slot::Vector(p) => load(tensors, &n.name, &n.layout, p, device)?,
@@ -152,6 +243,68 @@ mod tests {
     use crate::model::{MixerKind, ModelConfig};
     use crate::report::export::safetensors::{encode, state_dict};
     use burn::backend::Flex;
+
+    fn dict_of(mixer: MixerKind) -> (ModelConfig, HashMap<String, Stored>) {
+        let cfg = ModelConfig {
+            max_positions: 16,
+            ..ModelConfig::paper(mixer, 12, 8, 2)
+        };
+        let model = cfg.init::<Flex>(1, &Default::default()).unwrap();
+        let tensors = read(&encode(&state_dict(&model, mixer), &[])).unwrap();
+        (cfg, tensors)
+    }
+
+    #[test]
+    fn a_dict_that_does_not_fit_is_refused_with_every_mismatch() {
+        let (cfg, mut tensors) = dict_of(MixerKind::Attention);
+        tensors.remove("backbone.layers.0.sequence_mixer.out_proj.bias");
+        tensors.insert(
+            "backbone.layers.0.extra.weight".into(),
+            Stored::F32 {
+                shape: vec![2],
+                values: vec![0.0; 2],
+            },
+        );
+        tensors.insert(
+            "backbone.layers.1.norm1.weight".into(),
+            Stored::F32 {
+                shape: vec![7],
+                values: vec![0.0; 7],
+            },
+        );
+        // The tied head is optional: a dict saved without it still loads.
+        tensors.remove("lm_head.weight");
+        let device = Default::default();
+        let model = cfg.init::<Flex>(2, &device).unwrap();
+        let err = load_state_dict(model, MixerKind::Attention, &tensors, &device)
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("(3 problems)"), "{err}");
+        for line in [
+            "missing: backbone.layers.0.sequence_mixer.out_proj.bias (f32 [8])",
+            "unexpected: backbone.layers.0.extra.weight",
+            "mis-shaped: backbone.layers.1.norm1.weight: expected [8], found [7]",
+        ] {
+            assert!(err.contains(line), "{line} in {err}");
+        }
+    }
+
+    #[test]
+    fn another_mixers_dict_is_named() {
+        let (_, tensors) = dict_of(MixerKind::Mamba);
+        let (cfg, _) = dict_of(MixerKind::Hyena);
+        let device = Default::default();
+        let err = load_state_dict(
+            cfg.init::<Flex>(0, &device).unwrap(),
+            MixerKind::Hyena,
+            &tensors,
+            &device,
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("this hyena model"), "{err}");
+        assert!(err.contains("its names are a mamba model's"), "{err}");
+    }
 
     #[test]
     fn export_then_import_is_the_identity() {
