@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::corrupt::{Corruption, corrupt_token};
 use super::patch::{Capture, Patch};
-use super::pruned::{Cell, CellOut, CorruptedStates, kl_rows, pruned_cell};
+use super::pruned::{Cell, CellOut, kl_rows, pruned_cell};
 use super::readout::{Readout, readout};
 use crate::model::ops::int_tensor;
 use crate::model::{LanguageModel, Site};
@@ -200,7 +200,6 @@ pub fn interchange_with<B: Backend>(
                 ..Capture::default()
             };
             let r = model.residual(to_tensor(&corrupted), &mut corr_cap);
-            let states = CorruptedStates::default();
             let corr = readout(model, r, &queries, &answers_b1, device);
             let kl_orig = kl_rows(corr.logp_nv.clone(), orig.logp_nv.clone());
             let first_detail = detail.len();
@@ -248,7 +247,6 @@ pub fn interchange_with<B: Backend>(
                                 orig: &orig,
                                 corr: &corr,
                                 kl_orig: &kl_orig,
-                                states: &states,
                             },
                             device,
                         ),

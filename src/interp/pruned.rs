@@ -2,10 +2,6 @@
 //! activations (and, for Mamba, their cached recurrent states), computing only the rows and
 //! positions a patch can change.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
@@ -32,38 +28,6 @@ pub(super) struct Cell<'a, B: Backend> {
     pub(super) corr: &'a Readout<B>,
     /// `KL(p_corr ‖ p_orig)` per example.
     pub(super) kl_orig: &'a [f64],
-    /// The corrupted run's recurrent states, shared by the cells of one corrupted run.
-    pub(super) states: &'a CorruptedStates,
-}
-
-/// The corrupted run's scan states by layer (`[b, s, i, n]` on the host): those its pass kept
-/// ([`Capture::states`]), else computed the first time a cell resumes from them. A patch at
-/// position `t` leaves every position before it as the corrupted run had it, so a recurrent
-/// mixer restarts from the state at `t − 1`.
-#[derive(Default)]
-pub(super) struct CorruptedStates {
-    by_layer: RefCell<HashMap<usize, Option<Arc<Vec<f32>>>>>,
-}
-
-impl CorruptedStates {
-    fn of<B: Backend>(
-        &self,
-        layer: usize,
-        mamba: &Mamba<B>,
-        cap: &Capture<B>,
-    ) -> Option<Arc<Vec<f32>>> {
-        self.by_layer
-            .borrow_mut()
-            .entry(layer)
-            .or_insert_with(|| {
-                if let Some(kept) = cap.states.as_ref().and_then(|s| s.get(&layer)) {
-                    return Some(Arc::clone(kept));
-                }
-                let mixer_in = cap.acts.get(&(layer, Site::MixerInput))?;
-                mamba.states(mixer_in.clone()).map(Arc::new)
-            })
-            .clone()
-    }
 }
 
 /// Patched readouts of one cell, for rows `j·b + i` (patch role `j`, example `i`).
@@ -304,8 +268,9 @@ fn readout_rows<B: Backend>(
 /// at `t − 1` with its convolution's context before `t` (the corrupted run's, which a patch at
 /// `t` cannot change). Rows run as windows of the longest `q − t + 1` positions, each aligned
 /// at its own `t`; what a window holds after its row's query is never read (causality). `None`
-/// where this does not apply (other mixers, other backends, the last layer's position-wise
-/// sites, which [`patched_readout`] already computes at one position).
+/// where this does not apply (other mixers, other backends, a corrupted pass that kept no
+/// states, the last layer's position-wise sites, which [`patched_readout`] already computes at
+/// one position).
 ///
 /// A window is as long as its longest row, so rows are grouped by length first (longest first,
 /// a new group where a row needs at most half the group's longest): the work is then within
@@ -466,7 +431,8 @@ fn resumed_logits<B: Backend>(
     for layer in first..=last {
         let block = &model.layers[layer];
         let mamba = mambas[layer - c.layer];
-        let states = c.states.of(layer, mamba, c.corr_cap)?;
+        // The corrupted pass kept them (`Capture::states`, where the scan runs fused).
+        let states = c.corr_cap.states.as_ref()?.get(&layer)?;
         let [i_dim, n_dim] = mamba.state_dims();
         let state = i_dim * n_dim;
         let mut h0 = vec![0f32; k * state];
@@ -512,6 +478,8 @@ fn resumed_logits<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
     use crate::interp::readout::readout;
     use crate::model::cpu_ops::with_fused;
     use crate::model::kind::MixerKeys;
@@ -572,31 +540,16 @@ mod tests {
             let queries: Vec<usize> = (0..b).map(|i| data.position(i, Role::Query)).collect();
             let answers: Vec<i64> = (0..b).map(|i| data.target(i) as i64).collect();
             let answers_b1 = int_tensor::<Flex, 2>(answers.clone(), [b, 1], &device);
-            let (mut clean_cap, mut corr_cap) = (Capture::default(), Capture::default());
+            let mut clean_cap = Capture::default();
+            let mut corr_cap = Capture {
+                states: Some(HashMap::new()),
+                ..Capture::default()
+            };
             // Both passes on the CPU's path, as the grid runs them there.
             let r = with_fused(true, || model.residual(tokens(false), &mut clean_cap));
             let orig = readout(&model, r, &queries, &answers_b1, &device);
             let r = with_fused(true, || model.residual(tokens(true), &mut corr_cap));
             let corr = readout(&model, r, &queries, &answers_b1, &device);
-            // The states a pass keeps are those computed afresh from its mixer inputs.
-            let mut kept = Capture {
-                states: Some(HashMap::new()),
-                ..Capture::default()
-            };
-            with_fused(true, || model.residual(tokens(true), &mut kept));
-            for (layer, block) in model.layers.iter().enumerate() {
-                let Mixer::Mamba(m) = &block.mixer else {
-                    unreachable!("a Mamba model")
-                };
-                let fresh = with_fused(true, || {
-                    m.states(corr_cap.acts[&(layer, Site::MixerInput)].clone())
-                });
-                assert_eq!(
-                    kept.states.as_ref().map(|s| s[&layer].as_slice()),
-                    fresh.as_deref(),
-                    "layer {layer}"
-                );
-            }
             let positions: Vec<Vec<usize>> = [Role::Key, Role::Value, Role::Divider, Role::Query]
                 .iter()
                 .map(|&role| (0..b).map(|i| data.position(i, role)).collect())
@@ -605,7 +558,6 @@ mod tests {
                 .flat_map(|j| (0..b).map(move |i| (j, i)))
                 .collect();
             let kl_orig = vec![0.0; b];
-            let states = CorruptedStates::default();
             let sites = [
                 Site::BlockInput,
                 Site::MixerInput,
@@ -629,7 +581,6 @@ mod tests {
                         orig: &orig,
                         corr: &corr,
                         kl_orig: &kl_orig,
-                        states: &states,
                     };
                     // The CPU's path whatever the environment (CI also runs the generic one).
                     let resumed =

@@ -277,13 +277,6 @@ impl<B: Backend> Mamba<B> {
         Some(self.output(y_bli, v.x, v.z))
     }
 
-    /// The scan's state after every position of a run on `u_bsd` (`[b, s, i, n]` on the host),
-    /// what [`Self::forward_resumed`] resumes from; `None` where that does not run.
-    pub fn states(&self, u_bsd: Tensor<B, 3>) -> Option<Vec<f32>> {
-        let v = self.scan_inputs(u_bsd, 0, 0, &mut NoSites);
-        scan_cpu::try_resumed(&v.x, &v.delta, &v.a, &v.b, &v.c, None).map(|(_, hs)| hs)
-    }
-
     /// The convolution's context in positions: what [`Self::forward_resumed`] needs before a
     /// window.
     pub fn conv_context(&self) -> usize {
