@@ -282,10 +282,19 @@ fn resumed_readout<B: Backend>(
     device: &B::Device,
 ) -> Option<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     let last = model.layers.len() - 1;
-    let all_mamba = model.layers[c.layer..]
+    if !resumable::<B>() || (c.site.is_after_mixer() && c.layer == last) {
+        return None;
+    }
+    let mambas: Vec<&Mamba<B>> = model.layers[c.layer..]
         .iter()
-        .all(|block| matches!(block.mixer, Mixer::Mamba(_)));
-    if !resumable::<B>() || !all_mamba || (c.site.is_after_mixer() && c.layer == last) {
+        .map(|block| match &block.mixer {
+            Mixer::Mamba(m) => Some(m),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    // One convolution context for every layer (Mamba takes one d_conv for all).
+    let prefix = mambas[0].conv_context();
+    if mambas.iter().any(|m| m.conv_context() != prefix) {
         return None;
     }
     let length = |&(j, i): &(usize, usize)| (c.queries[i] + 1).saturating_sub(c.positions[j][i]);
@@ -305,7 +314,7 @@ fn resumed_readout<B: Backend>(
     }
     let logits: Vec<Tensor<B, 2>> = groups
         .iter()
-        .map(|group| resumed_logits(model, c, group, device))
+        .map(|group| resumed_logits(model, &mambas, prefix, c, group, device))
         .collect::<Option<_>>()?;
     let ordered: Vec<(usize, usize)> = order.iter().map(|&r| rows[r]).collect();
     let (p, logit, kl) = readout_rows(c, &ordered, Tensor::cat(logits, 0), device);
@@ -323,30 +332,18 @@ fn resumed_readout<B: Backend>(
     Some(out)
 }
 
-/// The logits at the query of patched `rows` resumed as one window ([`resumed_readout`]).
+/// The logits at the query of patched `rows` resumed as one window ([`resumed_readout`]):
+/// `mambas` are the mixers from the patched layer on, `prefix` their convolution's context.
 fn resumed_logits<B: Backend>(
     model: &LanguageModel<B>,
+    mambas: &[&Mamba<B>],
+    prefix: usize,
     c: &Cell<B>,
     rows: &[(usize, usize)],
     device: &B::Device,
 ) -> Option<Tensor<B, 2>> {
     let last = model.layers.len() - 1;
     let after_mixer = c.site.is_after_mixer();
-    if !resumable::<B>() || (after_mixer && c.layer == last) {
-        return None;
-    }
-    let mambas: Vec<&Mamba<B>> = model.layers[c.layer..]
-        .iter()
-        .map(|block| match &block.mixer {
-            Mixer::Mamba(m) => Some(m),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    // One convolution context for every layer (Mamba takes one d_conv for all).
-    let prefix = mambas[0].conv_context();
-    if mambas.iter().any(|m| m.conv_context() != prefix) {
-        return None;
-    }
     let [_, s, _] = c.corr_act.dims();
     let k = rows.len();
     let starts: Vec<usize> = rows.iter().map(|&(j, i)| c.positions[j][i]).collect();
@@ -374,7 +371,7 @@ fn resumed_logits<B: Backend>(
             .reshape([k, width, w])
     };
     let cached = |layer: usize, site: Site| c.corr_cap.acts.get(&(layer, site));
-    // Patching window position `at` (of `width_of` positions) with the clean activation.
+    // `x` with window position `at` of every row replaced by `clean` there.
     let patch_at = |x: Tensor<B, 3>, clean: Tensor<B, 3>, at: usize| {
         let [_, w, _] = x.dims();
         let mut m = vec![0f32; k * w];
@@ -458,9 +455,9 @@ fn resumed_logits<B: Backend>(
                 ),
                 clean_bsd: body(window(c.clean_act)),
             };
-            mamba.forward_resumed(u, prefix, Some(&h0), layer, &mut patch)?
+            mamba.forward_resumed(u, prefix, &h0, layer, &mut patch)?
         } else {
-            mamba.forward_resumed(u, prefix, Some(&h0), layer, &mut NoSites)?
+            mamba.forward_resumed(u, prefix, &h0, layer, &mut NoSites)?
         };
         let out = block.resume_after_mixer(Site::MixerOutput, h, body(r_in.clone()), None)?;
         if layer < last {

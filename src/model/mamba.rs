@@ -258,7 +258,7 @@ impl<B: Backend> Mamba<B> {
     /// the CPU: `None` elsewhere, see [`scan_cpu::try_resumed`]). `u_bwd` is the mixer's input
     /// over a window whose first `prefix` positions are context for the convolution only (the
     /// `d_conv − 1` positions before the window, zero where they would precede the sequence);
-    /// `h0` the scan's state before the window (`[b, i, n]` on the host, zero when `None`).
+    /// `h0` the scan's state before the window (`[b, i, n]` on the host).
     /// Every output position equals the full run's there: the state and the convolution's
     /// context are all a position sees of what came before.
     ///
@@ -268,12 +268,12 @@ impl<B: Backend> Mamba<B> {
         &self,
         u_bwd: Tensor<B, 3>,
         prefix: usize,
-        h0: Option<&[f32]>,
+        h0: &[f32],
         layer: usize,
         sites: &mut dyn Sites<B>,
     ) -> Option<Tensor<B, 3>> {
         let v = self.scan_inputs(u_bwd, prefix, layer, sites);
-        let (y_bli, _) = scan_cpu::try_resumed(&v.x, &v.delta, &v.a, &v.b, &v.c, h0)?;
+        let (y_bli, _) = scan_cpu::try_resumed(&v.x, &v.delta, &v.a, &v.b, &v.c, Some(h0))?;
         Some(self.output(y_bli, v.x, v.z))
     }
 

@@ -54,21 +54,8 @@ pub fn try_fused<B: Backend>(
         let y = scan_autodiff(x.clone(), d.clone(), a.clone(), b.clone(), c.clone());
         return cast(y);
     }
-    if let (Some(x), Some(d), Some(a), Some(b), Some(c)) = (
-        view::<_, Tensor<Flex, 3>>(x_bsi),
-        view::<_, Tensor<Flex, 3>>(delta_bsi),
-        view::<_, Tensor<Flex, 2>>(a_in),
-        view::<_, Tensor<Flex, 3>>(b_bsn),
-        view::<_, Tensor<Flex, 3>>(c_bsn),
-    ) {
-        let device = x.device();
-        let dims = Dims::of(x.dims(), a.dims());
-        let inputs = Inputs::read(x.clone(), d.clone(), a.clone(), b.clone(), c.clone());
-        let (y, _) = forward(&dims, &inputs, None);
-        let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.b, dims.s, dims.i]), &device);
-        return cast(y);
-    }
-    None
+    // Inference: the same forward from a zero state.
+    try_resumed(x_bsi, delta_bsi, a_in, b_bsn, c_bsn, None).map(|(y, _)| y)
 }
 
 /// The scan (inference, on `flex`) resumed from the states `h0` (`[b, i, n]` on the host, zero
