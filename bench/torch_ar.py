@@ -41,6 +41,9 @@ tests/reference/make_fixtures.py) and no position embedding:
   mamba      Mamba-1 blocks ``r = r + Mamba(RMSNorm(r))`` with no MLP
              (d_inner 2d, d_state 16, d_conv 4, dt_rank ceil(d/16)); the
              selective scan is a sequential loop over positions
+  delta_net  flash-linear-attention's DeltaNet in every layer (2 heads, short
+             convs of 4 without bias, l2-normalised q/k, beta); the delta rule
+             is a sequential loop over positions (fla's naive recurrence)
 All other blocks keep the MLP. Long convolutions use rfft/irfft at 2L. Init
 (approximate; this is a speed benchmark): every nn.Linear and the embedding
 N(0, 0.02), biases 0, out_proj and fc2 weights N(0, 0.02 / sqrt(2 * layers)),
@@ -79,7 +82,7 @@ LAYERS = 2
 INIT_STD = 0.02
 MASK_VALUE = -10000.0
 EXPECTED_PARAMS = {64: 689_792, 16: 154_016}  # attention
-MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba")
+MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net")
 
 
 def make_batches(rng: np.random.Generator, count: int, batch: int) -> torch.Tensor:
@@ -128,6 +131,8 @@ def make_mixer(mixer: str, d: int, layer: int, h3_state: int = 64, h3_head_dim: 
         return mixers.Hyena(d, l_max=MAX_POSITIONS)
     if mixer == "mamba":
         return mixers.Mamba(d)
+    if mixer == "delta_net":
+        return mixers.DeltaNet(d)
     raise ValueError(f"unknown mixer {mixer!r}")
 
 

@@ -259,3 +259,20 @@ fn every_other_mixer_learns_far_above_chance() {
         assert!(loss < 0.5 * first, "{mixer:?}: loss {first} -> {loss}");
     }
 }
+
+/// DeltaNet (beyond the paper's zoo) is a recall architecture: on the same task and budget as
+/// the others it goes far beyond the "one of the 2 in-context values" plateau of 1/2, to the
+/// lookup itself (measured: accuracy 1.0, loss 3.0 → 0.03, 5.5 s).
+#[test]
+fn delta_net_learns_associative_recall_beyond_the_plateau() {
+    let (train_set, test_set) = data();
+    let model = ModelConfig {
+        max_positions: 64,
+        init_std: 0.02,
+        ..ModelConfig::paper(MixerKind::DeltaNet, task().vocab_size(), 32, 2)
+    };
+    let metrics = train_to_end(&model, SEED, &config(300, 3e-3), &train_set, &test_set);
+    let (first, acc, loss) = learning(&metrics);
+    assert!(acc > 0.9, "test accuracy {acc}");
+    assert!(loss < 0.2 * first, "loss {first} -> {loss}");
+}

@@ -501,6 +501,7 @@ mod tests {
         for d_conv in [0, 1, 2, 4] {
             let keys = MixerKeys {
                 conv_kernel: Some(vec![ConvKernel::Taps(d_conv); 3]),
+                heads: None,
             };
             let mut model = ModelConfig {
                 mixer: MixerKind::Mamba.configure(&keys, 3).unwrap(),

@@ -20,7 +20,6 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::Serialize;
 
 use super::init::Init;
-use super::kind::no_conv_choice;
 use super::kind::{ConfigProblem, MixerInfo, MixerKeys, MixerOptions, MixerShape, ModelError};
 use super::ops::at_positions;
 use super::param_names::ParamTable;
@@ -45,7 +44,7 @@ pub struct AttentionConfig {}
 
 impl MixerOptions for AttentionConfig {
     fn from_keys(keys: &MixerKeys, _layers: usize) -> Result<Self, Vec<ConfigProblem>> {
-        no_conv_choice("attention", keys)?;
+        keys.only("attention", &[])?;
         Ok(AttentionConfig {})
     }
 

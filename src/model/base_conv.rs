@@ -76,6 +76,7 @@ impl BaseConvConfig {
 
 impl MixerOptions for BaseConvConfig {
     fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        keys.only("base_conv", &[CONV_KEY])?;
         Ok(BaseConvConfig {
             conv: configured_conv(keys, layers, reference_kernel),
         })

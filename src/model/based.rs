@@ -64,6 +64,7 @@ impl BasedConfig {
 
 impl MixerOptions for BasedConfig {
     fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        keys.only("based", &[CONV_KEY])?;
         Ok(BasedConfig {
             conv: configured_conv(keys, layers, reference_kernel),
         })

@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn the_serialised_model_is_the_one_node_ids_have_always_hashed() {
         let json = |mixer: MixerKind, conv: Option<Vec<ConvKernel>>| {
-            let keys = MixerKeys { conv_kernel: conv };
+            let keys = MixerKeys {
+                conv_kernel: conv,
+                heads: None,
+            };
             let cfg = ModelConfig {
                 mixer: mixer.configure(&keys, 2).unwrap(),
                 ..ModelConfig::paper(mixer, 26, 16, 2)
@@ -138,12 +141,38 @@ mod tests {
             json(MixerKind::BaseConv, Some(vec![taps(3); 2])),
             base("base_conv", false, true, "\"conv_kernel\":[3,3],")
         );
+        assert_eq!(
+            json(MixerKind::DeltaNet, Some(vec![taps(4); 2])),
+            base("delta_net", false, true, "")
+        );
+        let heads = |heads| {
+            let keys = MixerKeys {
+                conv_kernel: Some(vec![taps(2); 2]),
+                heads: Some(heads),
+            };
+            let cfg = ModelConfig {
+                mixer: MixerKind::DeltaNet.configure(&keys, 2).unwrap(),
+                ..ModelConfig::paper(MixerKind::DeltaNet, 26, 16, 2)
+            };
+            serde_json::to_value(&cfg).unwrap().to_string()
+        };
+        // The reference's 2 heads are the default (left out); others are hashed.
+        assert_eq!(
+            heads(2),
+            base("delta_net", false, true, "\"conv_kernel\":[2,2],")
+        );
+        assert_eq!(
+            heads(4),
+            "{\"conv_kernel\":[2,2],\"d_model\":16,\"heads\":4,\"init_std\":0.02,\"layers\":2,\
+             \"max_positions\":1024,\"mixer\":\"delta_net\",\"mlp\":true,\"pos_emb\":false}"
+        );
     }
 
     #[test]
     fn a_key_the_mixer_has_no_use_for_is_refused_by_the_mixer() {
         let keys = MixerKeys {
             conv_kernel: Some(vec![ConvKernel::Taps(3); 2]),
+            heads: None,
         };
         for kind in [MixerKind::Attention, MixerKind::H3, MixerKind::Hyena] {
             let problems = kind.configure(&keys, 2).unwrap_err();
@@ -156,6 +185,20 @@ mod tests {
                 "{kind:?}: {}",
                 problems[0].message
             );
+        }
+        let heads = MixerKeys {
+            conv_kernel: None,
+            heads: Some(4),
+        };
+        for kind in MixerKind::ALL {
+            let result = kind.configure(&heads, 2);
+            if kind == MixerKind::DeltaNet {
+                assert!(result.is_ok());
+                continue;
+            }
+            let problems = result.unwrap_err();
+            assert_eq!(problems[0].key, "model.heads", "{kind:?}");
+            assert!(problems[0].message.contains("has no configurable heads"));
         }
     }
 }

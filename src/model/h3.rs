@@ -28,7 +28,6 @@ use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use serde::Serialize;
 
 use super::init::Init;
-use super::kind::no_conv_choice;
 use super::kind::{ConfigProblem, MixerInfo, MixerKeys, MixerOptions, MixerShape, ModelError};
 use super::long_conv::{causal_long_conv, causal_long_conv_at};
 use super::ops::at_positions;
@@ -56,7 +55,7 @@ pub struct H3Config {}
 
 impl MixerOptions for H3Config {
     fn from_keys(keys: &MixerKeys, _layers: usize) -> Result<Self, Vec<ConfigProblem>> {
-        no_conv_choice("h3", keys)?;
+        keys.only("h3", &[])?;
         Ok(H3Config {})
     }
 

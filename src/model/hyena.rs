@@ -28,7 +28,6 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use serde::Serialize;
 
 use super::init::Init;
-use super::kind::no_conv_choice;
 use super::kind::{ConfigProblem, MixerInfo, MixerKeys, MixerOptions, MixerShape, ModelError};
 use super::long_conv::{
     causal_long_conv, causal_long_conv_at, normalised_time, positional_features,
@@ -58,7 +57,7 @@ pub struct HyenaConfig {}
 
 impl MixerOptions for HyenaConfig {
     fn from_keys(keys: &MixerKeys, _layers: usize) -> Result<Self, Vec<ConfigProblem>> {
-        no_conv_choice("hyena", keys)?;
+        keys.only("hyena", &[])?;
         Ok(HyenaConfig {})
     }
 

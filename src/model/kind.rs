@@ -47,16 +47,20 @@ pub enum MixerKind {
     Hyena,
     /// Mamba-1 selective SSM.
     Mamba,
+    /// DeltaNet: linear attention whose state is corrected by the delta rule
+    /// (flash-linear-attention's layer; beyond the paper's sweeps).
+    DeltaNet,
 }
 
 impl MixerKind {
-    pub const ALL: [MixerKind; 6] = [
+    pub const ALL: [MixerKind; 7] = [
         MixerKind::Attention,
         MixerKind::Based,
         MixerKind::BaseConv,
         MixerKind::H3,
         MixerKind::Hyena,
         MixerKind::Mamba,
+        MixerKind::DeltaNet,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +71,7 @@ impl MixerKind {
             MixerKind::H3 => "h3",
             MixerKind::Hyena => "hyena",
             MixerKind::Mamba => "mamba",
+            MixerKind::DeltaNet => "delta_net",
         }
     }
 }
@@ -116,6 +121,32 @@ pub struct MixerShape {
 pub struct MixerKeys {
     /// `model.conv_kernel`, one entry per layer (a single value is repeated by the spec).
     pub conv_kernel: Option<Vec<ConvKernel>>,
+    /// `model.heads`.
+    pub heads: Option<usize>,
+}
+
+impl MixerKeys {
+    /// For mixer `name`, which reads only the keys in `takes`: every other key the spec set is a
+    /// problem (a key that means nothing for the mixer is never silently ignored).
+    pub fn only(&self, name: &str, takes: &[&str]) -> Result<(), Vec<ConfigProblem>> {
+        let mut out = Vec::new();
+        if self.conv_kernel.is_some() && !takes.contains(&CONV_KEY) {
+            out.push(
+                ConfigProblem::new(CONV_KEY, format!("{name} has no configurable convolution"))
+                    .help(
+                        "conv_kernel applies to mamba (d_conv), based (its short convolution), \
+                         base_conv (per layer) and delta_net (its short convolutions)",
+                    ),
+            );
+        }
+        if self.heads.is_some() && !takes.contains(&HEADS_KEY) {
+            out.push(
+                ConfigProblem::new(HEADS_KEY, format!("{name} has no configurable heads"))
+                    .help("heads applies to delta_net"),
+            );
+        }
+        if out.is_empty() { Ok(()) } else { Err(out) }
+    }
 }
 
 /// What each mixer's configuration type says, in the mixer's own file: how it is read from the
@@ -164,18 +195,8 @@ impl ConfigProblem {
 /// The key every convolution rule is about.
 pub const CONV_KEY: &str = "model.conv_kernel";
 
-/// For mixers without a configurable convolution: a `conv_kernel` is a mistake.
-pub fn no_conv_choice(name: &str, keys: &MixerKeys) -> Result<(), Vec<ConfigProblem>> {
-    if keys.conv_kernel.is_none() {
-        return Ok(());
-    }
-    Err(vec![
-        ConfigProblem::new(CONV_KEY, format!("{name} has no configurable convolution")).help(
-            "conv_kernel applies to mamba (d_conv), based (its short convolution) and base_conv \
-             (per layer)",
-        ),
-    ])
-}
+/// The key of the number of heads.
+pub const HEADS_KEY: &str = "model.heads";
 
 /// A mixer's configured kernel per layer, or empty where it is the mixer's `default` for every
 /// layer (then the serialised config leaves it out and the spec keeps its node ids).

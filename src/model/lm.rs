@@ -271,6 +271,10 @@ mod tests {
             (MixerKind::Hyena, 64, 657_920),
             (MixerKind::Mamba, 16, 137_920),
             (MixerKind::Mamba, 64, 590_080),
+            // Beyond the paper: flash-linear-attention's DeltaNet module as zoology configures it
+            // (tests/reference/state_dicts.py, checked against the module's own parameters).
+            (MixerKind::DeltaNet, 16, 138_064),
+            (MixerKind::DeltaNet, 64, 625_984),
         ] {
             let model = ModelConfig::paper(mixer, 8196, d, 2)
                 .init::<Flex>(0, &device)

@@ -87,6 +87,7 @@ impl MambaConfig {
 
 impl MixerOptions for MambaConfig {
     fn from_keys(keys: &MixerKeys, layers: usize) -> Result<Self, Vec<ConfigProblem>> {
+        keys.only("mamba", &[CONV_KEY])?;
         Ok(MambaConfig {
             conv: configured_conv(keys, layers, reference_kernel),
         })

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::attention::{Attention, AttentionConfig};
 use super::base_conv::{BaseConv, BaseConvConfig, BaseConvLong};
 use super::based::{BasedAttention, BasedConfig};
+use super::delta_net::{DeltaNet, DeltaNetConfig};
 use super::h3::{H3, H3Config};
 use super::hyena::{Hyena, HyenaConfig};
 use super::init::Init;
@@ -29,6 +30,7 @@ impl MixerKind {
             MixerKind::H3 => &super::h3::INFO,
             MixerKind::Hyena => &super::hyena::INFO,
             MixerKind::Mamba => &super::mamba::INFO,
+            MixerKind::DeltaNet => &super::delta_net::INFO,
         }
     }
 
@@ -47,6 +49,7 @@ impl MixerKind {
             MixerKind::H3 => MixerConfig::H3(H3Config::from_keys(keys, layers)?),
             MixerKind::Hyena => MixerConfig::Hyena(HyenaConfig::from_keys(keys, layers)?),
             MixerKind::Mamba => MixerConfig::Mamba(MambaConfig::from_keys(keys, layers)?),
+            MixerKind::DeltaNet => MixerConfig::DeltaNet(DeltaNetConfig::from_keys(keys, layers)?),
         })
     }
 
@@ -59,6 +62,7 @@ impl MixerKind {
             MixerKind::H3 => MixerConfig::H3(Default::default()),
             MixerKind::Hyena => MixerConfig::Hyena(Default::default()),
             MixerKind::Mamba => MixerConfig::Mamba(Default::default()),
+            MixerKind::DeltaNet => MixerConfig::DeltaNet(Default::default()),
         }
     }
 }
@@ -74,6 +78,7 @@ pub enum MixerConfig {
     H3(H3Config),
     Hyena(HyenaConfig),
     Mamba(MambaConfig),
+    DeltaNet(DeltaNetConfig),
 }
 
 /// `$body` with `$c` bound to the variant's own configuration, whichever mixer it is.
@@ -86,6 +91,7 @@ macro_rules! with_options {
             MixerConfig::H3($c) => $body,
             MixerConfig::Hyena($c) => $body,
             MixerConfig::Mamba($c) => $body,
+            MixerConfig::DeltaNet($c) => $body,
         }
     };
 }
@@ -99,6 +105,7 @@ impl MixerConfig {
             MixerConfig::H3(_) => MixerKind::H3,
             MixerConfig::Hyena(_) => MixerKind::Hyena,
             MixerConfig::Mamba(_) => MixerKind::Mamba,
+            MixerConfig::DeltaNet(_) => MixerKind::DeltaNet,
         }
     }
 
@@ -129,16 +136,6 @@ impl MixerConfig {
             _ => 0,
         }
     }
-
-    /// The convolution of block `layer`, for mixers with a choice (`model.conv_kernel`).
-    pub fn conv_for(&self, layer: usize) -> Option<ConvKernel> {
-        match self {
-            MixerConfig::Based(c) => Some(c.kernel(layer)),
-            MixerConfig::BaseConv(c) => Some(c.kernel(layer)),
-            MixerConfig::Mamba(c) => Some(c.kernel(layer)),
-            MixerConfig::Attention(_) | MixerConfig::H3(_) | MixerConfig::Hyena(_) => None,
-        }
-    }
 }
 
 // One mixer per block, built once: the size difference between variants costs nothing.
@@ -155,6 +152,7 @@ pub enum Mixer<B: Backend> {
     H3(H3<B>),
     Hyena(Hyena<B>),
     Mamba(Mamba<B>),
+    DeltaNet(DeltaNet<B>),
 }
 
 impl<B: Backend> Mixer<B> {
@@ -179,6 +177,7 @@ impl<B: Backend> Mixer<B> {
             MixerConfig::H3(_) => H3::init(shape, init).map(Mixer::H3),
             MixerConfig::Hyena(_) => Hyena::init(shape, init).map(Mixer::Hyena),
             MixerConfig::Mamba(c) => Mamba::init(shape, c.kernel(layer), init).map(Mixer::Mamba),
+            MixerConfig::DeltaNet(c) => DeltaNet::init(shape, c, layer, init).map(Mixer::DeltaNet),
         }
     }
 
@@ -193,6 +192,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::H3(x) => x.reference_params(m, t),
             Mixer::Hyena(x) => x.reference_params(m, t),
             Mixer::Mamba(x) => x.reference_params(m, t),
+            Mixer::DeltaNet(x) => x.reference_params(m, t),
         }
     }
 
@@ -223,6 +223,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::H3(m) => m.forward(x_bsd),
             Mixer::Hyena(m) => m.forward(x_bsd),
             Mixer::Mamba(m) => m.forward_visiting(x_bsd, layer, sites),
+            Mixer::DeltaNet(m) => m.forward(x_bsd),
         }
     }
 
@@ -239,9 +240,10 @@ impl<B: Backend> Mixer<B> {
             Mixer::BaseConvLong(m) => m.forward_at(x_bsd, at),
             Mixer::H3(m) => m.forward_at(x_bsd, at),
             Mixer::Hyena(m) => m.forward_at(x_bsd, at),
-            Mixer::BaseConv(_) | Mixer::BasedAttention(_) | Mixer::Mamba(_) => {
-                at_positions(self.forward(x_bsd, layer, &mut NoSites), at)
-            }
+            Mixer::BaseConv(_)
+            | Mixer::BasedAttention(_)
+            | Mixer::Mamba(_)
+            | Mixer::DeltaNet(_) => at_positions(self.forward(x_bsd, layer, &mut NoSites), at),
         }
     }
 }

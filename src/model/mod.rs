@@ -5,8 +5,9 @@
 //! passes exactly once; [`NoSites`] is the zero-cost default.
 //!
 //! Modules import downward only:
-//! `sites` → `kind`, `init`, `runs`, `norm`, `ops`, `long_conv`, `selective_scan`, `mlp` →
-//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`: each its
+//! `sites` → `kind`, `init`, `runs`, `norm`, `ops`, `long_conv`, `selective_scan`, `delta_rule`,
+//! `mlp` →
+//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, `delta_net`: each its
 //! settings type, a [`kind::MixerOptions`], and its module, built by `init(&MixerShape, …)`) →
 //! `mixer` (the [`mixer::MixerConfig`] of every mixer, which module a layer gets) → `config` →
 //! `block` → `lm`.
@@ -17,6 +18,9 @@ pub mod based;
 pub mod block;
 pub mod config;
 pub mod cpu_ops;
+pub mod delta_net;
+pub mod delta_rule;
+pub mod delta_rule_cpu;
 pub mod gelu_cpu;
 pub mod h3;
 pub mod hyena;

@@ -46,7 +46,20 @@ pub fn causal_depthwise_conv<B: Backend>(
 ) -> Tensor<B, 3> {
     let [_, _, d] = u_bsd.dims();
     let [rd, _] = w_dk.dims();
-    causal_depthwise_conv_runs(u_bsd, w_dk, bias_d, super::runs::runs_of(rd, d))
+    causal_depthwise_conv_runs(u_bsd, w_dk, Some(bias_d), super::runs::runs_of(rd, d))
+}
+
+/// [`causal_depthwise_conv`] without a bias (flash-linear-attention's `ShortConvolution`).
+///
+/// # Shapes
+/// - `u_bsd`: `[R·b, s, d]`, `w_dk`: `[R·d, k]` → `[R·b, s, d]`
+pub fn causal_depthwise_conv_unbiased<B: Backend>(
+    u_bsd: Tensor<B, 3>,
+    w_dk: Tensor<B, 2>,
+) -> Tensor<B, 3> {
+    let [_, _, d] = u_bsd.dims();
+    let [rd, _] = w_dk.dims();
+    causal_depthwise_conv_runs(u_bsd, w_dk, None, super::runs::runs_of(rd, d))
 }
 
 /// [`causal_depthwise_conv`], time-major: a time slice of `[s, R·b·d]` is contiguous, and each
@@ -56,7 +69,7 @@ pub fn causal_depthwise_conv<B: Backend>(
 fn causal_depthwise_conv_runs<B: Backend>(
     u_bsd: Tensor<B, 3>,
     w_dk: Tensor<B, 2>,
-    bias_d: Tensor<B, 1>,
+    bias_d: Option<Tensor<B, 1>>,
     runs: usize,
 ) -> Tensor<B, 3> {
     let [rb, s, d] = u_bsd.dims();
@@ -74,11 +87,16 @@ fn causal_depthwise_conv_runs<B: Backend>(
         let row = super::runs::written_rows(v_rd, runs, rb / runs).reshape([1, width]);
         ones_s1.clone().matmul(row)
     };
-    let mut y_sw = over_time(bias_d);
+    let mut y_sw = bias_d.map(over_time);
     for j in 0..k {
         let tap = w_dk.clone().slice([0..rd, j..j + 1]).reshape([rd]);
-        y_sw = y_sw + over_time(tap) * padded.clone().slice([j..j + s, 0..width]);
+        let term = over_time(tap) * padded.clone().slice([j..j + s, 0..width]);
+        y_sw = Some(match y_sw {
+            Some(y) => y + term,
+            None => term,
+        });
     }
+    let y_sw = y_sw.expect("a convolution has at least one tap");
     y_sw.reshape([s, rb, d]).swap_dims(0, 1)
 }
 

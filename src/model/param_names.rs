@@ -103,6 +103,12 @@ impl<'a, B: Backend> ParamTable<'a, B> {
         self.add(format!("{prefix}.bias"), Slot::Vector(b), Layout::AsIs);
     }
 
+    /// A depthwise conv `[c, k]` without bias, stored `[c, 1, k]`.
+    pub fn conv_weight(&mut self, name: String, w: &'a mut Param<Tensor<B, 2>>) {
+        let [c, k] = w.dims();
+        self.add(name, Slot::Matrix(w), Layout::Reshaped(vec![c, 1, k]));
+    }
+
     pub fn vector(&mut self, name: String, p: &'a mut Param<Tensor<B, 1>>) {
         self.add(name, Slot::Vector(p), Layout::AsIs);
     }

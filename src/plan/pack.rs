@@ -60,14 +60,14 @@ pub fn pack_key(run: &PlannedRun) -> String {
     let p = &run.point;
     let m = &p.model;
     serde_json::json!({
-        "mixer": m.kind(),
+        // The mixer and all its settings (kernels, heads), as node ids hash them.
+        "mixer": m.mixer,
         "d_model": m.d_model,
         "layers": m.layers,
         "pos_emb": m.pos_emb,
         "max_positions": m.max_positions,
         "mlp": m.mlp,
         "vocab_size": m.vocab_size,
-        "conv": (0..m.layers).map(|l| m.mixer.conv_for(l).map(|k| k.to_string())).collect::<Vec<_>>(),
         "batch_size": p.train.batch_size,
         "steps": p.train.steps,
         "task": p.task,

@@ -52,7 +52,7 @@ macro_rules! fixture {
 }
 
 /// Every fixture `tests/reference/make_fixtures.py` writes.
-pub static FIXTURES: [Fixture; 10] = [
+pub static FIXTURES: [Fixture; 11] = [
     fixture!("attention", MixerKind::Attention, Conv::Default),
     fixture!("based", MixerKind::Based, Conv::Default),
     fixture!("based_long", MixerKind::Based, Conv::Long),
@@ -63,6 +63,7 @@ pub static FIXTURES: [Fixture; 10] = [
     fixture!("mamba", MixerKind::Mamba, Conv::Default),
     fixture!("mamba_conv2", MixerKind::Mamba, Conv::Taps(2)),
     fixture!("mamba_conv0", MixerKind::Mamba, Conv::Taps(0)),
+    fixture!("delta_net", MixerKind::DeltaNet, Conv::Default),
 ];
 
 /// The fixture called `name`.
@@ -157,6 +158,7 @@ fn compare<B: AutodiffBackend>(f: &Fixture, device: &B::Device) -> Result<Compar
             Conv::Long => Some(vec![ConvKernel::Long(LongConv::Long); 2]),
             Conv::Taps(k) => Some(vec![ConvKernel::Taps(k); 2]),
         },
+        heads: None,
     };
     let mixer = f.mixer.configure(&keys, 2).map_err(|p| format!("{p:?}"))?;
     let config = ModelConfig {

@@ -530,9 +530,14 @@ pub struct ModelSpec {
     pub init_std: f64,
     /// The mixer's convolution, where it has a choice: `mamba` d_conv (0 = none, 1–4; default
     /// 4), `based` short kernel on its BaseConv layers (1–4 or "long"; default 3), `base_conv`
-    /// per layer (one value for all, or a list by layer index; default [3, "long", 3, …]).
+    /// per layer (one value for all, or a list by layer index; default [3, "long", 3, …]),
+    /// `delta_net` its three short convolutions (1–16, one value or a list by layer; default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_kernel: Option<ConvChoice>,
+    /// Heads, where the mixer has them: `delta_net` (a divisor of d_model; default 2, as
+    /// zoology configures it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
 }
 
 /// One convolution for every layer, or a list by layer index.
@@ -602,6 +607,7 @@ impl Default for ModelSpec {
             max_positions: d_max_positions(),
             init_std: d_init_std(),
             conv_kernel: None,
+            heads: None,
         }
     }
 }

@@ -359,6 +359,7 @@ pub fn resolve_model(m: &ModelSpec, vocab_size: usize) -> Result<ModelConfig, Ve
             ConvChoice::All(k) => vec![*k; m.layers],
             ConvChoice::PerLayer(list) => list.clone(),
         }),
+        heads: m.heads,
     };
     let info = m.mixer.info();
     Ok(ModelConfig {

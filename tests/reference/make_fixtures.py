@@ -21,6 +21,7 @@ tests/reference/mixers.py (shared with bench/torch_ar.py).
   mamba_conv0  7     Mamba     Mamba, no conv                 Mamba, no conv
   hyena        8     standard  Hyena                          Hyena
   h3           9     standard  H3                             H3
+  delta_net    10    standard  DeltaNet                       DeltaNet
 
 Common config: vocab V=12, d_model d=8, 2 layers, sequence length L=7,
 l_max=16 (the maximum length: rows of the position embedding, length of the
@@ -183,6 +184,23 @@ H3 (both layers of h3): head_dim 2, H = d/2 = 4 heads, state N = l_max = 16.
     o[b, t, j*H + h] = sum_i q[b, t, 2h + i] * y[b, t, h, i, j]      (channel j*H + h, NOT 2h + j)
   out = output_linear(o)
 
+DeltaNet (both layers of delta_net; flash-linear-attention's layer as zoology
+configures it): H = 2 heads of dh = d/H = 4, short convs of K = 4 without bias.
+  m.q_proj.weight [d, d], m.k_proj.weight [d, d], m.v_proj.weight [d, d]   no bias
+  m.b_proj.weight [H, d]                                                  no bias
+  m.q_conv1d.weight [d, 1, 4], m.k_conv1d.weight [d, 1, 4], m.v_conv1d.weight [d, 1, 4]
+  m.o_norm.weight [dh]                    draw: 1 + 0.1 * randn([dh])
+  m.o_proj.weight [d, d]                                                  no bias
+  q = silu(shortconv_4(q_proj(u); q_conv1d.weight, no bias)), k and v alike
+  heads: q[b, t, h, i] = q[b, t, h*dh + i] (k, v alike)
+  q, k = each / sqrt(sum_i x_i^2 + 1e-6)  per head      (fla's l2norm)
+  beta = sigmoid(b_proj(u))                              [b, L, H]
+  per head, S_{-1} = 0 [dh, dh]:
+    w_t = beta_t (v_t - S_{t-1}^T k_t);  S_t = S_{t-1} + k_t w_t^T;  o_t = S_t^T q_t / sqrt(dh)
+  o = RMSNorm over each head's dh values (one weight o_norm.weight for all heads, eps 1e-5)
+  out = o_proj(o merged back to [b, L, d])
+  (the checks compare it with the chunked WY form of fla's chunk kernel, chunks of 4)
+
 Each file holds the weights under their own names (FIXED ones included),
 `input.*`, `output.logits`, `output.loss` (shape [1]) and `grad.<weight name>`
 = d loss / d weight for every trained weight, in this order: weights in
@@ -217,6 +235,8 @@ HYENA_ORDER = 64  # Hyena implicit filter width
 MAMBA_EXPAND = 2
 MAMBA_STATE = 16
 H3_HEAD_DIM = 2
+DELTA_NET_HEADS = 2
+DELTA_NET_CONV = 4
 
 TOKENS = torch.tensor([[1, 4, 7, 5, 9, 2, 3], [1, 3, 8, 6, 10, 2, 11]], dtype=torch.int64)
 QUERY = torch.tensor([3, 5], dtype=torch.int64)
@@ -236,6 +256,7 @@ KINDS = {
     "mamba_conv0": (7, ("mamba0", "mamba0"), "mamba"),
     "hyena": (8, ("hyena", "hyena"), "standard"),
     "h3": (9, ("h3", "h3"), "standard"),
+    "delta_net": (10, ("delta_net", "delta_net"), "standard"),
 }
 
 
@@ -381,6 +402,19 @@ def mixer_specs(mixer, m):
             (f"{m}.kernel.kernel.A_imag", (h, n // 2), h3_a_imag),
             (f"{m}.D", (h,), normal),
         ]
+    if mixer == "delta_net":
+        h, k = DELTA_NET_HEADS, DELTA_NET_CONV
+        return [
+            (f"{m}.q_proj.weight", (D, D), normal),
+            (f"{m}.k_proj.weight", (D, D), normal),
+            (f"{m}.v_proj.weight", (D, D), normal),
+            (f"{m}.b_proj.weight", (h, D), normal),
+            (f"{m}.q_conv1d.weight", (D, 1, k), normal),
+            (f"{m}.k_conv1d.weight", (D, 1, k), normal),
+            (f"{m}.v_conv1d.weight", (D, 1, k), normal),
+            (f"{m}.o_norm.weight", (D // h,), norm_weight),
+            (f"{m}.o_proj.weight", (D, D), normal),
+        ]
     raise ValueError(mixer)
 
 
@@ -446,6 +480,8 @@ def run_mixer(mixer, u, p, alt=False):
         return mixers.hyena(u, p, direct=alt)
     if mixer == "h3":
         return mixers.h3(u, p, direct=alt, recurrent=alt)
+    if mixer == "delta_net":
+        return mixers.delta_net(u, p, chunked=alt)
     raise ValueError(mixer)
 
 
@@ -741,6 +777,8 @@ def bench_module(mixer):
         return mixers.Hyena(D, l_max=L_MAX, order=HYENA_ORDER)
     if mixer == "h3":
         return mixers.H3(D, d_state=L_MAX, head_dim=H3_HEAD_DIM)
+    if mixer == "delta_net":
+        return mixers.DeltaNet(D, heads=DELTA_NET_HEADS, conv=DELTA_NET_CONV)
     return None
 
 
@@ -777,10 +815,37 @@ def check_model(kind):
     return out
 
 
+def check_against_fla():
+    """When flash-linear-attention is installed (pip install fla-core; its naive recurrences are
+    plain PyTorch and run on a CPU): our delta rule against fla's own naive one, and our DeltaNet
+    parameter list against the names and shapes of fla's DeltaNet module."""
+    try:
+        from fla.layers import DeltaNet
+        from fla.ops.delta_rule.naive import delta_rule_recurrence
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        print(f"  (flash-linear-attention not importable, its checks skipped: {type(e).__name__})")
+        return {}
+    g = torch.Generator().manual_seed(11)
+    q, k = (mixers.l2_normalise(torch.randn(2, 9, 2, 4, generator=g, dtype=torch.float64)) for _ in range(2))
+    v = torch.randn(2, 9, 2, 4, generator=g, dtype=torch.float64)
+    beta = torch.rand(2, 9, 2, generator=g, dtype=torch.float64)
+    ours = mixers.delta_rule_recurrent(q, k, v, beta)
+    head_first = [x.transpose(1, 2) for x in (q, k, v, beta)]
+    theirs, _ = delta_rule_recurrence(*head_first)
+    out = {"delta rule (float64) vs fla naive delta_rule_recurrence (which computes in float32)": max_diff(ours, theirs.transpose(1, 2))}
+    module = DeltaNet(hidden_size=D, num_heads=DELTA_NET_HEADS, conv_size=DELTA_NET_CONV)
+    fla_names = [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+    m = mixer_prefix("delta_net", 0)
+    ours_names = [(n[len(m) + 1:], tuple(s)) for n, s, _ in mixer_specs("delta_net", m)]
+    assert fla_names == ours_names, (fla_names, ours_names)
+    out["delta_net parameter names and shapes == fla DeltaNet's (0 = equal)"] = 0.0
+    return out
+
+
 def run_checks(kinds):
     """Prints every check; asserts float64 agreement and float32 within rounding."""
     print("checks (max abs difference):")
-    for name, diff in check_components().items():
+    for name, diff in {**check_components(), **check_against_fla()}.items():
         print(f"  {name}: {diff:.3e}")
         assert diff < 1e-5, name
     for kind in kinds:

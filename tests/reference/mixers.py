@@ -361,6 +361,78 @@ def h3(u, p, direct=False, recurrent=False):
 
 
 # ----------------------------------------------------------------------------
+# DeltaNet (flash-linear-attention's layer, as zoology's copy of it configures it)
+# ----------------------------------------------------------------------------
+
+L2_EPS = 1e-6  # fla's l2norm: x / sqrt(sum x^2 + 1e-6)
+
+
+def l2_normalise(x):
+    return x / torch.sqrt((x * x).sum(dim=-1, keepdim=True) + L2_EPS)
+
+
+def delta_rule_recurrent(q, k, v, beta):
+    """fla's naive ``delta_rule_recurrence``, step by step, per head (S [dk, dv], S_0 = 0):
+    u_t = beta_t (v_t - S_{t-1}^T k_t);  S_t = S_{t-1} + k_t u_t^T;  o_t = S_t^T q_t dk^-1/2.
+
+    q, k [b, L, H, dk] (already l2-normalised), v [b, L, H, dv], beta [b, L, H] -> [b, L, H, dv].
+    """
+    b, L, H, dk = q.shape
+    S = q.new_zeros(b, H, dk, v.shape[-1])
+    q = q * dk**-0.5
+    out = []
+    for t in range(L):
+        kt = k[:, t]
+        u = beta[:, t, :, None] * (v[:, t] - torch.einsum("bhk,bhkv->bhv", kt, S))
+        S = S + kt[..., :, None] * u[..., None, :]
+        out.append(torch.einsum("bhk,bhkv->bhv", q[:, t], S))
+    return torch.stack(out, dim=1)
+
+
+def delta_rule_chunked(q, k, v, beta, chunk=4):
+    """The same rule in the chunked (WY) form of fla's chunk kernel: within a chunk of C
+    positions, U = T diag(beta) V and W = T diag(beta) K with T = (I + tril(diag(beta) K K^T, -1))^-1;
+    the chunk's corrected values V' = U - W S, its outputs Q S + tril(Q K^T) V', and
+    S <- S + K^T V'. Shapes as delta_rule_recurrent."""
+    b, L, H, dk = q.shape
+    dv = v.shape[-1]
+    q, k, v, beta = (x.transpose(1, 2) for x in (q * dk**-0.5, k, v, beta))  # head-first
+    S = q.new_zeros(b, H, dk, dv)
+    out = []
+    for c0 in range(0, L, chunk):
+        qc, kc, vc, bc = q[:, :, c0:c0 + chunk], k[:, :, c0:c0 + chunk], v[:, :, c0:c0 + chunk], beta[:, :, c0:c0 + chunk]
+        n = qc.shape[2]
+        eye = torch.eye(n, dtype=q.dtype)
+        a = torch.tril(bc[..., :, None] * (kc @ kc.transpose(-1, -2)), diagonal=-1)
+        t_inv = torch.linalg.solve_triangular(eye + a, eye.expand_as(a), upper=False, unitriangular=True)
+        w = t_inv @ (bc[..., None] * kc)
+        u = t_inv @ (bc[..., None] * vc)
+        vp = u - w @ S
+        out.append(qc @ S + torch.tril(qc @ kc.transpose(-1, -2)) @ vp)
+        S = S + kc.transpose(-1, -2) @ vp
+    return torch.cat(out, dim=2).transpose(1, 2)
+
+
+def delta_net(u, p, chunked=False):
+    """DeltaNet: q, k, v projections (no bias), each through its causal depthwise short conv
+    (no bias) and SiLU; heads split channel-major (c = h*dh + i); q, k l2-normalised per head;
+    beta = sigmoid(b_proj(u)); the delta rule; a per-head RMSNorm (one weight [dv], eps 1e-5);
+    o_proj (no bias). The number of heads is b_proj's output width."""
+    b, L, _ = u.shape
+    H = p["b_proj.weight"].shape[0]
+    q, k, v = (
+        F.silu(short_conv(u @ p[f"{n}_proj.weight"].T, p[f"{n}_conv1d.weight"], None))
+        for n in ("q", "k", "v")
+    )
+    q, k, v = (x.reshape(b, L, H, -1) for x in (q, k, v))
+    q, k = l2_normalise(q), l2_normalise(k)
+    beta = torch.sigmoid(u @ p["b_proj.weight"].T)
+    rule = delta_rule_chunked if chunked else delta_rule_recurrent
+    o = rms_norm(rule(q, k, v, beta), p["o_norm.weight"])
+    return o.reshape(b, L, -1) @ p["o_proj.weight"].T
+
+
+# ----------------------------------------------------------------------------
 # nn.Modules (for training): parameters under the reference's local names
 # ----------------------------------------------------------------------------
 
@@ -524,3 +596,25 @@ class RMSNorm(nn.Module):
 
     def forward(self, x):
         return rms_norm(x, self.weight)
+
+
+class DeltaNet(Functional):
+    """fla's DeltaNet layer as zoology configures it (num_heads 2, short convs of 4 without bias,
+    beta, no output gate). Linears N(0, 0.02) as zoology's _init_weights draws them; the convs
+    keep PyTorch's default U(+-1/sqrt(K)); o_norm.weight = 1."""
+
+    def __init__(self, d, heads=2, conv=4):
+        super().__init__()
+        self.q_proj = nn.Linear(d, d, bias=False)
+        self.k_proj = nn.Linear(d, d, bias=False)
+        self.v_proj = nn.Linear(d, d, bias=False)
+        self.b_proj = nn.Linear(d, heads, bias=False)
+        for n in ("q", "k", "v"):
+            setattr(self, f"{n}_conv1d", nn.Conv1d(d, d, conv, groups=d, padding=conv - 1, bias=False))
+        self.o_norm = RMSNorm(d // heads)
+        self.o_proj = nn.Linear(d, d, bias=False)
+        for lin in (self.q_proj, self.k_proj, self.v_proj, self.b_proj, self.o_proj):
+            nn.init.normal_(lin.weight, std=0.02)
+
+    def forward(self, u):
+        return delta_net(u, self.tensors())

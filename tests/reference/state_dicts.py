@@ -77,6 +77,13 @@ def mixer_entries(kind, layer, d, conv):
                 ("x_proj.weight", [r + 2 * n, di], p),
                 ("dt_proj.weight", [di, r], p), ("dt_proj.bias", [di], p),
                 ("A_log", [di, n], p), ("D", [di], p), ("out_proj.weight", [d, di], p)]
+    if kind == "delta_net":
+        h, k = 2, 4  # zoology's add_delta_net: num_heads 2, conv_size 4; no biases, no gate
+        return [("q_proj.weight", [d, d], p), ("k_proj.weight", [d, d], p),
+                ("v_proj.weight", [d, d], p), ("b_proj.weight", [h, d], p),
+                ("q_conv1d.weight", [d, 1, k], p), ("k_conv1d.weight", [d, 1, k], p),
+                ("v_conv1d.weight", [d, 1, k], p), ("o_norm.weight", [d // h], p),
+                ("o_proj.weight", [d, d], p)]
     raise ValueError(kind)
 
 
@@ -132,10 +139,27 @@ PAPER = {
 }
 
 MODELS = ["attention", "based", "base_conv", "h3", "hyena", "mamba",
-          "based_long", "based_k1", "mamba_conv0", "mamba_conv2"]
+          "based_long", "based_k1", "mamba_conv0", "mamba_conv2", "delta_net"]
+
+
+def check_against_fla():
+    """With flash-linear-attention installed (pip install fla-core), DeltaNet's list above must be
+    its module's own named_parameters() at both widths."""
+    try:
+        from fla.layers import DeltaNet
+    except Exception as e:  # noqa: BLE001 - any import failure means "not available"
+        print(f"flash-linear-attention not importable ({type(e).__name__}): its check skipped")
+        return
+    for d in (16, 64):
+        module = DeltaNet(hidden_size=d, num_heads=2, conv_size=4)
+        theirs = [(n, list(t.shape)) for n, t in module.named_parameters()]
+        ours = [(n, s) for n, s, _ in mixer_entries("delta_net", 1, d, 4)]
+        assert theirs == ours, (d, theirs, ours)
+    print("delta_net's names and shapes are fla DeltaNet's")
 
 
 def main():
+    check_against_fla()
     for vocab, mixers in PAPER.items():
         for name, cells in mixers.items():
             for d, expected in cells.items():
