@@ -206,25 +206,21 @@ impl<B: Backend> DeltaNet<B> {
                 conv.val(),
             ))
         };
-        let heads_first = |x_bsd: Tensor<B, 3>| {
-            x_bsd
-                .reshape([b, s, h, e])
-                .swap_dims(1, 2)
-                .reshape([b * h, s, e])
+        // Per-head statistics on a `[b, s, h, e]` view of the channels: no head is moved.
+        let per_head = |x: Tensor<B, 3>| x.reshape([b, s, h, e]);
+        let unit = |x: Tensor<B, 3>| {
+            let x = per_head(x);
+            (x.clone() / (x.square().sum_dim(3) + L2_EPS).sqrt()).reshape([b, s, d])
         };
-        let unit = |x: Tensor<B, 3>| x.clone() / (x.square().sum_dim(2) + L2_EPS).sqrt();
-        let q =
-            unit(heads_first(branch(&self.q_proj, &self.q_conv1d))).div_scalar((e as f64).sqrt());
-        let k = unit(heads_first(branch(&self.k_proj, &self.k_conv1d)));
-        let v = heads_first(branch(&self.v_proj, &self.v_conv1d));
-        let beta = sigmoid(linear(&self.b_proj, u_bsd))
-            .swap_dims(1, 2)
-            .reshape([b * h, s, 1]);
-        let o_nse = delta_rule(q, k, v, beta);
-        let rms = (o_nse.clone().square().mean_dim(2) + NORM_EPS).sqrt();
-        // Each batch row's heads side by side, so that the norm's weight meets its own run.
-        let o = scale_channels((o_nse / rms).reshape([b, h * s, e]), self.o_norm.val());
-        let o_bsd = o.reshape([b, h, s, e]).swap_dims(1, 2).reshape([b, s, d]);
+        let q = unit(branch(&self.q_proj, &self.q_conv1d)).div_scalar((e as f64).sqrt());
+        let k = unit(branch(&self.k_proj, &self.k_conv1d));
+        let v = branch(&self.v_proj, &self.v_conv1d);
+        let beta = sigmoid(linear(&self.b_proj, u_bsd));
+        let o = per_head(delta_rule(q, k, v, beta));
+        let rms = (o.clone().square().mean_dim(3) + NORM_EPS).sqrt();
+        // Each batch row's positions and heads as rows, so that the norm's weight meets its run.
+        let o_bsd =
+            scale_channels((o / rms).reshape([b, s * h, e]), self.o_norm.val()).reshape([b, s, d]);
         linear(&self.o_proj, o_bsd)
     }
 

@@ -18,24 +18,47 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 /// Positions per chunk.
 pub const CHUNK: usize = 16;
 
-/// The delta rule's outputs `o_t = S_tᵀq_t` (q arrives scaled).
+/// The delta rule's outputs `o_t = S_tᵀq_t` per head (q arrives scaled), the heads side by
+/// side in the channels as the projections write them (head `j`: channels `j·dk..(j+1)·dk`).
+///
+/// # Shapes
+/// - `q_bsk`, `k_bsk`: `[b, s, h·dk]`, `v_bsv`: `[b, s, h·dv]`, `beta_bsh`: `[b, s, h]` →
+///   `[b, s, h·dv]`
+pub fn delta_rule<B: Backend>(
+    q_bsk: Tensor<B, 3>,
+    k_bsk: Tensor<B, 3>,
+    v_bsv: Tensor<B, 3>,
+    beta_bsh: Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    if let Some(o) = super::delta_rule_cpu::try_fused(&q_bsk, &k_bsk, &v_bsv, &beta_bsh) {
+        return o;
+    }
+    let [b, s, h] = beta_bsh.dims();
+    let heads_first = |x: Tensor<B, 3>| {
+        let e = x.dims()[2] / h;
+        x.reshape([b, s, h, e])
+            .swap_dims(1, 2)
+            .reshape([b * h, s, e])
+    };
+    let o_nsv = delta_rule_chunked(
+        heads_first(q_bsk),
+        heads_first(k_bsk),
+        heads_first(v_bsv),
+        beta_bsh.swap_dims(1, 2).reshape([b * h, s, 1]),
+    );
+    let [_, _, dv] = o_nsv.dims();
+    o_nsv
+        .reshape([b, h, s, dv])
+        .swap_dims(1, 2)
+        .reshape([b, s, h * dv])
+}
+
+/// [`delta_rule`] from tensor operations, chunk by chunk (the accelerators' form), on
+/// head-first rows (`n = b·h`).
 ///
 /// # Shapes
 /// - `q_nsk`, `k_nsk`: `[n, s, dk]`, `v_nsv`: `[n, s, dv]`, `beta_ns1`: `[n, s, 1]` →
 ///   `[n, s, dv]`
-pub fn delta_rule<B: Backend>(
-    q_nsk: Tensor<B, 3>,
-    k_nsk: Tensor<B, 3>,
-    v_nsv: Tensor<B, 3>,
-    beta_ns1: Tensor<B, 3>,
-) -> Tensor<B, 3> {
-    if let Some(o) = super::delta_rule_cpu::try_fused(&q_nsk, &k_nsk, &v_nsv, &beta_ns1) {
-        return o;
-    }
-    delta_rule_chunked(q_nsk, k_nsk, v_nsv, beta_ns1)
-}
-
-/// [`delta_rule`] from tensor operations, chunk by chunk (the accelerators' form).
 pub fn delta_rule_chunked<B: Backend>(
     q_nsk: Tensor<B, 3>,
     k_nsk: Tensor<B, 3>,
@@ -196,29 +219,59 @@ mod tests {
         ]
     }
 
+    /// Head-first rows `[b·h, s, e]` (`[b·h, s, 1]` for β) laid out as the mixer's channels,
+    /// `[b, s, h·e]` (`[b, s, h]`).
+    fn heads_last<B: Backend>(x: Tensor<B, 3>, b: usize) -> Tensor<B, 3> {
+        let [n, s, e] = x.dims();
+        let h = n / b;
+        let x = x.reshape([b, h, s, e]).swap_dims(1, 2);
+        if e == 1 {
+            x.reshape([b, s, h])
+        } else {
+            x.reshape([b, s, h * e])
+        }
+    }
+
     #[test]
     fn chunked_and_fused_forms_equal_the_recurrence() {
         let device = Default::default();
+        let (b, h) = (3, 2);
         // Lengths below, at and across chunk boundaries.
         for s in [1, 5, CHUNK, CHUNK + 3, 3 * CHUNK + 1] {
-            let dims = [3, s, 4, 5];
+            let dims = [b * h, s, 4, 5];
             let mut init = Init::<Flex>::new(s as u64, 1.0, &device);
-            let [q, k, v, b] = inputs(&mut init, dims);
+            let [q, k, v, beta] = inputs(&mut init, dims);
             let (hq, hk, hv, hb) = (
                 values(q.clone()),
                 values(k.clone()),
                 values(v.clone()),
-                values(b.clone()),
+                values(beta.clone()),
             );
             let oracle = recurrence(&hq, &hk, &hv, &hb, dims);
             let chunked = values(delta_rule_chunked(
                 q.clone(),
                 k.clone(),
                 v.clone(),
-                b.clone(),
+                beta.clone(),
             ));
-            let fused = with_fused(true, || values(delta_rule(q, k, v, b)));
-            for (name, got) in [("chunked", &chunked), ("fused", &fused)] {
+            // Both paths of the mixer's entry point, on its channel layout.
+            let [q, k, v, beta] = [q, k, v, beta].map(|x| heads_last(x, b));
+            let entry = |fused: bool| {
+                let o = with_fused(fused, || {
+                    delta_rule(q.clone(), k.clone(), v.clone(), beta.clone())
+                });
+                values(
+                    o.reshape([b, s, h, 5])
+                        .swap_dims(1, 2)
+                        .reshape([b * h, s, 5]),
+                )
+            };
+            let (fused, generic) = (entry(true), entry(false));
+            for (name, got) in [
+                ("chunked", &chunked),
+                ("fused", &fused),
+                ("generic", &generic),
+            ] {
                 for (i, (&a, &e)) in got.iter().zip(&oracle).enumerate() {
                     assert!(
                         (a as f64 - e).abs() <= 1e-5 * e.abs().max(1.0),
@@ -230,28 +283,32 @@ mod tests {
     }
 
     /// Gradients of the fused operation's own backward against autodiff through the chunked
-    /// tensor form, for every input.
+    /// tensor form, for every input, with two heads.
     #[test]
     fn fused_backward_equals_autodiff_through_the_chunked_form() {
         let device = Default::default();
+        let (b, h, dk, dv) = (2, 2, 3, 4);
         for s in [1, 7, CHUNK + 5] {
             let grads = |fused: bool| {
                 let mut init = Init::<Ad>::new(11, 1.0, &device);
                 let raw: Vec<Tensor<Ad, 3>> = [
-                    init.normal([2, s, 3], 1.0),
-                    init.normal([2, s, 3], 1.0),
-                    init.normal([2, s, 4], 1.0),
-                    init.normal([2, s, 1], 2.0),
+                    init.normal([b, s, h * dk], 1.0),
+                    init.normal([b, s, h * dk], 1.0),
+                    init.normal([b, s, h * dv], 1.0),
+                    init.normal([b, s, h], 2.0),
                 ]
                 .into_iter()
                 .map(|t| t.require_grad())
                 .collect();
-                let unit = |t: Tensor<Ad, 3>| t.clone() / t.square().sum_dim(2).sqrt();
+                let unit = |t: Tensor<Ad, 3>| {
+                    let t = t.reshape([b, s, h, dk]);
+                    (t.clone() / t.square().sum_dim(3).sqrt()).reshape([b, s, h * dk])
+                };
                 let (q, k) = (unit(raw[0].clone()), unit(raw[1].clone()));
-                let b = burn::tensor::activation::sigmoid(raw[3].clone());
-                let o = with_fused(fused, || delta_rule(q, k, raw[2].clone(), b));
+                let beta = burn::tensor::activation::sigmoid(raw[3].clone());
+                let o = with_fused(fused, || delta_rule(q, k, raw[2].clone(), beta));
                 // A loss that weighs every output differently.
-                let weights = init.normal([2, s, 4], 1.0);
+                let weights = init.normal([b, s, h * dv], 1.0);
                 let g = (o * weights).sum().backward();
                 raw.iter()
                     .map(|t| values(t.grad(&g).unwrap()))

@@ -18,8 +18,9 @@
 //! f32 loop is 8.9e-6 of a gradient's scale off the exact answer (the same loop in PyTorch:
 //! 8.7e-6), the f64 one 2.3e-6, closer than PyTorch's own f32.
 //!
-//! Shape letters: n = batch·heads (head-major rows, each its own recurrence), s sequence,
-//! k key width, v value width.
+//! Shape letters: b batch, s sequence, h heads, k key width and v value width of all heads
+//! (`h·dk`, `h·dv`: head `j` owns channels `j·dk..(j+1)·dk`), as the projections write them, so
+//! no head is transposed out.
 
 use std::sync::Arc;
 
@@ -41,31 +42,31 @@ use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
 /// # Shapes
 /// As [`super::delta_rule::delta_rule`].
 pub fn try_fused<B: Backend>(
-    q_nsk: &Tensor<B, 3>,
-    k_nsk: &Tensor<B, 3>,
-    v_nsv: &Tensor<B, 3>,
-    beta_ns1: &Tensor<B, 3>,
+    q_bsk: &Tensor<B, 3>,
+    k_bsk: &Tensor<B, 3>,
+    v_bsv: &Tensor<B, 3>,
+    beta_bsh: &Tensor<B, 3>,
 ) -> Option<Tensor<B, 3>> {
     if !fused_enabled() {
         return None;
     }
     if let (Some(q), Some(k), Some(v), Some(b)) = (
-        view::<_, Tensor<A, 3>>(q_nsk),
-        view::<_, Tensor<A, 3>>(k_nsk),
-        view::<_, Tensor<A, 3>>(v_nsv),
-        view::<_, Tensor<A, 3>>(beta_ns1),
+        view::<_, Tensor<A, 3>>(q_bsk),
+        view::<_, Tensor<A, 3>>(k_bsk),
+        view::<_, Tensor<A, 3>>(v_bsv),
+        view::<_, Tensor<A, 3>>(beta_bsh),
     ) {
         return cast(rule_autodiff(q.clone(), k.clone(), v.clone(), b.clone()));
     }
     let (Some(q), Some(k), Some(v), Some(b)) = (
-        view::<_, Tensor<Flex, 3>>(q_nsk),
-        view::<_, Tensor<Flex, 3>>(k_nsk),
-        view::<_, Tensor<Flex, 3>>(v_nsv),
-        view::<_, Tensor<Flex, 3>>(beta_ns1),
+        view::<_, Tensor<Flex, 3>>(q_bsk),
+        view::<_, Tensor<Flex, 3>>(k_bsk),
+        view::<_, Tensor<Flex, 3>>(v_bsv),
+        view::<_, Tensor<Flex, 3>>(beta_bsh),
     ) else {
         return None;
     };
-    let dims = Dims::of(q.dims(), v.dims());
+    let dims = Dims::of(q.dims(), v.dims(), b.dims());
     let inputs = Inputs::read(q.clone(), k.clone(), v.clone(), b.clone());
     let (o, _) = forward(&dims, &inputs);
     cast(dims.tensor(o, dims.v, &q.device()))
@@ -73,24 +74,34 @@ pub fn try_fused<B: Backend>(
 
 #[derive(Debug, Clone, Copy)]
 struct Dims {
-    n: usize,
+    b: usize,
     s: usize,
+    h: usize,
+    /// Key and value width per head.
     k: usize,
     v: usize,
 }
 
 impl Dims {
-    fn of([n, s, k]: [usize; 3], [_, _, v]: [usize; 3]) -> Self {
-        Dims { n, s, k, v }
+    fn of([b, s, hk]: [usize; 3], [_, _, hv]: [usize; 3], [_, _, h]: [usize; 3]) -> Self {
+        Dims {
+            b,
+            s,
+            h,
+            k: hk / h,
+            v: hv / h,
+        }
     }
 
+    /// `[b, s, h·per_head]` from its values.
     fn tensor(
         &self,
         values: Vec<f32>,
-        width: usize,
+        per_head: usize,
         device: &burn::tensor::Device<Flex>,
     ) -> Tensor<Flex, 3> {
-        Tensor::from_data(TensorData::new(values, [self.n, self.s, width]), device)
+        let shape = [self.b, self.s, self.h * per_head];
+        Tensor::from_data(TensorData::new(values, shape), device)
     }
 }
 
@@ -118,47 +129,51 @@ impl Inputs {
     }
 }
 
-/// `o [n, s, v]` and every state `S_t [n, s, k, v]` (f64). Each row writes only its own outputs, so the
-/// result does not depend on the thread count.
+/// `o [b, s, h·v]` and every state `S_t` (f64, `[b, h, s, k, v]`). Batch rows run in parallel,
+/// each writing only its own outputs, so the result does not depend on the thread count.
 fn forward(d: &Dims, x: &Inputs) -> (Vec<f32>, Vec<f64>) {
-    let Dims { n, s, k, v } = *d;
-    let mut o = vec![0f32; n * s * v];
-    let mut states = vec![0f64; n * s * k * v];
-    o.par_chunks_mut(s * v)
-        .zip(states.par_chunks_mut(s * k * v))
+    let Dims { b, s, h, k, v } = *d;
+    let mut o = vec![0f32; b * s * h * v];
+    let mut states = vec![0f64; b * h * s * k * v];
+    o.par_chunks_mut(s * h * v)
+        .zip(states.par_chunks_mut(h * s * k * v))
         .enumerate()
-        .for_each(|(row, (o_row, st_row))| {
+        .for_each(|(bb, (o_row, st_row))| {
             let mut state = vec![0f64; k * v];
             let mut u = vec![0f64; v];
             let mut acc = vec![0f64; v];
-            for t in 0..s {
-                let kt = &x.k[(row * s + t) * k..][..k];
-                let qt = &x.q[(row * s + t) * k..][..k];
-                let vt = &x.v[(row * s + t) * v..][..v];
-                let bt = x.beta[row * s + t];
-                // u = β·(v − Sᵀk)
-                for (uj, &vj) in u.iter_mut().zip(vt) {
-                    *uj = vj as f64;
-                }
-                for (i, &ki) in kt.iter().enumerate() {
-                    for (uj, sij) in u.iter_mut().zip(&state[i * v..][..v]) {
-                        *uj -= ki as f64 * sij;
+            for hh in 0..h {
+                state.iter_mut().for_each(|x| *x = 0.0);
+                for t in 0..s {
+                    let at = (bb * s + t) * h + hh;
+                    let (kt, qt) = (&x.k[at * k..][..k], &x.q[at * k..][..k]);
+                    let (vt, bt) = (&x.v[at * v..][..v], x.beta[at] as f64);
+                    // u = β·(v − Sᵀk)
+                    for (uj, &vj) in u.iter_mut().zip(vt) {
+                        *uj = vj as f64;
                     }
-                }
-                u.iter_mut().for_each(|uj| *uj *= bt as f64);
-                // S += k uᵀ, then o = Sᵀq
-                acc.iter_mut().for_each(|a| *a = 0.0);
-                for i in 0..k {
-                    let row_i = &mut state[i * v..][..v];
-                    for ((sij, uj), oj) in row_i.iter_mut().zip(&u).zip(acc.iter_mut()) {
-                        *sij += kt[i] as f64 * uj;
-                        *oj += qt[i] as f64 * *sij;
+                    for (i, &ki) in kt.iter().enumerate() {
+                        let ki = ki as f64;
+                        for (uj, sij) in u.iter_mut().zip(&state[i * v..][..v]) {
+                            *uj -= ki * sij;
+                        }
                     }
+                    u.iter_mut().for_each(|uj| *uj *= bt);
+                    // S += k uᵀ, then o = Sᵀq
+                    acc.iter_mut().for_each(|a| *a = 0.0);
+                    for i in 0..k {
+                        let (ki, qi) = (kt[i] as f64, qt[i] as f64);
+                        let row_i = &mut state[i * v..][..v];
+                        for ((sij, uj), oj) in row_i.iter_mut().zip(&u).zip(acc.iter_mut()) {
+                            *sij += ki * uj;
+                            *oj += qi * *sij;
+                        }
+                    }
+                    for (oj, a) in o_row[(t * h + hh) * v..][..v].iter_mut().zip(&acc) {
+                        *oj = *a as f32;
+                    }
+                    st_row[(hh * s + t) * k * v..][..k * v].copy_from_slice(&state);
                 }
-                for (oj, a) in o_row[t * v..][..v].iter_mut().zip(&acc) {
-                    *oj = *a as f32;
-                }
-                st_row[t * k * v..][..k * v].copy_from_slice(&state);
             }
         });
     (o, states)
@@ -166,74 +181,78 @@ fn forward(d: &Dims, x: &Inputs) -> (Vec<f32>, Vec<f64>) {
 
 /// Gradients of `Σ o'·o` with respect to q, k, v and β (accumulated in f64 like the forward).
 fn backward(d: &Dims, x: &Inputs, states: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
-    let Dims { n, s, k, v } = *d;
-    let mut gq = vec![0f32; n * s * k];
-    let mut gk = vec![0f32; n * s * k];
-    let mut gv = vec![0f32; n * s * v];
-    let mut gb = vec![0f32; n * s];
-    gq.par_chunks_mut(s * k)
-        .zip(gk.par_chunks_mut(s * k))
-        .zip(gv.par_chunks_mut(s * v))
-        .zip(gb.par_chunks_mut(s))
+    let Dims { b, s, h, k, v } = *d;
+    let mut gq = vec![0f32; b * s * h * k];
+    let mut gk = vec![0f32; b * s * h * k];
+    let mut gv = vec![0f32; b * s * h * v];
+    let mut gb = vec![0f32; b * s * h];
+    gq.par_chunks_mut(s * h * k)
+        .zip(gk.par_chunks_mut(s * h * k))
+        .zip(gv.par_chunks_mut(s * h * v))
+        .zip(gb.par_chunks_mut(s * h))
         .enumerate()
-        .for_each(|(row, (((gq_row, gk_row), gv_row), gb_row))| {
-            let st_row = &states[row * s * k * v..][..s * k * v];
+        .for_each(|(bb, (((gq_row, gk_row), gv_row), gb_row))| {
             let zero = vec![0f64; k * v];
             let mut g = vec![0f64; k * v];
             let (mut r, mut gu) = (vec![0f64; v], vec![0f64; v]);
-            for t in (0..s).rev() {
-                let at = row * s + t;
-                let (qt, kt) = (&x.q[at * k..][..k], &x.k[at * k..][..k]);
-                let (vt, bt) = (&x.v[at * v..][..v], x.beta[at] as f64);
-                let got = &go[at * v..][..v];
-                let s_t = &st_row[t * k * v..][..k * v];
-                let s_prev = if t > 0 {
-                    &st_row[(t - 1) * k * v..][..k * v]
-                } else {
-                    &zero[..]
-                };
-                // G += q o'ᵀ;  q' = S_t o'
-                for i in 0..k {
-                    let gi = &mut g[i * v..][..v];
-                    let qi = qt[i] as f64;
-                    let mut acc = 0f64;
-                    for ((gij, &oj), &sij) in gi.iter_mut().zip(got).zip(&s_t[i * v..][..v]) {
-                        *gij += qi * oj as f64;
-                        acc += sij * oj as f64;
+            for hh in 0..h {
+                let st_head = &states[(bb * h + hh) * s * k * v..][..s * k * v];
+                g.iter_mut().for_each(|x| *x = 0.0);
+                for t in (0..s).rev() {
+                    let at = (bb * s + t) * h + hh;
+                    let local = t * h + hh;
+                    let (qt, kt) = (&x.q[at * k..][..k], &x.k[at * k..][..k]);
+                    let (vt, bt) = (&x.v[at * v..][..v], x.beta[at] as f64);
+                    let got = &go[at * v..][..v];
+                    let s_t = &st_head[t * k * v..][..k * v];
+                    let s_prev = if t > 0 {
+                        &st_head[(t - 1) * k * v..][..k * v]
+                    } else {
+                        &zero[..]
+                    };
+                    // G += q o'ᵀ;  q' = S_t o'
+                    for i in 0..k {
+                        let gi = &mut g[i * v..][..v];
+                        let qi = qt[i] as f64;
+                        let mut acc = 0f64;
+                        for ((gij, &oj), &sij) in gi.iter_mut().zip(got).zip(&s_t[i * v..][..v]) {
+                            *gij += qi * oj as f64;
+                            acc += sij * oj as f64;
+                        }
+                        gq_row[local * k + i] = acc as f32;
                     }
-                    gq_row[t * k + i] = acc as f32;
-                }
-                // r = v − S_{t−1}ᵀk (u = β·r);  u' = Gᵀk
-                for ((rj, guj), &vj) in r.iter_mut().zip(gu.iter_mut()).zip(vt) {
-                    *rj = vj as f64;
-                    *guj = 0.0;
-                }
-                for (i, &ki) in kt.iter().enumerate() {
-                    let ki = ki as f64;
-                    for ((rj, guj), (&pij, &gij)) in r
-                        .iter_mut()
-                        .zip(gu.iter_mut())
-                        .zip(s_prev[i * v..][..v].iter().zip(&g[i * v..][..v]))
-                    {
-                        *rj -= ki * pij;
-                        *guj += ki * gij;
+                    // r = v − S_{t−1}ᵀk (u = β·r);  u' = Gᵀk
+                    for ((rj, guj), &vj) in r.iter_mut().zip(gu.iter_mut()).zip(vt) {
+                        *rj = vj as f64;
+                        *guj = 0.0;
                     }
-                }
-                gb_row[t] = gu.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>() as f32;
-                for (gvj, &guj) in gv_row[t * v..][..v].iter_mut().zip(&gu) {
-                    *gvj = (bt * guj) as f32;
-                }
-                // k' = G u − β·S_{t−1}u';  then G −= β k u'ᵀ (the gradient for S_{t−1})
-                for (i, &ki) in kt.iter().enumerate() {
-                    let gi = &mut g[i * v..][..v];
-                    let mut acc = 0f64;
-                    for (((gij, &rj), &pij), &guj) in
-                        gi.iter_mut().zip(&r).zip(&s_prev[i * v..][..v]).zip(&gu)
-                    {
-                        acc += *gij * bt * rj - bt * pij * guj;
-                        *gij -= bt * ki as f64 * guj;
+                    for (i, &ki) in kt.iter().enumerate() {
+                        let ki = ki as f64;
+                        for ((rj, guj), (&pij, &gij)) in r
+                            .iter_mut()
+                            .zip(gu.iter_mut())
+                            .zip(s_prev[i * v..][..v].iter().zip(&g[i * v..][..v]))
+                        {
+                            *rj -= ki * pij;
+                            *guj += ki * gij;
+                        }
                     }
-                    gk_row[t * k + i] = acc as f32;
+                    gb_row[local] = gu.iter().zip(&r).map(|(a, b)| a * b).sum::<f64>() as f32;
+                    for (gvj, &guj) in gv_row[local * v..][..v].iter_mut().zip(&gu) {
+                        *gvj = (bt * guj) as f32;
+                    }
+                    // k' = G u − β·S_{t−1}u';  then G −= β k u'ᵀ (the gradient for S_{t−1})
+                    for (i, &ki) in kt.iter().enumerate() {
+                        let gi = &mut g[i * v..][..v];
+                        let mut acc = 0f64;
+                        for (((gij, &rj), &pij), &guj) in
+                            gi.iter_mut().zip(&r).zip(&s_prev[i * v..][..v]).zip(&gu)
+                        {
+                            acc += *gij * bt * rj - bt * pij * guj;
+                            *gij -= bt * ki as f64 * guj;
+                        }
+                        gk_row[local * k + i] = acc as f32;
+                    }
                 }
             }
         });
@@ -286,7 +305,7 @@ fn rule_autodiff(
     v: Tensor<A, 3>,
     beta: Tensor<A, 3>,
 ) -> Tensor<A, 3> {
-    let dims = Dims::of(q.dims(), v.dims());
+    let dims = Dims::of(q.dims(), v.dims(), beta.dims());
     let device = q.device();
     let inputs = Inputs::read(
         q.clone().inner(),
