@@ -107,3 +107,47 @@ fn delta_net_matches_pytorch_forward_and_gradients() {
         r.error
     );
 }
+
+/// A state dict written by flash-linear-attention's own `DeltaNet` module (its `state_dict()`,
+/// in zoology's LM names; `tests/reference/make_import_fixture.py`) loads strictly into mechlab's
+/// DeltaNet and gives the logits PyTorch computes for it, within 1e-5 of their scale.
+#[test]
+fn a_state_dict_written_by_the_fla_module_imports_with_its_logits() {
+    use mechlab::model::ops::int_tensor;
+    use mechlab::model::{MixerKind, ModelConfig, NoSites};
+    use mechlab::report::export::import::{Stored, load_state_dict, read};
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/import");
+    let dict = read(&std::fs::read(format!("{dir}/delta_net_fla.safetensors")).unwrap()).unwrap();
+    let io = read(&std::fs::read(format!("{dir}/delta_net_fla_io.safetensors")).unwrap()).unwrap();
+    let device = Default::default();
+    let cfg = ModelConfig::paper(MixerKind::DeltaNet, 20, 16, 2);
+    let model = load_state_dict(
+        cfg.init::<Flex>(0, &device).unwrap(),
+        MixerKind::DeltaNet,
+        &dict,
+        &device,
+    )
+    .unwrap();
+    let Some(Stored::I64 { values: tokens, .. }) = io.get("input.tokens") else {
+        panic!("tokens")
+    };
+    let Some(Stored::F32 {
+        values: expected, ..
+    }) = io.get("output.logits")
+    else {
+        panic!("logits")
+    };
+    let r = model.residual(
+        int_tensor::<Flex, 2>(tokens.clone(), [2, 11], &device),
+        &mut NoSites,
+    );
+    let got: Vec<f32> = model.logits_all(r).into_data().to_vec().unwrap();
+    let scale = expected.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let error = got
+        .iter()
+        .zip(expected)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
+    assert_eq!(got.len(), expected.len());
+    assert!(error <= 1e-5, "logits off by {error:e} of their scale");
+}

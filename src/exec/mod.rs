@@ -47,6 +47,9 @@ pub enum ExecError {
     },
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
+    /// `model.weights` could not be loaded (or changed since the plan hashed it).
+    #[error("importing {path}: {message}")]
+    Import { path: String, message: String },
     #[error("node {node}: assembling its results: {source}")]
     Shard {
         node: String,

@@ -397,9 +397,18 @@ fn train_on<B: AutodiffBackend>(
 ) -> Vec<Result<Option<usize>, ExecError>> {
     let mut results: Vec<Option<Result<Option<usize>, ExecError>>> =
         runs.iter().map(|_| None).collect();
+    // Imported weights are loaded and evaluated, not trained.
+    for (i, (run, ctx)) in runs.iter().enumerate() {
+        if let Some(imported) = &run.point.imported {
+            results[i] = Some(import_run::<B>(run, imported, ctx, device).map(|()| None));
+        }
+    }
     // Data and initial weights; a run whose setup fails fails alone.
     let mut ready = Vec::new();
     for (i, (run, ctx)) in runs.iter().enumerate() {
+        if results[i].is_some() {
+            continue;
+        }
         let setup = run_data(ctx.store, run).and_then(|data| {
             let model = run.point.model.init::<B>(run.point.seed, device)?;
             Ok((data, model))
@@ -490,6 +499,48 @@ fn train_on<B: AutodiffBackend>(
         .into_iter()
         .map(|r| r.expect("every run has a result"))
         .collect()
+}
+
+/// A run of `model.weights`: the file (the content the plan hashed, else an error: a node's
+/// id must describe what it holds), loaded strictly into the model, evaluated on the run's
+/// evaluation sets at step 0 and saved as the train node's final weights, so the evaluation
+/// nodes run on it as on a trained model.
+fn import_run<B: AutodiffBackend>(
+    run: &PlannedRun,
+    imported: &crate::spec::resolve::Imported,
+    ctx: &NodeContext,
+    device: &B::Device,
+) -> Result<(), ExecError> {
+    let fail = |message: String| ExecError::Import {
+        path: imported.path.display().to_string(),
+        message,
+    };
+    let bytes = std::fs::read(&imported.path).map_err(|e| fail(e.to_string()))?;
+    let hash = blake3::hash(&bytes).to_hex().to_string();
+    if hash != imported.blake3 {
+        return Err(fail(format!(
+            "the file changed since the plan was made (blake3 {hash}, the plan's {}); run again \
+             to plan its new content",
+            imported.blake3
+        )));
+    }
+    let tensors = crate::report::export::import::read(&bytes).map_err(|e| fail(e.to_string()))?;
+    let model = run.point.model.init::<B>(run.point.seed, device)?;
+    let model = crate::report::export::import::load_state_dict(
+        model,
+        run.point.model.kind(),
+        &tensors,
+        device,
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    let data = run_data(ctx.store, run)?;
+    let inner = model.valid();
+    let metrics: Vec<MetricRow> = data
+        .evals
+        .iter()
+        .flat_map(|(split, d)| crate::train::evaluate(&inner, d, split, 0, &device.clone().into()))
+        .collect();
+    save_final(ctx.store, run, model, &metrics, 0)
 }
 
 fn save_final<B: AutodiffBackend>(

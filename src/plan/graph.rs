@@ -70,8 +70,20 @@ pub fn dataset_config(run: &RunPoint) -> Value {
     json!({ "task": run.task, "seed": run.seed })
 }
 
+/// What a train node's id hashes. An imported run (`model.weights`) hashes the file's content in
+/// place of the optimisation, which it does not use: the same weights under another path, or
+/// with other `[train]` settings, are the same node.
 pub fn train_config(run: &RunPoint) -> Value {
-    json!({ "model": run.model, "train": run.train, "seed": run.seed, "eval_examples": run.task.eval_examples() })
+    match &run.imported {
+        None => json!({
+            "model": run.model, "train": run.train, "seed": run.seed,
+            "eval_examples": run.task.eval_examples(),
+        }),
+        Some(imported) => json!({
+            "model": run.model, "import": { "blake3": imported.blake3 }, "seed": run.seed,
+            "eval_examples": run.task.eval_examples(),
+        }),
+    }
 }
 
 pub fn plan(resolved: &Resolved) -> RunGraph {

@@ -71,6 +71,8 @@ pub fn pack_key(run: &PlannedRun) -> String {
         "batch_size": p.train.batch_size,
         "steps": p.train.steps,
         "task": p.task,
+        // Imported runs are loaded, not trained: each is a group of its own.
+        "import": p.imported.as_ref().map(|i| &i.blake3),
     })
     .to_string()
 }

@@ -207,6 +207,31 @@ fn runs_frame(graph: &RunGraph, trained: &[Trained]) -> Result<DataFrame, Report
                 })
                 .collect::<Vec<_>>(),
         ),
+        // Where the weights came from: trained here, or `model.weights` (the file, its blake3).
+        Column::new(
+            "origin".into(),
+            graph
+                .runs
+                .iter()
+                .map(|r| match r.point.imported {
+                    None => "trained",
+                    Some(_) => "imported",
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "weights_file".into(),
+            graph
+                .runs
+                .iter()
+                .map(|r| {
+                    r.point
+                        .imported
+                        .as_ref()
+                        .map(|i| format!("{} (blake3 {})", i.path.display(), i.blake3))
+                })
+                .collect::<Vec<_>>(),
+        ),
         Column::new(
             "step".into(),
             trained.iter().map(|t| t.step).collect::<Vec<_>>(),

@@ -359,6 +359,16 @@ fn resolve_runs(
                 continue;
             }
         };
+        let imported = match &model.weights {
+            None => None,
+            Some(file) => match import_weights(file, &resolved_model, sources, set_by) {
+                Ok(imported) => Some(imported),
+                Err(issue) => {
+                    issues.push(issue);
+                    continue;
+                }
+            },
+        };
         for &seed in seeds {
             let mut axes = point.axes.clone();
             axes.push(("seed".to_string(), Value::from(seed)));
@@ -375,6 +385,7 @@ fn resolve_runs(
                 model: resolved_model.clone(),
                 train: resolve_train(&train, task.train_size()),
                 task: task.clone(),
+                imported: imported.clone(),
             };
             for (key, message, help) in check_run(&run) {
                 issues.push(sources.issue(&key, set_by, message, help));
@@ -411,6 +422,67 @@ fn resolve_runs(
         ));
     }
     runs
+}
+
+/// `model.weights`: the file (relative to the file that named it; to the working directory when
+/// a `--set` or the environment did), its content hash, and whether it fits `model` — refused
+/// here, at validate, with every mismatch listed, rather than when the run starts.
+fn import_weights(
+    file: &str,
+    model: &crate::model::ModelConfig,
+    sources: &Sources,
+    set_by: Option<&SetBy>,
+) -> Result<super::resolve::Imported, Issue> {
+    const KEY: &str = "model.weights";
+    let path = match sources.origin(KEY, set_by) {
+        Origin::File { path: spec, .. } => spec
+            .parent()
+            .map_or_else(|| Path::new(file).to_path_buf(), |dir| dir.join(file)),
+        _ => Path::new(file).to_path_buf(),
+    };
+    let fail = |message: String, help: Vec<String>| sources.issue(KEY, set_by, message, help);
+    if path
+        .extension()
+        .is_some_and(|e| matches!(e.to_str(), Some("pt" | "pth" | "bin" | "ckpt")))
+    {
+        return Err(fail(
+            format!("{}: PyTorch pickles are not read, only safetensors", path.display()),
+            vec![
+                "convert it in Python: safetensors.torch.save_file(torch.load(path), \
+                 \"weights.safetensors\") (a checkpoint's model dict: torch.load(path)[\"model\"])"
+                    .into(),
+            ],
+        ));
+    }
+    let bytes = std::fs::read(&path)
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display()), Vec::new()))?;
+    let tensors = crate::report::export::import::read(&bytes).map_err(|e| {
+        fail(
+            format!("{}: {e}", path.display()),
+            vec!["expected a safetensors file (PyTorch: safetensors.torch.save_file)".into()],
+        )
+    })?;
+    let device = Default::default();
+    let built = model
+        .init::<burn::backend::Flex>(0, &device)
+        .map_err(|e| fail(e.to_string(), Vec::new()))?;
+    crate::report::export::import::check_state_dict(&built, model.kind(), &tensors).map_err(
+        |e| {
+            fail(
+                format!("{} does not fit the model: {e}", path.display()),
+                vec![
+                    "the names are the reference's (`mechlab export weights` writes them); \
+                     model.mixer, d_model, layers, mlp, pos_emb, conv_kernel and heads must be \
+                     the ones it was trained with"
+                        .into(),
+                ],
+            )
+        },
+    )?;
+    Ok(super::resolve::Imported {
+        path,
+        blake3: blake3::hash(&bytes).to_hex().to_string(),
+    })
 }
 
 /// A run name that is safe as a file name (weights are exported as `<run>.safetensors`): only

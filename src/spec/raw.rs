@@ -538,6 +538,13 @@ pub struct ModelSpec {
     /// zoology configures it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// Weights trained elsewhere, to evaluate instead of training: a safetensors state dict in
+    /// the reference's names (what `mechlab export weights` writes, what zoology's modules save),
+    /// relative to the file that sets it. It must fit this model exactly (checked at validate:
+    /// every missing, unexpected or mis-shaped tensor is listed); the run's train node loads it,
+    /// evaluates it at step 0, and its interventions run on it. `[train]` is not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 /// One convolution for every layer, or a list by layer index.
@@ -608,6 +615,7 @@ impl Default for ModelSpec {
             init_std: d_init_std(),
             conv_kernel: None,
             heads: None,
+            weights: None,
         }
     }
 }

@@ -134,6 +134,18 @@ pub struct RunPoint {
     /// Intervention grids run on this run's final weights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interventions: Vec<ResolvedIntervention>,
+    /// Weights trained elsewhere (`model.weights`), loaded instead of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported: Option<Imported>,
+}
+
+/// A state dict a run evaluates instead of training its own weights.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Imported {
+    /// The file, as resolved from the spec (relative to the file that named it).
+    pub path: std::path::PathBuf,
+    /// blake3 of its bytes: the train node's id hashes the content, not the path.
+    pub blake3: String,
 }
 
 impl RunPoint {

@@ -9,6 +9,7 @@ mod data;
 mod evaluate;
 mod export;
 mod guarantees;
+mod import;
 mod plan;
 mod plot;
 mod run;
