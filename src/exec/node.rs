@@ -538,7 +538,7 @@ fn import_run<B: AutodiffBackend>(
     let metrics: Vec<MetricRow> = data
         .evals
         .iter()
-        .flat_map(|(split, d)| crate::train::evaluate(&inner, d, split, 0, &device.clone().into()))
+        .flat_map(|(split, d)| crate::train::evaluate(&inner, d, split, 0, device))
         .collect();
     save_final(ctx.store, run, model, &metrics, 0)
 }

@@ -364,7 +364,7 @@ fn resolve_runs(
             Some(file) => match import_weights(file, &resolved_model, sources, set_by) {
                 Ok(imported) => Some(imported),
                 Err(issue) => {
-                    issues.push(issue);
+                    issues.push(*issue);
                     continue;
                 }
             },
@@ -432,7 +432,7 @@ fn import_weights(
     model: &crate::model::ModelConfig,
     sources: &Sources,
     set_by: Option<&SetBy>,
-) -> Result<super::resolve::Imported, Issue> {
+) -> Result<super::resolve::Imported, Box<Issue>> {
     const KEY: &str = "model.weights";
     let path = match sources.origin(KEY, set_by) {
         Origin::File { path: spec, .. } => spec
@@ -440,13 +440,17 @@ fn import_weights(
             .map_or_else(|| Path::new(file).to_path_buf(), |dir| dir.join(file)),
         _ => Path::new(file).to_path_buf(),
     };
-    let fail = |message: String, help: Vec<String>| sources.issue(KEY, set_by, message, help);
+    let fail =
+        |message: String, help: Vec<String>| Box::new(sources.issue(KEY, set_by, message, help));
     if path
         .extension()
         .is_some_and(|e| matches!(e.to_str(), Some("pt" | "pth" | "bin" | "ckpt")))
     {
         return Err(fail(
-            format!("{}: PyTorch pickles are not read, only safetensors", path.display()),
+            format!(
+                "{}: PyTorch pickles are not read, only safetensors",
+                path.display()
+            ),
             vec![
                 "convert it in Python: safetensors.torch.save_file(torch.load(path), \
                  \"weights.safetensors\") (a checkpoint's model dict: torch.load(path)[\"model\"])"
