@@ -7,6 +7,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use super::patch::{Capture, Patch};
 use super::readout::{Readout, to_f64};
+use crate::model::delta_net::DeltaNet;
 use crate::model::mamba::Mamba;
 use crate::model::mixer::Mixer;
 use crate::model::ops::{at_positions, gather_positions, int_tensor};
@@ -86,8 +87,8 @@ fn differing_positions<B: Backend>(x_bsw: &Tensor<B, 3>, y_bsw: &Tensor<B, 3>) -
 ///   its block runs on that position alone, and the stream it leaves is the cached corrupted one
 ///   with that row replaced;
 /// - other patches rerun the mixer of their layer from the cached input — or, where every mixer
-///   from there on is Mamba (on the CPU), only the positions from the patch to the query, each
-///   Mamba resuming from the corrupted run's state ([`resumed_readout`]);
+///   from there on is recurrent (Mamba or DeltaNet, on the CPU), only the positions from the
+///   patch to the query, each resuming from the corrupted run's state ([`resumed_readout`]);
 /// - every later block runs on the patched rows only, and the last one's position-wise part only
 ///   at the query.
 ///
@@ -262,9 +263,10 @@ fn readout_rows<B: Backend>(
     (p, logit, kl)
 }
 
-/// [`patched_readout`] for models whose mixers from the patched layer on are all Mamba (on the
-/// CPU, where the scan can resume from a state): each patched row is computed only from its
-/// patch position `t` to its query `q`, every Mamba restarting from the corrupted run's state
+/// [`patched_readout`] for models whose mixers from the patched layer on are all recurrent
+/// (Mamba, DeltaNet; on the CPU, where the recurrence can resume from a state): each patched row
+/// is computed only from its patch position `t` to its query `q`, every mixer restarting from
+/// the corrupted run's state
 /// at `t − 1` with its convolution's context before `t` (the corrupted run's, which a patch at
 /// `t` cannot change). Rows run as windows of the longest `q − t + 1` positions, each aligned
 /// at its own `t`; what a window holds after its row's query is never read (causality). `None`
@@ -285,16 +287,14 @@ fn resumed_readout<B: Backend>(
     if !resumable::<B>() || (c.site.is_after_mixer() && c.layer == last) {
         return None;
     }
-    let mambas: Vec<&Mamba<B>> = model.layers[c.layer..]
+    let mixers: Vec<Recurrent<B>> = model.layers[c.layer..]
         .iter()
-        .map(|block| match &block.mixer {
-            Mixer::Mamba(m) => Some(m),
-            _ => None,
-        })
+        .map(|block| Recurrent::of(&block.mixer))
         .collect::<Option<_>>()?;
-    // One convolution context for every layer (Mamba takes one d_conv for all).
-    let prefix = mambas[0].conv_context();
-    if mambas.iter().any(|m| m.conv_context() != prefix) {
+    // One convolution context for every layer (Mamba takes one d_conv for all; DeltaNet's may
+    // vary by layer, then the rerun stays).
+    let prefix = mixers[0].conv_context();
+    if mixers.iter().any(|m| m.conv_context() != prefix) {
         return None;
     }
     let length = |&(j, i): &(usize, usize)| (c.queries[i] + 1).saturating_sub(c.positions[j][i]);
@@ -314,7 +314,7 @@ fn resumed_readout<B: Backend>(
     }
     let logits: Vec<Tensor<B, 2>> = groups
         .iter()
-        .map(|group| resumed_logits(model, &mambas, prefix, c, group, device))
+        .map(|group| resumed_logits(model, &mixers, prefix, c, group, device))
         .collect::<Option<_>>()?;
     let ordered: Vec<(usize, usize)> = order.iter().map(|&r| rows[r]).collect();
     let (p, logit, kl) = readout_rows(c, &ordered, Tensor::cat(logits, 0), device);
@@ -332,11 +332,60 @@ fn resumed_readout<B: Backend>(
     Some(out)
 }
 
+/// A mixer that can restart mid-sequence from a cached state: Mamba (its scan) and DeltaNet (its
+/// delta rule), both with short causal convolutions before the recurrence.
+enum Recurrent<'a, B: Backend> {
+    Mamba(&'a Mamba<B>),
+    DeltaNet(&'a DeltaNet<B>),
+}
+
+impl<'a, B: Backend> Recurrent<'a, B> {
+    fn of(mixer: &'a Mixer<B>) -> Option<Self> {
+        match mixer {
+            Mixer::Mamba(m) => Some(Recurrent::Mamba(m)),
+            Mixer::DeltaNet(m) => Some(Recurrent::DeltaNet(m)),
+            _ => None,
+        }
+    }
+
+    /// Positions of convolution context a window needs before its first position.
+    fn conv_context(&self) -> usize {
+        match self {
+            Recurrent::Mamba(m) => m.conv_context(),
+            Recurrent::DeltaNet(m) => m.conv_context(),
+        }
+    }
+
+    /// Floats of one position's state.
+    fn state_len(&self) -> usize {
+        match self {
+            Recurrent::Mamba(m) => m.state_dims().iter().product(),
+            Recurrent::DeltaNet(m) => m.state_len(),
+        }
+    }
+
+    /// The mixer over a window, from the states before it (Mamba passes its internal site
+    /// through `sites`; DeltaNet has none).
+    fn forward_resumed(
+        &self,
+        u_bwd: Tensor<B, 3>,
+        prefix: usize,
+        h0: &[f32],
+        layer: usize,
+        sites: &mut dyn crate::model::Sites<B>,
+    ) -> Option<Tensor<B, 3>> {
+        match self {
+            Recurrent::Mamba(m) => m.forward_resumed(u_bwd, prefix, h0, layer, sites),
+            Recurrent::DeltaNet(m) => m.forward_resumed(u_bwd, prefix, h0),
+        }
+    }
+}
+
 /// The logits at the query of patched `rows` resumed as one window ([`resumed_readout`]):
-/// `mambas` are the mixers from the patched layer on, `prefix` their convolution's context.
+/// `mixers` are the mixers from the patched layer on, `prefix` their convolution's context.
 fn resumed_logits<B: Backend>(
     model: &LanguageModel<B>,
-    mambas: &[&Mamba<B>],
+    mixers: &[Recurrent<B>],
     prefix: usize,
     c: &Cell<B>,
     rows: &[(usize, usize)],
@@ -427,11 +476,10 @@ fn resumed_logits<B: Backend>(
     let mut r_out = None;
     for layer in first..=last {
         let block = &model.layers[layer];
-        let mamba = mambas[layer - c.layer];
-        // The corrupted pass kept them (`Capture::states`, where the scan runs fused).
+        let mixer = &mixers[layer - c.layer];
+        // The corrupted pass kept them (`Capture::states`, where the recurrence runs fused).
         let states = c.corr_cap.states.as_ref()?.get(&layer)?;
-        let [i_dim, n_dim] = mamba.state_dims();
-        let state = i_dim * n_dim;
+        let state = mixer.state_len();
         let mut h0 = vec![0f32; k * state];
         for (r, &(_, i)) in rows.iter().enumerate() {
             if let Some(before) = starts[r].checked_sub(1) {
@@ -455,9 +503,9 @@ fn resumed_logits<B: Backend>(
                 ),
                 clean_bsd: body(window(c.clean_act)),
             };
-            mamba.forward_resumed(u, prefix, &h0, layer, &mut patch)?
+            mixer.forward_resumed(u, prefix, &h0, layer, &mut patch)?
         } else {
-            mamba.forward_resumed(u, prefix, &h0, layer, &mut NoSites)?
+            mixer.forward_resumed(u, prefix, &h0, layer, &mut NoSites)?
         };
         let out = block.resume_after_mixer(Site::MixerOutput, h, body(r_in.clone()), None)?;
         if layer < last {
@@ -496,8 +544,6 @@ mod tests {
             query: ArQuery::Key,
             prohibit: None,
         };
-        let data = task.generate(3, Split::Test, 8);
-        let (b, s) = (8, data.seq_len);
         for d_conv in [0, 1, 2, 4] {
             let keys = MixerKeys {
                 conv_kernel: Some(vec![ConvKernel::Taps(d_conv); 3]),
@@ -521,91 +567,160 @@ mod tests {
                     lin.weight = burn::module::Param::from_tensor(lin.weight.val() * 8.0);
                 }
             }
-            let tokens = |corrupt: bool| {
-                let values = (0..b * s)
-                    .map(|n| {
-                        let (i, t) = (n / s, n % s);
-                        let tok = data.tokens[n] as i64;
-                        if corrupt && t == data.position(i, Role::Key) {
-                            (tok + 1) % task.vocab_size() as i64
-                        } else {
-                            tok
-                        }
-                    })
-                    .collect();
-                int_tensor::<Flex, 2>(values, [b, s], &device)
+            let moved = resumed_rows_agree(
+                &model,
+                &task,
+                &sites_with(true),
+                &format!("mamba d_conv {d_conv}"),
+            );
+            assert!(moved > 100, "d_conv {d_conv}: {moved} rows changed");
+        }
+    }
+
+    /// The sites of a block, with the mixer-internal one of Mamba's.
+    fn sites_with(conv_output: bool) -> Vec<Site> {
+        let mut sites = vec![
+            Site::BlockInput,
+            Site::MixerInput,
+            Site::MixerOutput,
+            Site::MlpInput,
+            Site::MlpOutput,
+            Site::BlockOutput,
+        ];
+        if conv_output {
+            sites.retain(|s| !matches!(s, Site::MlpInput | Site::MlpOutput));
+            sites.insert(2, Site::ConvOutput);
+        }
+        sites
+    }
+
+    /// DeltaNet resumes from its cached states as Mamba does: every convolution width, every
+    /// layer and site of a three-layer model (with its MLPs), every patch role.
+    #[test]
+    fn delta_net_resumed_from_the_cached_state_equals_the_rerun_from_the_start() {
+        let device = Default::default();
+        let task = ArConfig {
+            num_kv: 16,
+            pairs: 3,
+            query: ArQuery::Key,
+            prohibit: None,
+        };
+        for conv in [1, 2, 4] {
+            let keys = MixerKeys {
+                conv_kernel: Some(vec![ConvKernel::Taps(conv); 3]),
+                heads: None,
             };
-            let queries: Vec<usize> = (0..b).map(|i| data.position(i, Role::Query)).collect();
-            let answers: Vec<i64> = (0..b).map(|i| data.target(i) as i64).collect();
-            let answers_b1 = int_tensor::<Flex, 2>(answers.clone(), [b, 1], &device);
-            let mut clean_cap = Capture::default();
-            let mut corr_cap = Capture {
-                states: Some(HashMap::new()),
-                ..Capture::default()
-            };
-            // Both passes on the CPU's path, as the grid runs them there.
-            let r = with_fused(true, || model.residual(tokens(false), &mut clean_cap));
-            let orig = readout(&model, r, &queries, &answers_b1, &device);
-            let r = with_fused(true, || model.residual(tokens(true), &mut corr_cap));
-            let corr = readout(&model, r, &queries, &answers_b1, &device);
-            let positions: Vec<Vec<usize>> = [Role::Key, Role::Value, Role::Divider, Role::Query]
-                .iter()
-                .map(|&role| (0..b).map(|i| data.position(i, role)).collect())
-                .collect();
-            let rows: Vec<(usize, usize)> = (0..positions.len())
-                .flat_map(|j| (0..b).map(move |i| (j, i)))
-                .collect();
-            let kl_orig = vec![0.0; b];
-            let sites = [
-                Site::BlockInput,
-                Site::MixerInput,
-                Site::ConvOutput,
-                Site::MixerOutput,
-                Site::BlockOutput,
-            ];
-            // Rows whose patch changed the readout: the agreement is not that of no-ops.
-            let mut moved = 0;
-            for layer in 0..3 {
-                for site in sites {
-                    let cell = Cell {
-                        layer,
-                        site,
-                        clean_act: &clean_cap.acts[&(layer, site)],
-                        corr_act: &corr_cap.acts[&(layer, site)],
-                        corr_cap: &corr_cap,
-                        positions: &positions,
-                        queries: &queries,
-                        answers: &answers,
-                        orig: &orig,
-                        corr: &corr,
-                        kl_orig: &kl_orig,
-                    };
-                    // The CPU's path whatever the environment (CI also runs the generic one).
-                    let resumed =
-                        with_fused(true, || resumed_readout(&model, &cell, &rows, &device));
-                    assert!(
-                        with_fused(false, || resumed_readout(&model, &cell, &rows, &device))
-                            .is_none(),
-                        "the generic operations keep the rerun (the accelerators' path)"
-                    );
-                    if layer == 2 && site.is_after_mixer() {
-                        assert!(resumed.is_none(), "position-wise: the other path");
-                        continue;
+            let mut model = ModelConfig {
+                mixer: MixerKind::DeltaNet.configure(&keys, 3).unwrap(),
+                max_positions: 16,
+                init_std: 0.5,
+                ..ModelConfig::paper(MixerKind::DeltaNet, task.vocab_size(), 16, 3)
+            }
+            .init::<Flex>(5, &device)
+            .unwrap();
+            for block in &mut model.layers {
+                let Mixer::DeltaNet(m) = &mut block.mixer else {
+                    unreachable!("a DeltaNet model")
+                };
+                m.o_proj.weight = burn::module::Param::from_tensor(m.o_proj.weight.val() * 8.0);
+            }
+            let moved = resumed_rows_agree(
+                &model,
+                &task,
+                &sites_with(false),
+                &format!("delta_net conv {conv}"),
+            );
+            assert!(moved > 100, "conv {conv}: {moved} rows changed");
+        }
+    }
+
+    /// Resumed windows against [`patched_readout`] for every layer, `sites` and patch role of
+    /// `model` on 8 sequences of `task`; the rows whose patch moved the readout.
+    fn resumed_rows_agree(
+        model: &LanguageModel<Flex>,
+        task: &ArConfig,
+        sites: &[Site],
+        label: &str,
+    ) -> usize {
+        let device = Default::default();
+        let data = task.generate(3, Split::Test, 8);
+        let (b, s) = (8, data.seq_len);
+        let layers = model.layers.len();
+        let tokens = |corrupt: bool| {
+            let values = (0..b * s)
+                .map(|n| {
+                    let (i, t) = (n / s, n % s);
+                    let tok = data.tokens[n] as i64;
+                    if corrupt && t == data.position(i, Role::Key) {
+                        (tok + 1) % task.vocab_size() as i64
+                    } else {
+                        tok
                     }
-                    let (p, logit, kl) = resumed.expect("a Mamba model on the CPU resumes");
-                    let (p0, logit0, kl0) = patched_readout(&model, &cell, &rows, &device);
-                    moved += kl0.iter().filter(|&&kl| kl > 1e-6).count();
-                    for (x, y) in [(p, p0), (logit, logit0), (kl, kl0)] {
-                        for (a, e) in x.iter().zip(&y) {
-                            assert!(
-                                (a - e).abs() <= 1e-5 * e.abs().max(1.0),
-                                "d_conv {d_conv} layer {layer} {site}: {a} vs {e}"
-                            );
-                        }
+                })
+                .collect();
+            int_tensor::<Flex, 2>(values, [b, s], &device)
+        };
+        let queries: Vec<usize> = (0..b).map(|i| data.position(i, Role::Query)).collect();
+        let answers: Vec<i64> = (0..b).map(|i| data.target(i) as i64).collect();
+        let answers_b1 = int_tensor::<Flex, 2>(answers.clone(), [b, 1], &device);
+        let mut clean_cap = Capture::default();
+        let mut corr_cap = Capture {
+            states: Some(HashMap::new()),
+            ..Capture::default()
+        };
+        // Both passes on the CPU's path, as the grid runs them there.
+        let r = with_fused(true, || model.residual(tokens(false), &mut clean_cap));
+        let orig = readout(model, r, &queries, &answers_b1, &device);
+        let r = with_fused(true, || model.residual(tokens(true), &mut corr_cap));
+        let corr = readout(model, r, &queries, &answers_b1, &device);
+        let positions: Vec<Vec<usize>> = [Role::Key, Role::Value, Role::Divider, Role::Query]
+            .iter()
+            .map(|&role| (0..b).map(|i| data.position(i, role)).collect())
+            .collect();
+        let rows: Vec<(usize, usize)> = (0..positions.len())
+            .flat_map(|j| (0..b).map(move |i| (j, i)))
+            .collect();
+        let kl_orig = vec![0.0; b];
+        // Rows whose patch changed the readout: the agreement is not that of no-ops.
+        let mut moved = 0;
+        for layer in 0..layers {
+            for &site in sites {
+                let cell = Cell {
+                    layer,
+                    site,
+                    clean_act: &clean_cap.acts[&(layer, site)],
+                    corr_act: &corr_cap.acts[&(layer, site)],
+                    corr_cap: &corr_cap,
+                    positions: &positions,
+                    queries: &queries,
+                    answers: &answers,
+                    orig: &orig,
+                    corr: &corr,
+                    kl_orig: &kl_orig,
+                };
+                // The CPU's path whatever the environment (CI also runs the generic one).
+                let resumed = with_fused(true, || resumed_readout(model, &cell, &rows, &device));
+                assert!(
+                    with_fused(false, || resumed_readout(model, &cell, &rows, &device)).is_none(),
+                    "the generic operations keep the rerun (the accelerators' path)"
+                );
+                if layer == layers - 1 && site.is_after_mixer() {
+                    assert!(resumed.is_none(), "position-wise: the other path");
+                    continue;
+                }
+                let (p, logit, kl) = resumed.expect("a recurrent model on the CPU resumes");
+                let (p0, logit0, kl0) = patched_readout(model, &cell, &rows, &device);
+                moved += kl0.iter().filter(|&&kl| kl > 1e-6).count();
+                for (x, y) in [(p, p0), (logit, logit0), (kl, kl0)] {
+                    for (a, e) in x.iter().zip(&y) {
+                        assert!(
+                            (a - e).abs() <= 1e-5 * e.abs().max(1.0),
+                            "{label} layer {layer} {site}: {a} vs {e}"
+                        );
                     }
                 }
             }
-            assert!(moved > 100, "d_conv {d_conv}: {moved} rows changed");
         }
+        moved
     }
 }

@@ -27,6 +27,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::Serialize;
 
 use super::delta_rule::{CHUNK, delta_rule};
+use super::delta_rule_cpu::try_resumed;
 use super::init::Init;
 use super::kind::{CONV_KEY, ConfigProblem, ConvKernel, HEADS_KEY, MixerInfo, MixerKeys};
 use super::kind::{MixerOptions, MixerShape, ModelError, configured_conv, conv_at, one_per_layer};
@@ -34,6 +35,7 @@ use super::norm::NORM_EPS;
 use super::ops::causal_depthwise_conv_unbiased;
 use super::param_names::ParamTable;
 use super::runs::{linear, scale_channels};
+use super::sites::{NoSites, Sites};
 
 /// Heads (zoology's `add_delta_net`: 2).
 pub const REFERENCE_HEADS: usize = 2;
@@ -197,26 +199,97 @@ impl<B: Backend> DeltaNet<B> {
     /// # Shapes
     /// - `u_bsd`: `[batch, seq, d_model]` → `[batch, seq, d_model]`
     pub fn forward(&self, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, s, d] = u_bsd.dims();
+        self.forward_visiting(u_bsd, 0, &mut NoSites)
+    }
+
+    /// [`Self::forward`], handing `sites` the rule's states when it wants them (for interventions
+    /// that resume mid-sequence; the fused CPU rule computes them anyway).
+    pub fn forward_visiting(
+        &self,
+        u_bsd: Tensor<B, 3>,
+        layer: usize,
+        sites: &mut dyn Sites<B>,
+    ) -> Tensor<B, 3> {
+        let x = self.rule_inputs(u_bsd, 0);
+        if sites.wants_states()
+            && let Some((o, states)) = try_resumed(&x.q, &x.k, &x.v, &x.beta, None)
+        {
+            sites.keep_states(layer, states);
+            return self.output(o);
+        }
+        self.output(delta_rule(x.q, x.k, x.v, x.beta))
+    }
+
+    /// [`Self::forward`] resumed mid-sequence (inference on the CPU: `None` elsewhere, see
+    /// [`try_resumed`]). `u_bwd` is the mixer's input over a window whose first `prefix`
+    /// positions are context for the convolutions only (zero where they would precede the
+    /// sequence); `s0` the rule's states before the window (`[b, h, dh, dh]` on the host).
+    ///
+    /// # Shapes
+    /// - `u_bwd`: `[batch, prefix + len, d_model]` → `[batch, len, d_model]`
+    pub fn forward_resumed(
+        &self,
+        u_bwd: Tensor<B, 3>,
+        prefix: usize,
+        s0: &[f32],
+    ) -> Option<Tensor<B, 3>> {
+        let x = self.rule_inputs(u_bwd, prefix);
+        let (o, _) = try_resumed(&x.q, &x.k, &x.v, &x.beta, Some(s0))?;
+        Some(self.output(o))
+    }
+
+    /// The convolutions' context in positions: what [`Self::forward_resumed`] needs before a
+    /// window.
+    pub fn conv_context(&self) -> usize {
+        self.q_conv1d.dims()[1].saturating_sub(1)
+    }
+
+    /// Floats of one position's state (all heads).
+    pub fn state_len(&self) -> usize {
+        let (d, h) = (self.q_proj.weight.dims()[1], self.heads());
+        h * (d / h) * (d / h)
+    }
+
+    /// q (normalised, scaled), k (normalised), v and β on `u_bsd`, the first `prefix` positions
+    /// dropped after the convolutions, whose context they are.
+    fn rule_inputs(&self, u_bsd: Tensor<B, 3>, prefix: usize) -> RuleInputs<B> {
+        let [b, all, d] = u_bsd.dims();
+        let s = all - prefix;
         let h = self.heads();
         let e = d / h;
+        let window = |x: Tensor<B, 3>| {
+            let [_, _, w] = x.dims();
+            if prefix > 0 {
+                x.slice([0..b, prefix..all, 0..w])
+            } else {
+                x
+            }
+        };
         let branch = |proj: &Linear<B>, conv: &Param<Tensor<B, 2>>| {
-            silu(causal_depthwise_conv_unbiased(
+            silu(window(causal_depthwise_conv_unbiased(
                 linear(proj, u_bsd.clone()),
                 conv.val(),
-            ))
+            )))
         };
         // Per-head statistics on a `[b, s, h, e]` view of the channels: no head is moved.
-        let per_head = |x: Tensor<B, 3>| x.reshape([b, s, h, e]);
         let unit = |x: Tensor<B, 3>| {
-            let x = per_head(x);
+            let x = x.reshape([b, s, h, e]);
             (x.clone() / (x.square().sum_dim(3) + L2_EPS).sqrt()).reshape([b, s, d])
         };
-        let q = unit(branch(&self.q_proj, &self.q_conv1d)).div_scalar((e as f64).sqrt());
-        let k = unit(branch(&self.k_proj, &self.k_conv1d));
-        let v = branch(&self.v_proj, &self.v_conv1d);
-        let beta = sigmoid(linear(&self.b_proj, u_bsd));
-        let o = per_head(delta_rule(q, k, v, beta));
+        RuleInputs {
+            q: unit(branch(&self.q_proj, &self.q_conv1d)).div_scalar((e as f64).sqrt()),
+            k: unit(branch(&self.k_proj, &self.k_conv1d)),
+            v: branch(&self.v_proj, &self.v_conv1d),
+            beta: sigmoid(window(linear(&self.b_proj, u_bsd.clone()))),
+        }
+    }
+
+    /// The per-head norm and the out-projection after the rule.
+    fn output(&self, o_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, d] = o_bsd.dims();
+        let h = self.heads();
+        let e = d / h;
+        let o = o_bsd.reshape([b, s, h, e]);
         let rms = (o.clone().square().mean_dim(3) + NORM_EPS).sqrt();
         // Each batch row's positions and heads as rows, so that the norm's weight meets its run.
         let o_bsd =
@@ -237,4 +310,12 @@ impl<B: Backend> DeltaNet<B> {
         t.vector(format!("{m}.o_norm.weight"), &mut self.o_norm);
         t.linear(&format!("{m}.o_proj"), &mut self.o_proj);
     }
+}
+
+/// What the rule reads, `[b, s, ·]` each.
+struct RuleInputs<B: Backend> {
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    beta: Tensor<B, 3>,
 }

@@ -58,6 +58,27 @@ pub fn try_fused<B: Backend>(
     ) {
         return cast(rule_autodiff(q.clone(), k.clone(), v.clone(), b.clone()));
     }
+    // Inference: the same forward from zero states.
+    try_resumed(q_bsk, k_bsk, v_bsv, beta_bsh, None).map(|(o, _)| o)
+}
+
+/// The rule (inference, on `flex`) resumed from the states `s0` (`[b, h, dk, dv]` on the host,
+/// zero when `None`), returning `o` and every state `[b, s, h, dk, dv]` on the host (rounded to
+/// f32): the path of intervention grids that restart DeltaNet mid-sequence from a cached state.
+/// `None` on any other backend, under autodiff, or with the fused operations off.
+///
+/// # Shapes
+/// As [`super::delta_rule::delta_rule`].
+pub fn try_resumed<B: Backend>(
+    q_bsk: &Tensor<B, 3>,
+    k_bsk: &Tensor<B, 3>,
+    v_bsv: &Tensor<B, 3>,
+    beta_bsh: &Tensor<B, 3>,
+    s0: Option<&[f32]>,
+) -> Option<(Tensor<B, 3>, Vec<f32>)> {
+    if !fused_enabled() {
+        return None;
+    }
     let (Some(q), Some(k), Some(v), Some(b)) = (
         view::<_, Tensor<Flex, 3>>(q_bsk),
         view::<_, Tensor<Flex, 3>>(k_bsk),
@@ -67,9 +88,33 @@ pub fn try_fused<B: Backend>(
         return None;
     };
     let dims = Dims::of(q.dims(), v.dims(), b.dims());
+    let Dims {
+        b: rows,
+        s,
+        h,
+        k: dk,
+        v: dv,
+    } = dims;
+    if s0.is_some_and(|s0| s0.len() != rows * h * dk * dv) {
+        return None;
+    }
     let inputs = Inputs::read(q.clone(), k.clone(), v.clone(), b.clone());
-    let (o, _) = forward(&dims, &inputs);
-    cast(dims.tensor(o, dims.v, &q.device()))
+    let (o, states) = forward_from(&dims, &inputs, s0);
+    // [b, h, s, k·v] → [b, s, h, k·v]: a position's states side by side, as a resume reads them.
+    let state = dk * dv;
+    let mut kept = vec![0f32; states.len()];
+    for bb in 0..rows {
+        for hh in 0..h {
+            for t in 0..s {
+                let from = &states[((bb * h + hh) * s + t) * state..][..state];
+                let to = &mut kept[((bb * s + t) * h + hh) * state..][..state];
+                for (a, &x) in to.iter_mut().zip(from) {
+                    *a = x as f32;
+                }
+            }
+        }
+    }
+    Some((cast(dims.tensor(o, dims.v, &q.device()))?, kept))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +177,11 @@ impl Inputs {
 /// `o [b, s, h·v]` and every state `S_t` (f64, `[b, h, s, k, v]`). Batch rows run in parallel,
 /// each writing only its own outputs, so the result does not depend on the thread count.
 fn forward(d: &Dims, x: &Inputs) -> (Vec<f32>, Vec<f64>) {
+    forward_from(d, x, None)
+}
+
+/// [`forward`] from the states `s0` (`[b, h, k, v]`) before the first position, zero when `None`.
+fn forward_from(d: &Dims, x: &Inputs, s0: Option<&[f32]>) -> (Vec<f32>, Vec<f64>) {
     let Dims { b, s, h, k, v } = *d;
     let mut o = vec![0f32; b * s * h * v];
     let mut states = vec![0f64; b * h * s * k * v];
@@ -143,7 +193,15 @@ fn forward(d: &Dims, x: &Inputs) -> (Vec<f32>, Vec<f64>) {
             let mut u = vec![0f64; v];
             let mut acc = vec![0f64; v];
             for hh in 0..h {
-                state.iter_mut().for_each(|x| *x = 0.0);
+                match s0 {
+                    Some(s0) => {
+                        let from = &s0[(bb * h + hh) * k * v..][..k * v];
+                        for (a, &x) in state.iter_mut().zip(from) {
+                            *a = x as f64;
+                        }
+                    }
+                    None => state.iter_mut().for_each(|x| *x = 0.0),
+                }
                 for t in 0..s {
                     let at = (bb * s + t) * h + hh;
                     let (kt, qt) = (&x.k[at * k..][..k], &x.q[at * k..][..k]);

@@ -223,7 +223,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::H3(m) => m.forward(x_bsd),
             Mixer::Hyena(m) => m.forward(x_bsd),
             Mixer::Mamba(m) => m.forward_visiting(x_bsd, layer, sites),
-            Mixer::DeltaNet(m) => m.forward(x_bsd),
+            Mixer::DeltaNet(m) => m.forward_visiting(x_bsd, layer, sites),
         }
     }
 
