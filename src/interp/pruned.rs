@@ -537,7 +537,6 @@ mod tests {
     /// Mamba can have, every layer and site of a three-layer model, and every patch role.
     #[test]
     fn mamba_resumed_from_the_cached_state_equals_the_rerun_from_the_start() {
-        let device = Default::default();
         let task = ArConfig {
             num_kv: 16,
             pairs: 3,
@@ -545,18 +544,7 @@ mod tests {
             prohibit: None,
         };
         for d_conv in [0, 1, 2, 4] {
-            let keys = MixerKeys {
-                conv_kernel: Some(vec![ConvKernel::Taps(d_conv); 3]),
-                heads: None,
-            };
-            let mut model = ModelConfig {
-                mixer: MixerKind::Mamba.configure(&keys, 3).unwrap(),
-                max_positions: 16,
-                init_std: 0.5,
-                ..ModelConfig::paper(MixerKind::Mamba, task.vocab_size(), 16, 3)
-            }
-            .init::<Flex>(5, &device)
-            .unwrap();
+            let mut model = three_layers(MixerKind::Mamba, d_conv, &task);
             // At initialisation a block's output is small beside the embedding; scaled up, every
             // patch moves the readout far beyond the tolerance.
             for block in &mut model.layers {
@@ -575,6 +563,22 @@ mod tests {
             );
             assert!(moved > 100, "d_conv {d_conv}: {moved} rows changed");
         }
+    }
+
+    /// A three-layer model of `kind` with convolutions of `conv` taps, σ 0.5, for `task`.
+    fn three_layers(kind: MixerKind, conv: usize, task: &ArConfig) -> LanguageModel<Flex> {
+        let keys = MixerKeys {
+            conv_kernel: Some(vec![ConvKernel::Taps(conv); 3]),
+            heads: None,
+        };
+        ModelConfig {
+            mixer: kind.configure(&keys, 3).unwrap(),
+            max_positions: 16,
+            init_std: 0.5,
+            ..ModelConfig::paper(kind, task.vocab_size(), 16, 3)
+        }
+        .init::<Flex>(5, &Default::default())
+        .unwrap()
     }
 
     /// The sites of a block, with the mixer-internal one of Mamba's.
@@ -598,7 +602,6 @@ mod tests {
     /// layer and site of a three-layer model (with its MLPs), every patch role.
     #[test]
     fn delta_net_resumed_from_the_cached_state_equals_the_rerun_from_the_start() {
-        let device = Default::default();
         let task = ArConfig {
             num_kv: 16,
             pairs: 3,
@@ -606,18 +609,8 @@ mod tests {
             prohibit: None,
         };
         for conv in [1, 2, 4] {
-            let keys = MixerKeys {
-                conv_kernel: Some(vec![ConvKernel::Taps(conv); 3]),
-                heads: None,
-            };
-            let mut model = ModelConfig {
-                mixer: MixerKind::DeltaNet.configure(&keys, 3).unwrap(),
-                max_positions: 16,
-                init_std: 0.5,
-                ..ModelConfig::paper(MixerKind::DeltaNet, task.vocab_size(), 16, 3)
-            }
-            .init::<Flex>(5, &device)
-            .unwrap();
+            let mut model = three_layers(MixerKind::DeltaNet, conv, &task);
+            // As for Mamba: scaled up, every patch moves the readout.
             for block in &mut model.layers {
                 let Mixer::DeltaNet(m) = &mut block.mixer else {
                     unreachable!("a DeltaNet model")

@@ -34,15 +34,15 @@ checkpoint_every = 10
     )
 }
 
-/// `split,metric → value` of the run's last evaluation, from an exported CSV of its metrics.
-fn final_metrics(dir: &Dir, spec: &std::path::Path, out: &str) -> Vec<(String, f64)> {
+/// A collected table of the experiment of `spec`, exported as CSV to `out` and read back.
+fn exported(dir: &Dir, spec: &std::path::Path, table: &str, out: &str) -> String {
     let path = dir.path().join(out);
     dir.ok(
         &[
             "export",
             "table",
             "--table",
-            "metrics",
+            table,
             "--format",
             "csv",
             "--out",
@@ -50,7 +50,12 @@ fn final_metrics(dir: &Dir, spec: &std::path::Path, out: &str) -> Vec<(String, f
         ],
         spec,
     );
-    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::read_to_string(&path).unwrap()
+}
+
+/// `split,metric → value` of the run's last evaluation, from an exported CSV of its metrics.
+fn final_metrics(dir: &Dir, spec: &std::path::Path, out: &str) -> Vec<(String, f64)> {
+    let text = exported(dir, spec, "metrics", out);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
@@ -115,41 +120,11 @@ fn exported_weights_imported_evaluate_exactly_as_the_trained_run() {
                 "{mixer} {ka}: {va} vs {vb}"
             );
         }
-        let runs = dir.path().join("runs.csv");
-        dir.ok(
-            &[
-                "export",
-                "table",
-                "--table",
-                "runs",
-                "--format",
-                "csv",
-                "--out",
-                runs.to_str().unwrap(),
-            ],
-            &imported,
-        );
-        let text = std::fs::read_to_string(&runs).unwrap();
+        let text = exported(&dir, &imported, "runs", "runs.csv");
         assert!(text.contains("imported"), "{text}");
         assert!(text.contains("w.safetensors (blake3 "), "{text}");
-        let iv = dir.path().join("iv.csv");
-        dir.ok(
-            &[
-                "export",
-                "table",
-                "--table",
-                "interventions",
-                "--format",
-                "csv",
-                "--out",
-                iv.to_str().unwrap(),
-            ],
-            &imported,
-        );
-        assert!(
-            std::fs::read_to_string(&iv).unwrap().lines().count() > 1,
-            "{mixer}"
-        );
+        let iv = exported(&dir, &imported, "interventions", "iv.csv");
+        assert!(iv.lines().count() > 1, "{mixer}");
     }
 }
 
@@ -180,8 +155,7 @@ fn a_dict_that_does_not_fit_is_refused_with_every_mismatch() {
         err.contains("cannot read") && err.contains("nope.safetensors"),
         "{err}"
     );
-    let not_st = dir.write("garbage.safetensors", "not a safetensors file");
-    let _ = not_st;
+    dir.write("garbage.safetensors", "not a safetensors file");
     let garbage = dir.write(
         "garbage.toml",
         &spec("garbage", "mamba", Some("garbage.safetensors")),
@@ -203,19 +177,6 @@ fn a_dict_written_by_the_reference_module_becomes_a_run() {
     dir.ok(&["run", "-q"], &spec);
     let metrics = final_metrics(&dir, &spec, "m.csv");
     assert_eq!(metrics.len(), 6, "{metrics:?}");
-    let iv = dir.path().join("iv.csv");
-    dir.ok(
-        &[
-            "export",
-            "table",
-            "--table",
-            "interventions",
-            "--format",
-            "csv",
-            "--out",
-            iv.to_str().unwrap(),
-        ],
-        &spec,
-    );
-    assert!(std::fs::read_to_string(&iv).unwrap().lines().count() > 1);
+    let iv = exported(&dir, &spec, "interventions", "iv.csv");
+    assert!(iv.lines().count() > 1);
 }
