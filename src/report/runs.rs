@@ -115,12 +115,12 @@ pub fn runs_table(
                 .map(|a| format!("{:.1}%", 100.0 * a)),
         }
         .unwrap_or_else(|| "-".to_string());
-        row.extend([
-            run.point.train.steps.to_string(),
-            acc,
-            run.train.clone(),
-            state,
-        ]);
+        // An imported run is not trained: its weights come from `model.weights`.
+        let steps = match run.point.imported {
+            Some(_) => "imported".to_string(),
+            None => run.point.train.steps.to_string(),
+        };
+        row.extend([steps, acc, run.train.clone(), state]);
         table.push(row);
     }
     Ok(table)

@@ -108,6 +108,8 @@ fn exported_weights_imported_evaluate_exactly_as_the_trained_run() {
             &spec("imported", mixer, Some("w.safetensors")),
         );
         dir.ok(&["run", "-q"], &imported);
+        let status = crate::stdout(&dir.ok(&["status"], &imported));
+        assert!(status.contains("imported"), "{status}");
         let (a, b) = (
             final_metrics(&dir, &trained, "a.csv"),
             final_metrics(&dir, &imported, "b.csv"),
