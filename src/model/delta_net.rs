@@ -127,12 +127,12 @@ impl MixerOptions for DeltaNetConfig {
         out
     }
 
-    /// The fused CPU rule keeps every state (`dh` floats per channel and position); the chunked
-    /// form keeps about two `CHUNK`-wide score rows per head and position.
+    /// The fused CPU rule keeps every state (`dh` f64 values, two floats each, per channel and
+    /// position); the chunked form keeps about two `CHUNK`-wide score rows per head and position.
     fn activations(&self, shape: &MixerShape, batch: f64, seq: f64) -> f64 {
         let h = self.heads().max(1) as f64;
         let d = shape.d_model as f64;
-        batch * seq * (d * d / h + 2.0 * h * CHUNK as f64)
+        batch * seq * (2.0 * d * d / h + 2.0 * h * CHUNK as f64)
     }
 }
 
