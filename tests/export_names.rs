@@ -36,6 +36,7 @@ fn config(name: &str, d: usize) -> ModelConfig {
         "mamba_conv0" => (MixerKind::Mamba, vec![ConvKernel::Taps(0); 2]),
         "mamba_conv2" => (MixerKind::Mamba, vec![ConvKernel::Taps(2); 2]),
         "delta_net" => (MixerKind::DeltaNet, vec![]),
+        "gla" => (MixerKind::Gla, vec![]),
         other => panic!("unknown fixture model {other}"),
     };
     let keys = MixerKeys {
@@ -54,7 +55,7 @@ fn config(name: &str, d: usize) -> ModelConfig {
 fn exports_have_the_reference_state_dict_for_every_mixer_and_ablation() {
     let f = fixture();
     let models = f["models"].as_object().unwrap();
-    assert_eq!(models.len(), 22, "11 models × 2 widths");
+    assert_eq!(models.len(), 24, "12 models × 2 widths");
     for (key, expected) in models {
         let (name, d) = key.split_once('/').unwrap();
         let cfg = config(name, d.parse().unwrap());

@@ -108,26 +108,36 @@ fn delta_net_matches_pytorch_forward_and_gradients() {
     );
 }
 
-/// A state dict written by flash-linear-attention's own `DeltaNet` module (its `state_dict()`,
-/// in zoology's LM names; `tests/reference/make_import_fixture.py`) loads strictly into mechlab's
-/// DeltaNet and gives the logits PyTorch computes for it, within 1e-5 of their scale.
+/// GLA. Its recurrence has nothing to cancel (a decayed sum of k vᵀ), so both forms — the fused
+/// CPU recurrence in f64 and the chunked tensor form in f32 — are held to 1e-5.
 #[test]
-fn a_state_dict_written_by_the_fla_module_imports_with_its_logits() {
+fn gla_matches_pytorch_forward_and_gradients() {
+    assert_fixture("gla");
+}
+
+/// State dicts written by flash-linear-attention's own `DeltaNet` and `GatedLinearAttention`
+/// modules (their `state_dict()`, in zoology's LM names; `tests/reference/make_import_fixture.py`)
+/// load strictly into mechlab's mixers and give the logits PyTorch computes for them, within
+/// 1e-5 of their scale.
+#[test]
+fn state_dicts_written_by_the_fla_modules_import_with_their_logits() {
+    use mechlab::model::MixerKind;
+    imports_with_its_logits(MixerKind::DeltaNet);
+    imports_with_its_logits(MixerKind::Gla);
+}
+
+fn imports_with_its_logits(kind: mechlab::model::MixerKind) {
     use mechlab::model::ops::int_tensor;
-    use mechlab::model::{MixerKind, ModelConfig, NoSites};
+    use mechlab::model::{ModelConfig, NoSites};
     use mechlab::report::export::import::{Stored, load_state_dict, read};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/import");
-    let dict = read(&std::fs::read(format!("{dir}/delta_net_fla.safetensors")).unwrap()).unwrap();
-    let io = read(&std::fs::read(format!("{dir}/delta_net_fla_io.safetensors")).unwrap()).unwrap();
+    let name = kind.name();
+    let dict = read(&std::fs::read(format!("{dir}/{name}_fla.safetensors")).unwrap()).unwrap();
+    let io = read(&std::fs::read(format!("{dir}/{name}_fla_io.safetensors")).unwrap()).unwrap();
     let device = Default::default();
-    let cfg = ModelConfig::paper(MixerKind::DeltaNet, 20, 16, 2);
-    let model = load_state_dict(
-        cfg.init::<Flex>(0, &device).unwrap(),
-        MixerKind::DeltaNet,
-        &dict,
-        &device,
-    )
-    .unwrap();
+    let cfg = ModelConfig::paper(kind, 20, 16, 2);
+    let model =
+        load_state_dict(cfg.init::<Flex>(0, &device).unwrap(), kind, &dict, &device).unwrap();
     let Some(Stored::I64 { values: tokens, .. }) = io.get("input.tokens") else {
         panic!("tokens")
     };
@@ -149,5 +159,8 @@ fn a_state_dict_written_by_the_fla_module_imports_with_its_logits() {
         .fold(0f32, |m, (a, b)| m.max((a - b).abs()))
         / scale;
     assert_eq!(got.len(), expected.len());
-    assert!(error <= 1e-5, "logits off by {error:e} of their scale");
+    assert!(
+        error <= 1e-5,
+        "{name}: logits off by {error:e} of their scale"
+    );
 }

@@ -350,6 +350,38 @@ fn reference_streams_take_only_what_the_reference_generators_do() {
 }
 
 #[test]
+fn heads_that_do_not_split_the_mixer_name_the_key_line_and_rule() {
+    // GLA's keys are d_model/2 wide: 3 heads do not split 8 channels.
+    let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"gla\"\nheads = 3");
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains(&format!(
+            "{}: model.heads: gla splits its keys",
+            at(&text, "heads =")
+        )),
+        "{err}"
+    );
+    assert!(err.contains("a divisor of d_model/2"), "{err}");
+    // 4 heads split 8 key channels (GLA) and 16 (DeltaNet): both accepted.
+    for mixer in ["gla", "delta_net"] {
+        let text = TINY.replace(
+            "d_model = 16",
+            &format!("d_model = 16\nmixer = \"{mixer}\"\nheads = 4"),
+        );
+        let dir = Dir::new();
+        let spec = dir.write("spec.toml", &text);
+        dir.ok(&["validate"], &spec);
+    }
+    // Heads mean nothing to Mamba.
+    let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"mamba\"\nheads = 2");
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains("model.heads: mamba has no configurable heads"),
+        "{err}"
+    );
+}
+
+#[test]
 fn h3_names_the_key_that_is_wrong() {
     let text = TINY.replace(
         "d_model = 16",

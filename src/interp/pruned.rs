@@ -8,6 +8,7 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 use super::patch::{Capture, Patch};
 use super::readout::{Readout, to_f64};
 use crate::model::delta_net::DeltaNet;
+use crate::model::gla::Gla;
 use crate::model::mamba::Mamba;
 use crate::model::mixer::Mixer;
 use crate::model::ops::{at_positions, gather_positions, int_tensor};
@@ -87,7 +88,7 @@ fn differing_positions<B: Backend>(x_bsw: &Tensor<B, 3>, y_bsw: &Tensor<B, 3>) -
 ///   its block runs on that position alone, and the stream it leaves is the cached corrupted one
 ///   with that row replaced;
 /// - other patches rerun the mixer of their layer from the cached input — or, where every mixer
-///   from there on is recurrent (Mamba or DeltaNet, on the CPU), only the positions from the
+///   from there on is recurrent (Mamba, DeltaNet or GLA, on the CPU), only the positions from the
 ///   patch to the query, each resuming from the corrupted run's state ([`resumed_readout`]);
 /// - every later block runs on the patched rows only, and the last one's position-wise part only
 ///   at the query.
@@ -264,7 +265,7 @@ fn readout_rows<B: Backend>(
 }
 
 /// [`patched_readout`] for models whose mixers from the patched layer on are all recurrent
-/// (Mamba, DeltaNet; on the CPU, where the recurrence can resume from a state): each patched row
+/// (Mamba, DeltaNet, GLA; on the CPU, where the recurrence can resume from a state): each patched row
 /// is computed only from its patch position `t` to its query `q`, every mixer restarting from
 /// the corrupted run's state
 /// at `t − 1` with its convolution's context before `t` (the corrupted run's, which a patch at
@@ -333,10 +334,12 @@ fn resumed_readout<B: Backend>(
 }
 
 /// A mixer that can restart mid-sequence from a cached state: Mamba (its scan) and DeltaNet (its
-/// delta rule), both with short causal convolutions before the recurrence.
+/// delta rule), both with short causal convolutions before the recurrence, and GLA (its gated
+/// recurrence, no convolution).
 enum Recurrent<'a, B: Backend> {
     Mamba(&'a Mamba<B>),
     DeltaNet(&'a DeltaNet<B>),
+    Gla(&'a Gla<B>),
 }
 
 impl<'a, B: Backend> Recurrent<'a, B> {
@@ -344,6 +347,7 @@ impl<'a, B: Backend> Recurrent<'a, B> {
         match mixer {
             Mixer::Mamba(m) => Some(Recurrent::Mamba(m)),
             Mixer::DeltaNet(m) => Some(Recurrent::DeltaNet(m)),
+            Mixer::Gla(m) => Some(Recurrent::Gla(m)),
             _ => None,
         }
     }
@@ -353,6 +357,7 @@ impl<'a, B: Backend> Recurrent<'a, B> {
         match self {
             Recurrent::Mamba(m) => m.conv_context(),
             Recurrent::DeltaNet(m) => m.conv_context(),
+            Recurrent::Gla(_) => 0,
         }
     }
 
@@ -361,11 +366,12 @@ impl<'a, B: Backend> Recurrent<'a, B> {
         match self {
             Recurrent::Mamba(m) => m.state_dims().iter().product(),
             Recurrent::DeltaNet(m) => m.state_len(),
+            Recurrent::Gla(m) => m.state_len(),
         }
     }
 
     /// The mixer over a window, from the states before it (Mamba passes its internal site
-    /// through `sites`; DeltaNet has none).
+    /// through `sites`; DeltaNet and GLA have none).
     fn forward_resumed(
         &self,
         u_bwd: Tensor<B, 3>,
@@ -377,6 +383,7 @@ impl<'a, B: Backend> Recurrent<'a, B> {
         match self {
             Recurrent::Mamba(m) => m.forward_resumed(u_bwd, prefix, h0, layer, sites),
             Recurrent::DeltaNet(m) => m.forward_resumed(u_bwd, prefix, h0),
+            Recurrent::Gla(m) => m.forward_resumed(u_bwd, prefix, h0),
         }
     }
 }
@@ -544,7 +551,7 @@ mod tests {
             prohibit: None,
         };
         for d_conv in [0, 1, 2, 4] {
-            let mut model = three_layers(MixerKind::Mamba, d_conv, &task);
+            let mut model = three_layers(MixerKind::Mamba, Some(d_conv), &task);
             // At initialisation a block's output is small beside the embedding; scaled up, every
             // patch moves the readout far beyond the tolerance.
             for block in &mut model.layers {
@@ -565,10 +572,11 @@ mod tests {
         }
     }
 
-    /// A three-layer model of `kind` with convolutions of `conv` taps, σ 0.5, for `task`.
-    fn three_layers(kind: MixerKind, conv: usize, task: &ArConfig) -> LanguageModel<Flex> {
+    /// A three-layer model of `kind` with convolutions of `conv` taps (where it has them), σ 0.5,
+    /// for `task`.
+    fn three_layers(kind: MixerKind, conv: Option<usize>, task: &ArConfig) -> LanguageModel<Flex> {
         let keys = MixerKeys {
-            conv_kernel: Some(vec![ConvKernel::Taps(conv); 3]),
+            conv_kernel: conv.map(|k| vec![ConvKernel::Taps(k); 3]),
             heads: None,
         };
         ModelConfig {
@@ -609,7 +617,7 @@ mod tests {
             prohibit: None,
         };
         for conv in [1, 2, 4] {
-            let mut model = three_layers(MixerKind::DeltaNet, conv, &task);
+            let mut model = three_layers(MixerKind::DeltaNet, Some(conv), &task);
             // As for Mamba: scaled up, every patch moves the readout.
             for block in &mut model.layers {
                 let Mixer::DeltaNet(m) = &mut block.mixer else {
@@ -625,6 +633,26 @@ mod tests {
             );
             assert!(moved > 100, "conv {conv}: {moved} rows changed");
         }
+    }
+
+    /// GLA resumes from its cached states too (no convolution: the window starts at the patch).
+    #[test]
+    fn gla_resumed_from_the_cached_state_equals_the_rerun_from_the_start() {
+        let task = ArConfig {
+            num_kv: 16,
+            pairs: 3,
+            query: ArQuery::Key,
+            prohibit: None,
+        };
+        let mut model = three_layers(MixerKind::Gla, None, &task);
+        for block in &mut model.layers {
+            let Mixer::Gla(m) = &mut block.mixer else {
+                unreachable!("a GLA model")
+            };
+            m.o_proj.weight = burn::module::Param::from_tensor(m.o_proj.weight.val() * 8.0);
+        }
+        let moved = resumed_rows_agree(&model, &task, &sites_with(false), "gla");
+        assert!(moved > 100, "{moved} rows changed");
     }
 
     /// Resumed windows against [`patched_readout`] for every layer, `sites` and patch role of

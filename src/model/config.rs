@@ -174,7 +174,12 @@ mod tests {
             conv_kernel: Some(vec![ConvKernel::Taps(3); 2]),
             heads: None,
         };
-        for kind in [MixerKind::Attention, MixerKind::H3, MixerKind::Hyena] {
+        for kind in [
+            MixerKind::Attention,
+            MixerKind::H3,
+            MixerKind::Hyena,
+            MixerKind::Gla,
+        ] {
             let problems = kind.configure(&keys, 2).unwrap_err();
             assert_eq!(problems.len(), 1, "{kind:?}");
             assert_eq!(problems[0].key, "model.conv_kernel");
@@ -192,7 +197,7 @@ mod tests {
         };
         for kind in MixerKind::ALL {
             let result = kind.configure(&heads, 2);
-            if kind == MixerKind::DeltaNet {
+            if matches!(kind, MixerKind::DeltaNet | MixerKind::Gla) {
                 assert!(result.is_ok());
                 continue;
             }

@@ -32,9 +32,10 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData, TensorPrimitive};
+use burn::tensor::{Tensor, TensorPrimitive};
 
 use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
+use super::rule_cpu::Dims;
 
 /// The delta rule on `flex` (training or inference) as one fused operation, or `None` for any
 /// other backend (and with the fused operations off, see [`super::cpu_ops`]).
@@ -87,67 +88,14 @@ pub fn try_resumed<B: Backend>(
     ) else {
         return None;
     };
-    let dims = Dims::of(q.dims(), v.dims(), b.dims());
-    let Dims {
-        b: rows,
-        s,
-        h,
-        k: dk,
-        v: dv,
-    } = dims;
-    if s0.is_some_and(|s0| s0.len() != rows * h * dk * dv) {
+    let dims = Dims::of(q.dims(), v.dims(), b.dims()[2]);
+    if s0.is_some_and(|s0| s0.len() != dims.b * dims.h * dims.state()) {
         return None;
     }
     let inputs = Inputs::read(q.clone(), k.clone(), v.clone(), b.clone());
     let (o, states) = forward_from(&dims, &inputs, s0);
-    // [b, h, s, k·v] → [b, s, h, k·v]: a position's states side by side, as a resume reads them.
-    let state = dk * dv;
-    let mut kept = vec![0f32; states.len()];
-    for bb in 0..rows {
-        for hh in 0..h {
-            for t in 0..s {
-                let from = &states[((bb * h + hh) * s + t) * state..][..state];
-                let to = &mut kept[((bb * s + t) * h + hh) * state..][..state];
-                for (a, &x) in to.iter_mut().zip(from) {
-                    *a = x as f32;
-                }
-            }
-        }
-    }
+    let kept = dims.kept_states(&states);
     Some((cast(dims.tensor(o, dims.v, &q.device()))?, kept))
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Dims {
-    b: usize,
-    s: usize,
-    h: usize,
-    /// Key and value width per head.
-    k: usize,
-    v: usize,
-}
-
-impl Dims {
-    fn of([b, s, hk]: [usize; 3], [_, _, hv]: [usize; 3], [_, _, h]: [usize; 3]) -> Self {
-        Dims {
-            b,
-            s,
-            h,
-            k: hk / h,
-            v: hv / h,
-        }
-    }
-
-    /// `[b, s, h·per_head]` from its values.
-    fn tensor(
-        &self,
-        values: Vec<f32>,
-        per_head: usize,
-        device: &burn::tensor::Device<Flex>,
-    ) -> Tensor<Flex, 3> {
-        let shape = [self.b, self.s, self.h * per_head];
-        Tensor::from_data(TensorData::new(values, shape), device)
-    }
 }
 
 #[derive(Debug)]
@@ -193,15 +141,7 @@ fn forward_from(d: &Dims, x: &Inputs, s0: Option<&[f32]>) -> (Vec<f32>, Vec<f64>
             let mut u = vec![0f64; v];
             let mut acc = vec![0f64; v];
             for hh in 0..h {
-                match s0 {
-                    Some(s0) => {
-                        let from = &s0[(bb * h + hh) * k * v..][..k * v];
-                        for (a, &x) in state.iter_mut().zip(from) {
-                            *a = x as f64;
-                        }
-                    }
-                    None => state.iter_mut().for_each(|x| *x = 0.0),
-                }
+                d.initial_state(s0, bb, hh, &mut state);
                 for t in 0..s {
                     let at = (bb * s + t) * h + hh;
                     let (kt, qt) = (&x.k[at * k..][..k], &x.q[at * k..][..k]);
@@ -363,7 +303,7 @@ fn rule_autodiff(
     v: Tensor<A, 3>,
     beta: Tensor<A, 3>,
 ) -> Tensor<A, 3> {
-    let dims = Dims::of(q.dims(), v.dims(), beta.dims());
+    let dims = Dims::of(q.dims(), v.dims(), beta.dims()[2]);
     let device = q.device();
     let inputs = Inputs::read(
         q.clone().inner(),

@@ -50,10 +50,12 @@ pub enum MixerKind {
     /// DeltaNet: linear attention whose state is corrected by the delta rule
     /// (flash-linear-attention's layer; beyond the paper's sweeps).
     DeltaNet,
+    /// GLA: gated linear attention (flash-linear-attention's layer; beyond the paper's sweeps).
+    Gla,
 }
 
 impl MixerKind {
-    pub const ALL: [MixerKind; 7] = [
+    pub const ALL: [MixerKind; 8] = [
         MixerKind::Attention,
         MixerKind::Based,
         MixerKind::BaseConv,
@@ -61,6 +63,7 @@ impl MixerKind {
         MixerKind::Hyena,
         MixerKind::Mamba,
         MixerKind::DeltaNet,
+        MixerKind::Gla,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,6 +75,7 @@ impl MixerKind {
             MixerKind::Hyena => "hyena",
             MixerKind::Mamba => "mamba",
             MixerKind::DeltaNet => "delta_net",
+            MixerKind::Gla => "gla",
         }
     }
 }
@@ -142,7 +146,7 @@ impl MixerKeys {
         if self.heads.is_some() && !takes.contains(&HEADS_KEY) {
             out.push(
                 ConfigProblem::new(HEADS_KEY, format!("{name} has no configurable heads"))
-                    .help("heads applies to delta_net"),
+                    .help("heads applies to delta_net and gla"),
             );
         }
         if out.is_empty() { Ok(()) } else { Err(out) }

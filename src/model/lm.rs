@@ -275,6 +275,9 @@ mod tests {
             // (tests/reference/state_dicts.py, checked against the module's own parameters).
             (MixerKind::DeltaNet, 16, 138_064),
             (MixerKind::DeltaNet, 64, 625_984),
+            // and its GatedLinearAttention module as zoology configures it.
+            (MixerKind::Gla, 16, 138_400),
+            (MixerKind::Gla, 64, 627_328),
         ] {
             let model = ModelConfig::paper(mixer, 8196, d, 2)
                 .init::<Flex>(0, &device)

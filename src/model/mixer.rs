@@ -10,6 +10,7 @@ use super::attention::{Attention, AttentionConfig};
 use super::base_conv::{BaseConv, BaseConvConfig, BaseConvLong};
 use super::based::{BasedAttention, BasedConfig};
 use super::delta_net::{DeltaNet, DeltaNetConfig};
+use super::gla::{Gla, GlaConfig};
 use super::h3::{H3, H3Config};
 use super::hyena::{Hyena, HyenaConfig};
 use super::init::Init;
@@ -31,6 +32,7 @@ impl MixerKind {
             MixerKind::Hyena => &super::hyena::INFO,
             MixerKind::Mamba => &super::mamba::INFO,
             MixerKind::DeltaNet => &super::delta_net::INFO,
+            MixerKind::Gla => &super::gla::INFO,
         }
     }
 
@@ -50,6 +52,7 @@ impl MixerKind {
             MixerKind::Hyena => MixerConfig::Hyena(HyenaConfig::from_keys(keys, layers)?),
             MixerKind::Mamba => MixerConfig::Mamba(MambaConfig::from_keys(keys, layers)?),
             MixerKind::DeltaNet => MixerConfig::DeltaNet(DeltaNetConfig::from_keys(keys, layers)?),
+            MixerKind::Gla => MixerConfig::Gla(GlaConfig::from_keys(keys, layers)?),
         })
     }
 
@@ -63,6 +66,7 @@ impl MixerKind {
             MixerKind::Hyena => MixerConfig::Hyena(Default::default()),
             MixerKind::Mamba => MixerConfig::Mamba(Default::default()),
             MixerKind::DeltaNet => MixerConfig::DeltaNet(Default::default()),
+            MixerKind::Gla => MixerConfig::Gla(Default::default()),
         }
     }
 }
@@ -79,6 +83,7 @@ pub enum MixerConfig {
     Hyena(HyenaConfig),
     Mamba(MambaConfig),
     DeltaNet(DeltaNetConfig),
+    Gla(GlaConfig),
 }
 
 /// `$body` with `$c` bound to the variant's own configuration, whichever mixer it is.
@@ -92,6 +97,7 @@ macro_rules! with_options {
             MixerConfig::Hyena($c) => $body,
             MixerConfig::Mamba($c) => $body,
             MixerConfig::DeltaNet($c) => $body,
+            MixerConfig::Gla($c) => $body,
         }
     };
 }
@@ -106,6 +112,7 @@ impl MixerConfig {
             MixerConfig::Hyena(_) => MixerKind::Hyena,
             MixerConfig::Mamba(_) => MixerKind::Mamba,
             MixerConfig::DeltaNet(_) => MixerKind::DeltaNet,
+            MixerConfig::Gla(_) => MixerKind::Gla,
         }
     }
 
@@ -153,6 +160,7 @@ pub enum Mixer<B: Backend> {
     Hyena(Hyena<B>),
     Mamba(Mamba<B>),
     DeltaNet(DeltaNet<B>),
+    Gla(Gla<B>),
 }
 
 impl<B: Backend> Mixer<B> {
@@ -178,6 +186,7 @@ impl<B: Backend> Mixer<B> {
             MixerConfig::Hyena(_) => Hyena::init(shape, init).map(Mixer::Hyena),
             MixerConfig::Mamba(c) => Mamba::init(shape, c.kernel(layer), init).map(Mixer::Mamba),
             MixerConfig::DeltaNet(c) => DeltaNet::init(shape, c, layer, init).map(Mixer::DeltaNet),
+            MixerConfig::Gla(c) => Gla::init(shape, c, init).map(Mixer::Gla),
         }
     }
 
@@ -193,6 +202,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::Hyena(x) => x.reference_params(m, t),
             Mixer::Mamba(x) => x.reference_params(m, t),
             Mixer::DeltaNet(x) => x.reference_params(m, t),
+            Mixer::Gla(x) => x.reference_params(m, t),
         }
     }
 
@@ -224,6 +234,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::Hyena(m) => m.forward(x_bsd),
             Mixer::Mamba(m) => m.forward_visiting(x_bsd, layer, sites),
             Mixer::DeltaNet(m) => m.forward_visiting(x_bsd, layer, sites),
+            Mixer::Gla(m) => m.forward_visiting(x_bsd, layer, sites),
         }
     }
 
@@ -243,7 +254,8 @@ impl<B: Backend> Mixer<B> {
             Mixer::BaseConv(_)
             | Mixer::BasedAttention(_)
             | Mixer::Mamba(_)
-            | Mixer::DeltaNet(_) => at_positions(self.forward(x_bsd, layer, &mut NoSites), at),
+            | Mixer::DeltaNet(_)
+            | Mixer::Gla(_) => at_positions(self.forward(x_bsd, layer, &mut NoSites), at),
         }
     }
 }

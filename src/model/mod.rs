@@ -6,8 +6,9 @@
 //!
 //! Modules import downward only:
 //! `sites` → `kind`, `init`, `runs`, `norm`, `ops`, `long_conv`, `selective_scan`, `delta_rule`,
-//! `mlp` →
-//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, `delta_net`: each its
+//! `gla_rule` (their fused CPU forms share `rule_cpu`), `mlp` →
+//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, `delta_net`,
+//! `gla`: each its
 //! settings type, a [`kind::MixerOptions`], and its module, built by `init(&MixerShape, …)`) →
 //! `mixer` (the [`mixer::MixerConfig`] of every mixer, which module a layer gets) → `config` →
 //! `block` → `lm`.
@@ -22,6 +23,9 @@ pub mod delta_net;
 pub mod delta_rule;
 pub mod delta_rule_cpu;
 pub mod gelu_cpu;
+pub mod gla;
+pub mod gla_rule;
+pub mod gla_rule_cpu;
 pub mod h3;
 pub mod hyena;
 pub mod init;
@@ -34,6 +38,7 @@ pub mod mlp;
 pub mod norm;
 pub mod ops;
 pub mod param_names;
+pub mod rule_cpu;
 pub mod runs;
 pub mod scan_cpu;
 pub mod selective_scan;

@@ -52,7 +52,7 @@ macro_rules! fixture {
 }
 
 /// Every fixture `tests/reference/make_fixtures.py` writes.
-pub static FIXTURES: [Fixture; 11] = [
+pub static FIXTURES: [Fixture; 12] = [
     fixture!("attention", MixerKind::Attention, Conv::Default),
     fixture!("based", MixerKind::Based, Conv::Default),
     fixture!("based_long", MixerKind::Based, Conv::Long),
@@ -64,6 +64,7 @@ pub static FIXTURES: [Fixture; 11] = [
     fixture!("mamba_conv2", MixerKind::Mamba, Conv::Taps(2)),
     fixture!("mamba_conv0", MixerKind::Mamba, Conv::Taps(0)),
     fixture!("delta_net", MixerKind::DeltaNet, Conv::Default),
+    fixture!("gla", MixerKind::Gla, Conv::Default),
 ];
 
 /// The fixture called `name`.

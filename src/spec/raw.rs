@@ -534,8 +534,8 @@ pub struct ModelSpec {
     /// `delta_net` its three short convolutions (1–16, one value or a list by layer; default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_kernel: Option<ConvChoice>,
-    /// Heads, where the mixer has them: `delta_net` (a divisor of d_model; default 2, as
-    /// zoology configures it).
+    /// Heads, where the mixer has them: `delta_net` (a divisor of d_model), `gla` (a divisor of
+    /// d_model/2, its keys' width); default 2 for both, as zoology configures them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
     /// Weights trained elsewhere, to evaluate instead of training: a safetensors state dict in

@@ -22,6 +22,7 @@ tests/reference/mixers.py (shared with bench/torch_ar.py).
   hyena        8     standard  Hyena                          Hyena
   h3           9     standard  H3                             H3
   delta_net    10    standard  DeltaNet                       DeltaNet
+  gla          11    standard  GLA                            GLA
 
 Common config: vocab V=12, d_model d=8, 2 layers, sequence length L=7,
 l_max=16 (the maximum length: rows of the position embedding, length of the
@@ -201,6 +202,23 @@ configures it): H = 2 heads of dh = d/H = 4, short convs of K = 4 without bias.
   out = o_proj(o merged back to [b, L, d])
   (the checks compare it with the chunked WY form of fla's chunk kernel, chunks of 4)
 
+GLA (both layers of gla; flash-linear-attention's GatedLinearAttention as
+zoology configures it): H = 2 heads, dk = d/(2H) = 2, dv = d/H = 4, low-rank
+gate R = 16, no short convs.
+  m.q_proj.weight [d/2, d], m.k_proj.weight [d/2, d]                      no bias
+  m.v_proj.weight [d, d], m.g_proj.weight [d, d]                          no bias
+  m.gk_proj.0.weight [R, d] (no bias), m.gk_proj.1.weight [d/2, R], m.gk_proj.1.bias [d/2]
+  m.o_proj.weight [d, d]                                                  no bias
+  m.g_norm_swish_gate.weight [dv]         draw: 1 + 0.1 * randn([dv])
+  q, k, v = q_proj(u), k_proj(u), v_proj(u); heads channel-major (as DeltaNet)
+  g = logsigmoid(gk_proj.1(gk_proj.0(u))) / 16            [b, L, H, dk], log-decays
+  per head, S_{-1} = 0 [dk, dv]:
+    S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T;  o_t = S_t^T q_t / sqrt(dk)
+  o = RMSNorm over each head's dv values (one weight for all heads, eps 1e-5)
+      * silu(g_proj(u)) per head
+  out = o_proj(o merged back to [b, L, d])
+  (the checks compare it with the chunked form of fla's chunk_gla, chunks of 4)
+
 Each file holds the weights under their own names (FIXED ones included),
 `input.*`, `output.logits`, `output.loss` (shape [1]) and `grad.<weight name>`
 = d loss / d weight for every trained weight, in this order: weights in
@@ -237,6 +255,7 @@ MAMBA_STATE = 16
 H3_HEAD_DIM = 2
 DELTA_NET_HEADS = 2
 DELTA_NET_CONV = 4
+GLA_HEADS = 2
 
 TOKENS = torch.tensor([[1, 4, 7, 5, 9, 2, 3], [1, 3, 8, 6, 10, 2, 11]], dtype=torch.int64)
 QUERY = torch.tensor([3, 5], dtype=torch.int64)
@@ -257,6 +276,7 @@ KINDS = {
     "hyena": (8, ("hyena", "hyena"), "standard"),
     "h3": (9, ("h3", "h3"), "standard"),
     "delta_net": (10, ("delta_net", "delta_net"), "standard"),
+    "gla": (11, ("gla", "gla"), "standard"),
 }
 
 
@@ -415,6 +435,19 @@ def mixer_specs(mixer, m):
             (f"{m}.o_norm.weight", (D // h,), norm_weight),
             (f"{m}.o_proj.weight", (D, D), normal),
         ]
+    if mixer == "gla":
+        r = mixers.GLA_GATE_RANK
+        return [
+            (f"{m}.q_proj.weight", (D // 2, D), normal),
+            (f"{m}.k_proj.weight", (D // 2, D), normal),
+            (f"{m}.v_proj.weight", (D, D), normal),
+            (f"{m}.g_proj.weight", (D, D), normal),
+            (f"{m}.gk_proj.0.weight", (r, D), normal),
+            (f"{m}.gk_proj.1.weight", (D // 2, r), normal),
+            (f"{m}.gk_proj.1.bias", (D // 2,), normal),
+            (f"{m}.o_proj.weight", (D, D), normal),
+            (f"{m}.g_norm_swish_gate.weight", (D // GLA_HEADS,), norm_weight),
+        ]
     raise ValueError(mixer)
 
 
@@ -482,6 +515,8 @@ def run_mixer(mixer, u, p, alt=False):
         return mixers.h3(u, p, direct=alt, recurrent=alt)
     if mixer == "delta_net":
         return mixers.delta_net(u, p, chunked=alt)
+    if mixer == "gla":
+        return mixers.gla(u, p, chunked=alt)
     raise ValueError(mixer)
 
 
@@ -779,6 +814,8 @@ def bench_module(mixer):
         return mixers.H3(D, d_state=L_MAX, head_dim=H3_HEAD_DIM)
     if mixer == "delta_net":
         return mixers.DeltaNet(D, heads=DELTA_NET_HEADS, conv=DELTA_NET_CONV)
+    if mixer == "gla":
+        return mixers.GLA(D, heads=GLA_HEADS)
     return None
 
 
@@ -817,11 +854,12 @@ def check_model(kind):
 
 def check_against_fla():
     """When flash-linear-attention is installed (pip install fla-core; its naive recurrences are
-    plain PyTorch and run on a CPU): our delta rule against fla's own naive one, and our DeltaNet
-    parameter list against the names and shapes of fla's DeltaNet module."""
+    plain PyTorch and run on a CPU): our delta rule and GLA recurrence against fla's own naive
+    ones, and our DeltaNet and GLA parameter lists against the names and shapes of fla's modules."""
     try:
-        from fla.layers import DeltaNet
+        from fla.layers import DeltaNet, GatedLinearAttention
         from fla.ops.delta_rule.naive import delta_rule_recurrence
+        from fla.ops.gla.naive import naive_recurrent_gla
     except Exception as e:  # noqa: BLE001 - any import failure means "not available"
         print(f"  (flash-linear-attention not importable, its checks skipped: {type(e).__name__})")
         return {}
@@ -839,6 +877,19 @@ def check_against_fla():
     ours_names = [(n[len(m) + 1:], tuple(s)) for n, s, _ in mixer_specs("delta_net", m)]
     assert fla_names == ours_names, (fla_names, ours_names)
     out["delta_net parameter names and shapes == fla DeltaNet's (0 = equal)"] = 0.0
+    q, k = (torch.randn(2, 9, 2, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    v = torch.randn(2, 9, 2, 4, generator=g, dtype=torch.float64)
+    gk = F.logsigmoid(20 * torch.randn(2, 9, 2, 3, generator=g, dtype=torch.float64)) / mixers.GLA_NORMALISER
+    theirs, _ = naive_recurrent_gla(q, k, v, gk)
+    out["gla recurrence (float64) vs fla naive_recurrent_gla (which computes in float32)"] = max_diff(
+        mixers.gla_recurrent(q, k, v, gk), theirs
+    )
+    module = GatedLinearAttention(hidden_size=D, num_heads=GLA_HEADS)
+    fla_names = [(n, tuple(p.shape)) for n, p in module.named_parameters()]
+    m = mixer_prefix("gla", 0)
+    ours_names = [(n[len(m) + 1:], tuple(s)) for n, s, _ in mixer_specs("gla", m)]
+    assert fla_names == ours_names, (fla_names, ours_names)
+    out["gla parameter names and shapes == fla GatedLinearAttention's (0 = equal)"] = 0.0
     return out
 
 

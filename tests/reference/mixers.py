@@ -433,6 +433,71 @@ def delta_net(u, p, chunked=False):
 
 
 # ----------------------------------------------------------------------------
+# GLA (flash-linear-attention's GatedLinearAttention, as zoology's copy of it configures it)
+# ----------------------------------------------------------------------------
+
+GLA_GATE_RANK = 16  # fla's gate_low_rank_dim
+GLA_NORMALISER = 16  # fla's gate_logit_normalizer
+
+
+def gla_recurrent(q, k, v, g):
+    """fla's ``naive_recurrent_gla``, step by step, per head (S [dk, dv], S_0 = 0):
+    S_t = diag(exp(g_t)) S_{t-1} + k_t v_t^T;  o_t = S_t^T q_t dk^-1/2.
+
+    q, k, g [b, L, H, dk] (g the log-decays, <= 0), v [b, L, H, dv] -> [b, L, H, dv].
+    """
+    b, L, H, dk = q.shape
+    S = q.new_zeros(b, H, dk, v.shape[-1])
+    q = q * dk**-0.5
+    out = []
+    for t in range(L):
+        S = torch.exp(g[:, t])[..., None] * S + k[:, t, ..., :, None] * v[:, t, ..., None, :]
+        out.append(torch.einsum("bhk,bhkv->bhv", q[:, t], S))
+    return torch.stack(out, dim=1)
+
+
+def gla_chunked(q, k, v, g, chunk=4):
+    """The same recurrence in the chunked form of fla's ``chunk_gla``: within a chunk, with
+    B_t = sum_{r<=t} g_r (the chunk's cumulative log-decay),
+    o_t = (q_t exp(B_t))^T S + sum_{r<=t} (sum_i q_ti k_ri exp(B_ti - B_ri)) v_r and
+    S <- diag(exp(B_C)) S + sum_r (k_r exp(B_C - B_r)) v_r^T. Shapes as gla_recurrent."""
+    b, L, H, dk = q.shape
+    dv = v.shape[-1]
+    q, k, v, g = (x.transpose(1, 2) for x in (q * dk**-0.5, k, v, g))  # head-first
+    S = q.new_zeros(b, H, dk, dv)
+    out = []
+    for c0 in range(0, L, chunk):
+        qc, kc, vc = q[:, :, c0:c0 + chunk], k[:, :, c0:c0 + chunk], v[:, :, c0:c0 + chunk]
+        B = torch.cumsum(g[:, :, c0:c0 + chunk], dim=2)
+        n = qc.shape[2]
+        causal = torch.tril(torch.ones(n, n, dtype=torch.bool))
+        span = (B[:, :, :, None, :] - B[:, :, None, :, :]).masked_fill(~causal[:, :, None], 0.0)
+        scores = torch.einsum("bhtk,bhrk,bhtrk->bhtr", qc, kc, torch.exp(span)).masked_fill(~causal, 0.0)
+        out.append((qc * torch.exp(B)) @ S + scores @ vc)
+        last = B[:, :, -1:]
+        S = torch.exp(last).transpose(-1, -2) * S + (kc * torch.exp(last - B)).transpose(-1, -2) @ vc
+    return torch.cat(out, dim=2).transpose(1, 2)
+
+
+def gla(u, p, chunked=False):
+    """GLA: q, k (d -> d/2), v (d -> d) projections, no bias; heads split channel-major; the
+    log-decay g = logsigmoid(gk_proj.1(gk_proj.0(u))) / 16 (low rank 16, the second with bias);
+    the gated recurrence; a per-head RMSNorm (one weight [dv], eps 1e-5) times silu(g_proj(u));
+    o_proj (no bias). The number of heads is the values' width over the norm's."""
+    b, L, D = u.shape
+    dv = p["g_norm_swish_gate.weight"].shape[0]
+    H = p["v_proj.weight"].shape[0] // dv
+    q, k, v = (u @ p[f"{n}_proj.weight"].T for n in ("q", "k", "v"))
+    gk = F.linear(u @ p["gk_proj.0.weight"].T, p["gk_proj.1.weight"], p["gk_proj.1.bias"])
+    g = F.logsigmoid(gk) / GLA_NORMALISER
+    q, k, v, g = (x.reshape(b, L, H, -1) for x in (q, k, v, g))
+    rule = gla_chunked if chunked else gla_recurrent
+    gate = (u @ p["g_proj.weight"].T).reshape(b, L, H, dv)
+    o = rms_norm(rule(q, k, v, g), p["g_norm_swish_gate.weight"]) * F.silu(gate)
+    return o.reshape(b, L, -1) @ p["o_proj.weight"].T
+
+
+# ----------------------------------------------------------------------------
 # nn.Modules (for training): parameters under the reference's local names
 # ----------------------------------------------------------------------------
 
@@ -618,3 +683,26 @@ class DeltaNet(Functional):
 
     def forward(self, u):
         return delta_net(u, self.tensors())
+
+
+class GLA(Functional):
+    """fla's GatedLinearAttention layer as zoology configures it (num_heads 2, no short convs,
+    expand_k 0.5, expand_v 1, low-rank gate 16 with bias, output gate through a per-head RMSNorm).
+    Linears N(0, 0.02) with zero bias as zoology's _init_weights draws them;
+    g_norm_swish_gate.weight = 1."""
+
+    def __init__(self, d, heads=2):
+        super().__init__()
+        self.q_proj = nn.Linear(d, d // 2, bias=False)
+        self.k_proj = nn.Linear(d, d // 2, bias=False)
+        self.v_proj = nn.Linear(d, d, bias=False)
+        self.g_proj = nn.Linear(d, d, bias=False)
+        self.gk_proj = nn.Sequential(nn.Linear(d, GLA_GATE_RANK, bias=False), nn.Linear(GLA_GATE_RANK, d // 2))
+        self.o_proj = nn.Linear(d, d, bias=False)
+        self.g_norm_swish_gate = RMSNorm(d // heads)
+        for lin in (self.q_proj, self.k_proj, self.v_proj, self.g_proj, *self.gk_proj, self.o_proj):
+            nn.init.normal_(lin.weight, std=0.02)
+        nn.init.zeros_(self.gk_proj[1].bias)
+
+    def forward(self, u):
+        return gla(u, self.tensors())

@@ -84,6 +84,13 @@ def mixer_entries(kind, layer, d, conv):
                 ("q_conv1d.weight", [d, 1, k], p), ("k_conv1d.weight", [d, 1, k], p),
                 ("v_conv1d.weight", [d, 1, k], p), ("o_norm.weight", [d // h], p),
                 ("o_proj.weight", [d, d], p)]
+    if kind == "gla":
+        h, r = 2, 16  # zoology's add_gla: num_heads 2; fla's gate_low_rank_dim 16, expand_k 0.5
+        return [("q_proj.weight", [d // 2, d], p), ("k_proj.weight", [d // 2, d], p),
+                ("v_proj.weight", [d, d], p), ("g_proj.weight", [d, d], p),
+                ("gk_proj.0.weight", [r, d], p), ("gk_proj.1.weight", [d // 2, r], p),
+                ("gk_proj.1.bias", [d // 2], p), ("o_proj.weight", [d, d], p),
+                ("g_norm_swish_gate.weight", [d // h], p)]
     raise ValueError(kind)
 
 
@@ -139,14 +146,14 @@ PAPER = {
 }
 
 MODELS = ["attention", "based", "base_conv", "h3", "hyena", "mamba",
-          "based_long", "based_k1", "mamba_conv0", "mamba_conv2", "delta_net"]
+          "based_long", "based_k1", "mamba_conv0", "mamba_conv2", "delta_net", "gla"]
 
 
 def check_against_fla():
-    """With flash-linear-attention installed (pip install fla-core), DeltaNet's list above must be
-    its module's own named_parameters() at both widths."""
+    """With flash-linear-attention installed (pip install fla-core), DeltaNet's and GLA's lists
+    above must be their modules' own named_parameters() at both widths."""
     try:
-        from fla.layers import DeltaNet
+        from fla.layers import DeltaNet, GatedLinearAttention
     except Exception as e:  # noqa: BLE001 - any import failure means "not available"
         print(f"flash-linear-attention not importable ({type(e).__name__}): its check skipped")
         return
@@ -155,7 +162,11 @@ def check_against_fla():
         theirs = [(n, list(t.shape)) for n, t in module.named_parameters()]
         ours = [(n, s) for n, s, _ in mixer_entries("delta_net", 1, d, 4)]
         assert theirs == ours, (d, theirs, ours)
-    print("delta_net's names and shapes are fla DeltaNet's")
+        module = GatedLinearAttention(hidden_size=d, num_heads=2)
+        theirs = [(n, list(t.shape)) for n, t in module.named_parameters()]
+        ours = [(n, s) for n, s, _ in mixer_entries("gla", 1, d, 0)]
+        assert theirs == ours, (d, theirs, ours)
+    print("delta_net's and gla's names and shapes are fla DeltaNet's and GatedLinearAttention's")
 
 
 def main():
