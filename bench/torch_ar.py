@@ -44,6 +44,10 @@ tests/reference/make_fixtures.py) and no position embedding:
   delta_net  flash-linear-attention's DeltaNet in every layer (2 heads, short
              convs of 4 without bias, l2-normalised q/k, beta); the delta rule
              is a sequential loop over positions (fla's naive recurrence)
+  gla        flash-linear-attention's GatedLinearAttention in every layer (2
+             heads, keys d/2, low-rank gate 16, swish output gate through a
+             per-head RMSNorm); the recurrence is a sequential loop over
+             positions (fla's naive_recurrent_gla)
 All other blocks keep the MLP. Long convolutions use rfft/irfft at 2L. Init
 (approximate; this is a speed benchmark): every nn.Linear and the embedding
 N(0, 0.02), biases 0, out_proj and fc2 weights N(0, 0.02 / sqrt(2 * layers)),
@@ -82,7 +86,7 @@ LAYERS = 2
 INIT_STD = 0.02
 MASK_VALUE = -10000.0
 EXPECTED_PARAMS = {64: 689_792, 16: 154_016}  # attention
-MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net")
+MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net", "gla")
 
 
 def make_batches(rng: np.random.Generator, count: int, batch: int) -> torch.Tensor:
@@ -133,6 +137,8 @@ def make_mixer(mixer: str, d: int, layer: int, h3_state: int = 64, h3_head_dim: 
         return mixers.Mamba(d)
     if mixer == "delta_net":
         return mixers.DeltaNet(d)
+    if mixer == "gla":
+        return mixers.GLA(d)
     raise ValueError(f"unknown mixer {mixer!r}")
 
 

@@ -95,6 +95,7 @@ fn exported_weights_imported_evaluate_exactly_as_the_trained_run() {
         "hyena",
         "mamba",
         "delta_net",
+        "gla",
     ] {
         let dir = Dir::new();
         let trained = dir.write("trained.toml", &spec("trained", mixer, None));
