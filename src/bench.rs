@@ -122,7 +122,7 @@ pub fn train_throughput(
             let task = reference_task();
             let total = warmup + steps;
             let data = task.generate(0, Split::Train, batch * total);
-            let model = ModelConfig::paper(mixer, task.vocab_size(), d_model, 2);
+            let model = ModelConfig::fitted(mixer, task.vocab_size(), d_model, 2);
             let cfg = timing_config(batch, total);
             let sync = syncer::<B>(&dev);
             let mut timer = Timer::new(warmup, total, &sync);
@@ -225,7 +225,7 @@ fn pack_on<B: AutodiffBackend>(
     let task = reference_task();
     let total = warmup + steps;
     let data = task.generate(0, Split::Train, batch * total);
-    let model = ModelConfig::paper(mixer, task.vocab_size(), d_model, 2);
+    let model = ModelConfig::fitted(mixer, task.vocab_size(), d_model, 2);
     let cfgs: Vec<TrainConfig> = (0..runs)
         .map(|r| TrainConfig {
             lr: 1e-3 * (1.0 + r as f64 / 2.0),
@@ -362,7 +362,7 @@ fn interventions_on<B: Backend>(
     use crate::task::Role;
     let task = reference_task();
     let data = task.generate(0, Split::Test, examples);
-    let model = ModelConfig::paper(mixer, task.vocab_size(), d_model, 2).init::<B>(0, device)?;
+    let model = ModelConfig::fitted(mixer, task.vocab_size(), d_model, 2).init::<B>(0, device)?;
     let cfg = InterchangeConfig {
         layers: vec![0, 1],
         sites: vec![

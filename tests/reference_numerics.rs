@@ -115,6 +115,14 @@ fn gla_matches_pytorch_forward_and_gradients() {
     assert_fixture("gla");
 }
 
+/// Mamba-2 (2 heads of 8 channels, d_state 4: the reference's sizes do not fit d_model 8). Its
+/// recurrence is GLA's with a scalar decay per head, so it runs through the same fused and
+/// chunked forms, held to 1e-5.
+#[test]
+fn mamba2_matches_pytorch_forward_and_gradients() {
+    assert_fixture("mamba2");
+}
+
 /// State dicts written by flash-linear-attention's own `DeltaNet` and `GatedLinearAttention`
 /// modules (their `state_dict()`, in zoology's LM names; `tests/reference/make_import_fixture.py`)
 /// load strictly into mechlab's mixers and give the logits PyTorch computes for them, within

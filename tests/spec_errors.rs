@@ -235,7 +235,7 @@ fn mixer_internal_sites_exist_only_in_their_mixers() {
     let err = errors_of(&text, &[]);
     assert!(
         err.contains(
-            &format!("{}: interventions.0.sites: site conv_output does not exist: only Mamba has a conv_output site; this model's mixer is attention", at(&text, "sites ="))
+            &format!("{}: interventions.0.sites: site conv_output does not exist: only mamba and mamba2 have a conv_output site; this model's mixer is attention", at(&text, "sites ="))
         ),
         "{err}"
     );

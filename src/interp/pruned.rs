@@ -578,12 +578,13 @@ mod tests {
         let keys = MixerKeys {
             conv_kernel: conv.map(|k| vec![ConvKernel::Taps(k); 3]),
             heads: None,
+            d_state: None,
         };
         ModelConfig {
             mixer: kind.configure(&keys, 3).unwrap(),
             max_positions: 16,
             init_std: 0.5,
-            ..ModelConfig::paper(kind, task.vocab_size(), 16, 3)
+            ..ModelConfig::fitted(kind, task.vocab_size(), 16, 3)
         }
         .init::<Flex>(5, &Default::default())
         .unwrap()

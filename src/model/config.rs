@@ -46,6 +46,21 @@ impl ModelConfig {
         }
     }
 
+    /// [`Self::paper`], except at widths where the reference has no model: Mamba-2's heads are
+    /// 64 channels wide, so below d_model 32 (and wherever 64 does not divide 2·d_model) it gets
+    /// heads of 8 channels and 16-wide states instead. What tests and benchmarks that cover
+    /// every mixer at small widths build; a spec sets `model.heads` itself.
+    pub fn fitted(mixer: MixerKind, vocab_size: usize, d_model: usize, layers: usize) -> Self {
+        let mut cfg = Self::paper(mixer, vocab_size, d_model, layers);
+        if let MixerConfig::Mamba2(c) = &mut cfg.mixer
+            && c.heads(d_model) == 0
+        {
+            c.heads = Some((2 * d_model / 8).max(1));
+            c.d_state = Some(16);
+        }
+        cfg
+    }
+
     pub fn kind(&self) -> MixerKind {
         self.mixer.kind()
     }
@@ -90,6 +105,7 @@ mod tests {
             let keys = MixerKeys {
                 conv_kernel: conv,
                 heads: None,
+                d_state: None,
             };
             let cfg = ModelConfig {
                 mixer: mixer.configure(&keys, 2).unwrap(),
@@ -149,6 +165,7 @@ mod tests {
             let keys = MixerKeys {
                 conv_kernel: Some(vec![taps(2); 2]),
                 heads: Some(heads),
+                ..Default::default()
             };
             let cfg = ModelConfig {
                 mixer: MixerKind::DeltaNet.configure(&keys, 2).unwrap(),
@@ -173,6 +190,7 @@ mod tests {
         let keys = MixerKeys {
             conv_kernel: Some(vec![ConvKernel::Taps(3); 2]),
             heads: None,
+            d_state: None,
         };
         for kind in [
             MixerKind::Attention,
@@ -192,18 +210,35 @@ mod tests {
             );
         }
         let heads = MixerKeys {
-            conv_kernel: None,
             heads: Some(4),
+            ..Default::default()
         };
         for kind in MixerKind::ALL {
             let result = kind.configure(&heads, 2);
-            if matches!(kind, MixerKind::DeltaNet | MixerKind::Gla) {
+            if matches!(
+                kind,
+                MixerKind::DeltaNet | MixerKind::Gla | MixerKind::Mamba2
+            ) {
                 assert!(result.is_ok());
                 continue;
             }
             let problems = result.unwrap_err();
             assert_eq!(problems[0].key, "model.heads", "{kind:?}");
             assert!(problems[0].message.contains("has no configurable heads"));
+        }
+        let d_state = MixerKeys {
+            d_state: Some(16),
+            ..Default::default()
+        };
+        for kind in MixerKind::ALL {
+            let result = kind.configure(&d_state, 2);
+            if kind == MixerKind::Mamba2 {
+                assert!(result.is_ok());
+                continue;
+            }
+            let problems = result.unwrap_err();
+            assert_eq!(problems[0].key, "model.d_state", "{kind:?}");
+            assert!(problems[0].message.contains("has no configurable d_state"));
         }
     }
 }

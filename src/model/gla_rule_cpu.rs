@@ -11,8 +11,11 @@
 //! `G = ∂L/∂S_t` (from `o_t` and from `S_{t+1}`):
 //! `G += q_t o'_tᵀ`, `q'_t = S_t o'_t`, `k'_t = G v_t`, `v'_t = Gᵀk_t`,
 //! `g'_{t,i} = a_{t,i}·Σ_j G_ij S_{t−1,ij}`, then `G ← diag(a_t)·G` for `S_{t−1}`.
-//! The states `S_t` are kept from the forward pass (`b·h·s·dk·dv` f64 values: 9.7 MB per layer
-//! at d_model 64 — dk 16, dv 32 per head, two heads —, batch 32, AR-32's 37 positions).
+//! The forward pass keeps the state before every [`SPAN`]-th position only; the backward pass
+//! recomputes a span's states from it (one more forward step per position) before walking the
+//! span backwards. Keeping every state would cost `b·h·s·dk·dv` f64 values — 9.7 MB per layer
+//! for GLA at d_model 64, batch 32, AR-32's 37 positions, but 155 MB for Mamba-2's 128-wide
+//! states, which run through this same operation.
 //!
 //! Both passes accumulate in f64 (inputs and outputs stay f32), as the delta rule's do.
 //!
@@ -34,6 +37,9 @@ use burn::tensor::{Tensor, TensorPrimitive};
 
 use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
 use super::rule_cpu::Dims;
+
+/// Positions between the states the forward pass keeps for the backward pass.
+pub const SPAN: usize = 16;
 
 /// GLA's recurrence on `flex` (training or inference) as one fused operation, or `None` for
 /// any other backend (and with the fused operations off, see [`super::cpu_ops`]).
@@ -99,7 +105,7 @@ pub fn try_resumed<B: Backend>(
         return None;
     }
     let inputs = Inputs::read(q.clone(), k.clone(), v.clone(), g.clone());
-    let (o, states) = forward_from(&dims, &inputs, s0);
+    let (o, states) = forward_from(&dims, &inputs, s0, 1);
     let kept = dims.kept_states(&states);
     Some((cast(dims.tensor(o, dims.v, &q.device()))?, kept))
 }
@@ -129,15 +135,19 @@ impl Inputs {
     }
 }
 
-/// `o [b, s, h·v]` and every state `S_t` (f64, `[b, h, s, k, v]`) from the states `s0`
-/// (`[b, h, k, v]`) before the first position, zero when `None`. Batch rows run in parallel,
-/// each writing only its own outputs, so the result does not depend on the thread count.
-fn forward_from(d: &Dims, x: &Inputs, s0: Option<&[f32]>) -> (Vec<f32>, Vec<f64>) {
+/// `o [b, s, h·v]` and the states `S_t` after every `every`-th position (f64,
+/// `[b, h, s/every, k, v]`: every state when `every` is 1) from the states `s0` (`[b, h, k, v]`)
+/// before the first position, zero when `None`. Batch rows run in parallel, each writing only
+/// its own outputs, so the result does not depend on the thread count.
+fn forward_from(d: &Dims, x: &Inputs, s0: Option<&[f32]>, every: usize) -> (Vec<f32>, Vec<f64>) {
     let Dims { b, s, h, k, v } = *d;
+    let kept = s / every;
     let mut o = vec![0f32; b * s * h * v];
-    let mut states = vec![0f64; b * h * s * k * v];
+    // At least one slot per batch row, so that every row gets its chunk when none is kept.
+    let per_row = (h * kept * k * v).max(1);
+    let mut states = vec![0f64; b * per_row];
     o.par_chunks_mut(s * h * v)
-        .zip(states.par_chunks_mut(h * s * k * v))
+        .zip(states.par_chunks_mut(per_row))
         .enumerate()
         .for_each(|(bb, (o_row, st_row))| {
             let mut state = vec![0f64; k * v];
@@ -146,34 +156,55 @@ fn forward_from(d: &Dims, x: &Inputs, s0: Option<&[f32]>) -> (Vec<f32>, Vec<f64>
                 d.initial_state(s0, bb, hh, &mut state);
                 for t in 0..s {
                     let at = (bb * s + t) * h + hh;
-                    let (kt, qt, gt) = (
-                        &x.k[at * k..][..k],
-                        &x.q[at * k..][..k],
-                        &x.g[at * k..][..k],
-                    );
-                    let vt = &x.v[at * v..][..v];
-                    // S = diag(a)·S + k vᵀ, then o = Sᵀq
-                    acc.iter_mut().for_each(|a| *a = 0.0);
-                    for i in 0..k {
-                        let (ai, ki, qi) = ((gt[i] as f64).exp(), kt[i] as f64, qt[i] as f64);
-                        let row_i = &mut state[i * v..][..v];
-                        for ((sij, &vj), oj) in row_i.iter_mut().zip(vt).zip(acc.iter_mut()) {
-                            *sij = ai * *sij + ki * vj as f64;
-                            *oj += qi * *sij;
-                        }
-                    }
+                    step(d, x, at, &mut state, Some(&mut acc));
                     for (oj, a) in o_row[(t * h + hh) * v..][..v].iter_mut().zip(&acc) {
                         *oj = *a as f32;
                     }
-                    st_row[(hh * s + t) * k * v..][..k * v].copy_from_slice(&state);
+                    if (t + 1) % every == 0 {
+                        let slot = hh * kept + (t + 1) / every - 1;
+                        st_row[slot * k * v..][..k * v].copy_from_slice(&state);
+                    }
                 }
             }
         });
     (o, states)
 }
 
-/// Gradients of `Σ o'·o` with respect to q, k, v and g (accumulated in f64 like the forward).
-fn backward(d: &Dims, x: &Inputs, states: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
+/// One position `at` (`(batch row·s + t)·h + head`): `S = diag(a)·S + k vᵀ`, then `o = Sᵀq`
+/// into `out` when given.
+fn step(d: &Dims, x: &Inputs, at: usize, state: &mut [f64], mut out: Option<&mut Vec<f64>>) {
+    let (k, v) = (d.k, d.v);
+    let (kt, qt, gt) = (
+        &x.k[at * k..][..k],
+        &x.q[at * k..][..k],
+        &x.g[at * k..][..k],
+    );
+    let vt = &x.v[at * v..][..v];
+    if let Some(acc) = out.as_deref_mut() {
+        acc.iter_mut().for_each(|a| *a = 0.0);
+    }
+    for i in 0..k {
+        let (ai, ki, qi) = ((gt[i] as f64).exp(), kt[i] as f64, qt[i] as f64);
+        let row_i = &mut state[i * v..][..v];
+        match out.as_deref_mut() {
+            Some(acc) => {
+                for ((sij, &vj), oj) in row_i.iter_mut().zip(vt).zip(acc.iter_mut()) {
+                    *sij = ai * *sij + ki * vj as f64;
+                    *oj += qi * *sij;
+                }
+            }
+            None => {
+                for (sij, &vj) in row_i.iter_mut().zip(vt) {
+                    *sij = ai * *sij + ki * vj as f64;
+                }
+            }
+        }
+    }
+}
+
+/// Gradients of `Σ o'·o` with respect to q, k, v and g (accumulated in f64 like the forward),
+/// from the states kept every [`SPAN`] positions.
+fn backward(d: &Dims, x: &Inputs, kept: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
     let Dims { b, s, h, k, v } = *d;
     let mut gq = vec![0f32; b * s * h * k];
     let mut gk = vec![0f32; b * s * h * k];
@@ -185,13 +216,39 @@ fn backward(d: &Dims, x: &Inputs, states: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
         .zip(gg.par_chunks_mut(s * h * k))
         .enumerate()
         .for_each(|(bb, (((gq_row, gk_row), gv_row), gg_row))| {
+            let n_kept = s / SPAN;
             let zero = vec![0f64; k * v];
             let mut g = vec![0f64; k * v];
             let mut gvt = vec![0f64; v];
+            // A span's states, recomputed from the one kept before it.
+            let mut span = vec![0f64; SPAN * k * v];
             for hh in 0..h {
-                let st_head = &states[(bb * h + hh) * s * k * v..][..s * k * v];
                 g.iter_mut().for_each(|x| *x = 0.0);
                 for t in (0..s).rev() {
+                    let (c0, c1) = (t / SPAN * SPAN, (t / SPAN * SPAN + SPAN).min(s));
+                    if t == c1 - 1 {
+                        let mut state = if c0 == 0 {
+                            zero.clone()
+                        } else {
+                            let slot = (bb * h + hh) * n_kept + c0 / SPAN - 1;
+                            kept[slot * k * v..][..k * v].to_vec()
+                        };
+                        for (r, tt) in (c0..c1).enumerate() {
+                            step(d, x, (bb * s + tt) * h + hh, &mut state, None);
+                            span[r * k * v..][..k * v].copy_from_slice(&state);
+                        }
+                    }
+                    let s_t = &span[(t - c0) * k * v..][..k * v];
+                    let before;
+                    let s_prev = if t > c0 {
+                        &span[(t - c0 - 1) * k * v..][..k * v]
+                    } else if c0 == 0 {
+                        &zero[..]
+                    } else {
+                        let slot = (bb * h + hh) * n_kept + c0 / SPAN - 1;
+                        before = &kept[slot * k * v..][..k * v];
+                        before
+                    };
                     let at = (bb * s + t) * h + hh;
                     let local = t * h + hh;
                     let (qt, kt, lt) = (
@@ -201,12 +258,6 @@ fn backward(d: &Dims, x: &Inputs, states: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
                     );
                     let vt = &x.v[at * v..][..v];
                     let got = &go[at * v..][..v];
-                    let s_t = &st_head[t * k * v..][..k * v];
-                    let s_prev = if t > 0 {
-                        &st_head[(t - 1) * k * v..][..k * v]
-                    } else {
-                        &zero[..]
-                    };
                     gvt.iter_mut().for_each(|x| *x = 0.0);
                     for i in 0..k {
                         let gi = &mut g[i * v..][..v];
@@ -299,7 +350,7 @@ fn rule_autodiff(
         g.clone().inner(),
     );
     let [q, k, v, g] = [q, k, v, g].map(|t| t.into_primitive().tensor());
-    let (o, states) = forward_from(&dims, &inputs, None);
+    let (o, states) = forward_from(&dims, &inputs, None, SPAN);
     let o = dims.tensor(o, dims.v, &device).into_primitive().tensor();
     let nodes = [
         q.node.clone(),

@@ -52,10 +52,12 @@ pub enum MixerKind {
     DeltaNet,
     /// GLA: gated linear attention (flash-linear-attention's layer; beyond the paper's sweeps).
     Gla,
+    /// Mamba-2: the state space dual (mamba_ssm's layer; beyond the paper's sweeps).
+    Mamba2,
 }
 
 impl MixerKind {
-    pub const ALL: [MixerKind; 8] = [
+    pub const ALL: [MixerKind; 9] = [
         MixerKind::Attention,
         MixerKind::Based,
         MixerKind::BaseConv,
@@ -64,6 +66,7 @@ impl MixerKind {
         MixerKind::Mamba,
         MixerKind::DeltaNet,
         MixerKind::Gla,
+        MixerKind::Mamba2,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl MixerKind {
             MixerKind::Mamba => "mamba",
             MixerKind::DeltaNet => "delta_net",
             MixerKind::Gla => "gla",
+            MixerKind::Mamba2 => "mamba2",
         }
     }
 }
@@ -127,6 +131,8 @@ pub struct MixerKeys {
     pub conv_kernel: Option<Vec<ConvKernel>>,
     /// `model.heads`.
     pub heads: Option<usize>,
+    /// `model.d_state`.
+    pub d_state: Option<usize>,
 }
 
 impl MixerKeys {
@@ -139,14 +145,21 @@ impl MixerKeys {
                 ConfigProblem::new(CONV_KEY, format!("{name} has no configurable convolution"))
                     .help(
                         "conv_kernel applies to mamba (d_conv), based (its short convolution), \
-                         base_conv (per layer) and delta_net (its short convolutions)",
+                         base_conv (per layer), delta_net (its short convolutions) and mamba2 \
+                         (d_conv)",
                     ),
             );
         }
         if self.heads.is_some() && !takes.contains(&HEADS_KEY) {
             out.push(
                 ConfigProblem::new(HEADS_KEY, format!("{name} has no configurable heads"))
-                    .help("heads applies to delta_net and gla"),
+                    .help("heads applies to delta_net, gla and mamba2"),
+            );
+        }
+        if self.d_state.is_some() && !takes.contains(&D_STATE_KEY) {
+            out.push(
+                ConfigProblem::new(D_STATE_KEY, format!("{name} has no configurable d_state"))
+                    .help("d_state applies to mamba2 (mamba's is the reference's 16)"),
             );
         }
         if out.is_empty() { Ok(()) } else { Err(out) }
@@ -201,6 +214,9 @@ pub const CONV_KEY: &str = "model.conv_kernel";
 
 /// The key of the number of heads.
 pub const HEADS_KEY: &str = "model.heads";
+
+/// The key of a state space's state size.
+pub const D_STATE_KEY: &str = "model.d_state";
 
 /// A mixer's configured kernel per layer, or empty where it is the mixer's `default` for every
 /// layer (then the serialised config leaves it out and the spec keeps its node ids).

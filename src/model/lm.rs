@@ -278,6 +278,8 @@ mod tests {
             // and its GatedLinearAttention module as zoology configures it.
             (MixerKind::Gla, 16, 138_400),
             (MixerKind::Gla, 64, 627_328),
+            // and mamba_ssm's Mamba2 (d 64 only: mamba_ssm cannot build it at d 16).
+            (MixerKind::Mamba2, 64, 611_084),
         ] {
             let model = ModelConfig::paper(mixer, 8196, d, 2)
                 .init::<Flex>(0, &device)

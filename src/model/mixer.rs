@@ -17,6 +17,7 @@ use super::init::Init;
 use super::kind::{ConfigProblem, ConvKernel, MixerInfo, MixerKeys, MixerKind, MixerOptions};
 use super::kind::{MixerShape, ModelError};
 use super::mamba::{Mamba, MambaConfig};
+use super::mamba2::{Mamba2, Mamba2Config};
 use super::ops::at_positions;
 use super::param_names::{Buffer, ParamTable};
 use super::sites::{NoSites, Sites};
@@ -33,6 +34,7 @@ impl MixerKind {
             MixerKind::Mamba => &super::mamba::INFO,
             MixerKind::DeltaNet => &super::delta_net::INFO,
             MixerKind::Gla => &super::gla::INFO,
+            MixerKind::Mamba2 => &super::mamba2::INFO,
         }
     }
 
@@ -53,6 +55,7 @@ impl MixerKind {
             MixerKind::Mamba => MixerConfig::Mamba(MambaConfig::from_keys(keys, layers)?),
             MixerKind::DeltaNet => MixerConfig::DeltaNet(DeltaNetConfig::from_keys(keys, layers)?),
             MixerKind::Gla => MixerConfig::Gla(GlaConfig::from_keys(keys, layers)?),
+            MixerKind::Mamba2 => MixerConfig::Mamba2(Mamba2Config::from_keys(keys, layers)?),
         })
     }
 
@@ -67,6 +70,7 @@ impl MixerKind {
             MixerKind::Mamba => MixerConfig::Mamba(Default::default()),
             MixerKind::DeltaNet => MixerConfig::DeltaNet(Default::default()),
             MixerKind::Gla => MixerConfig::Gla(Default::default()),
+            MixerKind::Mamba2 => MixerConfig::Mamba2(Default::default()),
         }
     }
 }
@@ -84,6 +88,7 @@ pub enum MixerConfig {
     Mamba(MambaConfig),
     DeltaNet(DeltaNetConfig),
     Gla(GlaConfig),
+    Mamba2(Mamba2Config),
 }
 
 /// `$body` with `$c` bound to the variant's own configuration, whichever mixer it is.
@@ -98,6 +103,7 @@ macro_rules! with_options {
             MixerConfig::Mamba($c) => $body,
             MixerConfig::DeltaNet($c) => $body,
             MixerConfig::Gla($c) => $body,
+            MixerConfig::Mamba2($c) => $body,
         }
     };
 }
@@ -113,6 +119,7 @@ impl MixerConfig {
             MixerConfig::Mamba(_) => MixerKind::Mamba,
             MixerConfig::DeltaNet(_) => MixerKind::DeltaNet,
             MixerConfig::Gla(_) => MixerKind::Gla,
+            MixerConfig::Mamba2(_) => MixerKind::Mamba2,
         }
     }
 
@@ -161,6 +168,7 @@ pub enum Mixer<B: Backend> {
     Mamba(Mamba<B>),
     DeltaNet(DeltaNet<B>),
     Gla(Gla<B>),
+    Mamba2(Mamba2<B>),
 }
 
 impl<B: Backend> Mixer<B> {
@@ -187,6 +195,7 @@ impl<B: Backend> Mixer<B> {
             MixerConfig::Mamba(c) => Mamba::init(shape, c.kernel(layer), init).map(Mixer::Mamba),
             MixerConfig::DeltaNet(c) => DeltaNet::init(shape, c, layer, init).map(Mixer::DeltaNet),
             MixerConfig::Gla(c) => Gla::init(shape, c, init).map(Mixer::Gla),
+            MixerConfig::Mamba2(c) => Mamba2::init(shape, c, layer, init).map(Mixer::Mamba2),
         }
     }
 
@@ -203,6 +212,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::Mamba(x) => x.reference_params(m, t),
             Mixer::DeltaNet(x) => x.reference_params(m, t),
             Mixer::Gla(x) => x.reference_params(m, t),
+            Mixer::Mamba2(x) => x.reference_params(m, t),
         }
     }
 
@@ -235,6 +245,7 @@ impl<B: Backend> Mixer<B> {
             Mixer::Mamba(m) => m.forward_visiting(x_bsd, layer, sites),
             Mixer::DeltaNet(m) => m.forward_visiting(x_bsd, layer, sites),
             Mixer::Gla(m) => m.forward_visiting(x_bsd, layer, sites),
+            Mixer::Mamba2(m) => m.forward_visiting(x_bsd, layer, sites),
         }
     }
 
@@ -255,7 +266,8 @@ impl<B: Backend> Mixer<B> {
             | Mixer::BasedAttention(_)
             | Mixer::Mamba(_)
             | Mixer::DeltaNet(_)
-            | Mixer::Gla(_) => at_positions(self.forward(x_bsd, layer, &mut NoSites), at),
+            | Mixer::Gla(_)
+            | Mixer::Mamba2(_) => at_positions(self.forward(x_bsd, layer, &mut NoSites), at),
         }
     }
 }
@@ -273,7 +285,7 @@ mod tests {
         for kind in MixerKind::ALL {
             let cfg = ModelConfig {
                 max_positions: 16,
-                ..ModelConfig::paper(kind, 26, 16, 2)
+                ..ModelConfig::fitted(kind, 26, 16, 2)
             };
             // Both layers: Based and BaseConv alternate two kinds of layer.
             for layer in 0..2 {

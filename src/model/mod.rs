@@ -7,8 +7,8 @@
 //! Modules import downward only:
 //! `sites` → `kind`, `init`, `runs`, `norm`, `ops`, `long_conv`, `selective_scan`, `delta_rule`,
 //! `gla_rule` (their fused CPU forms share `rule_cpu`), `mlp` →
-//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, `delta_net`,
-//! `gla`: each its
+//! one file per mixer (`attention`, `base_conv`, `based`, `h3`, `hyena`, `mamba`, `mamba2`,
+//! `delta_net`, `gla`: each its
 //! settings type, a [`kind::MixerOptions`], and its module, built by `init(&MixerShape, …)`) →
 //! `mixer` (the [`mixer::MixerConfig`] of every mixer, which module a layer gets) → `config` →
 //! `block` → `lm`.
@@ -33,6 +33,7 @@ pub mod kind;
 pub mod lm;
 pub mod long_conv;
 pub mod mamba;
+pub mod mamba2;
 pub mod mixer;
 pub mod mlp;
 pub mod norm;

@@ -252,7 +252,7 @@ mod tests {
             let cfg = ModelConfig {
                 max_positions: 16,
                 pos_emb: true,
-                ..ModelConfig::paper(kind, 26, 16, 2)
+                ..ModelConfig::fitted(kind, 26, 16, 2)
             };
             let models: Vec<LanguageModel<A>> = (0..runs)
                 .map(|seed| cfg.init::<A>(seed as u64 + 1, &device).unwrap())

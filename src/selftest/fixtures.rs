@@ -37,22 +37,31 @@ pub struct Fixture {
     pub name: &'static str,
     pub mixer: MixerKind,
     pub conv: Conv,
+    /// `model.heads` and `model.d_state` where the fixture sets them (Mamba-2's reference sizes
+    /// do not fit its d_model of 8).
+    pub heads: Option<usize>,
+    pub d_state: Option<usize>,
     bytes: &'static [u8],
 }
 
 macro_rules! fixture {
     ($name:literal, $mixer:expr, $conv:expr) => {
+        fixture!($name, $mixer, $conv, None, None)
+    };
+    ($name:literal, $mixer:expr, $conv:expr, $heads:expr, $d_state:expr) => {
         Fixture {
             name: $name,
             mixer: $mixer,
             conv: $conv,
+            heads: $heads,
+            d_state: $d_state,
             bytes: include_bytes!(concat!("../../tests/fixtures/", $name, ".safetensors")),
         }
     };
 }
 
 /// Every fixture `tests/reference/make_fixtures.py` writes.
-pub static FIXTURES: [Fixture; 12] = [
+pub static FIXTURES: [Fixture; 13] = [
     fixture!("attention", MixerKind::Attention, Conv::Default),
     fixture!("based", MixerKind::Based, Conv::Default),
     fixture!("based_long", MixerKind::Based, Conv::Long),
@@ -65,6 +74,7 @@ pub static FIXTURES: [Fixture; 12] = [
     fixture!("mamba_conv0", MixerKind::Mamba, Conv::Taps(0)),
     fixture!("delta_net", MixerKind::DeltaNet, Conv::Default),
     fixture!("gla", MixerKind::Gla, Conv::Default),
+    fixture!("mamba2", MixerKind::Mamba2, Conv::Default, Some(2), Some(4)),
 ];
 
 /// The fixture called `name`.
@@ -159,14 +169,15 @@ fn compare<B: AutodiffBackend>(f: &Fixture, device: &B::Device) -> Result<Compar
             Conv::Long => Some(vec![ConvKernel::Long(LongConv::Long); 2]),
             Conv::Taps(k) => Some(vec![ConvKernel::Taps(k); 2]),
         },
-        heads: None,
+        heads: f.heads,
+        d_state: f.d_state,
     };
     let mixer = f.mixer.configure(&keys, 2).map_err(|p| format!("{p:?}"))?;
     let config = ModelConfig {
         max_positions: 16,
         init_std: 0.02,
         mixer,
-        ..ModelConfig::paper(f.mixer, 12, 8, 2)
+        ..ModelConfig::fitted(f.mixer, 12, 8, 2)
     };
     let init = config.init::<B>(0, device).map_err(|e| e.to_string())?;
     // The reference module's own state dict (the fixture also holds inputs, outputs and

@@ -19,7 +19,7 @@ fn grid<B: Backend>(mixer: MixerKind, path: PatchPath, device: &B::Device) -> Ve
     let data = task.generate(3, Split::Test, 16);
     let Ok(model) = ModelConfig {
         max_positions: 32,
-        ..ModelConfig::paper(mixer, task.vocab_size(), 16, 2)
+        ..ModelConfig::fitted(mixer, task.vocab_size(), 16, 2)
     }
     .init::<B>(5, device) else {
         return Vec::new();

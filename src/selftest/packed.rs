@@ -53,7 +53,7 @@ fn train<B: AutodiffBackend>(
     let task = super::tiny_ar();
     let model = ModelConfig {
         max_positions: 32,
-        ..ModelConfig::paper(mixer, task.vocab_size(), 16, 2)
+        ..ModelConfig::fitted(mixer, task.vocab_size(), 16, 2)
     };
     let cfgs: Vec<TrainConfig> = (0..2).map(config).collect();
     let data: Vec<(Dataset, Dataset)> = members

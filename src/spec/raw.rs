@@ -535,9 +535,14 @@ pub struct ModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conv_kernel: Option<ConvChoice>,
     /// Heads, where the mixer has them: `delta_net` (a divisor of d_model), `gla` (a divisor of
-    /// d_model/2, its keys' width); default 2 for both, as zoology configures them.
+    /// d_model/2, its keys' width); default 2 for both, as zoology configures them. `mamba2` (a
+    /// divisor of d_inner = 2·d_model; default d_inner/64, mamba_ssm's heads of 64 channels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// State size of each head's state space, where the mixer has a choice: `mamba2` (1–256;
+    /// default 128, mamba_ssm's `Mamba2` default, which the paper's code keeps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_state: Option<usize>,
     /// Weights trained elsewhere, to evaluate instead of training: a safetensors state dict in
     /// the reference's names (what `mechlab export weights` writes, what zoology's modules save),
     /// relative to the file that sets it. It must fit this model exactly (checked at validate:
@@ -615,6 +620,7 @@ impl Default for ModelSpec {
             init_std: d_init_std(),
             conv_kernel: None,
             heads: None,
+            d_state: None,
             weights: None,
         }
     }

@@ -372,6 +372,7 @@ pub fn resolve_model(m: &ModelSpec, vocab_size: usize) -> Result<ModelConfig, Ve
             ConvChoice::PerLayer(list) => list.clone(),
         }),
         heads: m.heads,
+        d_state: m.d_state,
     };
     let info = m.mixer.info();
     Ok(ModelConfig {

@@ -472,7 +472,7 @@ fn check_intervention(
                 m.mixer.name()
             ),
             _ => format!(
-                "only Mamba has a conv_output site; this model's mixer is {}",
+                "only mamba and mamba2 have a conv_output site; this model's mixer is {}",
                 m.mixer.name()
             ),
         };

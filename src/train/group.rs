@@ -633,7 +633,7 @@ mod tests {
         let task = task();
         let model = ModelConfig {
             max_positions: 32,
-            ..ModelConfig::paper(mixer, task.vocab_size(), 16, 2)
+            ..ModelConfig::fitted(mixer, task.vocab_size(), 16, 2)
         };
         let data: Vec<Dataset> = members
             .iter()

@@ -23,6 +23,7 @@ tests/reference/mixers.py (shared with bench/torch_ar.py).
   h3           9     standard  H3                             H3
   delta_net    10    standard  DeltaNet                       DeltaNet
   gla          11    standard  GLA                            GLA
+  mamba2       12    Mamba     Mamba-2, 2 heads, d_state 4     Mamba-2, 2 heads, d_state 4
 
 Common config: vocab V=12, d_model d=8, 2 layers, sequence length L=7,
 l_max=16 (the maximum length: rows of the position embedding, length of the
@@ -219,6 +220,22 @@ gate R = 16, no short convs.
   out = o_proj(o merged back to [b, L, d])
   (the checks compare it with the chunked form of fla's chunk_gla, chunks of 4)
 
+Mamba-2 (both layers of mamba2; mamba_ssm's Mamba2 with bias=False, in Mamba
+blocks): d_inner i = 2d = 16, H = 2 heads of p = 8, d_state N = 4 (the
+reference's 64-wide heads and N = 128 do not fit d = 8), d_conv 4, one group.
+  m.dt_bias [H], m.A_log [H], m.D [H]
+  m.in_proj.weight [2i + 2N + H, d]                                       no bias
+  m.conv1d.weight [i + 2N, 1, 4], m.conv1d.bias [i + 2N]
+  m.norm.weight [i]                       draw: 1 + 0.1 * randn([i])
+  m.out_proj.weight [d, i]                                                no bias
+  z, xBC, dt = split(in_proj(u), [i, i + 2N, H])
+  x, B, C = split(silu(shortconv_4(xBC) + bias), [i, N, N])
+  dt = softplus(dt + dt_bias);  A = -exp(A_log)          per head
+  per head h (x_t[h] = x_t[h*p:(h+1)*p]), S_{-1} = 0 [p, N]:
+    S_t = exp(dt_t A) S_{t-1} + (dt_t x_t[h]) B_t^T;  y_t[h] = S_t C_t + D[h] x_t[h]
+  out = out_proj(RMSNorm(y * silu(z)) over all i channels (eps 1e-5) * norm.weight)
+  (the checks compare it with the state space dual's chunked form, chunks of 4)
+
 Each file holds the weights under their own names (FIXED ones included),
 `input.*`, `output.logits`, `output.loss` (shape [1]) and `grad.<weight name>`
 = d loss / d weight for every trained weight, in this order: weights in
@@ -256,6 +273,8 @@ H3_HEAD_DIM = 2
 DELTA_NET_HEADS = 2
 DELTA_NET_CONV = 4
 GLA_HEADS = 2
+MAMBA2_HEADS = 2
+MAMBA2_STATE = 4
 
 TOKENS = torch.tensor([[1, 4, 7, 5, 9, 2, 3], [1, 3, 8, 6, 10, 2, 11]], dtype=torch.int64)
 QUERY = torch.tensor([3, 5], dtype=torch.int64)
@@ -277,6 +296,7 @@ KINDS = {
     "h3": (9, ("h3", "h3"), "standard"),
     "delta_net": (10, ("delta_net", "delta_net"), "standard"),
     "gla": (11, ("gla", "gla"), "standard"),
+    "mamba2": (12, ("ssd", "ssd"), "mamba"),
 }
 
 
@@ -435,6 +455,18 @@ def mixer_specs(mixer, m):
             (f"{m}.o_norm.weight", (D // h,), norm_weight),
             (f"{m}.o_proj.weight", (D, D), normal),
         ]
+    if mixer == "ssd":
+        i, h, n = 2 * D, MAMBA2_HEADS, MAMBA2_STATE
+        return [
+            (f"{m}.dt_bias", (h,), normal),
+            (f"{m}.A_log", (h,), normal),
+            (f"{m}.D", (h,), normal),
+            (f"{m}.in_proj.weight", (2 * i + 2 * n + h, D), normal),
+            (f"{m}.conv1d.weight", (i + 2 * n, 1, 4), normal),
+            (f"{m}.conv1d.bias", (i + 2 * n,), normal),
+            (f"{m}.norm.weight", (i,), norm_weight),
+            (f"{m}.out_proj.weight", (D, i), normal),
+        ]
     if mixer == "gla":
         r = mixers.GLA_GATE_RANK
         return [
@@ -517,6 +549,8 @@ def run_mixer(mixer, u, p, alt=False):
         return mixers.delta_net(u, p, chunked=alt)
     if mixer == "gla":
         return mixers.gla(u, p, chunked=alt)
+    if mixer == "ssd":
+        return mixers.mamba2(u, p, chunked=alt)
     raise ValueError(mixer)
 
 
@@ -816,6 +850,8 @@ def bench_module(mixer):
         return mixers.DeltaNet(D, heads=DELTA_NET_HEADS, conv=DELTA_NET_CONV)
     if mixer == "gla":
         return mixers.GLA(D, heads=GLA_HEADS)
+    if mixer == "ssd":
+        return mixers.Mamba2(D, d_state=MAMBA2_STATE, headdim=2 * D // MAMBA2_HEADS)
     return None
 
 

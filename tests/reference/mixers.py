@@ -498,6 +498,72 @@ def gla(u, p, chunked=False):
 
 
 # ----------------------------------------------------------------------------
+# Mamba-2 (mamba_ssm's Mamba2, as the paper's code names it: bias=False, defaults otherwise)
+# ----------------------------------------------------------------------------
+
+
+def ssd_recurrent(x, dt, A, B, C):
+    """The SSD recurrence step by step, per head (S [p, n], S_0 = 0), as mamba_ssm's
+    selective_state_update: S_t = exp(dt_t A) S_{t-1} + (dt_t x_t) B_t^T;  y_t = S_t C_t.
+
+    x [b, L, h, p], dt [b, L, h], A [h], B and C [b, L, n] (one group) -> [b, L, h, p].
+    """
+    b, L, h, p = x.shape
+    S = x.new_zeros(b, h, p, B.shape[-1])
+    out = []
+    for t in range(L):
+        decay = torch.exp(dt[:, t] * A)[:, :, None, None]
+        S = decay * S + (dt[:, t, :, None] * x[:, t])[..., :, None] * B[:, t, None, None, :]
+        out.append(torch.einsum("bhpn,bn->bhp", S, C[:, t]))
+    return torch.stack(out, dim=1)
+
+
+def ssd_chunked(x, dt, A, B, C, chunk=4):
+    """The same in the state space dual's chunked form: within a chunk, with a_t = dt_t A and
+    c_t = sum_{r<=t} a_r, y_t = sum_{r<=t} exp(c_t - c_r) (C_t . B_r) dt_r x_r + exp(c_t) S C_t,
+    then S <- exp(c_last) S + sum_r exp(c_last - c_r) (dt_r x_r) B_r^T. Shapes as ssd_recurrent."""
+    b, L, h, p = x.shape
+    S = x.new_zeros(b, h, p, B.shape[-1])
+    out = []
+    for c0 in range(0, L, chunk):
+        xc, dtc, Bc, Cc = x[:, c0:c0 + chunk], dt[:, c0:c0 + chunk], B[:, c0:c0 + chunk], C[:, c0:c0 + chunk]
+        n = xc.shape[1]
+        cum = torch.cumsum(dtc * A, dim=1)  # [b, n, h]
+        causal = torch.tril(torch.ones(n, n, dtype=torch.bool))
+        span = (cum[:, :, None, :] - cum[:, None, :, :]).masked_fill(~causal[None, :, :, None], 0.0)
+        weights = torch.exp(span).masked_fill(~causal[None, :, :, None], 0.0)  # [b, t, r, h]
+        scores = torch.einsum("btn,brn->btr", Cc, Bc)
+        u = dtc[..., None] * xc  # [b, n, h, p]
+        y = torch.einsum("btrh,btr,brhp->bthp", weights, scores, u)
+        y = y + torch.exp(cum)[..., None] * torch.einsum("bhpn,btn->bthp", S, Cc)
+        out.append(y)
+        last = cum[:, -1]  # [b, h]
+        tail = torch.exp(last[:, None, :] - cum)  # [b, n, h]
+        S = torch.exp(last)[:, :, None, None] * S + torch.einsum("brh,brhp,brn->bhpn", tail, u, Bc)
+    return torch.cat(out, dim=1)
+
+
+def mamba2(u, p, chunked=False):
+    """Mamba-2: in_proj (no bias) split [z | x | B | C | dt]; x, B, C through the causal
+    depthwise conv (with bias) and SiLU; dt = softplus(dt + dt_bias); A = -exp(A_log) (per
+    head); the SSD recurrence with B and C shared by the heads; y + D x (D per head);
+    RMSNorm(y * silu(z)) over all inner channels (eps 1e-5) times its weight; out_proj."""
+    b, L, _ = u.shape
+    h = p["dt_bias"].shape[0]
+    inner = p["norm.weight"].shape[0]
+    n = (p["in_proj.weight"].shape[0] - 2 * inner - h) // 2
+    z, xbc, dt = (u @ p["in_proj.weight"].T).split([inner, inner + 2 * n, h], dim=-1)
+    xbc = F.silu(short_conv(xbc, p["conv1d.weight"], p["conv1d.bias"]))
+    x, B, C = xbc.split([inner, n, n], dim=-1)
+    dt = F.softplus(dt + p["dt_bias"])
+    A = -torch.exp(p["A_log"])
+    x = x.reshape(b, L, h, inner // h)
+    y = (ssd_chunked if chunked else ssd_recurrent)(x, dt, A, B, C) + p["D"][:, None] * x
+    y = y.reshape(b, L, inner) * F.silu(z)
+    return rms_norm(y, p["norm.weight"]) @ p["out_proj.weight"].T
+
+
+# ----------------------------------------------------------------------------
 # nn.Modules (for training): parameters under the reference's local names
 # ----------------------------------------------------------------------------
 
@@ -706,3 +772,29 @@ class GLA(Functional):
 
     def forward(self, u):
         return gla(u, self.tensors())
+
+
+class Mamba2(Functional):
+    """mamba_ssm's Mamba2 with bias=False (the paper's mixer table) and its own init: in_proj and
+    out_proj PyTorch's default (zoology divides out_proj by sqrt(layers); the bench's model
+    re-initialises Linears anyway), dt_bias the inverse softplus of a log-uniform dt in
+    [0.001, 0.1], A_log = log U(1, 16), D = 1, norm weight 1. d_state and headdim default to
+    mamba_ssm's 128 and 64."""
+
+    def __init__(self, d, d_state=128, headdim=64, d_conv=4):
+        super().__init__()
+        inner = 2 * d
+        h = inner // headdim
+        assert h * headdim == inner, (d, headdim)
+        dt = torch.exp(torch.rand(h) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3)).clamp(min=1e-4)
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.empty(h).uniform_(1, 16)))
+        self.D = nn.Parameter(torch.ones(h))
+        self.in_proj = nn.Linear(d, 2 * inner + 2 * d_state + h, bias=False)
+        self.conv1d = nn.Conv1d(inner + 2 * d_state, inner + 2 * d_state, d_conv,
+                                groups=inner + 2 * d_state, padding=d_conv - 1)
+        self.norm = RMSNorm(inner)
+        self.out_proj = nn.Linear(inner, d, bias=False)
+
+    def forward(self, u):
+        return mamba2(u, self.tensors())

@@ -84,6 +84,15 @@ def mixer_entries(kind, layer, d, conv):
                 ("q_conv1d.weight", [d, 1, k], p), ("k_conv1d.weight", [d, 1, k], p),
                 ("v_conv1d.weight", [d, 1, k], p), ("o_norm.weight", [d // h], p),
                 ("o_proj.weight", [d, d], p)]
+    if kind == "mamba2":
+        # mamba_ssm 2.2.4's Mamba2(bias=False), defaults: expand 2, d_state 128, one group, d_conv 4;
+        # headdim 64 does not divide d_inner 32 at d 16 (mamba_ssm asserts): there 4 heads of 8.
+        i, n = 2 * d, 128
+        h = i // 64 if i % 64 == 0 else 4
+        return [("dt_bias", [h], p), ("A_log", [h], p), ("D", [h], p),
+                ("in_proj.weight", [2 * i + 2 * n + h, d], p),
+                ("conv1d.weight", [i + 2 * n, 1, conv], p), ("conv1d.bias", [i + 2 * n], p),
+                ("norm.weight", [i], p), ("out_proj.weight", [d, i], p)]
     if kind == "gla":
         h, r = 2, 16  # zoology's add_gla: num_heads 2; fla's gate_low_rank_dim 16, expand_k 0.5
         return [("q_proj.weight", [d // 2, d], p), ("k_proj.weight", [d // 2, d], p),
@@ -97,7 +106,9 @@ def mixer_entries(kind, layer, d, conv):
 def model(name, vocab, d, layers=2):
     """The state dict of the reference's model `name`."""
     mixer, conv = name, 3
-    if name.startswith("mamba"):
+    if name == "mamba2":
+        mixer, conv = "mamba2", 4
+    elif name.startswith("mamba"):
         mixer, conv = "mamba", int(name[len("mamba_conv"):]) if name != "mamba" else 4
     out = [("backbone.embeddings.word_embeddings.weight", [vocab, d], "param")]
     if name == "attention":
@@ -119,7 +130,7 @@ def model(name, vocab, d, layers=2):
                 local = mixer_entries("base_conv_short", l, d, 1 if name == "based_k1" else 3)
         else:
             local = mixer_entries(mixer, l, d, conv)
-        if mixer == "mamba":
+        if mixer in ("mamba", "mamba2"):
             out.append((f"{p}.norm.weight", [d], "param"))
             out += [(f"{seq}.{n}", s, k) for n, s, k in local]
             continue
@@ -146,7 +157,7 @@ PAPER = {
 }
 
 MODELS = ["attention", "based", "base_conv", "h3", "hyena", "mamba",
-          "based_long", "based_k1", "mamba_conv0", "mamba_conv2", "delta_net", "gla"]
+          "based_long", "based_k1", "mamba_conv0", "mamba_conv2", "delta_net", "gla", "mamba2"]
 
 
 def check_against_fla():

@@ -197,7 +197,7 @@ pub fn check_state_dict<B: Backend>(
         .into_iter()
         .filter(|&other| other != mixer)
         .find(|&other| {
-            ModelConfig::paper(other, vocab, d, model.layers.len())
+            ModelConfig::fitted(other, vocab, d, model.layers.len())
                 .init::<B>(0, &device)
                 .is_ok_and(|m| param_names(&m, other).is_subset(&names))
         })
@@ -247,7 +247,7 @@ mod tests {
     fn dict_of(mixer: MixerKind) -> (ModelConfig, HashMap<String, Stored>) {
         let cfg = ModelConfig {
             max_positions: 16,
-            ..ModelConfig::paper(mixer, 12, 8, 2)
+            ..ModelConfig::fitted(mixer, 12, 8, 2)
         };
         let model = cfg.init::<Flex>(1, &Default::default()).unwrap();
         let tensors = read(&encode(&state_dict(&model, mixer), &[])).unwrap();
@@ -312,7 +312,7 @@ mod tests {
             let cfg = ModelConfig {
                 max_positions: 16,
                 init_std: 0.3,
-                ..ModelConfig::paper(mixer, 12, 8, 2)
+                ..ModelConfig::fitted(mixer, 12, 8, 2)
             };
             let device = Default::default();
             let source = cfg.init::<Flex>(1, &device).unwrap();

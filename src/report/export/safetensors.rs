@@ -135,7 +135,7 @@ mod tests {
         ModelConfig {
             max_positions: 16,
             init_std: 0.02,
-            ..ModelConfig::paper(mixer, 12, 8, 2)
+            ..ModelConfig::fitted(mixer, 12, 8, 2)
         }
         .init(1, &Default::default())
         .unwrap()
