@@ -18,7 +18,7 @@ import os
 import subprocess
 import sys
 
-MIXERS = ["attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net", "gla"]
+MIXERS = ["attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net", "gla", "mamba2"]
 
 
 def run_json(cmd, env=None):

@@ -48,6 +48,10 @@ tests/reference/make_fixtures.py) and no position embedding:
              heads, keys d/2, low-rank gate 16, swish output gate through a
              per-head RMSNorm); the recurrence is a sequential loop over
              positions (fla's naive_recurrent_gla)
+  mamba2     mamba_ssm's Mamba2 (bias=False) in Mamba blocks: d_inner 2d, one
+             group, d_conv 4, heads of 64 and d_state 128 where 64 divides 2d,
+             else heads of 8 and d_state 16; the SSD recurrence is a sequential
+             loop over positions
 All other blocks keep the MLP. Long convolutions use rfft/irfft at 2L. Init
 (approximate; this is a speed benchmark): every nn.Linear and the embedding
 N(0, 0.02), biases 0, out_proj and fc2 weights N(0, 0.02 / sqrt(2 * layers)),
@@ -86,7 +90,7 @@ LAYERS = 2
 INIT_STD = 0.02
 MASK_VALUE = -10000.0
 EXPECTED_PARAMS = {64: 689_792, 16: 154_016}  # attention
-MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net", "gla")
+MIXERS = ("attention", "based", "base_conv", "h3", "hyena", "mamba", "delta_net", "gla", "mamba2")
 
 
 def make_batches(rng: np.random.Generator, count: int, batch: int) -> torch.Tensor:
@@ -166,12 +170,12 @@ class Block(nn.Module):
 
 
 class MambaBlock(nn.Module):
-    """``r = r + Mamba(RMSNorm(r))``: no MLP."""
+    """``r = r + Mamba(RMSNorm(r))`` (or Mamba-2's): no MLP."""
 
-    def __init__(self, d: int):
+    def __init__(self, d: int, mixer: nn.Module = None):
         super().__init__()
         self.norm = mixers.RMSNorm(d)
-        self.mixer = mixers.Mamba(d)
+        self.mixer = mixers.Mamba(d) if mixer is None else mixer
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         return r + self.mixer(self.norm(r))
@@ -202,6 +206,15 @@ class Model(nn.Module):
         elif mixer == "mamba":
             self.position_embeddings = None
             self.blocks = nn.ModuleList(MambaBlock(d) for _ in range(layers))
+        elif mixer == "mamba2":
+            # mamba_ssm's heads of 64 and d_state 128 where 64 divides 2d; else heads of 8 and
+            # d_state 16 (mechlab's ModelConfig::fitted).
+            fits = (2 * d) % 64 == 0
+            self.position_embeddings = None
+            self.blocks = nn.ModuleList(
+                MambaBlock(d, mixers.Mamba2(d, d_state=128 if fits else 16, headdim=64 if fits else 8))
+                for _ in range(layers)
+            )
         else:
             self.position_embeddings = None
             self.blocks = nn.ModuleList(

@@ -372,6 +372,27 @@ fn heads_that_do_not_split_the_mixer_name_the_key_line_and_rule() {
         let spec = dir.write("spec.toml", &text);
         dir.ok(&["validate"], &spec);
     }
+    // Mamba-2's reference heads are 64 channels wide: at d_model 16 (d_inner 32) there is no
+    // reference model, and the error says what to set.
+    let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"mamba2\"");
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains("model.heads: mamba2 splits d_inner = 2·d_model = 32 into heads"),
+        "{err}"
+    );
+    assert!(err.contains("set model.heads to a divisor of 32"), "{err}");
+    let text = TINY.replace(
+        "d_model = 16",
+        "d_model = 16\nmixer = \"mamba2\"\nheads = 4\nd_state = 300",
+    );
+    let err = errors_of(&text, &[]);
+    assert!(
+        err.contains(&format!(
+            "{}: model.d_state: mamba2's d_state is 1 to 256, found 300",
+            at(&text, "d_state =")
+        )),
+        "{err}"
+    );
     // Heads mean nothing to Mamba.
     let text = TINY.replace("d_model = 16", "d_model = 16\nmixer = \"mamba\"\nheads = 2");
     let err = errors_of(&text, &[]);

@@ -1,7 +1,7 @@
 //! Training behaviour a user relies on: it learns, it resumes exactly, it reports divergence.
 
 use burn::backend::{Autodiff, Flex};
-use mechlab::model::{MixerKind, ModelConfig};
+use mechlab::model::{MixerKeys, MixerKind, ModelConfig};
 use mechlab::store::checkpoint::{decode, encode};
 use mechlab::task::{ArConfig, ArQuery, Dataset, Split};
 use mechlab::train::{
@@ -294,4 +294,28 @@ fn gla_learns_associative_recall_beyond_the_plateau() {
     let (first, acc, loss) = learning(&metrics);
     assert!(acc > 0.7, "test accuracy {acc}");
     assert!(loss < 0.5 * first, "loss {first} -> {loss}");
+}
+
+/// Mamba-2 (beyond the paper's zoo; 4 heads of 16 channels and 16-wide states at d 32, where
+/// mamba_ssm's 64-wide heads would make one) learns the lookup, after a plateau (0.47 after 300
+/// steps; the PyTorch model of `bench/torch_ar.py` 0.40 after 300, 0.81 after 1,000). Measured:
+/// accuracy 1.0, loss 3.0 → 0.006 after 1,000 steps, 18 s.
+#[test]
+fn mamba2_learns_associative_recall_beyond_the_plateau() {
+    let (train_set, test_set) = data();
+    let keys = MixerKeys {
+        heads: Some(4),
+        d_state: Some(16),
+        ..Default::default()
+    };
+    let model = ModelConfig {
+        max_positions: 64,
+        init_std: 0.02,
+        mixer: MixerKind::Mamba2.configure(&keys, 2).unwrap(),
+        ..ModelConfig::paper(MixerKind::Mamba2, task().vocab_size(), 32, 2)
+    };
+    let metrics = train_to_end(&model, SEED, &config(1000, 3e-3), &train_set, &test_set);
+    let (first, acc, loss) = learning(&metrics);
+    assert!(acc > 0.9, "test accuracy {acc}");
+    assert!(loss < 0.2 * first, "loss {first} -> {loss}");
 }
