@@ -115,8 +115,9 @@ struct Inputs {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
-    /// The log-decays, `[b, s, h·k]` like the keys.
-    g: Vec<f32>,
+    /// The decays `exp(g)` of the log-decays `g`, `[b, s, h·k]` like the keys: taken once, as
+    /// the backward pass reads them twice (recomputing a span, then walking it back).
+    a: Vec<f64>,
 }
 
 impl Inputs {
@@ -130,7 +131,7 @@ impl Inputs {
             q: host(q),
             k: host(k),
             v: host(v),
-            g: host(g),
+            a: host(g).par_iter().map(|&g| (g as f64).exp()).collect(),
         }
     }
 }
@@ -177,14 +178,14 @@ fn step(d: &Dims, x: &Inputs, at: usize, state: &mut [f64], mut out: Option<&mut
     let (kt, qt, gt) = (
         &x.k[at * k..][..k],
         &x.q[at * k..][..k],
-        &x.g[at * k..][..k],
+        &x.a[at * k..][..k],
     );
     let vt = &x.v[at * v..][..v];
     if let Some(acc) = out.as_deref_mut() {
         acc.iter_mut().for_each(|a| *a = 0.0);
     }
     for i in 0..k {
-        let (ai, ki, qi) = ((gt[i] as f64).exp(), kt[i] as f64, qt[i] as f64);
+        let (ai, ki, qi) = (gt[i], kt[i] as f64, qt[i] as f64);
         let row_i = &mut state[i * v..][..v];
         match out.as_deref_mut() {
             Some(acc) => {
@@ -254,7 +255,7 @@ fn backward(d: &Dims, x: &Inputs, kept: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
                     let (qt, kt, lt) = (
                         &x.q[at * k..][..k],
                         &x.k[at * k..][..k],
-                        &x.g[at * k..][..k],
+                        &x.a[at * k..][..k],
                     );
                     let vt = &x.v[at * v..][..v];
                     let got = &go[at * v..][..v];
@@ -262,7 +263,7 @@ fn backward(d: &Dims, x: &Inputs, kept: &[f64], go: &[f32]) -> [Vec<f32>; 4] {
                     for i in 0..k {
                         let gi = &mut g[i * v..][..v];
                         let (qi, ki) = (qt[i] as f64, kt[i] as f64);
-                        let ai = (lt[i] as f64).exp();
+                        let ai = lt[i];
                         // G += q o'ᵀ;  q' = S_t o';  k' = G v;  v' += Gᵀk;  g' = a·Σ G∘S_{t−1}
                         let (mut dq, mut dk, mut da) = (0f64, 0f64, 0f64);
                         for ((((gij, &oj), &sij), &pij), (&vj, gvj)) in gi
