@@ -15,6 +15,8 @@
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::ops::{heads_first, heads_last, in_chunks};
+
 /// Positions per chunk.
 pub const CHUNK: usize = 16;
 
@@ -34,23 +36,13 @@ pub fn delta_rule<B: Backend>(
         return o;
     }
     let [b, s, h] = beta_bsh.dims();
-    let heads_first = |x: Tensor<B, 3>| {
-        let e = x.dims()[2] / h;
-        x.reshape([b, s, h, e])
-            .swap_dims(1, 2)
-            .reshape([b * h, s, e])
-    };
     let o_nsv = delta_rule_chunked(
-        heads_first(q_bsk),
-        heads_first(k_bsk),
-        heads_first(v_bsv),
+        heads_first(q_bsk, h),
+        heads_first(k_bsk, h),
+        heads_first(v_bsv, h),
         beta_bsh.swap_dims(1, 2).reshape([b * h, s, 1]),
     );
-    let [_, _, dv] = o_nsv.dims();
-    o_nsv
-        .reshape([b, h, s, dv])
-        .swap_dims(1, 2)
-        .reshape([b, s, h * dv])
+    heads_last(o_nsv, h)
 }
 
 /// [`delta_rule`] from tensor operations, chunk by chunk (the accelerators' form), on
@@ -72,23 +64,11 @@ pub fn delta_rule_chunked<B: Backend>(
     let m = s.div_ceil(c);
     // Zero padding to whole chunks: a padded position has β = 0 and k = 0, so it changes no
     // state; its outputs are dropped.
-    let pad = |x: Tensor<B, 3>| {
-        let [_, _, w] = x.dims();
-        if m * c == s {
-            x
-        } else {
-            Tensor::cat(vec![x, Tensor::zeros([n, m * c - s, w], &device)], 1)
-        }
-    };
-    let chunks = |x: Tensor<B, 3>| {
-        let [_, _, w] = x.dims();
-        pad(x).reshape([n * m, c, w])
-    };
     let (q, k, v, beta) = (
-        chunks(q_nsk),
-        chunks(k_nsk),
-        chunks(v_nsv),
-        chunks(beta_ns1),
+        in_chunks(q_nsk, c),
+        in_chunks(k_nsk, c),
+        in_chunks(v_nsv, c),
+        in_chunks(beta_ns1, c),
     );
     let strict = lower_ones::<B>(c, false, &device).unsqueeze_dim::<3>(0);
     let a_mcc = beta.clone() * k.clone().matmul(k.clone().swap_dims(1, 2)) * strict;

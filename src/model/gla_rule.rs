@@ -18,6 +18,8 @@
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 
+use super::ops::{heads_first, heads_last, in_chunks};
+
 /// Positions per chunk.
 pub const CHUNK: usize = 16;
 
@@ -36,25 +38,14 @@ pub fn gla_rule<B: Backend>(
     if let Some(o) = super::gla_rule_cpu::try_fused(&q_bsk, &k_bsk, &v_bsv, &g_bsk, heads) {
         return o;
     }
-    let [b, s, _] = q_bsk.dims();
     let h = heads;
-    let heads_first = |x: Tensor<B, 3>| {
-        let e = x.dims()[2] / h;
-        x.reshape([b, s, h, e])
-            .swap_dims(1, 2)
-            .reshape([b * h, s, e])
-    };
     let o_nsv = gla_rule_chunked(
-        heads_first(q_bsk),
-        heads_first(k_bsk),
-        heads_first(v_bsv),
-        heads_first(g_bsk),
+        heads_first(q_bsk, h),
+        heads_first(k_bsk, h),
+        heads_first(v_bsv, h),
+        heads_first(g_bsk, h),
     );
-    let [_, _, dv] = o_nsv.dims();
-    o_nsv
-        .reshape([b, h, s, dv])
-        .swap_dims(1, 2)
-        .reshape([b, s, h * dv])
+    heads_last(o_nsv, h)
 }
 
 /// [`gla_rule`] from tensor operations, chunk by chunk (the accelerators' form), on head-first
@@ -75,19 +66,12 @@ pub fn gla_rule_chunked<B: Backend>(
     let m = s.div_ceil(c);
     // Zero padding to whole chunks: a padded position has k = 0 and no decay (g = 0), so it
     // changes no state; its outputs are dropped.
-    let pad = |x: Tensor<B, 3>| {
-        let [_, _, w] = x.dims();
-        if m * c == s {
-            x
-        } else {
-            Tensor::cat(vec![x, Tensor::zeros([n, m * c - s, w], &device)], 1)
-        }
-    };
-    let chunks = |x: Tensor<B, 3>| {
-        let [_, _, w] = x.dims();
-        pad(x).reshape([n * m, c, w])
-    };
-    let (q, k, v, g) = (chunks(q_nsk), chunks(k_nsk), chunks(v_nsv), chunks(g_nsk));
+    let (q, k, v, g) = (
+        in_chunks(q_nsk, c),
+        in_chunks(k_nsk, c),
+        in_chunks(v_nsv, c),
+        in_chunks(g_nsk, c),
+    );
     let cum = g.cumsum(1);
     // Scores within a chunk: the decay from r to t per key channel, masked to r ≤ t before the
     // exponential (above the diagonal the exponent would be positive).
