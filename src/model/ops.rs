@@ -100,6 +100,42 @@ fn causal_depthwise_conv_runs<B: Backend>(
     y_sw.reshape([s, rb, d]).swap_dims(0, 1)
 }
 
+/// The heads laid side by side in the channels (head `j`: channels `j·e..(j+1)·e`) as rows of
+/// their own, for the linear-attention mixers' tensor forms.
+///
+/// # Shapes
+/// - `x_bsc`: `[b, s, h·e]` → `[b·h, s, e]`
+pub fn heads_first<B: Backend>(x_bsc: Tensor<B, 3>, h: usize) -> Tensor<B, 3> {
+    let [b, s, c] = x_bsc.dims();
+    x_bsc
+        .reshape([b, s, h, c / h])
+        .swap_dims(1, 2)
+        .reshape([b * h, s, c / h])
+}
+
+/// [`heads_first`] undone: `[b·h, s, e]` → `[b, s, h·e]`.
+pub fn heads_last<B: Backend>(x_nse: Tensor<B, 3>, h: usize) -> Tensor<B, 3> {
+    let [n, s, e] = x_nse.dims();
+    x_nse
+        .reshape([n / h, h, s, e])
+        .swap_dims(1, 2)
+        .reshape([n / h, s, h * e])
+}
+
+/// Rows cut into chunks of `c` positions, the last zero-padded: `[n, s, w]` → `[n·m, c, w]`
+/// with `m = ⌈s/c⌉` (the chunked recurrences pad with positions that change no state).
+pub fn in_chunks<B: Backend>(x_nsw: Tensor<B, 3>, c: usize) -> Tensor<B, 3> {
+    let [n, s, w] = x_nsw.dims();
+    let m = s.div_ceil(c);
+    let x = if m * c == s {
+        x_nsw
+    } else {
+        let device = x_nsw.device();
+        Tensor::cat(vec![x_nsw, Tensor::zeros([n, m * c - s, w], &device)], 1)
+    };
+    x.reshape([n * m, c, w])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,40 +177,4 @@ mod tests {
             );
         }
     }
-}
-
-/// The heads laid side by side in the channels (head `j`: channels `j·e..(j+1)·e`) as rows of
-/// their own, for the linear-attention mixers' tensor forms.
-///
-/// # Shapes
-/// - `x_bsc`: `[b, s, h·e]` → `[b·h, s, e]`
-pub fn heads_first<B: Backend>(x_bsc: Tensor<B, 3>, h: usize) -> Tensor<B, 3> {
-    let [b, s, c] = x_bsc.dims();
-    x_bsc
-        .reshape([b, s, h, c / h])
-        .swap_dims(1, 2)
-        .reshape([b * h, s, c / h])
-}
-
-/// [`heads_first`] undone: `[b·h, s, e]` → `[b, s, h·e]`.
-pub fn heads_last<B: Backend>(x_nse: Tensor<B, 3>, h: usize) -> Tensor<B, 3> {
-    let [n, s, e] = x_nse.dims();
-    x_nse
-        .reshape([n / h, h, s, e])
-        .swap_dims(1, 2)
-        .reshape([n / h, s, h * e])
-}
-
-/// Rows cut into chunks of `c` positions, the last zero-padded: `[n, s, w]` → `[n·m, c, w]`
-/// with `m = ⌈s/c⌉` (the chunked recurrences pad with positions that change no state).
-pub fn in_chunks<B: Backend>(x_nsw: Tensor<B, 3>, c: usize) -> Tensor<B, 3> {
-    let [n, s, w] = x_nsw.dims();
-    let m = s.div_ceil(c);
-    let x = if m * c == s {
-        x_nsw
-    } else {
-        let device = x_nsw.device();
-        Tensor::cat(vec![x_nsw, Tensor::zeros([n, m * c - s, w], &device)], 1)
-    };
-    x.reshape([n * m, c, w])
 }
