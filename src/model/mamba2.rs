@@ -109,6 +109,7 @@ impl MixerOptions for Mamba2Config {
         keys.only("mamba2", &[CONV_KEY, HEADS_KEY, D_STATE_KEY])?;
         Ok(Mamba2Config {
             conv: configured_conv(keys, layers, reference_kernel),
+            // Kept as written: the reference's count depends on d_model, which keys do not know.
             heads: keys.heads,
             d_state: keys.d_state.filter(|&n| n != REFERENCE_D_STATE),
         })
