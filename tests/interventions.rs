@@ -34,7 +34,7 @@ fn deep_model_of(mixer: MixerKind, layers: usize) -> LanguageModel<B> {
         max_positions: 16,
         // A large init gives a model whose output depends strongly on every position.
         init_std: 0.5,
-        ..ModelConfig::paper(mixer, task().vocab_size(), 16, layers)
+        ..ModelConfig::fitted(mixer, task().vocab_size(), 16, layers)
     }
     .init(11, &Default::default())
     .unwrap()
@@ -126,7 +126,7 @@ fn sites_of(mixer: MixerKind) -> Vec<Site> {
     Site::BLOCK
         .into_iter()
         .chain(Site::INTERNAL)
-        .filter(|&s| mixer.info().has_site(s, mixer != MixerKind::Mamba))
+        .filter(|&s| mixer.info().has_site(s, mixer.info().default_mlp))
         .collect()
 }
 
@@ -439,7 +439,7 @@ fn cached_path_matches_the_naive_rerun_on_variable_length_atr() {
         let m = ModelConfig {
             max_positions: 64,
             init_std: 0.5,
-            ..ModelConfig::paper(mixer, atr.vocab_size(), 16, 2)
+            ..ModelConfig::fitted(mixer, atr.vocab_size(), 16, 2)
         }
         .init::<B>(2, &Default::default())
         .unwrap();

@@ -34,7 +34,7 @@ fn padding_never_changes_logits_at_real_positions() {
         let model = ModelConfig {
             max_positions: 128,
             init_std: 0.3,
-            ..ModelConfig::paper(mixer, task().vocab_size(), 16, 2)
+            ..ModelConfig::fitted(mixer, task().vocab_size(), 16, 2)
         }
         .init::<B>(3, &device)
         .unwrap();
