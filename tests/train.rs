@@ -280,8 +280,10 @@ fn delta_net_learns_associative_recall_beyond_the_plateau() {
 /// GLA (beyond the paper's zoo) has no short convolution (zoology's `add_gla`), so it must
 /// learn the key → value binding across layers, as attention does: it sits on the plateau
 /// longer (0.47 after 300 and 600 steps at d 32, as the PyTorch reference layer does on the
-/// same task: `bench/torch_ar.py`'s model, 0.46 after 600), then breaks past it (measured:
-/// 0.83 after 2,000 steps, 19 s; the PyTorch model 0.88).
+/// same task: `bench/torch_ar.py`'s model, 0.46 after 600), then breaks past it: 0.83 after
+/// 2,000 steps (the PyTorch model 0.88), where the accelerators' tensor form, whose f32
+/// rounding puts it on another trajectory, is still at 0.51 — the escape is that sensitive.
+/// After 3,000 steps both have solved it (measured: 0.98 fused, 1.0 tensor form; 28 s).
 #[test]
 fn gla_learns_associative_recall_beyond_the_plateau() {
     let (train_set, test_set) = data();
@@ -290,10 +292,10 @@ fn gla_learns_associative_recall_beyond_the_plateau() {
         init_std: 0.02,
         ..ModelConfig::paper(MixerKind::Gla, task().vocab_size(), 32, 2)
     };
-    let metrics = train_to_end(&model, SEED, &config(2000, 3e-3), &train_set, &test_set);
+    let metrics = train_to_end(&model, SEED, &config(3000, 3e-3), &train_set, &test_set);
     let (first, acc, loss) = learning(&metrics);
-    assert!(acc > 0.7, "test accuracy {acc}");
-    assert!(loss < 0.5 * first, "loss {first} -> {loss}");
+    assert!(acc > 0.9, "test accuracy {acc}");
+    assert!(loss < 0.2 * first, "loss {first} -> {loss}");
 }
 
 /// Mamba-2 (beyond the paper's zoo; 4 heads of 16 channels and 16-wide states at d 32, where
