@@ -31,10 +31,10 @@ use super::delta_rule_cpu::try_resumed;
 use super::init::Init;
 use super::kind::{CONV_KEY, ConfigProblem, ConvKernel, HEADS_KEY, MixerInfo, MixerKeys};
 use super::kind::{MixerOptions, MixerShape, ModelError, configured_conv, conv_at, one_per_layer};
-use super::norm::NORM_EPS;
+use super::norm::per_head_rms_norm;
 use super::ops::causal_depthwise_conv_unbiased;
 use super::param_names::ParamTable;
-use super::runs::{linear, scale_channels};
+use super::runs::linear;
 use super::sites::{NoSites, Sites};
 
 /// Heads (zoology's `add_delta_net`: 2).
@@ -286,15 +286,8 @@ impl<B: Backend> DeltaNet<B> {
 
     /// The per-head norm and the out-projection after the rule.
     fn output(&self, o_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, s, d] = o_bsd.dims();
-        let h = self.heads();
-        let e = d / h;
-        let o = o_bsd.reshape([b, s, h, e]);
-        let rms = (o.clone().square().mean_dim(3) + NORM_EPS).sqrt();
-        // Each batch row's positions and heads as rows, so that the norm's weight meets its run.
-        let o_bsd =
-            scale_channels((o / rms).reshape([b, s * h, e]), self.o_norm.val()).reshape([b, s, d]);
-        linear(&self.o_proj, o_bsd)
+        let normed = per_head_rms_norm(o_bsd, self.heads(), self.o_norm.val());
+        linear(&self.o_proj, normed)
     }
 
     /// Its parameters under the reference module's names below prefix `m`, in the module's

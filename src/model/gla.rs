@@ -32,9 +32,9 @@ use super::gla_rule_cpu::try_resumed;
 use super::init::Init;
 use super::kind::ModelError;
 use super::kind::{ConfigProblem, HEADS_KEY, MixerInfo, MixerKeys, MixerOptions, MixerShape};
-use super::norm::NORM_EPS;
+use super::norm::per_head_rms_norm;
 use super::param_names::ParamTable;
-use super::runs::{linear, scale_channels};
+use super::runs::linear;
 use super::sites::{NoSites, Sites};
 
 /// Heads (zoology's `add_gla`: 2).
@@ -230,14 +230,7 @@ impl<B: Backend> Gla<B> {
     /// The per-head norm gated by `silu(g_proj(u))` and the out-projection after the
     /// recurrence.
     fn output(&self, o_bsd: Tensor<B, 3>, u_bsd: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, s, d] = o_bsd.dims();
-        let h = self.heads();
-        let e = d / h;
-        let o = o_bsd.reshape([b, s, h, e]);
-        let rms = (o.clone().square().mean_dim(3) + NORM_EPS).sqrt();
-        // Each batch row's positions and heads as rows, so that the norm's weight meets its run.
-        let normed =
-            scale_channels((o / rms).reshape([b, s * h, e]), self.g_norm.val()).reshape([b, s, d]);
+        let normed = per_head_rms_norm(o_bsd, self.heads(), self.g_norm.val());
         linear(&self.o_proj, normed * silu(linear(&self.g_proj, u_bsd)))
     }
 

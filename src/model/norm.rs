@@ -51,6 +51,21 @@ impl<B: Backend> Norm<B> {
     }
 }
 
+/// RMSNorm over each head's `e` channels of `[R·b, s, h·e]` activations, one weight `[R·e]`
+/// shared by the heads (flash-linear-attention's per-head output norms: DeltaNet's, GLA's).
+pub fn per_head_rms_norm<B: Backend>(
+    x_bsd: Tensor<B, 3>,
+    h: usize,
+    weight: Tensor<B, 1>,
+) -> Tensor<B, 3> {
+    let [b, s, d] = x_bsd.dims();
+    let e = d / h;
+    let x = x_bsd.reshape([b, s, h, e]);
+    let rms = (x.clone().square().mean_dim(3) + NORM_EPS).sqrt();
+    // Each batch row's positions and heads as rows, so that the norm's weight meets its run.
+    scale_channels((x / rms).reshape([b, s * h, e]), weight).reshape([b, s, d])
+}
+
 /// LayerNorm with each run's γ and β. In inference one run is burn's own (the backend's fused
 /// kernel where it has one). Training always runs burn's reference decomposition with γ and β
 /// laid out per run, whatever the number of runs: the same operations on the same shapes per
