@@ -16,8 +16,8 @@
 //! out = out_proj(RMSNorm(y ⊙ silu(z)) · w)   (the norm over all i channels, ε 1e−5)
 //! ```
 //! i = 2·d. The recurrence is GLA's with `q = C`, `k = B`, `v = Δ·x` and the log-decay `Δ·A` on
-//! every key channel, so it runs through [`super::gla_rule`] (fused on the CPU, chunked
-//! elsewhere). d_model 16 with the reference's heads of 64 channels has no reference model
+//! every key channel: [`super::ssd_rule`] runs it (a fused operation of its own on the CPU,
+//! GLA's chunked form elsewhere). d_model 16 with the reference's heads of 64 channels has no reference model
 //! (mamba_ssm asserts); `model.heads` sets them.
 //!
 //! Shape letters: b batch, s sequence, d model width, i inner width, n state, h heads, k taps.
@@ -29,7 +29,6 @@ use burn::tensor::{Tensor, TensorData, backend::Backend};
 
 use serde::Serialize;
 
-use super::gla_rule::gla_rule;
 use super::init::Init;
 use super::kind::one_per_layer;
 use super::kind::{CONV_KEY, ConfigProblem, ConvKernel, D_STATE_KEY, HEADS_KEY, MixerInfo};
@@ -39,6 +38,7 @@ use super::ops::causal_depthwise_conv;
 use super::param_names::ParamTable;
 use super::runs::{linear, scale_channels, shift_channels};
 use super::sites::{NoSites, Site, Sites};
+use super::ssd_rule::ssd_rule;
 
 /// d_inner = EXPAND·d_model (reference: 2).
 pub const EXPAND: usize = 2;
@@ -307,18 +307,8 @@ impl<B: Backend> Mamba2<B> {
         let c_bsn = xbc.slice([0..b, 0..s, inner + n..inner + 2 * n]);
         let dt = softplus(shift_channels(dt_raw, self.dt_bias.val()), 1.0);
         let decay = scale_channels(dt.clone(), self.a_log.val().exp().neg());
-        // B and C are shared by the heads (one group); the decay by a head's N key channels.
-        let per_head = |t: Tensor<B, 3>, width: usize| {
-            let [_, _, w] = t.dims();
-            t.reshape([b, s, w / width, 1, width])
-                .repeat_dim(3, if width == 1 { n } else { h })
-                .reshape([b, s, h * if width == 1 { n } else { width }])
-        };
-        let q = per_head(c_bsn, n);
-        let k = per_head(b_bsn, n);
-        let g = per_head(decay, 1);
         let v = (x.clone().reshape([b, s, h, p]) * dt.reshape([b, s, h, 1])).reshape([b, s, inner]);
-        let y = gla_rule(q, k, v, g, h);
+        let y = ssd_rule(c_bsn, b_bsn, v, decay);
         self.output(y, x, z)
     }
 

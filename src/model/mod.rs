@@ -18,6 +18,7 @@ pub mod base_conv;
 pub mod based;
 pub mod block;
 pub mod config;
+pub mod conv_cpu;
 pub mod cpu_ops;
 pub mod delta_net;
 pub mod delta_rule;
@@ -44,6 +45,8 @@ pub mod runs;
 pub mod scan_cpu;
 pub mod selective_scan;
 pub mod sites;
+pub mod ssd_rule;
+pub mod ssd_rule_cpu;
 pub mod xent_cpu;
 
 pub use config::ModelConfig;

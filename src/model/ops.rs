@@ -72,6 +72,9 @@ fn causal_depthwise_conv_runs<B: Backend>(
     bias_d: Option<Tensor<B, 1>>,
     runs: usize,
 ) -> Tensor<B, 3> {
+    if let Some(y) = super::conv_cpu::try_fused(&u_bsd, &w_dk, bias_d.as_ref()) {
+        return y;
+    }
     let [rb, s, d] = u_bsd.dims();
     let [rd, k] = w_dk.dims();
     let device = u_bsd.device();
