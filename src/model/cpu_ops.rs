@@ -60,7 +60,12 @@ pub fn cast<T: Any, U: Any>(t: T) -> Option<U> {
         .map(|b| *b)
 }
 
-/// A `flex` tensor's values on the host (a copy: the CPU backend's memory is the host's).
+/// A `flex` tensor's values on the host: its own buffer when the tensor is contiguous and not
+/// shared (no copy), one copy otherwise (`into_data` copies shared or strided tensors;
+/// `to_vec` would copy once more).
 pub fn host<const D: usize>(t: Tensor<Flex, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().to_vec().expect("f32 tensor")
+    t.into_data()
+        .convert::<f32>()
+        .into_vec()
+        .expect("f32 tensor")
 }

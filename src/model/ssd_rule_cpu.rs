@@ -253,10 +253,16 @@ fn backward(d: &Dims, x: &Inputs, kept: &[f32], gy: &[f32]) -> [Vec<f32>; 4] {
         .zip(gv.par_chunks_mut(s * h * p))
         .zip(gg.par_chunks_mut(s * h))
         .enumerate()
-        .for_each(|(row, (((gc, gb), gv), gg))| {
-            let out = RowGrads { gc, gb, gv, gg };
-            backward_row(d, x, &kept[row * per_row..][..per_row], gy, row, out)
-        });
+        // Scratch buffers per worker, not per row: a span of states is half a megabyte at
+        // Mamba-2's sizes, and fresh pages cost the kernel's zeroing each time.
+        .for_each_init(
+            || Scratch::new(d),
+            |scratch, (row, (((gc, gb), gv), gg))| {
+                let out = RowGrads { gc, gb, gv, gg };
+                let kept = &kept[row * per_row..][..per_row];
+                backward_row(d, x, kept, gy, row, out, scratch)
+            },
+        );
     [gc, gb, gv, gg]
 }
 
@@ -268,34 +274,74 @@ struct RowGrads<'a> {
     gg: &'a mut [f32],
 }
 
+/// A worker's buffers for [`backward_row_body`]: zero and running gradient states `[n, p]`, and
+/// a span's recomputed states `[SPAN, n, p]`.
+struct Scratch {
+    zero: Vec<f32>,
+    g: Vec<f32>,
+    span: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(d: &Dims) -> Self {
+        let state = d.n * d.p;
+        Scratch {
+            zero: vec![0f32; state],
+            g: vec![0f32; state],
+            span: vec![0f32; SPAN * state],
+        }
+    }
+}
+
 /// Runs [`backward_row_body`] compiled for AVX2 when the CPU has it (the same bits either way).
-fn backward_row(d: &Dims, x: &Inputs, kept: &[f32], gy: &[f32], row: usize, out: RowGrads) {
+fn backward_row(
+    d: &Dims,
+    x: &Inputs,
+    kept: &[f32],
+    gy: &[f32],
+    row: usize,
+    out: RowGrads,
+    scratch: &mut Scratch,
+) {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { backward_row_avx2(d, x, kept, gy, row, out) };
+        return unsafe { backward_row_avx2(d, x, kept, gy, row, out, scratch) };
     }
-    backward_row_body(d, x, kept, gy, row, out)
+    backward_row_body(d, x, kept, gy, row, out, scratch)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn backward_row_avx2(d: &Dims, x: &Inputs, kept: &[f32], gy: &[f32], row: usize, out: RowGrads) {
-    backward_row_body(d, x, kept, gy, row, out)
+fn backward_row_avx2(
+    d: &Dims,
+    x: &Inputs,
+    kept: &[f32],
+    gy: &[f32],
+    row: usize,
+    out: RowGrads,
+    scratch: &mut Scratch,
+) {
+    backward_row_body(d, x, kept, gy, row, out, scratch)
 }
 
 // The lane loops index several blocks at once, one statement per operation, which is what the
 // compiler turns into one vector instruction each.
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn backward_row_body(d: &Dims, x: &Inputs, kept: &[f32], gy: &[f32], row: usize, out: RowGrads) {
+fn backward_row_body(
+    d: &Dims,
+    x: &Inputs,
+    kept: &[f32],
+    gy: &[f32],
+    row: usize,
+    out: RowGrads,
+    scratch: &mut Scratch,
+) {
     let Dims { s, h, n, p, .. } = *d;
     let RowGrads { gc, gb, gv, gg } = out;
     let n_kept = s / SPAN;
-    let zero = vec![0f32; n * p];
-    let mut g = vec![0f32; n * p];
-    // A span's states, recomputed from the one kept before it.
-    let mut span = vec![0f32; SPAN * n * p];
+    let Scratch { zero, g, span } = scratch;
     for hh in 0..h {
         g.fill(0.0);
         for t in (0..s).rev() {
@@ -350,24 +396,28 @@ fn backward_row_body(d: &Dims, x: &Inputs, kept: &[f32], gy: &[f32], row: usize,
                     let dv8: &mut [f32; LANES] = dv8.try_into().expect("a block of lanes");
                     let [st8, sp8, dy8, v8]: [&[f32; LANES]; 4] =
                         [st8, sp8, dy8, v8].map(|x| x.try_into().expect("a block of lanes"));
+                    // Local copies: with G and v' in registers the compiler need not assume
+                    // the two blocks overlap (it scalarised the loop when they were slices).
+                    let (mut gl, mut dvl) = (*gi8, *dv8);
                     for l in 0..LANES {
                         dc[l] += st8[l] * dy8[l];
                     }
                     for l in 0..LANES {
-                        gi8[l] += ci * dy8[l];
+                        gl[l] += ci * dy8[l];
                     }
                     for l in 0..LANES {
-                        db[l] += gi8[l] * v8[l];
+                        db[l] += gl[l] * v8[l];
                     }
                     for l in 0..LANES {
-                        dv8[l] += gi8[l] * bi;
+                        dvl[l] += gl[l] * bi;
                     }
                     for l in 0..LANES {
-                        da[l] += gi8[l] * sp8[l];
+                        da[l] += gl[l] * sp8[l];
                     }
                     for l in 0..LANES {
-                        gi8[l] *= a;
+                        gl[l] *= a;
                     }
+                    (*gi8, *dv8) = (gl, dvl);
                 }
                 // The remainder, lane by lane in the same order.
                 for j in whole..p {
@@ -511,7 +561,7 @@ mod tests {
                 gv: &mut gv,
                 gg: &mut gg,
             };
-            backward_row_body(&d, &x, &kept_row, &gy, row, out);
+            backward_row_body(&d, &x, &kept_row, &gy, row, out, &mut Scratch::new(&d));
             for (mine, all, width) in [
                 (&gc, &grads[0], s * n),
                 (&gb, &grads[1], s * n),
