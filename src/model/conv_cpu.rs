@@ -41,6 +41,7 @@ pub fn try_fused<B: Backend>(
     u_bsd: &Tensor<B, 3>,
     w_dk: &Tensor<B, 2>,
     bias_d: Option<&Tensor<B, 1>>,
+    silu: bool,
 ) -> Option<Tensor<B, 3>> {
     if !fused_enabled() {
         return None;
@@ -53,7 +54,7 @@ pub fn try_fused<B: Backend>(
             Some(b) => Some(view::<_, Tensor<A, 1>>(b)?.clone()),
             None => None,
         };
-        return cast(conv_autodiff(u.clone(), w.clone(), bias));
+        return cast(conv_autodiff(u.clone(), w.clone(), bias, silu));
     }
     let (Some(u), Some(w)) = (
         view::<_, Tensor<Flex, 3>>(u_bsd),
@@ -67,12 +68,15 @@ pub fn try_fused<B: Backend>(
     };
     let dims = Dims::of(u.dims(), w.dims());
     let u_host = host(u.clone());
-    let y = forward(
+    let mut y = forward(
         &dims,
         &u_host,
         &taps(&dims, &host(w.clone())),
         bias.as_deref(),
     );
+    if silu {
+        y.par_iter_mut().for_each(|x| *x = silu_f32(*x));
+    }
     cast(Tensor::<Flex, 3>::from_data(
         TensorData::new(y, u.dims()),
         &u.device(),
@@ -100,6 +104,31 @@ impl Dims {
             k,
         }
     }
+}
+
+/// `flex`'s logistic function, expression for expression (`burn_flex::ops::activation`), so that
+/// the fused SiLU's values are burn's `silu` (`x·sigmoid(x)`) bit for bit.
+#[inline]
+fn sigmoid_f32(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+#[inline]
+fn silu_f32(x: f32) -> f32 {
+    x * sigmoid_f32(x)
+}
+
+/// SiLU's gradient as burn's autodiff takes it through `x·sigmoid(x)`: the product's `g·s` plus
+/// the logistic function's `((g·x)·s)·(1 − s)`.
+#[inline]
+fn silu_backward_f32(x: f32, g: f32) -> f32 {
+    let s = sigmoid_f32(x);
+    g * s + g * x * s * (1.0 - s)
 }
 
 /// The weights `[R·d, k]` tap-major, `[R, k, d]`: a tap's weights for a run's channels side by
@@ -217,6 +246,8 @@ fn backward(dims: &Dims, u: &[f32], taps: &[f32], gy: &[f32]) -> [Vec<f32>; 3] {
 #[derive(Debug, Clone)]
 struct Saved {
     dims: Dims,
+    /// The convolution's output before the SiLU, when one follows.
+    pre_silu: Option<Arc<Vec<f32>>>,
     u: Arc<Vec<f32>>,
     taps: Arc<Vec<f32>>,
     w_dims: [usize; 2],
@@ -232,6 +263,7 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
         let Saved {
             dims,
+            pre_silu,
             u,
             taps,
             w_dims,
@@ -240,6 +272,14 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
         let gy = host(Tensor::<Flex, 3>::from_primitive(TensorPrimitive::Float(
             gy,
         )));
+        let gy = match pre_silu {
+            Some(pre) => pre
+                .par_iter()
+                .zip(gy.par_iter())
+                .map(|(&x, &g)| silu_backward_f32(x, g))
+                .collect(),
+            None => gy,
+        };
         let [gu, gw, gb] = backward(&dims, &u, &taps, &gy);
         let device = Default::default();
         let results = [
@@ -261,19 +301,31 @@ impl<const N: usize> Backward<Flex, N> for ConvBackward<N> {
     }
 }
 
-fn conv_autodiff(u: Tensor<A, 3>, w: Tensor<A, 2>, bias: Option<Tensor<A, 1>>) -> Tensor<A, 3> {
+fn conv_autodiff(
+    u: Tensor<A, 3>,
+    w: Tensor<A, 2>,
+    bias: Option<Tensor<A, 1>>,
+    silu: bool,
+) -> Tensor<A, 3> {
     let dims = Dims::of(u.dims(), w.dims());
     let w_dims = w.dims();
     let device = u.device();
     let u_host = host(u.clone().inner());
     let taps = taps(&dims, &host(w.clone().inner()));
     let bias_host = bias.as_ref().map(|b| host(b.clone().inner()));
-    let y = forward(&dims, &u_host, &taps, bias_host.as_deref());
+    let pre = forward(&dims, &u_host, &taps, bias_host.as_deref());
+    let (y, pre_silu) = if silu {
+        let y = pre.par_iter().map(|&x| silu_f32(x)).collect();
+        (y, Some(Arc::new(pre)))
+    } else {
+        (pre, None)
+    };
     let y = Tensor::<Flex, 3>::from_data(TensorData::new(y, [dims.rows, dims.s, dims.d]), &device)
         .into_primitive()
         .tensor();
     let saved = Saved {
         dims,
+        pre_silu,
         u: Arc::new(u_host),
         taps: Arc::new(taps),
         w_dims,
@@ -308,22 +360,24 @@ mod tests {
     use super::*;
     use crate::model::cpu_ops::with_fused;
     use crate::model::init::Init;
-    use crate::model::ops::{causal_depthwise_conv, causal_depthwise_conv_unbiased};
+    use crate::model::ops::{causal_depthwise_conv, causal_depthwise_conv_silu};
 
     fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
         t.into_data().convert::<f32>().to_vec().unwrap()
     }
 
-    /// Values bit for bit the tensor form's, and gradients (u, w, bias) within f32 rounding
-    /// (the tensor form sums the weights' gradients in another order), with and without a bias,
-    /// for one run and three packed runs, sequences shorter and longer than the taps.
+    /// Values bit for bit the tensor form's (and burn's SiLU's), and gradients (u, w, bias)
+    /// within f32 rounding (the tensor form sums the weights' gradients in another order): with
+    /// a bias and no SiLU (BaseConv's, Hyena's), with both (Mamba's, Mamba-2's), SiLU without a
+    /// bias (DeltaNet's), for one run and three packed runs, sequences shorter and longer than
+    /// the taps.
     #[test]
     fn fused_equals_the_tensor_form() {
         let device = Default::default();
         for (runs, b, d) in [(1, 3, 5), (3, 2, 4)] {
             for k in 1..=4 {
                 for s in [1, 2, 9] {
-                    for biased in [true, false] {
+                    for (biased, with_silu) in [(true, false), (true, true), (false, true)] {
                         let run = |fused: bool| {
                             let mut init = Init::<A>::new(7, 1.0, &device);
                             let u = init.normal([runs * b, s, d], 1.0).require_grad();
@@ -331,10 +385,11 @@ mod tests {
                             let bias = init.normal([runs * d], 1.0).require_grad();
                             let weights = init.normal([runs * b, s, d], 1.0);
                             let y = with_fused(fused, || {
-                                if biased {
-                                    causal_depthwise_conv(u.clone(), w.clone(), bias.clone())
+                                let b = biased.then(|| bias.clone());
+                                if with_silu {
+                                    causal_depthwise_conv_silu(u.clone(), w.clone(), b)
                                 } else {
-                                    causal_depthwise_conv_unbiased(u.clone(), w.clone())
+                                    causal_depthwise_conv(u.clone(), w.clone(), bias.clone())
                                 }
                             });
                             let grads = (y.clone() * weights).sum().backward();
@@ -348,7 +403,10 @@ mod tests {
                             out
                         };
                         let (fused, generic) = (run(true), run(false));
-                        assert_eq!(fused[0], generic[0], "values, runs {runs} k {k} s {s}");
+                        assert_eq!(
+                            fused[0], generic[0],
+                            "values, runs {runs} k {k} s {s} silu {with_silu}"
+                        );
                         for (name, (a, e)) in ["u", "w", "bias"]
                             .iter()
                             .zip(fused[1..].iter().zip(&generic[1..]))
@@ -356,7 +414,8 @@ mod tests {
                             for (i, (&a, &e)) in a.iter().zip(e).enumerate() {
                                 assert!(
                                     (a - e).abs() <= 1e-5 * e.abs().max(1.0),
-                                    "∂{name}[{i}] runs {runs} k {k} s {s} bias {biased}: {a} vs {e}"
+                                    "∂{name}[{i}] runs {runs} k {k} s {s} bias {biased} silu {with_silu}: \
+                                     {a} vs {e}"
                                 );
                             }
                         }

@@ -21,7 +21,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::activation::{sigmoid, silu};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::{Tensor, backend::Backend};
 
 use serde::Serialize;
@@ -32,7 +32,7 @@ use super::init::Init;
 use super::kind::{CONV_KEY, ConfigProblem, ConvKernel, HEADS_KEY, MixerInfo, MixerKeys};
 use super::kind::{MixerOptions, MixerShape, ModelError, configured_conv, conv_at, one_per_layer};
 use super::norm::per_head_rms_norm;
-use super::ops::causal_depthwise_conv_unbiased;
+use super::ops::causal_depthwise_conv_silu;
 use super::param_names::ParamTable;
 use super::runs::linear;
 use super::sites::{NoSites, Sites};
@@ -266,10 +266,11 @@ impl<B: Backend> DeltaNet<B> {
             }
         };
         let branch = |proj: &Linear<B>, conv: &Param<Tensor<B, 2>>| {
-            silu(window(causal_depthwise_conv_unbiased(
+            window(causal_depthwise_conv_silu(
                 linear(proj, u_bsd.clone()),
                 conv.val(),
-            )))
+                None,
+            ))
         };
         // Per-head statistics on a `[b, s, h, e]` view of the channels: no head is moved.
         let unit = |x: Tensor<B, 3>| {

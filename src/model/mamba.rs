@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::init::Init;
 use super::kind::{CONV_KEY, ConfigProblem, MixerInfo, MixerKeys, MixerOptions, one_per_layer};
 use super::kind::{ConvKernel, MixerShape, ModelError, configured_conv, conv_at};
-use super::ops::causal_depthwise_conv;
+use super::ops::causal_depthwise_conv_silu;
 use super::param_names::{Buffer, Layout, ParamTable, Slot};
 use super::runs::{linear, scale_channels};
 use super::scan_cpu;
@@ -308,15 +308,15 @@ impl<B: Backend> Mamba<B> {
         let x_bsi = xz_bs2i.clone().slice([0..b, 0..s, 0..i]);
         let z_bsi = xz_bs2i.slice([0..b, prefix..s, i..2 * i]);
         let x_bsi = match &self.conv1d {
-            Some(c) => causal_depthwise_conv(x_bsi, c.weight.val(), c.bias.val()),
-            None => x_bsi,
+            Some(c) => causal_depthwise_conv_silu(x_bsi, c.weight.val(), Some(c.bias.val())),
+            None => silu(x_bsi),
         };
         let s = s - prefix;
-        let x_bsi = silu(if prefix > 0 {
+        let x_bsi = if prefix > 0 {
             x_bsi.slice([0..b, prefix..prefix + s, 0..i])
         } else {
             x_bsi
-        });
+        };
         let x_bsi = sites.visit(layer, Site::ConvOutput, x_bsi);
         let dbc = linear(&self.x_proj, x_bsi.clone());
         let dt_bsr = dbc.clone().slice([0..b, 0..s, 0..r]);

@@ -34,7 +34,7 @@ use super::kind::one_per_layer;
 use super::kind::{CONV_KEY, ConfigProblem, ConvKernel, D_STATE_KEY, HEADS_KEY, MixerInfo};
 use super::kind::{MixerKeys, MixerOptions, MixerShape, ModelError, configured_conv, conv_at};
 use super::norm::NORM_EPS;
-use super::ops::causal_depthwise_conv;
+use super::ops::causal_depthwise_conv_silu;
 use super::param_names::ParamTable;
 use super::runs::{linear, scale_channels, shift_channels};
 use super::sites::{NoSites, Site, Sites};
@@ -165,14 +165,14 @@ impl MixerOptions for Mamba2Config {
         out
     }
 
-    /// The fused CPU recurrence keeps a state every 16 positions (`n·i` f64 values per head
-    /// group, two floats each); the chunked form a `[16, n]` decay per head and position. The
-    /// `B`/`C`/decay broadcasts to every head add `3·h·n` per position.
+    /// The fused CPU recurrence keeps an f32 state every 16 positions (`n·i` values per batch
+    /// row); the chunked form a `[16, n]` decay per head and position, and its `B`/`C`/decay
+    /// broadcasts to every head add `3·h·n` per position.
     fn activations(&self, shape: &MixerShape, batch: f64, seq: f64) -> f64 {
         let inner = (EXPAND * shape.d_model) as f64;
         let n = self.d_state() as f64;
         let h = self.heads(shape.d_model).max(1) as f64;
-        batch * seq * (2.0 * n * inner / 16.0 + 16.0 * h * n + 3.0 * h * n + 4.0 * inner)
+        batch * seq * (n * inner / 16.0 + 16.0 * h * n + 3.0 * h * n + 4.0 * inner)
     }
 }
 
@@ -296,11 +296,8 @@ impl<B: Backend> Mamba2<B> {
         let z = zxbcdt.clone().slice([0..b, 0..s, 0..inner]);
         let xbc = zxbcdt.clone().slice([0..b, 0..s, inner..2 * inner + 2 * n]);
         let dt_raw = zxbcdt.slice([0..b, 0..s, 2 * inner + 2 * n..2 * inner + 2 * n + h]);
-        let xbc = silu(causal_depthwise_conv(
-            xbc,
-            self.conv_weight.val(),
-            self.conv_bias.val(),
-        ));
+        let xbc =
+            causal_depthwise_conv_silu(xbc, self.conv_weight.val(), Some(self.conv_bias.val()));
         let xbc = sites.visit(layer, Site::ConvOutput, xbc);
         let x = xbc.clone().slice([0..b, 0..s, 0..inner]);
         let b_bsn = xbc.clone().slice([0..b, 0..s, inner..inner + n]);

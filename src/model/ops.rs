@@ -35,7 +35,8 @@ pub fn int_tensor<B: Backend, const D: usize>(
 
 /// `y[t] = Σ_j w[j]·u[t − (k−1) + j] + bias`, with `u` zero before the start: PyTorch's
 /// `Conv1d(padding = k − 1)` truncated to the first `s` outputs (cross-correlation order). With
-/// several runs ([`super::runs`]), run `r`'s rows use run `r`'s taps.
+/// several runs ([`super::runs`]), run `r`'s rows use run `r`'s taps. On the CPU one fused
+/// operation ([`super::conv_cpu`], the same values bit for bit).
 ///
 /// # Shapes
 /// - `u_bsd`: `[R·b, s, d]`, `w_dk`: `[R·d, k]`, `bias_d`: `[R·d]` → `[R·b, s, d]`
@@ -49,17 +50,23 @@ pub fn causal_depthwise_conv<B: Backend>(
     causal_depthwise_conv_runs(u_bsd, w_dk, Some(bias_d), super::runs::runs_of(rd, d))
 }
 
-/// [`causal_depthwise_conv`] without a bias (flash-linear-attention's `ShortConvolution`).
+/// `silu(causal_depthwise_conv(u, w, bias))` (bias optional): Mamba's, Mamba-2's and DeltaNet's
+/// convolutions. On the CPU one fused operation (the same values bit for bit).
 ///
 /// # Shapes
-/// - `u_bsd`: `[R·b, s, d]`, `w_dk`: `[R·d, k]` → `[R·b, s, d]`
-pub fn causal_depthwise_conv_unbiased<B: Backend>(
+/// - `u_bsd`: `[R·b, s, d]`, `w_dk`: `[R·d, k]`, `bias_d`: `[R·d]` → `[R·b, s, d]`
+pub fn causal_depthwise_conv_silu<B: Backend>(
     u_bsd: Tensor<B, 3>,
     w_dk: Tensor<B, 2>,
+    bias_d: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 3> {
+    if let Some(y) = super::conv_cpu::try_fused(&u_bsd, &w_dk, bias_d.as_ref(), true) {
+        return y;
+    }
     let [_, _, d] = u_bsd.dims();
     let [rd, _] = w_dk.dims();
-    causal_depthwise_conv_runs(u_bsd, w_dk, None, super::runs::runs_of(rd, d))
+    let runs = super::runs::runs_of(rd, d);
+    burn::tensor::activation::silu(causal_depthwise_conv_runs(u_bsd, w_dk, bias_d, runs))
 }
 
 /// [`causal_depthwise_conv`], time-major: a time slice of `[s, R·b·d]` is contiguous, and each
@@ -72,7 +79,7 @@ fn causal_depthwise_conv_runs<B: Backend>(
     bias_d: Option<Tensor<B, 1>>,
     runs: usize,
 ) -> Tensor<B, 3> {
-    if let Some(y) = super::conv_cpu::try_fused(&u_bsd, &w_dk, bias_d.as_ref()) {
+    if let Some(y) = super::conv_cpu::try_fused(&u_bsd, &w_dk, bias_d.as_ref(), false) {
         return y;
     }
     let [rb, s, d] = u_bsd.dims();
