@@ -53,6 +53,16 @@ pub fn view<T: Any, U: Any>(t: &T) -> Option<&U> {
     (t as &dyn Any).downcast_ref::<U>()
 }
 
+/// All of `ts` seen as `U`, when every one is one: a fused operation's inputs, which run fused
+/// only together.
+pub fn view_all<T: Any, U: Any, const N: usize>(ts: [&T; N]) -> Option<[&U; N]> {
+    let mut out = Vec::with_capacity(N);
+    for t in ts {
+        out.push(view::<T, U>(t)?);
+    }
+    out.try_into().ok()
+}
+
 /// `t` as type `U`, which it is when the caller's downcast of the same generic value succeeded.
 pub fn cast<T: Any, U: Any>(t: T) -> Option<U> {
     (Box::new(t) as Box<dyn Any>)

@@ -34,7 +34,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
+use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view_all};
 use super::rule_cpu::Dims;
 
 /// The delta rule on `flex` (training or inference) as one fused operation, or `None` for any
@@ -51,12 +51,7 @@ pub fn try_fused<B: Backend>(
     if !fused_enabled() {
         return None;
     }
-    if let (Some(q), Some(k), Some(v), Some(b)) = (
-        view::<_, Tensor<A, 3>>(q_bsk),
-        view::<_, Tensor<A, 3>>(k_bsk),
-        view::<_, Tensor<A, 3>>(v_bsv),
-        view::<_, Tensor<A, 3>>(beta_bsh),
-    ) {
+    if let Some([q, k, v, b]) = view_all::<_, Tensor<A, 3>, 4>([q_bsk, k_bsk, v_bsv, beta_bsh]) {
         return cast(rule_autodiff(q.clone(), k.clone(), v.clone(), b.clone()));
     }
     // Inference: the same forward from zero states.
@@ -80,14 +75,7 @@ pub fn try_resumed<B: Backend>(
     if !fused_enabled() {
         return None;
     }
-    let (Some(q), Some(k), Some(v), Some(b)) = (
-        view::<_, Tensor<Flex, 3>>(q_bsk),
-        view::<_, Tensor<Flex, 3>>(k_bsk),
-        view::<_, Tensor<Flex, 3>>(v_bsv),
-        view::<_, Tensor<Flex, 3>>(beta_bsh),
-    ) else {
-        return None;
-    };
+    let [q, k, v, b] = view_all::<_, Tensor<Flex, 3>, 4>([q_bsk, k_bsk, v_bsv, beta_bsh])?;
     let dims = Dims::of(q.dims(), v.dims(), b.dims()[2]);
     if s0.is_some_and(|s0| s0.len() != dims.b * dims.h * dims.state()) {
         return None;

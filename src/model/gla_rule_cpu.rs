@@ -35,7 +35,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorPrimitive};
 
-use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
+use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view_all};
 use super::rule_cpu::Dims;
 
 /// Positions between the states the forward pass keeps for the backward pass.
@@ -56,12 +56,7 @@ pub fn try_fused<B: Backend>(
     if !fused_enabled() {
         return None;
     }
-    if let (Some(q), Some(k), Some(v), Some(g)) = (
-        view::<_, Tensor<A, 3>>(q_bsk),
-        view::<_, Tensor<A, 3>>(k_bsk),
-        view::<_, Tensor<A, 3>>(v_bsv),
-        view::<_, Tensor<A, 3>>(g_bsk),
-    ) {
+    if let Some([q, k, v, g]) = view_all::<_, Tensor<A, 3>, 4>([q_bsk, k_bsk, v_bsv, g_bsk]) {
         return cast(rule_autodiff(
             q.clone(),
             k.clone(),
@@ -92,14 +87,7 @@ pub fn try_resumed<B: Backend>(
     if !fused_enabled() {
         return None;
     }
-    let (Some(q), Some(k), Some(v), Some(g)) = (
-        view::<_, Tensor<Flex, 3>>(q_bsk),
-        view::<_, Tensor<Flex, 3>>(k_bsk),
-        view::<_, Tensor<Flex, 3>>(v_bsv),
-        view::<_, Tensor<Flex, 3>>(g_bsk),
-    ) else {
-        return None;
-    };
+    let [q, k, v, g] = view_all::<_, Tensor<Flex, 3>, 4>([q_bsk, k_bsk, v_bsv, g_bsk])?;
     let dims = Dims::of(q.dims(), v.dims(), heads);
     if s0.is_some_and(|s0| s0.len() != dims.b * dims.h * dims.state()) {
         return None;

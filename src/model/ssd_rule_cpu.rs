@@ -37,7 +37,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
-use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view};
+use super::cpu_ops::{Ad as A, cast, fused_enabled, host, view_all};
 
 /// Positions between the states the forward pass keeps for the backward pass.
 pub const SPAN: usize = 16;
@@ -59,22 +59,10 @@ pub fn try_fused<B: Backend>(
     if !fused_enabled() {
         return None;
     }
-    if let (Some(c), Some(b), Some(v), Some(g)) = (
-        view::<_, Tensor<A, 3>>(c_bsn),
-        view::<_, Tensor<A, 3>>(b_bsn),
-        view::<_, Tensor<A, 3>>(v_bsi),
-        view::<_, Tensor<A, 3>>(g_bsh),
-    ) {
+    if let Some([c, b, v, g]) = view_all::<_, Tensor<A, 3>, 4>([c_bsn, b_bsn, v_bsi, g_bsh]) {
         return cast(rule_autodiff(c.clone(), b.clone(), v.clone(), g.clone()));
     }
-    let (Some(c), Some(b), Some(v), Some(g)) = (
-        view::<_, Tensor<Flex, 3>>(c_bsn),
-        view::<_, Tensor<Flex, 3>>(b_bsn),
-        view::<_, Tensor<Flex, 3>>(v_bsi),
-        view::<_, Tensor<Flex, 3>>(g_bsh),
-    ) else {
-        return None;
-    };
+    let [c, b, v, g] = view_all::<_, Tensor<Flex, 3>, 4>([c_bsn, b_bsn, v_bsi, g_bsh])?;
     let dims = Dims::of(c.dims(), v.dims(), g.dims());
     let inputs = Inputs::read(c.clone(), b.clone(), v.clone(), g.clone());
     // Inference keeps no state: nothing runs backwards.
