@@ -414,8 +414,8 @@ mod tests {
                             for (i, (&a, &e)) in a.iter().zip(e).enumerate() {
                                 assert!(
                                     (a - e).abs() <= 1e-5 * e.abs().max(1.0),
-                                    "∂{name}[{i}] runs {runs} k {k} s {s} bias {biased} silu {with_silu}: \
-                                     {a} vs {e}"
+                                    "∂{name}[{i}] runs {runs} k {k} s {s} bias {biased} \
+                                     silu {with_silu}: {a} vs {e}"
                                 );
                             }
                         }

@@ -1,9 +1,9 @@
 //! What mechlab's own CPU operations share ([`super::scan_cpu`], [`super::gelu_cpu`],
 //! [`super::xent_cpu`], [`super::conv_cpu`], the recurrences [`super::delta_rule_cpu`],
 //! [`super::gla_rule_cpu`] and [`super::ssd_rule_cpu`]): each is an operation of burn's `flex`
-//! backend with its own backward pass (burn's `Backward` trait), reached from generic model code by downcasting: when the backend
-//! is `Autodiff<Flex>` (training) or `Flex` (inference) the operation runs, otherwise the tensor
-//! operations it replaces do.
+//! backend with its own backward pass (burn's `Backward` trait), reached from generic model code
+//! by downcasting: when the backend is `Autodiff<Flex>` (training) or `Flex` (inference) the
+//! operation runs, otherwise the tensor operations it replaces do.
 //!
 //! `MECHLAB_GENERIC_OPS=1` turns them off, so that the CPU runs the tensor operations every other
 //! backend (CUDA, wgpu) runs: CI runs the model, training, packing and intervention tests both

@@ -17,8 +17,8 @@
 //! ```
 //! i = 2·d. The recurrence is GLA's with `q = C`, `k = B`, `v = Δ·x` and the log-decay `Δ·A` on
 //! every key channel: [`super::ssd_rule`] runs it (a fused operation of its own on the CPU,
-//! GLA's chunked form elsewhere). d_model 16 with the reference's heads of 64 channels has no reference model
-//! (mamba_ssm asserts); `model.heads` sets them.
+//! GLA's chunked form elsewhere). d_model 16 with the reference's heads of 64 channels has no
+//! reference model (mamba_ssm asserts); `model.heads` sets them.
 //!
 //! Shape letters: b batch, s sequence, d model width, i inner width, n state, h heads, k taps.
 
