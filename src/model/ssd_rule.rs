@@ -85,8 +85,8 @@ mod tests {
         out
     }
 
-    /// Log-decays as Mamba-2 makes them, `Δ·A` with `Δ = softplus(·)` and `A` up to −16: some
-    /// strong (e^−30 per step), most mild.
+    /// Log-decays of Mamba-2's form `Δ·A`, `Δ = softplus(·)`, here with `A = −1.5` and the
+    /// argument's σ 2: some strong (down to about −9 a step), most mild.
     fn log_decay<B: Backend>(init: &mut Init<B>, shape: [usize; 3]) -> Tensor<B, 3> {
         softplus(init.normal(shape, 2.0), 1.0).mul_scalar(-1.5)
     }
